@@ -1,0 +1,373 @@
+//! The daemons' own configuration files (`agent.toml`, `collector.toml`), with defaults and validation.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+
+use crate::profile::one_line;
+
+/// A configuration file that could not be used, naming the file and the problem.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: {message}")]
+pub struct ConfigError {
+    /// The configuration file.
+    pub file: PathBuf,
+    /// What is wrong, with line and column for parse errors.
+    pub message: String,
+}
+
+fn load_toml<T: DeserializeOwned>(file: &Path) -> Result<T, ConfigError> {
+    let err = |message: String| ConfigError {
+        file: file.to_path_buf(),
+        message,
+    };
+    let text = std::fs::read_to_string(file).map_err(|e| err(e.to_string()))?;
+    toml::from_str(&text).map_err(|e| err(one_line(&e.to_string())))
+}
+
+/// Reads a secret from a file: the first non-empty line, trimmed.
+pub fn read_secret(file: &Path) -> Result<String, ConfigError> {
+    let text = std::fs::read_to_string(file).map_err(|e| ConfigError {
+        file: file.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    text.lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_string)
+        .ok_or_else(|| ConfigError {
+            file: file.to_path_buf(),
+            message: "no token in file".into(),
+        })
+}
+
+/// Resolves a path relative to the directory of the config file that named it.
+fn resolve(base: &Path, p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base.parent().unwrap_or(Path::new(".")).join(p)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Agent
+
+fn default_intake_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 7301))
+}
+fn default_collector_url() -> String {
+    "http://127.0.0.1:7300".into()
+}
+fn default_max_events() -> usize {
+    5_000
+}
+fn default_max_bytes() -> usize {
+    1 << 20
+}
+fn default_max_age_ms() -> u64 {
+    2_000
+}
+fn default_max_pending_batches() -> usize {
+    1_000
+}
+fn default_sample_interval() -> u64 {
+    crate::profile::DEFAULT_COLLECTION_INTERVAL
+}
+fn default_max_intake_bytes() -> usize {
+    8 << 20
+}
+
+/// `agent.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    /// Name this agent reports under; the host name when absent.
+    #[serde(default)]
+    pub agent_id: Option<String>,
+    /// Directory of profile TOML files; the shortest `collection_interval` of the performance
+    /// profiles there sets the sampling interval. Relative paths are relative to this file.
+    #[serde(default)]
+    pub profiles_dir: Option<PathBuf>,
+    /// Sampling interval in seconds when no performance profile is found.
+    #[serde(default = "default_sample_interval")]
+    pub default_sample_interval: u64,
+    /// Where batches go.
+    #[serde(default)]
+    pub collector: CollectorTarget,
+    /// The local HTTP intake for usage events.
+    #[serde(default)]
+    pub intake: IntakeConfig,
+    /// When a batch is closed and shipped.
+    #[serde(default)]
+    pub batch: BatchConfig,
+    /// The TD Generator process to watch.
+    #[serde(default)]
+    pub process: ProcessConfig,
+}
+
+/// The collector an agent ships to.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CollectorTarget {
+    /// Base URL of the collector, for example `http://collector:7300`.
+    #[serde(default = "default_collector_url")]
+    pub url: String,
+    /// File holding the bearer token (first non-empty line). The `TDA_AGENT_TOKEN` environment
+    /// variable overrides it.
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+}
+
+impl Default for CollectorTarget {
+    fn default() -> Self {
+        CollectorTarget {
+            url: default_collector_url(),
+            token_file: None,
+        }
+    }
+}
+
+/// The agent's local event intake.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntakeConfig {
+    /// Address the intake listens on; keep it on loopback unless the network is trusted.
+    #[serde(default = "default_intake_listen")]
+    pub listen: SocketAddr,
+    /// Largest request body accepted, bytes.
+    #[serde(default = "default_max_intake_bytes")]
+    pub max_body_bytes: usize,
+}
+
+impl Default for IntakeConfig {
+    fn default() -> Self {
+        IntakeConfig {
+            listen: default_intake_listen(),
+            max_body_bytes: default_max_intake_bytes(),
+        }
+    }
+}
+
+/// Batch closing rules: whichever limit is reached first closes the batch.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchConfig {
+    /// Most events and samples in one batch.
+    #[serde(default = "default_max_events")]
+    pub max_events: usize,
+    /// Most uncompressed JSON bytes in one batch (approximate).
+    #[serde(default = "default_max_bytes")]
+    pub max_bytes: usize,
+    /// Longest time a record waits in an open batch, milliseconds.
+    #[serde(default = "default_max_age_ms")]
+    pub max_age_ms: u64,
+    /// Closed batches held in memory while the collector is unreachable; the oldest is dropped
+    /// (and counted) beyond this.
+    #[serde(default = "default_max_pending_batches")]
+    pub max_pending_batches: usize,
+}
+
+impl Default for BatchConfig {
+    fn default() -> Self {
+        BatchConfig {
+            max_events: default_max_events(),
+            max_bytes: default_max_bytes(),
+            max_age_ms: default_max_age_ms(),
+            max_pending_batches: default_max_pending_batches(),
+        }
+    }
+}
+
+/// How to find the watched process: a pid file wins over a name.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProcessConfig {
+    /// File holding the process id.
+    #[serde(default)]
+    pub pid_file: Option<PathBuf>,
+    /// Exact process name (as in `/proc/PID/comm`).
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+impl AgentConfig {
+    /// Reads and validates `agent.toml`, resolving relative paths against its directory.
+    pub fn load(file: &Path) -> Result<Self, ConfigError> {
+        let mut cfg: AgentConfig = load_toml(file)?;
+        cfg.profiles_dir = cfg.profiles_dir.map(|p| resolve(file, &p));
+        cfg.collector.token_file = cfg.collector.token_file.map(|p| resolve(file, &p));
+        cfg.process.pid_file = cfg.process.pid_file.map(|p| resolve(file, &p));
+        cfg.validate().map_err(|message| ConfigError {
+            file: file.to_path_buf(),
+            message,
+        })?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if !(self.collector.url.starts_with("http://") || self.collector.url.starts_with("https://")) {
+            return Err(format!("collector.url: `{}` is not an http(s) URL", self.collector.url));
+        }
+        if self.batch.max_events == 0 || self.batch.max_bytes == 0 || self.batch.max_age_ms == 0 {
+            return Err("batch: max_events, max_bytes and max_age_ms must be > 0".into());
+        }
+        if self.batch.max_pending_batches == 0 {
+            return Err("batch.max_pending_batches: must be > 0".into());
+        }
+        if self.default_sample_interval == 0 {
+            return Err("default_sample_interval: must be > 0 seconds".into());
+        }
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Collector
+
+fn default_collector_listen() -> SocketAddr {
+    SocketAddr::from(([0, 0, 0, 0], 7300))
+}
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("/var/lib/tda")
+}
+fn default_max_body() -> usize {
+    16 << 20
+}
+fn default_max_decompressed() -> usize {
+    64 << 20
+}
+
+/// `collector.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CollectorConfig {
+    /// Address the API, dashboard and batch intake listen on.
+    #[serde(default = "default_collector_listen")]
+    pub listen: SocketAddr,
+    /// State directory; data lives under `<data_dir>/analytics/`. Relative paths are relative
+    /// to this file.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// Profiles directory; `<data_dir>/analytics/profiles` when absent.
+    #[serde(default)]
+    pub profiles_dir: Option<PathBuf>,
+    /// Who may send batches.
+    #[serde(default)]
+    pub auth: AuthConfig,
+    /// Request size limits.
+    #[serde(default)]
+    pub limits: LimitsConfig,
+}
+
+/// Agent authentication.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// File of bearer tokens agents may send batches with, one per line (`#` comments allowed).
+    /// The `TDA_INGEST_TOKENS` environment variable (comma-separated) adds to it.
+    #[serde(default)]
+    pub ingest_tokens_file: Option<PathBuf>,
+}
+
+/// Limits on what one request may carry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Largest request body as sent (compressed), bytes; larger is 413.
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: usize,
+    /// Largest batch after decompression, bytes; larger is 413.
+    #[serde(default = "default_max_decompressed")]
+    pub max_decompressed_bytes: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_body_bytes: default_max_body(),
+            max_decompressed_bytes: default_max_decompressed(),
+        }
+    }
+}
+
+impl CollectorConfig {
+    /// Reads and validates `collector.toml`, resolving relative paths against its directory.
+    pub fn load(file: &Path) -> Result<Self, ConfigError> {
+        let mut cfg: CollectorConfig = load_toml(file)?;
+        cfg.data_dir = resolve(file, &cfg.data_dir);
+        cfg.profiles_dir = cfg.profiles_dir.map(|p| resolve(file, &p));
+        cfg.auth.ingest_tokens_file = cfg.auth.ingest_tokens_file.map(|p| resolve(file, &p));
+        if cfg.limits.max_body_bytes == 0 || cfg.limits.max_decompressed_bytes == 0 {
+            return Err(ConfigError {
+                file: file.to_path_buf(),
+                message: "limits: max_body_bytes and max_decompressed_bytes must be > 0".into(),
+            });
+        }
+        Ok(cfg)
+    }
+
+    /// `<data_dir>/analytics`.
+    pub fn analytics_dir(&self) -> PathBuf {
+        self.data_dir.join("analytics")
+    }
+
+    /// The profiles directory in force.
+    pub fn profiles_dir(&self) -> PathBuf {
+        self.profiles_dir
+            .clone()
+            .unwrap_or_else(|| self.analytics_dir().join("profiles"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    #[test]
+    fn agent_defaults_and_relative_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = write(dir.path(), "agent.toml", "profiles_dir = \"profiles\"\n[collector]\ntoken_file = \"tok\"\n");
+        let cfg = AgentConfig::load(&f).unwrap();
+        assert_eq!(cfg.intake.listen.port(), 7301);
+        assert_eq!(cfg.profiles_dir.unwrap(), dir.path().join("profiles"));
+        assert_eq!(cfg.collector.token_file.unwrap(), dir.path().join("tok"));
+        assert_eq!(cfg.batch.max_events, 5_000);
+    }
+
+    #[test]
+    fn collector_errors_name_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = write(dir.path(), "collector.toml", "listen = \"0.0.0.0:7300\"\nlisten_port = 1\n");
+        let e = CollectorConfig::load(&f).unwrap_err().to_string();
+        assert!(e.contains("collector.toml: line 2, column 1"), "{e}");
+        assert!(e.contains("unknown field `listen_port`"), "{e}");
+        let f = write(dir.path(), "c2.toml", "[limits]\nmax_body_bytes = 0\n");
+        assert!(CollectorConfig::load(&f).unwrap_err().to_string().contains("max_body_bytes"));
+    }
+
+    #[test]
+    fn collector_profiles_dir_defaults_under_data_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = write(dir.path(), "collector.toml", "data_dir = \"state\"\n");
+        let cfg = CollectorConfig::load(&f).unwrap();
+        assert_eq!(cfg.profiles_dir(), dir.path().join("state/analytics/profiles"));
+    }
+
+    #[test]
+    fn secrets_skip_comments() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = write(dir.path(), "tok", "# agent token\n\n  s3cret  \n");
+        assert_eq!(read_secret(&f).unwrap(), "s3cret");
+        let f = write(dir.path(), "empty", "\n");
+        assert!(read_secret(&f).is_err());
+    }
+}

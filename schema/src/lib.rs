@@ -1,0 +1,13 @@
+//! Wire types, profile schema and daemon configuration shared by the TD Analytics agent and collector.
+//!
+//! This crate holds data definitions and their validation only: no I/O beyond reading a config
+//! file, no storage, no HTTP. Both daemons and the `tda` CLI agree on formats through it.
+
+pub mod config;
+pub mod profile;
+pub mod timestamp;
+pub mod wire;
+
+pub use profile::{AggregationLevel, Profile, ProfileType, Settings};
+pub use timestamp::Timestamp;
+pub use wire::{Batch, Event, FieldError, HostSample, ProcessSample};
