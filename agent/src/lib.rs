@@ -1,1 +1,13 @@
-//! placeholder
+//! The TD Analytics agent: samples host and process metrics, takes usage events, ships batches.
+//!
+//! Data path: [`intake`] and [`sample`] feed records to [`batch`], which closes and compresses
+//! batches into a bounded queue that [`ship`] sends to the collector. [`simulate`] is the
+//! TD Generator traffic simulator used by the demo and the tests.
+
+pub mod batch;
+pub mod counters;
+pub mod intake;
+pub mod run;
+pub mod sample;
+pub mod ship;
+pub mod simulate;

@@ -1,0 +1,79 @@
+//! The agent's own counters, served on its `/healthz` endpoint.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::Serialize;
+
+/// Monotonic counters of what the agent took in, sent, retried and dropped.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Usage events accepted on the intake.
+    pub events_received: AtomicU64,
+    /// Intake requests refused as invalid (4xx).
+    pub requests_rejected: AtomicU64,
+    /// Host samples taken.
+    pub samples_taken: AtomicU64,
+    /// Batches the collector acknowledged.
+    pub batches_sent: AtomicU64,
+    /// Events inside acknowledged batches.
+    pub events_sent: AtomicU64,
+    /// Send attempts that failed and will be retried.
+    pub send_retries: AtomicU64,
+    /// Batches dropped because the pending queue was full.
+    pub batches_dropped: AtomicU64,
+    /// Events inside dropped batches.
+    pub events_dropped: AtomicU64,
+    /// Batches the collector refused as invalid (not retried).
+    pub batches_rejected: AtomicU64,
+    /// Batches waiting to be sent (a gauge).
+    pub pending_batches: AtomicU64,
+}
+
+/// A point-in-time copy of [`Counters`].
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+pub struct Snapshot {
+    /// See [`Counters::events_received`].
+    pub events_received: u64,
+    /// See [`Counters::requests_rejected`].
+    pub requests_rejected: u64,
+    /// See [`Counters::samples_taken`].
+    pub samples_taken: u64,
+    /// See [`Counters::batches_sent`].
+    pub batches_sent: u64,
+    /// See [`Counters::events_sent`].
+    pub events_sent: u64,
+    /// See [`Counters::send_retries`].
+    pub send_retries: u64,
+    /// See [`Counters::batches_dropped`].
+    pub batches_dropped: u64,
+    /// See [`Counters::events_dropped`].
+    pub events_dropped: u64,
+    /// See [`Counters::batches_rejected`].
+    pub batches_rejected: u64,
+    /// See [`Counters::pending_batches`].
+    pub pending_batches: u64,
+}
+
+/// Adds `n` to a counter.
+pub fn add(counter: &AtomicU64, n: u64) {
+    counter.fetch_add(n, Ordering::Relaxed);
+}
+
+impl Counters {
+    /// Reads every counter.
+    pub fn snapshot(&self) -> Snapshot {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        Snapshot {
+            events_received: get(&self.events_received),
+            requests_rejected: get(&self.requests_rejected),
+            samples_taken: get(&self.samples_taken),
+            batches_sent: get(&self.batches_sent),
+            events_sent: get(&self.events_sent),
+            send_retries: get(&self.send_retries),
+            batches_dropped: get(&self.batches_dropped),
+            events_dropped: get(&self.events_dropped),
+            batches_rejected: get(&self.batches_rejected),
+            pending_batches: get(&self.pending_batches),
+        }
+    }
+}

@@ -1,0 +1,69 @@
+//! The local HTTP intake: `POST /v1/events` takes a JSON array of usage events; `GET /healthz`
+//! reports the agent's counters.
+
+use std::sync::Arc;
+
+use hyper::body::Incoming;
+use hyper::{Method, Request, StatusCode};
+use tda_schema::wire::decode_events;
+use tda_web::{error, json, read_body, Response};
+use tokio::sync::mpsc;
+
+use crate::batch::Record;
+use crate::counters::{add, Counters};
+
+/// What the intake handlers share.
+pub struct Intake {
+    /// Where accepted events go.
+    pub records: mpsc::Sender<Record>,
+    /// The agent's counters.
+    pub counters: Arc<Counters>,
+    /// The agent's id, reported on `/healthz`.
+    pub agent_id: String,
+    /// Largest accepted body, bytes.
+    pub max_body_bytes: usize,
+}
+
+impl Intake {
+    /// Routes one request.
+    pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response {
+        match (req.method(), req.uri().path()) {
+            (&Method::POST, "/v1/events") => self.events(req).await,
+            (&Method::GET, "/healthz") => json(
+                StatusCode::OK,
+                &serde_json::json!({
+                    "status": "ok",
+                    "agent_id": self.agent_id,
+                    "counters": self.counters.snapshot(),
+                }),
+            ),
+            (_, "/v1/events") | (_, "/healthz") => {
+                error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
+            }
+            (_, path) => error(StatusCode::NOT_FOUND, &format!("no route {path}")),
+        }
+    }
+
+    async fn events(&self, req: Request<Incoming>) -> Response {
+        let body = match read_body(req, self.max_body_bytes).await {
+            Ok(b) => b,
+            Err(resp) => {
+                add(&self.counters.requests_rejected, 1);
+                return resp;
+            }
+        };
+        let events = match decode_events(&body) {
+            Ok(e) => e,
+            Err(e) => {
+                add(&self.counters.requests_rejected, 1);
+                return error(StatusCode::BAD_REQUEST, &e.to_string());
+            }
+        };
+        let n = events.len();
+        if n > 0 && self.records.send(Record::Events(events)).await.is_err() {
+            return error(StatusCode::SERVICE_UNAVAILABLE, "agent is shutting down");
+        }
+        add(&self.counters.events_received, n as u64);
+        json(StatusCode::ACCEPTED, &serde_json::json!({ "accepted": n }))
+    }
+}

@@ -1,0 +1,171 @@
+//! Shipping: sends queued batches to the collector with a bearer token, retrying with backoff.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::RngExt;
+use reqwest::header::{AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, RETRY_AFTER};
+use reqwest::StatusCode;
+use tokio::sync::watch;
+
+use crate::batch::{Closed, Queue};
+use crate::counters::{add, Counters};
+
+/// First retry delay.
+pub const BACKOFF_BASE: Duration = Duration::from_millis(200);
+/// Longest retry delay.
+pub const BACKOFF_CAP: Duration = Duration::from_secs(30);
+
+/// What one send attempt came to.
+#[derive(Debug, PartialEq)]
+pub enum Outcome {
+    /// The collector stored the batch.
+    Stored,
+    /// A transient failure; try again, not before the given delay if the collector named one.
+    Retry(Option<Duration>),
+    /// The collector refused the batch as invalid; sending it again cannot succeed.
+    Rejected(String),
+}
+
+/// Sends batches to one collector.
+pub struct Shipper {
+    client: reqwest::Client,
+    url: String,
+    token: Option<String>,
+}
+
+impl Shipper {
+    /// A shipper for the collector at `base_url`.
+    pub fn new(base_url: &str, token: Option<String>) -> Self {
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap_or_default();
+        Shipper {
+            client,
+            url: format!("{}/v1/batches", base_url.trim_end_matches('/')),
+            token,
+        }
+    }
+
+    /// One attempt to send one batch.
+    pub async fn send(&self, batch: &Closed) -> Outcome {
+        let mut req = self
+            .client
+            .post(&self.url)
+            .header(CONTENT_TYPE, "application/json")
+            .header(CONTENT_ENCODING, "zstd")
+            .body(batch.body.clone());
+        if let Some(t) = &self.token {
+            req = req.header(AUTHORIZATION, format!("Bearer {t}"));
+        }
+        let resp = match req.send().await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(batch_id = %batch.batch_id, error = %e, "collector unreachable");
+                return Outcome::Retry(None);
+            }
+        };
+        let status = resp.status();
+        if status.is_success() {
+            return Outcome::Stored;
+        }
+        let retry_after = resp
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let text = resp.text().await.unwrap_or_default();
+        if retryable(status) {
+            tracing::warn!(batch_id = %batch.batch_id, %status, body = %text, "collector failed, will retry");
+            Outcome::Retry(retry_after)
+        } else {
+            Outcome::Rejected(format!("{status}: {text}"))
+        }
+    }
+}
+
+/// 5xx, 408 and 429 are worth retrying; other 4xx mean the batch itself is wrong.
+pub fn retryable(status: StatusCode) -> bool {
+    status.is_server_error()
+        || status == StatusCode::REQUEST_TIMEOUT
+        || status == StatusCode::TOO_MANY_REQUESTS
+}
+
+/// Full-jitter exponential backoff: a random delay up to `base * 2^attempt`, capped.
+pub fn backoff(attempt: u32) -> Duration {
+    let ceiling = BACKOFF_BASE
+        .saturating_mul(1u32 << attempt.min(16))
+        .min(BACKOFF_CAP);
+    let ms = ceiling.as_millis().max(1) as u64;
+    Duration::from_millis(rand::rng().random_range(ms / 2..=ms))
+}
+
+/// Sends queued batches in order until `stop` turns true and the queue is empty (or `stop`
+/// turns true while the collector is failing).
+pub async fn run(shipper: Shipper, queue: Arc<Queue>, counters: Arc<Counters>, mut stop: watch::Receiver<bool>) {
+    let mut attempt = 0u32;
+    loop {
+        let Some(batch) = queue.front() else {
+            if *stop.borrow() {
+                return;
+            }
+            tokio::select! {
+                _ = queue.ready.notified() => {}
+                _ = stop.changed() => {}
+            }
+            continue;
+        };
+        match shipper.send(&batch).await {
+            Outcome::Stored => {
+                attempt = 0;
+                queue.remove(&batch.batch_id);
+                add(&counters.batches_sent, 1);
+                add(&counters.events_sent, batch.events);
+            }
+            Outcome::Rejected(why) => {
+                queue.remove(&batch.batch_id);
+                add(&counters.batches_rejected, 1);
+                tracing::error!(batch_id = %batch.batch_id, events = batch.events, error = %why, "collector rejected batch");
+            }
+            Outcome::Retry(after) => {
+                add(&counters.send_retries, 1);
+                if *stop.borrow() {
+                    return;
+                }
+                let delay = backoff(attempt).max(after.unwrap_or_default());
+                attempt = attempt.saturating_add(1);
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = stop.changed() => {}
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        for attempt in 0..40 {
+            let d = backoff(attempt);
+            let ceiling = BACKOFF_BASE.saturating_mul(1 << attempt.min(16)).min(BACKOFF_CAP);
+            assert!(d <= ceiling && d >= ceiling / 2, "attempt {attempt}: {d:?}");
+        }
+    }
+
+    #[test]
+    fn only_transient_statuses_are_retried() {
+        assert!(retryable(StatusCode::SERVICE_UNAVAILABLE));
+        assert!(retryable(StatusCode::TOO_MANY_REQUESTS));
+        assert!(retryable(StatusCode::REQUEST_TIMEOUT));
+        assert!(!retryable(StatusCode::BAD_REQUEST));
+        assert!(!retryable(StatusCode::UNAUTHORIZED));
+        assert!(!retryable(StatusCode::PAYLOAD_TOO_LARGE));
+    }
+}
