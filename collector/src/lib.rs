@@ -1,1 +1,14 @@
-//! placeholder
+//! The TD Analytics collector: authenticates and stores agents' batches, serves statistics,
+//! profiles and the dashboard; and the `tda` operator CLI that talks to it.
+//!
+//! Request path: [`api`] routes; [`ingest`] takes batches into [`store`]; [`stats`] folds stored
+//! data into answers; [`profiles`] holds the profiles in force. [`server`] wires them at start.
+
+pub mod api;
+pub mod cli;
+pub mod dashboard;
+pub mod ingest;
+pub mod profiles;
+pub mod server;
+pub mod stats;
+pub mod store;

@@ -1,0 +1,64 @@
+//! Usage and performance statistics computed from stored events and samples over a time range.
+
+pub mod performance;
+pub mod quantile;
+pub mod usage;
+
+use serde::Serialize;
+use tda_schema::Timestamp;
+
+use quantile::{Sketch, RELATIVE_ERROR};
+
+/// Latency percentiles, milliseconds, with the estimator's stated error.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Latency {
+    /// Requests that reported a latency.
+    pub count: u64,
+    /// Median.
+    pub p50: Option<f64>,
+    /// 95th percentile.
+    pub p95: Option<f64>,
+    /// 99th percentile.
+    pub p99: Option<f64>,
+    /// Each percentile is within this fraction of the exact value at rank floor(q·(n−1)).
+    pub relative_error: f64,
+}
+
+impl Latency {
+    /// Reads the percentiles out of a sketch.
+    pub fn from_sketch(s: &Sketch) -> Self {
+        let round = |v: Option<f64>| v.map(|x| (x * 1000.0).round() / 1000.0);
+        Latency {
+            count: s.count(),
+            p50: round(s.quantile(0.50)),
+            p95: round(s.quantile(0.95)),
+            p99: round(s.quantile(0.99)),
+            relative_error: RELATIVE_ERROR,
+        }
+    }
+}
+
+/// The time range a statistic covers.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Range {
+    /// Start, epoch ms (inclusive).
+    pub from_ms: i64,
+    /// End, epoch ms (exclusive).
+    pub to_ms: i64,
+    /// Start, RFC 3339.
+    pub from: String,
+    /// End, RFC 3339.
+    pub to: String,
+}
+
+impl Range {
+    /// The range `[from_ms, to_ms)`.
+    pub fn new(from_ms: i64, to_ms: i64) -> Self {
+        Range {
+            from_ms,
+            to_ms,
+            from: Timestamp(from_ms).to_rfc3339(),
+            to: Timestamp(to_ms).to_rfc3339(),
+        }
+    }
+}

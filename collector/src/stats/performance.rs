@@ -1,0 +1,363 @@
+//! Performance statistics: latency percentiles, error rates and top errors, host and process
+//! resources per agent, and a one-word system-health summary with its reasons.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::Serialize;
+use tda_schema::{Event, HostSample, ProcessSample};
+#[cfg(test)]
+use tda_schema::Timestamp;
+
+use super::quantile::Sketch;
+use super::{Latency, Range};
+
+/// Error rate above which health is `degraded`.
+pub const ERROR_RATE_DEGRADED: f64 = 0.05;
+/// Error rate above which health is `critical`.
+pub const ERROR_RATE_CRITICAL: f64 = 0.20;
+/// p95 latency above which health is `degraded`, milliseconds.
+pub const P95_DEGRADED_MS: f64 = 2_000.0;
+/// Latest CPU or memory use above which a host makes health `degraded`, percent.
+pub const RESOURCE_DEGRADED_PERCENT: f64 = 90.0;
+/// How many top error types are listed.
+pub const TOP_ERRORS: usize = 10;
+
+/// `GET /api/v1/stats/performance`.
+#[derive(Debug, Serialize)]
+pub struct PerformanceStats {
+    /// Always `performance`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// The range covered.
+    pub range: Range,
+    /// Requests in the range.
+    pub requests: u64,
+    /// Failed requests (an `error` or a 5xx status).
+    pub errors: u64,
+    /// errors / requests (0 when there were no requests).
+    pub error_rate: f64,
+    /// Latency percentiles over all requests.
+    pub latency_ms: Latency,
+    /// Latency percentiles per feature, by feature name.
+    pub latency_by_feature: BTreeMap<String, Latency>,
+    /// The most frequent error types, most frequent first.
+    pub top_errors: Vec<ErrorCount>,
+    /// Host and process figures per agent, by agent id.
+    pub agents: Vec<AgentStats>,
+    /// System health summary.
+    pub health: Health,
+}
+
+/// How often one error type occurred.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct ErrorCount {
+    /// Error type (the event's `error`, or `http_<status>`).
+    pub error: String,
+    /// Occurrences.
+    pub count: u64,
+}
+
+/// Resource figures of one agent's host and watched process.
+#[derive(Debug, Serialize)]
+pub struct AgentStats {
+    /// Agent id.
+    pub agent_id: String,
+    /// Samples in the range.
+    pub samples: u64,
+    /// Time of the latest sample, RFC 3339.
+    pub last_seen: String,
+    /// The latest host sample, as sent.
+    pub latest: HostSample,
+    /// Host averages over the range.
+    pub average: HostAverage,
+    /// Watched-process averages over the samples that had the process.
+    pub process_average: Option<ProcessAverage>,
+}
+
+/// Averages of the host gauges and of the per-sample I/O counters.
+#[derive(Debug, Serialize, Default, PartialEq)]
+pub struct HostAverage {
+    /// CPU busy, percent.
+    pub cpu_percent: f64,
+    /// Memory used, bytes.
+    pub mem_used_bytes: f64,
+    /// Memory used, percent of total.
+    pub mem_used_percent: f64,
+    /// Swap used, bytes.
+    pub swap_used_bytes: f64,
+    /// One-minute load.
+    pub load1: f64,
+    /// Disk bytes read per sample interval.
+    pub disk_read_bytes: f64,
+    /// Disk bytes written per sample interval.
+    pub disk_written_bytes: f64,
+    /// Network bytes received per sample interval.
+    pub net_rx_bytes: f64,
+    /// Network bytes sent per sample interval.
+    pub net_tx_bytes: f64,
+}
+
+/// Averages of the watched process's figures.
+#[derive(Debug, Serialize, Default, PartialEq)]
+pub struct ProcessAverage {
+    /// CPU, percent of one core.
+    pub cpu_percent: f64,
+    /// Resident memory, bytes.
+    pub rss_bytes: f64,
+    /// Threads.
+    pub threads: f64,
+    /// Open file descriptors.
+    pub open_fds: f64,
+}
+
+/// `ok`, `degraded`, `critical` or `no_data`, and why.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct Health {
+    /// Overall status.
+    pub status: &'static str,
+    /// What made it so, one line each.
+    pub reasons: Vec<String>,
+}
+
+#[derive(Default)]
+struct AgentAcc {
+    samples: u64,
+    latest: Option<HostSample>,
+    host: HostAverage,
+    process: ProcessAverage,
+    process_samples: u64,
+}
+
+impl AgentAcc {
+    fn add(&mut self, s: &HostSample) {
+        self.samples += 1;
+        let h = &mut self.host;
+        h.cpu_percent += f64::from(s.cpu_percent);
+        h.mem_used_bytes += s.mem_used_bytes as f64;
+        h.mem_used_percent += percent(s.mem_used_bytes, s.mem_total_bytes);
+        h.swap_used_bytes += s.swap_used_bytes as f64;
+        h.load1 += s.load[0];
+        h.disk_read_bytes += s.disk_read_bytes as f64;
+        h.disk_written_bytes += s.disk_written_bytes as f64;
+        h.net_rx_bytes += s.net_rx_bytes as f64;
+        h.net_tx_bytes += s.net_tx_bytes as f64;
+        if let Some(p) = &s.process {
+            self.add_process(p);
+        }
+        if self.latest.as_ref().is_none_or(|l| l.timestamp <= s.timestamp) {
+            self.latest = Some(s.clone());
+        }
+    }
+
+    fn add_process(&mut self, p: &ProcessSample) {
+        self.process_samples += 1;
+        self.process.cpu_percent += f64::from(p.cpu_percent);
+        self.process.rss_bytes += p.rss_bytes as f64;
+        self.process.threads += f64::from(p.threads);
+        self.process.open_fds += f64::from(p.open_fds);
+    }
+
+    fn finish(self, agent_id: String) -> Option<AgentStats> {
+        let latest = self.latest?;
+        let n = self.samples.max(1) as f64;
+        let h = self.host;
+        let average = HostAverage {
+            cpu_percent: h.cpu_percent / n,
+            mem_used_bytes: h.mem_used_bytes / n,
+            mem_used_percent: h.mem_used_percent / n,
+            swap_used_bytes: h.swap_used_bytes / n,
+            load1: h.load1 / n,
+            disk_read_bytes: h.disk_read_bytes / n,
+            disk_written_bytes: h.disk_written_bytes / n,
+            net_rx_bytes: h.net_rx_bytes / n,
+            net_tx_bytes: h.net_tx_bytes / n,
+        };
+        let pn = self.process_samples as f64;
+        let p = self.process;
+        let process_average = (self.process_samples > 0).then(|| ProcessAverage {
+            cpu_percent: p.cpu_percent / pn,
+            rss_bytes: p.rss_bytes / pn,
+            threads: p.threads / pn,
+            open_fds: p.open_fds / pn,
+        });
+        Some(AgentStats {
+            agent_id,
+            samples: self.samples,
+            last_seen: latest.timestamp.to_rfc3339(),
+            latest,
+            average,
+            process_average,
+        })
+    }
+}
+
+fn percent(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        part as f64 * 100.0 / whole as f64
+    }
+}
+
+/// Folds events and samples into [`PerformanceStats`].
+pub struct PerformanceAcc {
+    range: (i64, i64),
+    requests: u64,
+    errors: u64,
+    latency: Sketch,
+    by_feature: HashMap<String, Sketch>,
+    error_kinds: HashMap<String, u64>,
+    agents: BTreeMap<String, AgentAcc>,
+}
+
+impl PerformanceAcc {
+    /// An accumulator for `[from, to)`.
+    pub fn new(from: i64, to: i64) -> Self {
+        PerformanceAcc {
+            range: (from, to),
+            requests: 0,
+            errors: 0,
+            latency: Sketch::new(),
+            by_feature: HashMap::new(),
+            error_kinds: HashMap::new(),
+            agents: BTreeMap::new(),
+        }
+    }
+
+    /// Counts one event.
+    pub fn add_event(&mut self, e: &Event) {
+        self.requests += 1;
+        if let Some(kind) = e.error_kind() {
+            self.errors += 1;
+            *self.error_kinds.entry(kind).or_default() += 1;
+        }
+        if let Some(l) = e.latency_ms {
+            self.latency.add(l);
+            self.by_feature.entry(e.feature.clone()).or_default().add(l);
+        }
+    }
+
+    /// Counts one sample of an agent.
+    pub fn add_sample(&mut self, agent_id: &str, s: &HostSample) {
+        if !self.agents.contains_key(agent_id) {
+            self.agents.insert(agent_id.to_string(), AgentAcc::default());
+        }
+        if let Some(a) = self.agents.get_mut(agent_id) {
+            a.add(s);
+        }
+    }
+
+    /// The finished statistics.
+    pub fn finish(self) -> PerformanceStats {
+        let error_rate = if self.requests == 0 { 0.0 } else { self.errors as f64 / self.requests as f64 };
+        let mut top_errors: Vec<ErrorCount> =
+            self.error_kinds.into_iter().map(|(error, count)| ErrorCount { error, count }).collect();
+        top_errors.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.error.cmp(&b.error)));
+        top_errors.truncate(TOP_ERRORS);
+        let agents: Vec<AgentStats> = self.agents.into_iter().filter_map(|(id, a)| a.finish(id)).collect();
+        let latency_ms = Latency::from_sketch(&self.latency);
+        let health = health(self.requests, error_rate, &latency_ms, &agents);
+        PerformanceStats {
+            kind: "performance",
+            range: Range::new(self.range.0, self.range.1),
+            requests: self.requests,
+            errors: self.errors,
+            error_rate,
+            latency_ms,
+            latency_by_feature: self.by_feature.into_iter().map(|(f, s)| (f, Latency::from_sketch(&s))).collect(),
+            top_errors,
+            agents,
+            health,
+        }
+    }
+}
+
+fn health(requests: u64, error_rate: f64, latency: &Latency, agents: &[AgentStats]) -> Health {
+    if requests == 0 && agents.is_empty() {
+        return Health { status: "no_data", reasons: vec!["no events or samples in range".into()] };
+    }
+    let mut reasons = Vec::new();
+    let mut critical = false;
+    if error_rate > ERROR_RATE_DEGRADED {
+        critical |= error_rate > ERROR_RATE_CRITICAL;
+        reasons.push(format!("error rate {:.1} %", error_rate * 100.0));
+    }
+    if let Some(p95) = latency.p95.filter(|p| *p > P95_DEGRADED_MS) {
+        reasons.push(format!("p95 latency {p95:.0} ms"));
+    }
+    for a in agents {
+        let cpu = f64::from(a.latest.cpu_percent);
+        let mem = percent(a.latest.mem_used_bytes, a.latest.mem_total_bytes);
+        if cpu > RESOURCE_DEGRADED_PERCENT {
+            reasons.push(format!("{}: CPU {cpu:.0} %", a.agent_id));
+        }
+        if mem > RESOURCE_DEGRADED_PERCENT {
+            reasons.push(format!("{}: memory {mem:.0} %", a.agent_id));
+        }
+    }
+    let status = match (critical, reasons.is_empty()) {
+        (true, _) => "critical",
+        (false, true) => "ok",
+        (false, false) => "degraded",
+    };
+    Health { status, reasons }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T0: i64 = 1_795_860_000_000;
+
+    fn ev(status: u16, error: Option<&str>, latency: f64) -> Event {
+        serde_json::from_value(serde_json::json!({
+            "timestamp": T0, "user_id": "u", "feature": "generate", "status": status,
+            "error": error, "latency_ms": latency
+        }))
+        .unwrap()
+    }
+
+    fn sample(ts: i64, cpu: f32, mem_used: u64) -> HostSample {
+        HostSample {
+            timestamp: Timestamp(ts), cpu_percent: cpu, cpu_per_core: vec![cpu], mem_total_bytes: 1000,
+            mem_used_bytes: mem_used, swap_total_bytes: 0, swap_used_bytes: 0, load: [0.5, 0.4, 0.3],
+            disk_total_bytes: 100, disk_available_bytes: 50, disk_read_bytes: 10, disk_written_bytes: 20,
+            net_rx_bytes: 1, net_tx_bytes: 2, net_rx_packets: 0, net_tx_packets: 0, net_rx_errors: 0,
+            net_tx_errors: 0, process: None,
+        }
+    }
+
+    #[test]
+    fn error_rate_top_errors_and_health() {
+        let mut acc = PerformanceAcc::new(T0, T0 + 1);
+        for _ in 0..8 {
+            acc.add_event(&ev(200, None, 10.0));
+        }
+        acc.add_event(&ev(503, None, 10.0));
+        acc.add_event(&ev(500, Some("internal_error"), 10.0));
+        let s = acc.finish();
+        assert_eq!((s.requests, s.errors), (10, 2));
+        assert!((s.error_rate - 0.2).abs() < 1e-12);
+        assert_eq!(s.top_errors, vec![
+            ErrorCount { error: "http_503".into(), count: 1 },
+            ErrorCount { error: "internal_error".into(), count: 1 },
+        ]);
+        assert_eq!(s.health.status, "degraded");
+        assert_eq!(s.health.reasons, vec!["error rate 20.0 %".to_string()]);
+    }
+
+    #[test]
+    fn agent_latest_and_averages() {
+        let mut acc = PerformanceAcc::new(T0, T0 + 10_000);
+        acc.add_sample("web-1", &sample(T0 + 2000, 30.0, 400));
+        acc.add_sample("web-1", &sample(T0 + 1000, 10.0, 200));
+        let s = acc.finish();
+        let a = &s.agents[0];
+        assert_eq!((a.agent_id.as_str(), a.samples), ("web-1", 2));
+        assert_eq!(a.latest.cpu_percent, 30.0);
+        assert_eq!(a.average.cpu_percent, 20.0);
+        assert_eq!(a.average.mem_used_percent, 30.0);
+        assert_eq!(s.health.status, "ok");
+        assert_eq!(PerformanceAcc::new(0, 1).finish().health.status, "no_data");
+    }
+}

@@ -1,0 +1,115 @@
+//! A mergeable quantile sketch with relative-error guarantees (the DDSketch scheme): values are
+//! counted in logarithmic buckets, so any quantile is returned within `RELATIVE_ERROR` of the
+//! true value at that rank.
+
+use std::collections::BTreeMap;
+
+/// Guaranteed relative accuracy of every quantile: 1 %.
+pub const RELATIVE_ERROR: f64 = 0.01;
+
+/// Counts of positive values in log-spaced buckets, plus a count of zeros.
+#[derive(Debug, Clone, Default)]
+pub struct Sketch {
+    buckets: BTreeMap<i32, u64>,
+    zeros: u64,
+    count: u64,
+}
+
+fn gamma() -> f64 {
+    (1.0 + RELATIVE_ERROR) / (1.0 - RELATIVE_ERROR)
+}
+
+impl Sketch {
+    /// An empty sketch.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a value; negative and non-finite values are ignored (latencies are >= 0).
+    pub fn add(&mut self, v: f64) {
+        if !v.is_finite() || v < 0.0 {
+            return;
+        }
+        self.count += 1;
+        if v < 1e-9 {
+            self.zeros += 1;
+            return;
+        }
+        let index = (v.ln() / gamma().ln()).ceil() as i32;
+        *self.buckets.entry(index).or_default() += 1;
+    }
+
+    /// Adds every value of another sketch.
+    pub fn merge(&mut self, other: &Sketch) {
+        self.count += other.count;
+        self.zeros += other.zeros;
+        for (i, n) in &other.buckets {
+            *self.buckets.entry(*i).or_default() += n;
+        }
+    }
+
+    /// Number of values added.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// The value at quantile `q` (0..=1): within 1 % of the sorted values' element at rank
+    /// `floor(q * (count - 1))`. `None` when empty.
+    pub fn quantile(&self, q: f64) -> Option<f64> {
+        if self.count == 0 {
+            return None;
+        }
+        let rank = (q.clamp(0.0, 1.0) * (self.count - 1) as f64).floor() as u64;
+        if rank < self.zeros {
+            return Some(0.0);
+        }
+        let mut seen = self.zeros;
+        for (&i, &n) in &self.buckets {
+            seen += n;
+            if seen > rank {
+                let g = gamma();
+                return Some(2.0 * g.powi(i) / (g + 1.0));
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exact(sorted: &[f64], q: f64) -> f64 {
+        sorted[(q * (sorted.len() - 1) as f64).floor() as usize]
+    }
+
+    #[test]
+    fn quantiles_are_within_the_stated_error() {
+        let mut values: Vec<f64> = (1..=10_000).map(|i| ((i * 7919) % 10_007) as f64 * 0.37 + 0.01).collect();
+        let mut s = Sketch::new();
+        for v in &values {
+            s.add(*v);
+        }
+        values.sort_by(f64::total_cmp);
+        for q in [0.0, 0.01, 0.5, 0.9, 0.95, 0.99, 1.0] {
+            let (got, want) = (s.quantile(q).unwrap(), exact(&values, q));
+            assert!((got - want).abs() <= RELATIVE_ERROR * want, "q{q}: {got} vs {want}");
+        }
+    }
+
+    #[test]
+    fn zeros_empty_and_merge() {
+        assert_eq!(Sketch::new().quantile(0.5), None);
+        let mut a = Sketch::new();
+        a.add(0.0);
+        a.add(0.0);
+        a.add(f64::NAN);
+        let mut b = Sketch::new();
+        b.add(100.0);
+        a.merge(&b);
+        assert_eq!(a.count(), 3);
+        assert_eq!(a.quantile(0.5), Some(0.0));
+        let top = a.quantile(1.0).unwrap();
+        assert!((top - 100.0).abs() <= 1.0, "{top}");
+    }
+}

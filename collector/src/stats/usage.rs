@@ -1,0 +1,212 @@
+//! Usage statistics: total requests, active users, per-feature usage and requests per interval.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use serde::Serialize;
+use tda_schema::{AggregationLevel, Event, Timestamp};
+
+use super::quantile::Sketch;
+use super::{Latency, Range};
+
+/// `GET /api/v1/stats/usage`.
+#[derive(Debug, Serialize)]
+pub struct UsageStats {
+    /// Always `usage`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// The range covered.
+    pub range: Range,
+    /// The profile whose aggregation level the series uses, if any.
+    pub profile: Option<String>,
+    /// Bucket width of `series`.
+    pub aggregation_level: AggregationLevel,
+    /// Requests (events) in the range.
+    pub total_requests: u64,
+    /// Distinct users in the range.
+    pub active_users: u64,
+    /// Failed requests in the range.
+    pub errors: u64,
+    /// Usage per feature, most used first.
+    pub features: Vec<FeatureUsage>,
+    /// Requests per bucket, every bucket of the range, oldest first.
+    pub series: Vec<Bucket>,
+    /// Latency percentiles over all requests.
+    pub latency_ms: Latency,
+}
+
+/// Usage of one feature.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct FeatureUsage {
+    /// Feature name.
+    pub feature: String,
+    /// Requests to it.
+    pub requests: u64,
+    /// Distinct users of it.
+    pub users: u64,
+    /// Failed requests to it.
+    pub errors: u64,
+}
+
+/// One interval of the series.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct Bucket {
+    /// Bucket start, RFC 3339.
+    pub start: String,
+    /// Bucket start, epoch ms.
+    pub start_ms: i64,
+    /// Requests in the bucket.
+    pub requests: u64,
+    /// Failed requests in the bucket.
+    pub errors: u64,
+}
+
+#[derive(Default)]
+struct FeatureAcc {
+    requests: u64,
+    errors: u64,
+    users: HashSet<String>,
+}
+
+/// Folds events into [`UsageStats`].
+pub struct UsageAcc {
+    range: (i64, i64),
+    level: AggregationLevel,
+    total: u64,
+    errors: u64,
+    users: HashSet<String>,
+    features: HashMap<String, FeatureAcc>,
+    buckets: BTreeMap<i64, (u64, u64)>,
+    latency: Sketch,
+}
+
+impl UsageAcc {
+    /// An accumulator for `[from, to)` bucketed at `level`.
+    pub fn new(from: i64, to: i64, level: AggregationLevel) -> Self {
+        UsageAcc {
+            range: (from, to),
+            level,
+            total: 0,
+            errors: 0,
+            users: HashSet::new(),
+            features: HashMap::new(),
+            buckets: BTreeMap::new(),
+            latency: Sketch::new(),
+        }
+    }
+
+    /// Counts one event.
+    pub fn add(&mut self, e: &Event) {
+        let failed = e.is_error() as u64;
+        self.total += 1;
+        self.errors += failed;
+        if !self.users.contains(&e.user_id) {
+            self.users.insert(e.user_id.clone());
+        }
+        let f = self.features.entry(e.feature.clone()).or_default();
+        f.requests += 1;
+        f.errors += failed;
+        if !f.users.contains(&e.user_id) {
+            f.users.insert(e.user_id.clone());
+        }
+        let width = self.level.millis();
+        let b = self.buckets.entry(e.timestamp.0.div_euclid(width) * width).or_default();
+        b.0 += 1;
+        b.1 += failed;
+        if let Some(l) = e.latency_ms {
+            self.latency.add(l);
+        }
+    }
+
+    /// The finished statistics.
+    pub fn finish(self, profile: Option<String>) -> UsageStats {
+        let mut features: Vec<FeatureUsage> = self
+            .features
+            .into_iter()
+            .map(|(feature, f)| FeatureUsage { feature, requests: f.requests, users: f.users.len() as u64, errors: f.errors })
+            .collect();
+        features.sort_by(|a, b| b.requests.cmp(&a.requests).then_with(|| a.feature.cmp(&b.feature)));
+        let width = self.level.millis();
+        let (from, to) = self.range;
+        let series = bucket_starts(from, to, width)
+            .map(|start| {
+                let (requests, errors) = self.buckets.get(&start).copied().unwrap_or_default();
+                Bucket { start: Timestamp(start).to_rfc3339(), start_ms: start, requests, errors }
+            })
+            .collect();
+        UsageStats {
+            kind: "usage",
+            range: Range::new(from, to),
+            profile,
+            aggregation_level: self.level,
+            total_requests: self.total,
+            active_users: self.users.len() as u64,
+            errors: self.errors,
+            features,
+            series,
+            latency_ms: Latency::from_sketch(&self.latency),
+        }
+    }
+}
+
+/// Starts of the buckets of width `width` that overlap `[from, to)`.
+pub fn bucket_starts(from: i64, to: i64, width: i64) -> impl Iterator<Item = i64> {
+    let first = from.div_euclid(width) * width;
+    (0..).map(move |i| first + i * width).take_while(move |s| *s < to)
+}
+
+/// Number of buckets a series over `[from, to)` would have.
+pub fn bucket_count(from: i64, to: i64, width: i64) -> i64 {
+    if to <= from {
+        return 0;
+    }
+    (to - 1).div_euclid(width) - from.div_euclid(width) + 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T0: i64 = 1_795_860_000_000; // 10:00:00 UTC
+
+    fn ev(offset_s: i64, user: &str, feature: &str, status: u16, latency: f64) -> Event {
+        serde_json::from_value(serde_json::json!({
+            "timestamp": T0 + offset_s * 1000, "user_id": user, "feature": feature,
+            "status": status, "latency_ms": latency
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn counts_users_features_and_buckets() {
+        let mut acc = UsageAcc::new(T0, T0 + 180_000, AggregationLevel::Minute);
+        for e in [
+            ev(1, "a", "generate", 200, 10.0),
+            ev(2, "a", "generate", 500, 20.0),
+            ev(70, "b", "export", 200, 30.0),
+            ev(75, "a", "export", 200, 40.0),
+        ] {
+            acc.add(&e);
+        }
+        let s = acc.finish(Some("system-usage".into()));
+        assert_eq!((s.total_requests, s.active_users, s.errors), (4, 2, 1));
+        assert_eq!(
+            s.features,
+            vec![
+                FeatureUsage { feature: "export".into(), requests: 2, users: 2, errors: 0 },
+                FeatureUsage { feature: "generate".into(), requests: 2, users: 1, errors: 1 },
+            ]
+        );
+        let counts: Vec<_> = s.series.iter().map(|b| (b.requests, b.errors)).collect();
+        assert_eq!(counts, vec![(2, 1), (2, 0), (0, 0)]);
+        assert_eq!(s.series[1].start, "2026-11-28T10:01:00Z");
+        assert_eq!(s.latency_ms.count, 4);
+    }
+
+    #[test]
+    fn bucket_counts_cover_partial_buckets() {
+        assert_eq!(bucket_count(T0, T0 + 60_000, 60_000), 1);
+        assert_eq!(bucket_count(T0 + 1, T0 + 60_001, 60_000), 2);
+        assert_eq!(bucket_count(T0, T0, 60_000), 0);
+        assert_eq!(bucket_starts(T0 + 1, T0 + 60_001, 60_000).count(), 2);
+    }
+}
