@@ -1,1 +1,209 @@
-//! placeholder
+//! Test harness: starts the real `tda-collector` and `tda-agent` binaries on free ports with
+//! temporary directories and TOML files, and waits on conditions with deadlines.
+
+use std::fs;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// The token the harness's collectors accept and its agents send.
+pub const TOKEN: &str = "test-ingest-token";
+/// How long any wait may take before the test fails.
+pub const DEADLINE: Duration = Duration::from_secs(60);
+
+/// Path of a workspace binary, built by `cargo build --workspace` before the tests run.
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe.parent().and_then(Path::parent).expect("target profile directory");
+    let path = dir.join(name);
+    assert!(path.exists(), "{} is missing: run `cargo build --workspace --bins` first (scripts/test does)", path.display());
+    path
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port()
+}
+
+/// Polls `check` until it returns `Some`, failing the test after [`DEADLINE`].
+pub fn wait_for<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A blocking HTTP client for tests.
+pub fn http() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder().timeout(Duration::from_secs(30)).build().expect("client")
+}
+
+/// GETs JSON, returning the status and body.
+pub fn get_json(url: &str) -> (u16, Value) {
+    let resp = http().get(url).send().expect("GET");
+    let status = resp.status().as_u16();
+    (status, resp.json().unwrap_or(Value::Null))
+}
+
+/// POSTs a body with headers, returning the status and JSON body.
+pub fn post(url: &str, headers: &[(&str, &str)], body: Vec<u8>) -> (u16, Value) {
+    let mut req = http().post(url).body(body);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = req.send().expect("POST");
+    let status = resp.status().as_u16();
+    (status, resp.json().unwrap_or(Value::Null))
+}
+
+/// A running daemon; killed (and its log printed if the test failed) when dropped.
+pub struct Daemon {
+    child: Child,
+    log: PathBuf,
+    /// Base URL it serves.
+    pub url: String,
+}
+
+impl Daemon {
+    fn spawn(binary: &str, config: &Path, log: PathBuf, url: String, extra: &[&str]) -> Daemon {
+        let out = fs::File::create(&log).expect("log file");
+        let child = Command::new(bin(binary))
+            .args(extra)
+            .arg("--config")
+            .arg(config)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(out)
+            .spawn()
+            .expect("spawn daemon");
+        let mut d = Daemon { child, log, url };
+        d.wait_healthy();
+        d
+    }
+
+    fn wait_healthy(&mut self) {
+        let url = format!("{}/healthz", self.url);
+        let client = http();
+        let start = Instant::now();
+        loop {
+            if client.get(&url).send().is_ok_and(|r| r.status().is_success()) {
+                return;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("{} exited with {status}:\n{}", self.log.display(), self.log_text());
+            }
+            assert!(start.elapsed() < DEADLINE, "{url} never became healthy:\n{}", self.log_text());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The daemon's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// What the daemon logged so far.
+    pub fn log_text(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Kills the daemon at once (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Asks the daemon to stop (SIGTERM) and waits for it to exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill").arg("-TERM").arg(self.pid().to_string()).status();
+        wait_for("daemon to exit", || self.child.try_wait().ok().flatten())
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.kill();
+        if std::thread::panicking() {
+            eprintln!("--- {} ---\n{}", self.log.display(), self.log_text());
+        }
+    }
+}
+
+/// A collector's files: config, tokens, profiles, data.
+pub struct CollectorSetup {
+    /// Directory holding everything.
+    pub dir: PathBuf,
+    /// Port it listens on.
+    pub port: u16,
+}
+
+impl CollectorSetup {
+    /// Writes a collector config under `dir` with `extra` TOML appended.
+    pub fn new(dir: &Path, extra: &str) -> Self {
+        fs::create_dir_all(dir.join("profiles")).expect("profiles dir");
+        fs::write(dir.join("tokens"), format!("# agents\n{TOKEN}\n")).expect("tokens");
+        let port = free_port();
+        let config = format!(
+            "listen = \"127.0.0.1:{port}\"\ndata_dir = \"data\"\nprofiles_dir = \"profiles\"\n{extra}\n[auth]\ningest_tokens_file = \"tokens\"\n"
+        );
+        fs::write(dir.join("collector.toml"), config).expect("collector.toml");
+        CollectorSetup { dir: dir.to_path_buf(), port }
+    }
+
+    /// Writes a profile file.
+    pub fn profile(&self, file: &str, toml: &str) {
+        fs::write(self.dir.join("profiles").join(file), toml).expect("profile");
+    }
+
+    /// Starts the collector and waits until it is healthy.
+    pub fn start(&self) -> Daemon {
+        Daemon::spawn("tda-collector", &self.dir.join("collector.toml"), self.dir.join("collector.log"),
+            format!("http://127.0.0.1:{}", self.port), &[])
+    }
+}
+
+/// Starts an agent under `dir` shipping to `collector_url`, sampling every second, watching `pid`,
+/// closing batches after 200 ms.
+pub fn start_agent(dir: &Path, collector_url: &str, pid: u32) -> Daemon {
+    start_agent_with(dir, collector_url, pid, "max_age_ms = 200")
+}
+
+/// [`start_agent`] with other `[batch]` settings.
+pub fn start_agent_with(dir: &Path, collector_url: &str, pid: u32, batch: &str) -> Daemon {
+    fs::create_dir_all(dir.join("profiles")).expect("agent dir");
+    fs::write(dir.join("token"), TOKEN).expect("token");
+    fs::write(dir.join("watched.pid"), pid.to_string()).expect("pid file");
+    fs::write(dir.join("profiles/perf.toml"),
+        "name = \"Perf\"\ntype = \"performance\"\n[settings]\ncollection_interval = 1\n").expect("profile");
+    let port = free_port();
+    let config = format!(
+        "agent_id = \"test-agent\"\nprofiles_dir = \"profiles\"\n[collector]\nurl = \"{collector_url}\"\ntoken_file = \"token\"\n\
+         [intake]\nlisten = \"127.0.0.1:{port}\"\n[batch]\n{batch}\n[process]\npid_file = \"watched.pid\"\n"
+    );
+    fs::write(dir.join("agent.toml"), config).expect("agent.toml");
+    Daemon::spawn("tda-agent", &dir.join("agent.toml"), dir.join("agent.log"), format!("http://127.0.0.1:{port}"), &[])
+}
+
+/// Runs the `tda` CLI against a collector.
+pub fn tda(server: &str, args: &[&str]) -> Output {
+    Command::new(bin("tda")).arg("--server").arg(server).args(args).output().expect("run tda")
+}
+
+/// GETs usage stats over `[from, to)` (epoch ms).
+pub fn usage(collector: &str, from: i64, to: i64) -> Value {
+    let (status, v) = get_json(&format!("{collector}/api/v1/stats/usage?from={from}&to={to}"));
+    assert_eq!(status, 200, "{v}");
+    v
+}
+
+/// Milliseconds since the epoch.
+pub fn now_ms() -> i64 {
+    tda_schema::timestamp::now_ms()
+}
