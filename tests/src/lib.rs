@@ -207,3 +207,16 @@ pub fn usage(collector: &str, from: i64, to: i64) -> Value {
 pub fn now_ms() -> i64 {
     tda_schema::timestamp::now_ms()
 }
+
+/// Sends only the head of a POST declaring a `length`-byte body and returns the status line's
+/// code: a server that refuses by the declared length answers before any body is sent.
+pub fn post_declaring_length(url: &str, path: &str, length: usize) -> u16 {
+    use std::io::{Read, Write};
+    let addr = url.trim_start_matches("http://");
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(DEADLINE)).expect("timeout");
+    write!(s, "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n\r\n").expect("write head");
+    let mut head = [0u8; 12];
+    s.read_exact(&mut head).expect("status line");
+    String::from_utf8_lossy(&head[9..12]).parse().expect("status code")
+}
