@@ -23,7 +23,7 @@ pub enum Record {
     /// Events from one intake request.
     Events(Vec<Event>),
     /// One host sample.
-    Sample(HostSample),
+    Sample(Box<HostSample>),
 }
 
 /// A closed batch, compressed and ready to send.
@@ -59,7 +59,9 @@ impl Queue {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Closed>> {
-        self.batches.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.batches
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Adds a batch; drops (and counts) the oldest if the queue is full.
@@ -73,7 +75,9 @@ impl Queue {
             }
         }
         q.push_back(batch);
-        self.counters.pending_batches.store(q.len() as u64, Ordering::Relaxed);
+        self.counters
+            .pending_batches
+            .store(q.len() as u64, Ordering::Relaxed);
         drop(q);
         self.ready.notify_one();
     }
@@ -89,7 +93,9 @@ impl Queue {
         if let Some(i) = q.iter().position(|b| b.batch_id == batch_id) {
             q.remove(i);
         }
-        self.counters.pending_batches.store(q.len() as u64, Ordering::Relaxed);
+        self.counters
+            .pending_batches
+            .store(q.len() as u64, Ordering::Relaxed);
     }
 
     /// Number of queued batches.
@@ -147,7 +153,7 @@ impl Batcher {
             }
             Record::Sample(s) => {
                 self.bytes += 512 + 8 * s.cpu_per_core.len();
-                self.samples.push(s);
+                self.samples.push(*s);
                 self.opened.get_or_insert_with(Instant::now);
                 if self.full() {
                     closed.extend(self.close());
@@ -293,6 +299,13 @@ mod tests {
         assert_eq!(q.len(), 2);
         assert!(q.front().unwrap().batch_id.ends_with("-2"));
         let snap = counters.snapshot();
-        assert_eq!((snap.batches_dropped, snap.events_dropped, snap.pending_batches), (1, 1, 2));
+        assert_eq!(
+            (
+                snap.batches_dropped,
+                snap.events_dropped,
+                snap.pending_batches
+            ),
+            (1, 1, 2)
+        );
     }
 }

@@ -72,10 +72,26 @@ pub async fn run(config_file: &Path) -> anyhow::Result<()> {
         sample_interval_s = interval.as_secs(), "agent started");
 
     let batcher = Batcher::new(agent_id.clone(), cfg.batch.clone());
-    let batching = tokio::spawn(batch::run(batcher, records_rx, queue.clone(), stop_rx.clone()));
-    let shipping = tokio::spawn(ship::run(shipper, queue.clone(), counters.clone(), drain_rx));
+    let batching = tokio::spawn(batch::run(
+        batcher,
+        records_rx,
+        queue.clone(),
+        stop_rx.clone(),
+    ));
+    let shipping = tokio::spawn(ship::run(
+        shipper,
+        queue.clone(),
+        counters.clone(),
+        drain_rx,
+    ));
     tokio::spawn(stop_on_signal(stop_tx));
-    let sampling = tokio::spawn(sample_loop(sampler, interval, records_tx.clone(), counters.clone(), stop_rx.clone()));
+    let sampling = tokio::spawn(sample_loop(
+        sampler,
+        interval,
+        records_tx.clone(),
+        counters.clone(),
+        stop_rx.clone(),
+    ));
     let intake = Arc::new(Intake {
         records: records_tx,
         counters: counters.clone(),
@@ -83,9 +99,13 @@ pub async fn run(config_file: &Path) -> anyhow::Result<()> {
         max_body_bytes: cfg.intake.max_body_bytes,
     });
     let mut intake_stop = stop_rx.clone();
-    tda_web::serve(listener, move |req| intake.clone().handle(req), async move {
-        let _ = intake_stop.changed().await;
-    })
+    tda_web::serve(
+        listener,
+        move |req| intake.clone().handle(req),
+        async move {
+            let _ = intake_stop.changed().await;
+        },
+    )
     .await;
     // Stop is set: the intake no longer accepts; close the open batch, then ship what is queued.
     let _ = sampling.await;
@@ -138,7 +158,7 @@ async fn sample_loop(
         }
         let sample = sampler.sample();
         add(&counters.samples_taken, 1);
-        if records.send(Record::Sample(sample)).await.is_err() {
+        if records.send(Record::Sample(Box::new(sample))).await.is_err() {
             return;
         }
     }

@@ -60,7 +60,12 @@ impl Sampler {
         HostSample {
             timestamp: Timestamp::now(),
             cpu_percent: clamp_percent(self.system.global_cpu_usage()),
-            cpu_per_core: self.system.cpus().iter().map(|c| clamp_percent(c.usage())).collect(),
+            cpu_per_core: self
+                .system
+                .cpus()
+                .iter()
+                .map(|c| clamp_percent(c.usage()))
+                .collect(),
             mem_total_bytes: mem_total,
             mem_used_bytes: mem_total.saturating_sub(self.system.available_memory()),
             swap_total_bytes: self.system.total_swap(),
@@ -179,12 +184,19 @@ mod tests {
         let s = sampler.sample();
         s.validate().unwrap();
         assert!(s.mem_total_bytes > 0 && s.mem_used_bytes <= s.mem_total_bytes);
-        assert_eq!(s.cpu_per_core.len(), std::thread::available_parallelism().unwrap().get());
+        assert_eq!(
+            s.cpu_per_core.len(),
+            std::thread::available_parallelism().unwrap().get()
+        );
         let p = s.process.expect("own process found by pid file");
         assert_eq!(p.pid, std::process::id());
         assert!(p.rss_bytes > 0);
         assert!(p.threads >= 1);
-        assert!(p.open_fds >= 3, "stdin, stdout, stderr at least: {}", p.open_fds);
+        assert!(
+            p.open_fds >= 3,
+            "stdin, stdout, stderr at least: {}",
+            p.open_fds
+        );
     }
 
     #[test]

@@ -105,7 +105,12 @@ pub fn backoff(attempt: u32) -> Duration {
 
 /// Sends queued batches in order until `stop` turns true and the queue is empty (or `stop`
 /// turns true while the collector is failing).
-pub async fn run(shipper: Shipper, queue: Arc<Queue>, counters: Arc<Counters>, mut stop: watch::Receiver<bool>) {
+pub async fn run(
+    shipper: Shipper,
+    queue: Arc<Queue>,
+    counters: Arc<Counters>,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut attempt = 0u32;
     loop {
         let Some(batch) = queue.front() else {
@@ -154,7 +159,9 @@ mod tests {
     fn backoff_grows_and_is_capped() {
         for attempt in 0..40 {
             let d = backoff(attempt);
-            let ceiling = BACKOFF_BASE.saturating_mul(1 << attempt.min(16)).min(BACKOFF_CAP);
+            let ceiling = BACKOFF_BASE
+                .saturating_mul(1 << attempt.min(16))
+                .min(BACKOFF_CAP);
             assert!(d <= ceiling && d >= ceiling / 2, "attempt {attempt}: {d:?}");
         }
     }

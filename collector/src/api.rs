@@ -39,19 +39,32 @@ impl App {
     pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response {
         let path = req.uri().path().to_string();
         match (req.method().clone(), path.as_str()) {
-            (Method::GET, "/") => with_type(StatusCode::OK, dashboard::PAGE, "text/html; charset=utf-8"),
-            (Method::GET, "/healthz") => json(StatusCode::OK, &serde_json::json!({ "status": "ok" })),
-            (Method::POST, "/v1/batches") => ingest::handle(req, &self.tokens, &self.limits, self.store.clone()).await,
+            (Method::GET, "/") => {
+                with_type(StatusCode::OK, dashboard::PAGE, "text/html; charset=utf-8")
+            }
+            (Method::GET, "/healthz") => {
+                json(StatusCode::OK, &serde_json::json!({ "status": "ok" }))
+            }
+            (Method::POST, "/v1/batches") => {
+                ingest::handle(req, &self.tokens, &self.limits, self.store.clone()).await
+            }
             (Method::GET, "/api/v1/profiles") => self.list_profiles(),
             (Method::POST, "/api/v1/profiles") => self.create_profile(req).await,
-            (Method::GET, p) if p.starts_with("/api/v1/stats/") => self.stats(&req, &p["/api/v1/stats/".len()..]).await,
-            (_, "/" | "/healthz" | "/v1/batches" | "/api/v1/profiles") => error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
+            (Method::GET, p) if p.starts_with("/api/v1/stats/") => {
+                self.stats(&req, &p["/api/v1/stats/".len()..]).await
+            }
+            (_, "/" | "/healthz" | "/v1/batches" | "/api/v1/profiles") => {
+                error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
+            }
             (_, p) => error(StatusCode::NOT_FOUND, &format!("no route {p}")),
         }
     }
 
     fn list_profiles(&self) -> Response {
-        json(StatusCode::OK, &serde_json::json!({ "profiles": self.profiles.list(), "errors": self.profiles.errors() }))
+        json(
+            StatusCode::OK,
+            &serde_json::json!({ "profiles": self.profiles.list(), "errors": self.profiles.errors() }),
+        )
     }
 
     async fn create_profile(&self, req: Request<Incoming>) -> Response {
@@ -64,15 +77,24 @@ impl App {
             Ok(p) => p,
             Err(e) => {
                 let path = e.path().to_string();
-                let at = if path == "." { "body".to_string() } else { path };
-                return error(StatusCode::BAD_REQUEST, &format!("{at}: {}", e.into_inner()));
+                let at = if path == "." {
+                    "body".to_string()
+                } else {
+                    path
+                };
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    &format!("{at}: {}", e.into_inner()),
+                );
             }
         };
         match self.profiles.create(profile) {
             Ok(entry) => json(StatusCode::CREATED, &entry),
             Err(e @ CreateError::Invalid(_)) => error(StatusCode::BAD_REQUEST, &e.to_string()),
             Err(e @ CreateError::Duplicate(_)) => error(StatusCode::CONFLICT, &e.to_string()),
-            Err(e @ CreateError::Io { .. }) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+            Err(e @ CreateError::Io { .. }) => {
+                error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string())
+            }
         }
     }
 
@@ -83,16 +105,25 @@ impl App {
         };
         let q = query(req);
         let now = now_ms();
-        let bound = |name: &str, default: &str| parse_bound(q.get(name).map_or(default, String::as_str), now).map_err(|e| format!("{name}: {e}"));
+        let bound = |name: &str, default: &str| {
+            parse_bound(q.get(name).map_or(default, String::as_str), now)
+                .map_err(|e| format!("{name}: {e}"))
+        };
         let (from, to) = match (bound("from", "24h"), bound("to", "0s")) {
             (Ok(f), Ok(t)) if f < t => (f, t),
             (Ok(_), Ok(_)) => return error(StatusCode::BAD_REQUEST, "from: must be before to"),
             (Err(e), _) | (_, Err(e)) => return error(StatusCode::BAD_REQUEST, &e),
         };
         match kind {
-            ProfileType::Usage => self.usage(from, to, q.get("profile").map(String::as_str)).await,
+            ProfileType::Usage => {
+                self.usage(from, to, q.get("profile").map(String::as_str))
+                    .await
+            }
             ProfileType::Performance => self.performance(from, to).await,
-            other => error(StatusCode::NOT_IMPLEMENTED, &format!("{other} analytics are not built yet; usage and performance are")),
+            other => error(
+                StatusCode::NOT_IMPLEMENTED,
+                &format!("{other} analytics are not built yet; usage and performance are"),
+            ),
         }
     }
 
@@ -137,6 +168,9 @@ where
             tracing::error!(error = %e, "stats query failed");
             error(StatusCode::INTERNAL_SERVER_ERROR, &format!("storage: {e}"))
         }
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &format!("query task failed: {e}")),
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("query task failed: {e}"),
+        ),
     }
 }

@@ -11,7 +11,12 @@ use serde_json::{json, Value};
 #[command(name = "tda", version, about)]
 pub struct Cli {
     /// Collector base URL.
-    #[arg(long, env = "TDA_SERVER", default_value = "http://127.0.0.1:7300", global = true)]
+    #[arg(
+        long,
+        env = "TDA_SERVER",
+        default_value = "http://127.0.0.1:7300",
+        global = true
+    )]
     pub server: String,
     /// Print the API's JSON instead of tables.
     #[arg(long, global = true)]
@@ -71,24 +76,57 @@ enum ProfileCommand {
 pub fn run(cli: Cli) -> anyhow::Result<String> {
     let api = Api::new(&cli.server)?;
     match cli.command {
-        Command::Stats { kind, since, until, profile } => {
-            let mut query = vec![("from", since), ("to", until.unwrap_or_else(|| "0s".into()))];
+        Command::Stats {
+            kind,
+            since,
+            until,
+            profile,
+        } => {
+            let mut query = vec![
+                ("from", since),
+                ("to", until.unwrap_or_else(|| "0s".into())),
+            ];
             if let Some(p) = profile {
                 query.push(("profile", p));
             }
             let v = api.get(&format!("/api/v1/stats/{kind}"), &query)?;
-            Ok(if cli.json { pretty(&v) } else if kind == "performance" { performance_table(&v) } else { usage_table(&v) })
+            Ok(if cli.json {
+                pretty(&v)
+            } else if kind == "performance" {
+                performance_table(&v)
+            } else {
+                usage_table(&v)
+            })
         }
-        Command::Profile { command: ProfileCommand::Create { name, kind, collection_interval, retention_period, aggregation_level } } => {
+        Command::Profile {
+            command:
+                ProfileCommand::Create {
+                    name,
+                    kind,
+                    collection_interval,
+                    retention_period,
+                    aggregation_level,
+                },
+        } => {
             let body = json!({"name": name, "type": kind, "settings": {
                 "collection_interval": collection_interval, "retention_period": retention_period,
                 "aggregation_level": aggregation_level }});
             let v = api.post("/api/v1/profiles", &body)?;
-            Ok(if cli.json { pretty(&v) } else { format!("Profile created: {} ({})\n", s(&v["id"]), s(&v["file"])) })
+            Ok(if cli.json {
+                pretty(&v)
+            } else {
+                format!("Profile created: {} ({})\n", s(&v["id"]), s(&v["file"]))
+            })
         }
-        Command::Profile { command: ProfileCommand::List } => {
+        Command::Profile {
+            command: ProfileCommand::List,
+        } => {
             let v = api.get("/api/v1/profiles", &[])?;
-            Ok(if cli.json { pretty(&v) } else { profiles_table(&v) })
+            Ok(if cli.json {
+                pretty(&v)
+            } else {
+                profiles_table(&v)
+            })
         }
     }
 }
@@ -100,18 +138,29 @@ struct Api {
 
 impl Api {
     fn new(base: &str) -> anyhow::Result<Self> {
-        let client = reqwest::blocking::Client::builder().timeout(std::time::Duration::from_secs(60)).build()?;
-        Ok(Api { client, base: base.trim_end_matches('/').to_string() })
+        let client = reqwest::blocking::Client::builder()
+            .timeout(std::time::Duration::from_secs(60))
+            .build()?;
+        Ok(Api {
+            client,
+            base: base.trim_end_matches('/').to_string(),
+        })
     }
 
     fn get(&self, path: &str, query: &[(&str, String)]) -> anyhow::Result<Value> {
         let req = self.client.get(format!("{}{path}", self.base)).query(query);
-        answer(req.send().with_context(|| format!("cannot reach the collector at {}", self.base))?)
+        answer(
+            req.send()
+                .with_context(|| format!("cannot reach the collector at {}", self.base))?,
+        )
     }
 
     fn post(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
         let req = self.client.post(format!("{}{path}", self.base)).json(body);
-        answer(req.send().with_context(|| format!("cannot reach the collector at {}", self.base))?)
+        answer(
+            req.send()
+                .with_context(|| format!("cannot reach the collector at {}", self.base))?,
+        )
     }
 }
 
@@ -119,7 +168,11 @@ fn answer(resp: reqwest::blocking::Response) -> anyhow::Result<Value> {
     let status = resp.status();
     let v: Value = resp.json().unwrap_or(Value::Null);
     if !status.is_success() {
-        bail!("{}: {}", status.as_u16(), v["error"].as_str().unwrap_or("request failed"));
+        bail!(
+            "{}: {}",
+            status.as_u16(),
+            v["error"].as_str().unwrap_or("request failed")
+        );
     }
     Ok(v)
 }
@@ -142,49 +195,124 @@ fn num(v: &Value, decimals: usize) -> String {
 
 fn usage_table(v: &Value) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "Usage {} .. {} ({} buckets{})", s(&v["range"]["from"]), s(&v["range"]["to"]),
-        s(&v["aggregation_level"]), v["profile"].as_str().map(|p| format!(", profile {p}")).unwrap_or_default());
+    let _ = writeln!(
+        out,
+        "Usage {} .. {} ({} buckets{})",
+        s(&v["range"]["from"]),
+        s(&v["range"]["to"]),
+        s(&v["aggregation_level"]),
+        v["profile"]
+            .as_str()
+            .map(|p| format!(", profile {p}"))
+            .unwrap_or_default()
+    );
     let _ = writeln!(out, "  total requests  {}", s(&v["total_requests"]));
     let _ = writeln!(out, "  active users    {}", s(&v["active_users"]));
     let _ = writeln!(out, "  errors          {}", s(&v["errors"]));
     let l = &v["latency_ms"];
-    let _ = writeln!(out, "  latency ms      p50 {}  p95 {}  p99 {}", num(&l["p50"], 1), num(&l["p95"], 1), num(&l["p99"], 1));
-    let _ = writeln!(out, "\n  {:<24} {:>10} {:>8} {:>8}", "FEATURE", "REQUESTS", "USERS", "ERRORS");
+    let _ = writeln!(
+        out,
+        "  latency ms      p50 {}  p95 {}  p99 {}",
+        num(&l["p50"], 1),
+        num(&l["p95"], 1),
+        num(&l["p99"], 1)
+    );
+    let _ = writeln!(
+        out,
+        "\n  {:<24} {:>10} {:>8} {:>8}",
+        "FEATURE", "REQUESTS", "USERS", "ERRORS"
+    );
     for f in v["features"].as_array().into_iter().flatten() {
-        let _ = writeln!(out, "  {:<24} {:>10} {:>8} {:>8}", s(&f["feature"]), s(&f["requests"]), s(&f["users"]), s(&f["errors"]));
+        let _ = writeln!(
+            out,
+            "  {:<24} {:>10} {:>8} {:>8}",
+            s(&f["feature"]),
+            s(&f["requests"]),
+            s(&f["users"]),
+            s(&f["errors"])
+        );
     }
     out
 }
 
 fn performance_table(v: &Value) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "Performance {} .. {}", s(&v["range"]["from"]), s(&v["range"]["to"]));
-    let _ = writeln!(out, "  health          {} {}", s(&v["health"]["status"]),
-        v["health"]["reasons"].as_array().map(|r| r.iter().map(s).collect::<Vec<_>>().join("; ")).unwrap_or_default());
+    let _ = writeln!(
+        out,
+        "Performance {} .. {}",
+        s(&v["range"]["from"]),
+        s(&v["range"]["to"])
+    );
+    let _ = writeln!(
+        out,
+        "  health          {} {}",
+        s(&v["health"]["status"]),
+        v["health"]["reasons"]
+            .as_array()
+            .map(|r| r.iter().map(s).collect::<Vec<_>>().join("; "))
+            .unwrap_or_default()
+    );
     let _ = writeln!(out, "  requests        {}", s(&v["requests"]));
-    let _ = writeln!(out, "  error rate      {} %", v["error_rate"].as_f64().map_or("-".into(), |r| format!("{:.2}", r * 100.0)));
+    let _ = writeln!(
+        out,
+        "  error rate      {} %",
+        v["error_rate"]
+            .as_f64()
+            .map_or("-".into(), |r| format!("{:.2}", r * 100.0))
+    );
     let l = &v["latency_ms"];
-    let _ = writeln!(out, "  latency ms      p50 {}  p95 {}  p99 {}", num(&l["p50"], 1), num(&l["p95"], 1), num(&l["p99"], 1));
+    let _ = writeln!(
+        out,
+        "  latency ms      p50 {}  p95 {}  p99 {}",
+        num(&l["p50"], 1),
+        num(&l["p95"], 1),
+        num(&l["p99"], 1)
+    );
     let _ = writeln!(out, "\n  {:<24} {:>8}", "ERROR", "COUNT");
     for e in v["top_errors"].as_array().into_iter().flatten() {
         let _ = writeln!(out, "  {:<24} {:>8}", s(&e["error"]), s(&e["count"]));
     }
-    let _ = writeln!(out, "\n  {:<16} {:>7} {:>6} {:>6} {:>6} {:>12}", "AGENT", "SAMPLES", "CPU%", "MEM%", "LOAD1", "PROC RSS MB");
+    let _ = writeln!(
+        out,
+        "\n  {:<16} {:>7} {:>6} {:>6} {:>6} {:>12}",
+        "AGENT", "SAMPLES", "CPU%", "MEM%", "LOAD1", "PROC RSS MB"
+    );
     for a in v["agents"].as_array().into_iter().flatten() {
         let avg = &a["average"];
-        let rss = a["latest"]["process"]["rss_bytes"].as_f64().map_or("-".into(), |b| format!("{:.1}", b / 1048576.0));
-        let _ = writeln!(out, "  {:<16} {:>7} {:>6} {:>6} {:>6} {:>12}", s(&a["agent_id"]), s(&a["samples"]),
-            num(&avg["cpu_percent"], 1), num(&avg["mem_used_percent"], 1), num(&avg["load1"], 2), rss);
+        let rss = a["latest"]["process"]["rss_bytes"]
+            .as_f64()
+            .map_or("-".into(), |b| format!("{:.1}", b / 1048576.0));
+        let _ = writeln!(
+            out,
+            "  {:<16} {:>7} {:>6} {:>6} {:>6} {:>12}",
+            s(&a["agent_id"]),
+            s(&a["samples"]),
+            num(&avg["cpu_percent"], 1),
+            num(&avg["mem_used_percent"], 1),
+            num(&avg["load1"], 2),
+            rss
+        );
     }
     out
 }
 
 fn profiles_table(v: &Value) -> String {
-    let mut out = format!("{:<24} {:<28} {:<12} {:>9} {:>10} {:<7}\n", "ID", "NAME", "TYPE", "INTERVAL", "RETENTION", "LEVEL");
+    let mut out = format!(
+        "{:<24} {:<28} {:<12} {:>9} {:>10} {:<7}\n",
+        "ID", "NAME", "TYPE", "INTERVAL", "RETENTION", "LEVEL"
+    );
     for p in v["profiles"].as_array().into_iter().flatten() {
         let st = &p["settings"];
-        let _ = writeln!(out, "{:<24} {:<28} {:<12} {:>8}s {:>9}d {:<7}", s(&p["id"]), s(&p["name"]), s(&p["type"]),
-            s(&st["collection_interval"]), s(&st["retention_period"]), s(&st["aggregation_level"]));
+        let _ = writeln!(
+            out,
+            "{:<24} {:<28} {:<12} {:>8}s {:>9}d {:<7}",
+            s(&p["id"]),
+            s(&p["name"]),
+            s(&p["type"]),
+            s(&st["collection_interval"]),
+            s(&st["retention_period"]),
+            s(&st["aggregation_level"])
+        );
     }
     for e in v["errors"].as_array().into_iter().flatten() {
         let _ = writeln!(out, "error: {}", s(e));

@@ -35,7 +35,9 @@ impl Tokens {
 
     /// Whether `presented` is one of the tokens, comparing in time independent of where they differ.
     pub fn allows(&self, presented: &str) -> bool {
-        self.0.iter().fold(false, |ok, t| ok | constant_time_eq(t.as_bytes(), presented.as_bytes()))
+        self.0.iter().fold(false, |ok, t| {
+            ok | constant_time_eq(t.as_bytes(), presented.as_bytes())
+        })
     }
 }
 
@@ -56,19 +58,35 @@ pub fn decompress(body: &[u8], limit: usize) -> Result<Vec<u8>, (StatusCode, Str
         .read_to_end(&mut out)
         .map_err(|e| (StatusCode::BAD_REQUEST, format!("body: corrupt zstd: {e}")))?;
     if out.len() > limit {
-        return Err((StatusCode::PAYLOAD_TOO_LARGE, format!("body decompresses to more than {limit} bytes")));
+        return Err((
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("body decompresses to more than {limit} bytes"),
+        ));
     }
     Ok(out)
 }
 
 /// `POST /v1/batches`.
-pub async fn handle(req: Request<Incoming>, tokens: &Tokens, limits: &LimitsConfig, store: Arc<dyn Storage>) -> Response {
+pub async fn handle(
+    req: Request<Incoming>,
+    tokens: &Tokens,
+    limits: &LimitsConfig,
+    store: Arc<dyn Storage>,
+) -> Response {
     if !bearer(&req).is_some_and(|t| tokens.allows(t)) {
         let mut resp = error(StatusCode::UNAUTHORIZED, "missing or invalid bearer token");
-        resp.headers_mut().insert(WWW_AUTHENTICATE, hyper::header::HeaderValue::from_static("Bearer"));
+        resp.headers_mut().insert(
+            WWW_AUTHENTICATE,
+            hyper::header::HeaderValue::from_static("Bearer"),
+        );
         return resp;
     }
-    let encoding = req.headers().get(CONTENT_ENCODING).and_then(|v| v.to_str().ok()).unwrap_or("identity").to_ascii_lowercase();
+    let encoding = req
+        .headers()
+        .get(CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("identity")
+        .to_ascii_lowercase();
     let body = match read_body(req, limits.max_body_bytes).await {
         Ok(b) => b,
         Err(resp) => return resp,
@@ -79,25 +97,38 @@ pub async fn handle(req: Request<Incoming>, tokens: &Tokens, limits: &LimitsConf
             Err((status, msg)) => return error(status, &msg),
         },
         "identity" => body.to_vec(),
-        other => return error(StatusCode::UNSUPPORTED_MEDIA_TYPE, &format!("content-encoding `{other}` not supported (zstd or identity)")),
+        other => {
+            return error(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                &format!("content-encoding `{other}` not supported (zstd or identity)"),
+            )
+        }
     };
     let batch = match decode_batch(&json_bytes) {
         Ok(b) => b,
         Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
     };
     let (events, samples) = (batch.events.len(), batch.samples.len());
-    let stored = tokio::task::spawn_blocking(move || store.append(&batch).map(|a| (a, batch.batch_id))).await;
+    let stored =
+        tokio::task::spawn_blocking(move || store.append(&batch).map(|a| (a, batch.batch_id)))
+            .await;
     match stored {
         Ok(Ok((appended, batch_id))) => {
             let duplicate = appended == Appended::Duplicate;
             tracing::debug!(%batch_id, events, samples, duplicate, "batch stored");
-            json(StatusCode::OK, &serde_json::json!({ "batch_id": batch_id, "events": events, "samples": samples, "duplicate": duplicate }))
+            json(
+                StatusCode::OK,
+                &serde_json::json!({ "batch_id": batch_id, "events": events, "samples": samples, "duplicate": duplicate }),
+            )
         }
         Ok(Err(e)) => {
             tracing::error!(error = %e, "storing batch failed");
             error(StatusCode::SERVICE_UNAVAILABLE, &format!("storage: {e}"))
         }
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &format!("storage task failed: {e}")),
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("storage task failed: {e}"),
+        ),
     }
 }
 
@@ -119,7 +150,13 @@ mod tests {
         let packed = zstd::bulk::compress(&big, 3).unwrap();
         assert!(packed.len() < 1000, "a zip bomb in miniature");
         assert_eq!(decompress(&packed, 1 << 20).unwrap().len(), 1 << 20);
-        assert_eq!(decompress(&packed, (1 << 20) - 1).unwrap_err().0, StatusCode::PAYLOAD_TOO_LARGE);
-        assert_eq!(decompress(b"not zstd", 100).unwrap_err().0, StatusCode::BAD_REQUEST);
+        assert_eq!(
+            decompress(&packed, (1 << 20) - 1).unwrap_err().0,
+            StatusCode::PAYLOAD_TOO_LARGE
+        );
+        assert_eq!(
+            decompress(b"not zstd", 100).unwrap_err().0,
+            StatusCode::BAD_REQUEST
+        );
     }
 }

@@ -56,21 +56,38 @@ impl Profiles {
         for p in profiles {
             let id = p.id();
             if entries.contains_key(&id) {
-                messages.push(format!("profile `{}` duplicates id `{id}`; ignored", p.name));
+                messages.push(format!(
+                    "profile `{}` duplicates id `{id}`; ignored",
+                    p.name
+                ));
                 continue;
             }
             let file = dir.join(format!("{id}.toml"));
-            entries.insert(id.clone(), Entry { id, file, profile: p });
+            entries.insert(
+                id.clone(),
+                Entry {
+                    id,
+                    file,
+                    profile: p,
+                },
+            );
         }
         for m in &messages {
             tracing::warn!(error = %m, "profile not loaded");
         }
-        Ok(Profiles { dir: dir.to_path_buf(), entries: RwLock::new(entries), errors: RwLock::new(messages) })
+        Ok(Profiles {
+            dir: dir.to_path_buf(),
+            entries: RwLock::new(entries),
+            errors: RwLock::new(messages),
+        })
     }
 
     /// Every profile, by id.
     pub fn list(&self) -> Vec<Entry> {
-        self.entries.read().map(|e| e.values().cloned().collect()).unwrap_or_default()
+        self.entries
+            .read()
+            .map(|e| e.values().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// Load errors of files that are not in force.
@@ -85,9 +102,15 @@ impl Profiles {
 
     /// The aggregation level for stats of a type: the named profile's, else the first profile of
     /// that type (by id), else minute.
-    pub fn aggregation_for(&self, kind: ProfileType, id: Option<&str>) -> Result<(Option<String>, AggregationLevel), String> {
+    pub fn aggregation_for(
+        &self,
+        kind: ProfileType,
+        id: Option<&str>,
+    ) -> Result<(Option<String>, AggregationLevel), String> {
         if let Some(id) = id {
-            let e = self.get(id).ok_or_else(|| format!("profile: no profile `{id}`"))?;
+            let e = self
+                .get(id)
+                .ok_or_else(|| format!("profile: no profile `{id}`"))?;
             return Ok((Some(e.id), e.profile.settings.aggregation_level));
         }
         let first = self.list().into_iter().find(|e| e.profile.kind == kind);
@@ -106,11 +129,18 @@ impl Profiles {
         if entries.contains_key(&id) || file.exists() {
             return Err(CreateError::Duplicate(profile.name));
         }
-        let io = |e: std::io::Error| CreateError::Io { file: file.clone(), message: e.to_string() };
+        let io = |e: std::io::Error| CreateError::Io {
+            file: file.clone(),
+            message: e.to_string(),
+        };
         let tmp = self.dir.join(format!(".{id}.toml.tmp"));
         std::fs::write(&tmp, profile.to_toml()).map_err(io)?;
         std::fs::rename(&tmp, &file).map_err(io)?;
-        let entry = Entry { id: id.clone(), file, profile };
+        let entry = Entry {
+            id: id.clone(),
+            file,
+            profile,
+        };
         entries.insert(id, entry.clone());
         tracing::info!(profile = %entry.id, file = %entry.file.display(), "profile created");
         Ok(entry)
@@ -123,18 +153,27 @@ mod tests {
     use tda_schema::Settings;
 
     fn profile(name: &str, kind: ProfileType) -> Profile {
-        Profile { name: name.into(), kind, settings: Settings::default() }
+        Profile {
+            name: name.into(),
+            kind,
+            settings: Settings::default(),
+        }
     }
 
     #[test]
     fn create_writes_a_file_and_refuses_duplicates() {
         let dir = tempfile::tempdir().unwrap();
         let profiles = Profiles::load(dir.path()).unwrap();
-        let e = profiles.create(profile("System Usage", ProfileType::Usage)).unwrap();
+        let e = profiles
+            .create(profile("System Usage", ProfileType::Usage))
+            .unwrap();
         assert_eq!(e.file, dir.path().join("system-usage.toml"));
         let on_disk = Profile::load(&e.file).unwrap();
         assert_eq!(on_disk, e.profile);
-        assert!(matches!(profiles.create(profile("system  usage", ProfileType::Usage)), Err(CreateError::Duplicate(_))));
+        assert!(matches!(
+            profiles.create(profile("system  usage", ProfileType::Usage)),
+            Err(CreateError::Duplicate(_))
+        ));
         let reloaded = Profiles::load(dir.path()).unwrap();
         assert_eq!(reloaded.list().len(), 1);
     }
@@ -143,11 +182,19 @@ mod tests {
     fn aggregation_follows_the_profile() {
         let dir = tempfile::tempdir().unwrap();
         let profiles = Profiles::load(dir.path()).unwrap();
-        assert_eq!(profiles.aggregation_for(ProfileType::Usage, None).unwrap(), (None, AggregationLevel::Minute));
+        assert_eq!(
+            profiles.aggregation_for(ProfileType::Usage, None).unwrap(),
+            (None, AggregationLevel::Minute)
+        );
         let mut p = profile("Hourly", ProfileType::Usage);
         p.settings.aggregation_level = AggregationLevel::Hour;
         profiles.create(p).unwrap();
-        assert_eq!(profiles.aggregation_for(ProfileType::Usage, None).unwrap(), (Some("hourly".into()), AggregationLevel::Hour));
-        assert!(profiles.aggregation_for(ProfileType::Usage, Some("nope")).is_err());
+        assert_eq!(
+            profiles.aggregation_for(ProfileType::Usage, None).unwrap(),
+            (Some("hourly".into()), AggregationLevel::Hour)
+        );
+        assert!(profiles
+            .aggregation_for(ProfileType::Usage, Some("nope"))
+            .is_err());
     }
 }

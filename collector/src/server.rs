@@ -22,7 +22,12 @@ pub fn load_tokens(cfg: &CollectorConfig) -> anyhow::Result<Tokens> {
     if let Some(file) = &cfg.auth.ingest_tokens_file {
         read_secret(file)?; // fails with the file named when it holds no token
         let text = std::fs::read_to_string(file).with_context(|| format!("{}", file.display()))?;
-        tokens.extend(text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(String::from));
+        tokens.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(String::from),
+        );
     }
     if let Ok(env) = std::env::var("TDA_INGEST_TOKENS") {
         tokens.extend(env.split(',').map(|t| t.trim().to_string()));
@@ -41,20 +46,34 @@ pub fn build(cfg: &CollectorConfig) -> anyhow::Result<App> {
         let path = analytics.join(dir);
         std::fs::create_dir_all(&path).with_context(|| format!("creating {}", path.display()))?;
     }
-    let store = SledStore::open(&analytics).with_context(|| format!("opening storage under {}", analytics.display()))?;
+    let store = SledStore::open(&analytics)
+        .with_context(|| format!("opening storage under {}", analytics.display()))?;
     let profiles_dir = cfg.profiles_dir();
-    let profiles = Profiles::load(&profiles_dir).with_context(|| format!("profiles directory {}", profiles_dir.display()))?;
-    Ok(App { store: Arc::new(store), profiles, tokens: load_tokens(cfg)?, limits: cfg.limits.clone() })
+    let profiles = Profiles::load(&profiles_dir)
+        .with_context(|| format!("profiles directory {}", profiles_dir.display()))?;
+    Ok(App {
+        store: Arc::new(store),
+        profiles,
+        tokens: load_tokens(cfg)?,
+        limits: cfg.limits.clone(),
+    })
 }
 
 /// Runs the collector until SIGINT or SIGTERM.
 pub async fn run(config_file: &Path) -> anyhow::Result<()> {
     let cfg = CollectorConfig::load(config_file)?;
     let app = Arc::new(build(&cfg)?);
-    let listener = TcpListener::bind(cfg.listen).await.with_context(|| format!("listen: cannot bind {}", cfg.listen))?;
+    let listener = TcpListener::bind(cfg.listen)
+        .await
+        .with_context(|| format!("listen: cannot bind {}", cfg.listen))?;
     tracing::info!(listen = %cfg.listen, data_dir = %cfg.data_dir.display(), profiles = app.profiles.list().len(),
         tokens = app.tokens.len(), "collector started");
-    tda_web::serve(listener, move |req| app.clone().handle(req), wait_for_signal()).await;
+    tda_web::serve(
+        listener,
+        move |req| app.clone().handle(req),
+        wait_for_signal(),
+    )
+    .await;
     tracing::info!("collector stopped");
     Ok(())
 }

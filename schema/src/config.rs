@@ -208,8 +208,13 @@ impl AgentConfig {
     }
 
     fn validate(&self) -> Result<(), String> {
-        if !(self.collector.url.starts_with("http://") || self.collector.url.starts_with("https://")) {
-            return Err(format!("collector.url: `{}` is not an http(s) URL", self.collector.url));
+        if !(self.collector.url.starts_with("http://")
+            || self.collector.url.starts_with("https://"))
+        {
+            return Err(format!(
+                "collector.url: `{}` is not an http(s) URL",
+                self.collector.url
+            ));
         }
         if self.batch.max_events == 0 || self.batch.max_bytes == 0 || self.batch.max_age_ms == 0 {
             return Err("batch: max_events, max_bytes and max_age_ms must be > 0".into());
@@ -335,7 +340,11 @@ mod tests {
     #[test]
     fn agent_defaults_and_relative_paths() {
         let dir = tempfile::tempdir().unwrap();
-        let f = write(dir.path(), "agent.toml", "profiles_dir = \"profiles\"\n[collector]\ntoken_file = \"tok\"\n");
+        let f = write(
+            dir.path(),
+            "agent.toml",
+            "profiles_dir = \"profiles\"\n[collector]\ntoken_file = \"tok\"\n",
+        );
         let cfg = AgentConfig::load(&f).unwrap();
         assert_eq!(cfg.intake.listen.port(), 7301);
         assert_eq!(cfg.profiles_dir.unwrap(), dir.path().join("profiles"));
@@ -346,12 +355,19 @@ mod tests {
     #[test]
     fn collector_errors_name_file_and_line() {
         let dir = tempfile::tempdir().unwrap();
-        let f = write(dir.path(), "collector.toml", "listen = \"0.0.0.0:7300\"\nlisten_port = 1\n");
+        let f = write(
+            dir.path(),
+            "collector.toml",
+            "listen = \"0.0.0.0:7300\"\nlisten_port = 1\n",
+        );
         let e = CollectorConfig::load(&f).unwrap_err().to_string();
         assert!(e.contains("collector.toml: line 2, column 1"), "{e}");
         assert!(e.contains("unknown field `listen_port`"), "{e}");
         let f = write(dir.path(), "c2.toml", "[limits]\nmax_body_bytes = 0\n");
-        assert!(CollectorConfig::load(&f).unwrap_err().to_string().contains("max_body_bytes"));
+        assert!(CollectorConfig::load(&f)
+            .unwrap_err()
+            .to_string()
+            .contains("max_body_bytes"));
     }
 
     #[test]
@@ -359,7 +375,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let f = write(dir.path(), "collector.toml", "data_dir = \"state\"\n");
         let cfg = CollectorConfig::load(&f).unwrap();
-        assert_eq!(cfg.profiles_dir(), dir.path().join("state/analytics/profiles"));
+        assert_eq!(
+            cfg.profiles_dir(),
+            dir.path().join("state/analytics/profiles")
+        );
     }
 
     #[test]

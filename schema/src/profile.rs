@@ -189,19 +189,28 @@ impl Profile {
             return invalid("name", "must contain a letter or digit".into());
         }
         if self.name.len() > MAX_NAME_LEN {
-            return invalid("name", format!("{} bytes, at most {MAX_NAME_LEN}", self.name.len()));
+            return invalid(
+                "name",
+                format!("{} bytes, at most {MAX_NAME_LEN}", self.name.len()),
+            );
         }
         let s = &self.settings;
         if s.collection_interval == 0 || s.collection_interval > MAX_COLLECTION_INTERVAL {
             return invalid(
                 "settings.collection_interval",
-                format!("{} must be 1-{MAX_COLLECTION_INTERVAL} seconds", s.collection_interval),
+                format!(
+                    "{} must be 1-{MAX_COLLECTION_INTERVAL} seconds",
+                    s.collection_interval
+                ),
             );
         }
         if s.retention_period == 0 || s.retention_period > MAX_RETENTION_PERIOD {
             return invalid(
                 "settings.retention_period",
-                format!("{} must be 1-{MAX_RETENTION_PERIOD} days", s.retention_period),
+                format!(
+                    "{} must be 1-{MAX_RETENTION_PERIOD} days",
+                    s.retention_period
+                ),
             );
         }
         Ok(())
@@ -243,11 +252,18 @@ pub fn one_line(message: &str) -> String {
     let mut lines = message.lines().map(str::trim).filter(|l| !l.is_empty());
     let head = lines.next().unwrap_or_default().to_string();
     // toml's layout: "TOML parse error at line L, column C", the source excerpt, then the message.
-    let last = message.lines().map(str::trim).rfind(|l| !l.is_empty()).unwrap_or_default();
+    let last = message
+        .lines()
+        .map(str::trim)
+        .rfind(|l| !l.is_empty())
+        .unwrap_or_default();
     if head == last {
         head
     } else {
-        format!("{}: {last}", head.trim_start_matches("TOML parse error at "))
+        format!(
+            "{}: {last}",
+            head.trim_start_matches("TOML parse error at ")
+        )
     }
 }
 
@@ -318,8 +334,11 @@ aggregation_level = "minute"
 
     #[test]
     fn defaults_fill_missing_settings() {
-        let p = Profile::from_toml("name = \"Perf\"\ntype = \"performance\"\n", Path::new("p.toml"))
-            .unwrap();
+        let p = Profile::from_toml(
+            "name = \"Perf\"\ntype = \"performance\"\n",
+            Path::new("p.toml"),
+        )
+        .unwrap();
         assert_eq!(p.settings.collection_interval, 60);
         assert_eq!(p.settings.aggregation_level, AggregationLevel::Minute);
     }
@@ -329,7 +348,10 @@ aggregation_level = "minute"
         let bad_type = SEED.replace("\"usage\"", "\"sales\"");
         let e = Profile::from_toml(&bad_type, Path::new("/etc/tda/profiles/a.toml")).unwrap_err();
         let text = e.to_string();
-        assert!(text.starts_with("/etc/tda/profiles/a.toml: line 3, column 8"), "{text}");
+        assert!(
+            text.starts_with("/etc/tda/profiles/a.toml: line 3, column 8"),
+            "{text}"
+        );
         assert!(text.contains("unknown variant `sales`"), "{text}");
 
         let zero = SEED.replace("collection_interval = 60", "collection_interval = 0");
@@ -341,7 +363,10 @@ aggregation_level = "minute"
 
         let unknown = SEED.replace("retention_period", "retention_days");
         let e = Profile::from_toml(&unknown, Path::new("c.toml")).unwrap_err();
-        assert!(e.to_string().contains("unknown field `retention_days`"), "{e}");
+        assert!(
+            e.to_string().contains("unknown field `retention_days`"),
+            "{e}"
+        );
 
         let level = SEED.replace("\"minute\"", "\"week\"");
         assert!(Profile::from_toml(&level, Path::new("d.toml")).is_err());

@@ -108,9 +108,7 @@ impl Visitor<'_> for TimestampVisitor {
         if v.is_finite() && v.fract() == 0.0 {
             Timestamp::from_ms(v as i64).map_err(E::custom)
         } else {
-            Err(E::custom(format!(
-                "{v} is not whole epoch milliseconds"
-            )))
+            Err(E::custom(format!("{v} is not whole epoch milliseconds")))
         }
     }
 
@@ -141,7 +139,10 @@ mod tests {
 
     #[test]
     fn rejects_out_of_range_and_garbage() {
-        assert!(Timestamp::parse("1795860000").is_err(), "seconds are not ms");
+        assert!(
+            Timestamp::parse("1795860000").is_err(),
+            "seconds are not ms"
+        );
         assert!(Timestamp::parse("yesterday").is_err());
     }
 

@@ -242,12 +242,15 @@ impl FieldError {
     }
 }
 
-fn deserialize_json<T: serde::de::DeserializeOwned>(body: &[u8], prefix: &str) -> Result<T, FieldError> {
+fn deserialize_json<T: serde::de::DeserializeOwned>(
+    body: &[u8],
+    prefix: &str,
+) -> Result<T, FieldError> {
     let mut de = serde_json::Deserializer::from_slice(body);
     let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
         let location = match (prefix, path.as_str()) {
-            (p, ".") if p.is_empty() => "body".to_string(),
+            ("", ".") => "body".to_string(),
             (p, ".") => p.to_string(),
             (p, path) if path.starts_with('[') => format!("{p}{path}"),
             ("", path) => path.to_string(),
@@ -281,7 +284,10 @@ pub fn decode_batch(body: &[u8]) -> Result<Batch, FieldError> {
     if batch.version != BATCH_FORMAT_VERSION {
         return Err(FieldError::at(
             "version",
-            format!("unsupported batch format {}, expected {BATCH_FORMAT_VERSION}", batch.version),
+            format!(
+                "unsupported batch format {}, expected {BATCH_FORMAT_VERSION}",
+                batch.version
+            ),
         ));
     }
     check_text("agent_id", &batch.agent_id, MAX_ID_LEN).map_err(|(f, m)| FieldError::at(f, m))?;

@@ -17,15 +17,25 @@ pub const DEADLINE: Duration = Duration::from_secs(60);
 /// Path of a workspace binary, built by `cargo build --workspace` before the tests run.
 pub fn bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe.parent().and_then(Path::parent).expect("target profile directory");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target profile directory");
     let path = dir.join(name);
-    assert!(path.exists(), "{} is missing: run `cargo build --workspace --bins` first (scripts/test does)", path.display());
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --workspace --bins` first (scripts/test does)",
+        path.display()
+    );
     path
 }
 
 /// A port nobody listens on right now.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port()
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
 }
 
 /// Polls `check` until it returns `Some`, failing the test after [`DEADLINE`].
@@ -42,7 +52,10 @@ pub fn wait_for<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
 
 /// A blocking HTTP client for tests.
 pub fn http() -> reqwest::blocking::Client {
-    reqwest::blocking::Client::builder().timeout(Duration::from_secs(30)).build().expect("client")
+    reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client")
 }
 
 /// GETs JSON, returning the status and body.
@@ -93,13 +106,25 @@ impl Daemon {
         let client = http();
         let start = Instant::now();
         loop {
-            if client.get(&url).send().is_ok_and(|r| r.status().is_success()) {
+            if client
+                .get(&url)
+                .send()
+                .is_ok_and(|r| r.status().is_success())
+            {
                 return;
             }
             if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("{} exited with {status}:\n{}", self.log.display(), self.log_text());
+                panic!(
+                    "{} exited with {status}:\n{}",
+                    self.log.display(),
+                    self.log_text()
+                );
             }
-            assert!(start.elapsed() < DEADLINE, "{url} never became healthy:\n{}", self.log_text());
+            assert!(
+                start.elapsed() < DEADLINE,
+                "{url} never became healthy:\n{}",
+                self.log_text()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -122,7 +147,10 @@ impl Daemon {
 
     /// Asks the daemon to stop (SIGTERM) and waits for it to exit.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
-        let _ = Command::new("kill").arg("-TERM").arg(self.pid().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.pid().to_string())
+            .status();
         wait_for("daemon to exit", || self.child.try_wait().ok().flatten())
     }
 }
@@ -154,7 +182,10 @@ impl CollectorSetup {
             "listen = \"127.0.0.1:{port}\"\ndata_dir = \"data\"\nprofiles_dir = \"profiles\"\n{extra}\n[auth]\ningest_tokens_file = \"tokens\"\n"
         );
         fs::write(dir.join("collector.toml"), config).expect("collector.toml");
-        CollectorSetup { dir: dir.to_path_buf(), port }
+        CollectorSetup {
+            dir: dir.to_path_buf(),
+            port,
+        }
     }
 
     /// Writes a profile file.
@@ -164,8 +195,13 @@ impl CollectorSetup {
 
     /// Starts the collector and waits until it is healthy.
     pub fn start(&self) -> Daemon {
-        Daemon::spawn("tda-collector", &self.dir.join("collector.toml"), self.dir.join("collector.log"),
-            format!("http://127.0.0.1:{}", self.port), &[])
+        Daemon::spawn(
+            "tda-collector",
+            &self.dir.join("collector.toml"),
+            self.dir.join("collector.log"),
+            format!("http://127.0.0.1:{}", self.port),
+            &[],
+        )
     }
 }
 
@@ -180,25 +216,41 @@ pub fn start_agent_with(dir: &Path, collector_url: &str, pid: u32, batch: &str) 
     fs::create_dir_all(dir.join("profiles")).expect("agent dir");
     fs::write(dir.join("token"), TOKEN).expect("token");
     fs::write(dir.join("watched.pid"), pid.to_string()).expect("pid file");
-    fs::write(dir.join("profiles/perf.toml"),
-        "name = \"Perf\"\ntype = \"performance\"\n[settings]\ncollection_interval = 1\n").expect("profile");
+    fs::write(
+        dir.join("profiles/perf.toml"),
+        "name = \"Perf\"\ntype = \"performance\"\n[settings]\ncollection_interval = 1\n",
+    )
+    .expect("profile");
     let port = free_port();
     let config = format!(
         "agent_id = \"test-agent\"\nprofiles_dir = \"profiles\"\n[collector]\nurl = \"{collector_url}\"\ntoken_file = \"token\"\n\
          [intake]\nlisten = \"127.0.0.1:{port}\"\n[batch]\n{batch}\n[process]\npid_file = \"watched.pid\"\n"
     );
     fs::write(dir.join("agent.toml"), config).expect("agent.toml");
-    Daemon::spawn("tda-agent", &dir.join("agent.toml"), dir.join("agent.log"), format!("http://127.0.0.1:{port}"), &[])
+    Daemon::spawn(
+        "tda-agent",
+        &dir.join("agent.toml"),
+        dir.join("agent.log"),
+        format!("http://127.0.0.1:{port}"),
+        &[],
+    )
 }
 
 /// Runs the `tda` CLI against a collector.
 pub fn tda(server: &str, args: &[&str]) -> Output {
-    Command::new(bin("tda")).arg("--server").arg(server).args(args).output().expect("run tda")
+    Command::new(bin("tda"))
+        .arg("--server")
+        .arg(server)
+        .args(args)
+        .output()
+        .expect("run tda")
 }
 
 /// GETs usage stats over `[from, to)` (epoch ms).
 pub fn usage(collector: &str, from: i64, to: i64) -> Value {
-    let (status, v) = get_json(&format!("{collector}/api/v1/stats/usage?from={from}&to={to}"));
+    let (status, v) = get_json(&format!(
+        "{collector}/api/v1/stats/usage?from={from}&to={to}"
+    ));
     assert_eq!(status, 200, "{v}");
     v
 }
@@ -218,5 +270,7 @@ pub fn post_declaring_length(url: &str, path: &str, length: usize) -> u16 {
     write!(s, "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n\r\n").expect("write head");
     let mut head = [0u8; 12];
     s.read_exact(&mut head).expect("status line");
-    String::from_utf8_lossy(&head[9..12]).parse().expect("status code")
+    String::from_utf8_lossy(&head[9..12])
+        .parse()
+        .expect("status code")
 }

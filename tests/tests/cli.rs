@@ -12,13 +12,39 @@ fn profile_created_by_cli_is_a_file_and_in_the_list() {
     let tmp = tempfile::tempdir().unwrap();
     let setup = CollectorSetup::new(tmp.path(), "");
     let c = setup.start();
-    let out = tda(&c.url, &["profile", "create", "--name", "System Usage", "--type", "usage",
-        "--collection-interval", "60", "--retention-period", "30", "--aggregation-level", "minute"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout(&out).starts_with("Profile created: system-usage"), "{}", stdout(&out));
+    let out = tda(
+        &c.url,
+        &[
+            "profile",
+            "create",
+            "--name",
+            "System Usage",
+            "--type",
+            "usage",
+            "--collection-interval",
+            "60",
+            "--retention-period",
+            "30",
+            "--aggregation-level",
+            "minute",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout(&out).starts_with("Profile created: system-usage"),
+        "{}",
+        stdout(&out)
+    );
     let file = tmp.path().join("profiles/system-usage.toml");
     let on_disk = tda_schema::Profile::load(&file).unwrap();
-    assert_eq!((on_disk.name.as_str(), on_disk.settings.retention_period), ("System Usage", 30));
+    assert_eq!(
+        (on_disk.name.as_str(), on_disk.settings.retention_period),
+        ("System Usage", 30)
+    );
 
     let list = tda(&c.url, &["profile", "list", "--json"]);
     let v: Value = serde_json::from_slice(&list.stdout).unwrap();
@@ -26,17 +52,34 @@ fn profile_created_by_cli_is_a_file_and_in_the_list() {
     assert_eq!(v["profiles"][0]["type"], "usage");
     assert!(stdout(&tda(&c.url, &["profile", "list"])).contains("system-usage"));
 
-    let dup = tda(&c.url, &["profile", "create", "--name", "system usage", "--type", "usage"]);
+    let dup = tda(
+        &c.url,
+        &[
+            "profile",
+            "create",
+            "--name",
+            "system usage",
+            "--type",
+            "usage",
+        ],
+    );
     assert_eq!(dup.status.code(), Some(1));
-    assert_eq!(String::from_utf8_lossy(&dup.stderr), "tda: 409: a profile named `system usage` already exists\n");
-    let bad = tda(&c.url, &["profile", "create", "--name", "P", "--type", "sales"]);
+    assert_eq!(
+        String::from_utf8_lossy(&dup.stderr),
+        "tda: 409: a profile named `system usage` already exists\n"
+    );
+    let bad = tda(
+        &c.url,
+        &["profile", "create", "--name", "P", "--type", "sales"],
+    );
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown variant `sales`"));
 
     // A collector restarted on the same directory loads the created profile from its file.
     drop(c);
     let c = setup.start();
-    let v: Value = serde_json::from_slice(&tda(&c.url, &["profile", "list", "--json"]).stdout).unwrap();
+    let v: Value =
+        serde_json::from_slice(&tda(&c.url, &["profile", "list", "--json"]).stdout).unwrap();
     assert_eq!(v["profiles"].as_array().unwrap().len(), 1);
 }
 
@@ -46,7 +89,11 @@ fn stats_commands_print_tables_and_json() {
     let c = CollectorSetup::new(tmp.path(), "").start();
     let table = tda(&c.url, &["stats", "usage", "--since", "1h"]);
     assert!(table.status.success());
-    assert!(stdout(&table).contains("total requests  0"), "{}", stdout(&table));
+    assert!(
+        stdout(&table).contains("total requests  0"),
+        "{}",
+        stdout(&table)
+    );
     let json = tda(&c.url, &["--json", "stats", "performance", "--since", "1h"]);
     let v: Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(v["health"]["status"], "no_data");
@@ -54,5 +101,6 @@ fn stats_commands_print_tables_and_json() {
     assert_eq!(bad.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad.stderr).starts_with("tda: 400: from: `later`"));
     let down = tda("http://127.0.0.1:1", &["profile", "list"]);
-    assert!(String::from_utf8_lossy(&down.stderr).starts_with("tda: cannot reach the collector at http://127.0.0.1:1"));
+    assert!(String::from_utf8_lossy(&down.stderr)
+        .starts_with("tda: cannot reach the collector at http://127.0.0.1:1"));
 }

@@ -24,5 +24,13 @@ fn one_example_profile_per_type() {
     assert!(errors.is_empty(), "{errors:?}");
     let mut kinds: Vec<ProfileType> = profiles.iter().map(|p| p.kind).collect();
     kinds.sort_by_key(|k| k.as_str());
-    assert_eq!(kinds, vec![ProfileType::Behavioral, ProfileType::Performance, ProfileType::Predictive, ProfileType::Usage]);
+    assert_eq!(
+        kinds,
+        vec![
+            ProfileType::Behavioral,
+            ProfileType::Performance,
+            ProfileType::Predictive,
+            ProfileType::Usage
+        ]
+    );
 }

@@ -25,19 +25,45 @@ fn send(url: &str, headers: &[(&str, &str)], body: Vec<u8>) -> (u16, String) {
 #[test]
 fn collector_refuses_bad_batches_and_keeps_what_it_stored() {
     let tmp = tempfile::tempdir().unwrap();
-    let setup = CollectorSetup::new(tmp.path(), "[limits]\nmax_body_bytes = 65536\nmax_decompressed_bytes = 262144\n");
+    let setup = CollectorSetup::new(
+        tmp.path(),
+        "[limits]\nmax_body_bytes = 65536\nmax_decompressed_bytes = 262144\n",
+    );
     let c = setup.start();
     let url = c.url.as_str();
     let t0 = now_ms() - 60_000;
     let zstd = ("content-encoding", "zstd");
 
-    let (status, _) = post(&format!("{url}/v1/batches"), &[AUTH, zstd], zstd_json(&batch("good", t0, 10)));
+    let (status, _) = post(
+        &format!("{url}/v1/batches"),
+        &[AUTH, zstd],
+        zstd_json(&batch("good", t0, 10)),
+    );
     assert_eq!(status, 200);
-    let (status, body) = post(&format!("{url}/v1/batches"), &[AUTH, zstd], zstd_json(&batch("good", t0, 10)));
-    assert_eq!((status, &body["duplicate"]), (200, &json!(true)), "a retried batch is acknowledged, not stored twice");
+    let (status, body) = post(
+        &format!("{url}/v1/batches"),
+        &[AUTH, zstd],
+        zstd_json(&batch("good", t0, 10)),
+    );
+    assert_eq!(
+        (status, &body["duplicate"]),
+        (200, &json!(true)),
+        "a retried batch is acknowledged, not stored twice"
+    );
 
-    assert_eq!(send(url, &[zstd], zstd_json(&batch("b", t0, 1))), (401, "missing or invalid bearer token".into()));
-    assert_eq!(send(url, &[("authorization", "Bearer wrong"), zstd], zstd_json(&batch("b", t0, 1))).0, 401);
+    assert_eq!(
+        send(url, &[zstd], zstd_json(&batch("b", t0, 1))),
+        (401, "missing or invalid bearer token".into())
+    );
+    assert_eq!(
+        send(
+            url,
+            &[("authorization", "Bearer wrong"), zstd],
+            zstd_json(&batch("b", t0, 1))
+        )
+        .0,
+        401
+    );
 
     let (status, msg) = send(url, &[AUTH], vec![b' '; 70_000]);
     assert_eq!(status, 413, "{msg}");
@@ -46,30 +72,48 @@ fn collector_refuses_bad_batches_and_keeps_what_it_stored() {
     let bomb = zstd::bulk::compress(&vec![b' '; 1 << 20], 19).unwrap();
     assert!(bomb.len() < 65536);
     let (status, msg) = send(url, &[AUTH, zstd], bomb);
-    assert_eq!((status, msg.as_str()), (413, "body decompresses to more than 262144 bytes"));
+    assert_eq!(
+        (status, msg.as_str()),
+        (413, "body decompresses to more than 262144 bytes")
+    );
 
     let mut bad = batch("bad-field", t0, 5);
     bad["events"][3]["latency_ms"] = json!("slow");
     let (status, msg) = send(url, &[AUTH, zstd], zstd_json(&bad));
     assert_eq!(status, 400);
-    assert!(msg.starts_with("events[3].latency_ms: invalid type: string \"slow\""), "{msg}");
+    assert!(
+        msg.starts_with("events[3].latency_ms: invalid type: string \"slow\""),
+        "{msg}"
+    );
 
     let mut bad = batch("bad-status", t0, 5);
     bad["events"][4]["status"] = json!(999);
-    assert_eq!(send(url, &[AUTH, zstd], zstd_json(&bad)), (400, "events[4].status: 999 is not an HTTP status (100-599)".into()));
+    assert_eq!(
+        send(url, &[AUTH, zstd], zstd_json(&bad)),
+        (
+            400,
+            "events[4].status: 999 is not an HTTP status (100-599)".into()
+        )
+    );
 
     let mut bad = batch("no-user", t0, 2);
     bad["events"][1].as_object_mut().unwrap().remove("user_id");
     let (status, msg) = send(url, &[AUTH, zstd], zstd_json(&bad));
     assert_eq!(status, 400);
-    assert!(msg.starts_with("events[1]: missing field `user_id`"), "{msg}");
+    assert!(
+        msg.starts_with("events[1]: missing field `user_id`"),
+        "{msg}"
+    );
 
     let mut bad = batch("v9", t0, 1);
     bad["version"] = json!(9);
     assert_eq!(send(url, &[AUTH, zstd], zstd_json(&bad)).0, 400);
     assert_eq!(send(url, &[AUTH, zstd], b"not zstd at all".to_vec()).0, 400);
     assert_eq!(send(url, &[AUTH], b"{\"version\":1,".to_vec()).0, 400);
-    assert_eq!(send(url, &[AUTH, ("content-encoding", "br")], vec![1, 2, 3]).0, 415);
+    assert_eq!(
+        send(url, &[AUTH, ("content-encoding", "br")], vec![1, 2, 3]).0,
+        415
+    );
 
     // The refused batches stored nothing; the accepted one is intact.
     assert_eq!(usage(url, t0, t0 + 60_000)["total_requests"], 10);
@@ -85,14 +129,36 @@ fn agent_intake_names_the_bad_event_and_field() {
     let t0 = now_ms();
     let ok = json!({"timestamp": t0, "user_id": "u", "feature": "f"});
 
-    let (status, v) = post(&events, &[], serde_json::to_vec(&json!([ok, ok, {"timestamp": "soon", "user_id": "u", "feature": "f"}])).unwrap());
+    let (status, v) = post(
+        &events,
+        &[],
+        serde_json::to_vec(&json!([ok, ok, {"timestamp": "soon", "user_id": "u", "feature": "f"}]))
+            .unwrap(),
+    );
     assert_eq!(status, 400);
-    assert!(v["error"].as_str().unwrap().starts_with("events[2].timestamp: `soon` is neither RFC 3339 nor epoch milliseconds"), "{v}");
-    let (status, v) = post(&events, &[], serde_json::to_vec(&json!([ok, {"timestamp": t0, "user_id": "", "feature": "f"}])).unwrap());
-    assert_eq!((status, v["error"].as_str()), (400, Some("events[1].user_id: must not be empty")));
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("events[2].timestamp: `soon` is neither RFC 3339 nor epoch milliseconds"),
+        "{v}"
+    );
+    let (status, v) = post(
+        &events,
+        &[],
+        serde_json::to_vec(&json!([ok, {"timestamp": t0, "user_id": "", "feature": "f"}])).unwrap(),
+    );
+    assert_eq!(
+        (status, v["error"].as_str()),
+        (400, Some("events[1].user_id: must not be empty"))
+    );
     let (status, v) = post(&events, &[], b"{\"not\": \"an array\"}".to_vec());
     assert_eq!(status, 400, "{v}");
-    assert_eq!(post_declaring_length(&agent.url, "/v1/events", 9 << 20), 413, "over the 8 MiB default");
+    assert_eq!(
+        post_declaring_length(&agent.url, "/v1/events", 9 << 20),
+        413,
+        "over the 8 MiB default"
+    );
     let (_, health) = get_json(&format!("{}/healthz", agent.url));
     assert_eq!(health["counters"]["requests_rejected"], 4);
     assert_eq!(health["counters"]["events_received"], 0);
@@ -104,31 +170,80 @@ fn api_refuses_bad_queries_and_profiles() {
     let c = CollectorSetup::new(tmp.path(), "").start();
     let stats = |q: &str| get_json(&format!("{}/api/v1/stats/{q}", c.url));
     assert_eq!(stats("sales").0, 404);
-    assert_eq!(stats("usage?from=yesterday").1["error"], "from: `yesterday` is not RFC 3339, epoch milliseconds or a duration like 1h");
-    assert_eq!(stats("usage?from=1h&to=2h").1["error"], "from: must be before to");
-    assert_eq!(stats("usage?from=1h&profile=nope").1["error"], "profile: no profile `nope`");
-    assert_eq!(stats("usage?from=1000d").0, 400, "a series of 1.44 M minute buckets is refused");
+    assert_eq!(
+        stats("usage?from=yesterday").1["error"],
+        "from: `yesterday` is not RFC 3339, epoch milliseconds or a duration like 1h"
+    );
+    assert_eq!(
+        stats("usage?from=1h&to=2h").1["error"],
+        "from: must be before to"
+    );
+    assert_eq!(
+        stats("usage?from=1h&profile=nope").1["error"],
+        "profile: no profile `nope`"
+    );
+    assert_eq!(
+        stats("usage?from=1000d").0,
+        400,
+        "a series of 1.44 M minute buckets is refused"
+    );
     assert_eq!(stats("predictive").0, 501);
     assert_eq!(get_json(&format!("{}/nowhere", c.url)).0, 404);
 
     let profiles = format!("{}/api/v1/profiles", c.url);
-    let create = |v: Value| post(&profiles, &[("content-type", "application/json")], serde_json::to_vec(&v).unwrap());
+    let create = |v: Value| {
+        post(
+            &profiles,
+            &[("content-type", "application/json")],
+            serde_json::to_vec(&v).unwrap(),
+        )
+    };
     let (status, v) = create(json!({"name": "X", "type": "sales"}));
     assert_eq!(status, 400);
-    assert!(v["error"].as_str().unwrap().starts_with("type: unknown variant `sales`"), "{v}");
-    let (status, v) = create(json!({"name": "X", "type": "usage", "settings": {"collection_interval": 0}}));
-    assert_eq!((status, v["error"].as_str()), (400, Some("settings.collection_interval: 0 must be 1-86400 seconds")));
-    let (status, v) = create(json!({"name": "X", "type": "usage", "settings": {"retention_period": -3}}));
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("type: unknown variant `sales`"),
+        "{v}"
+    );
+    let (status, v) =
+        create(json!({"name": "X", "type": "usage", "settings": {"collection_interval": 0}}));
+    assert_eq!(
+        (status, v["error"].as_str()),
+        (
+            400,
+            Some("settings.collection_interval: 0 must be 1-86400 seconds")
+        )
+    );
+    let (status, v) =
+        create(json!({"name": "X", "type": "usage", "settings": {"retention_period": -3}}));
     assert_eq!(status, 400);
-    assert!(v["error"].as_str().unwrap().starts_with("settings.retention_period: invalid value: integer `-3`"), "{v}");
-    let (status, v) = create(json!({"name": "X", "type": "usage", "settings": {"aggregation_level": "week"}}));
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("settings.retention_period: invalid value: integer `-3`"),
+        "{v}"
+    );
+    let (status, v) =
+        create(json!({"name": "X", "type": "usage", "settings": {"aggregation_level": "week"}}));
     assert_eq!(status, 400, "{v}");
     let (status, v) = create(json!({"name": "X", "type": "usage", "colour": "red"}));
     assert_eq!(status, 400);
-    assert!(v["error"].as_str().unwrap().contains("unknown field `colour`"), "{v}");
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("unknown field `colour`"),
+        "{v}"
+    );
     assert_eq!(create(json!({"name": "X", "type": "usage"})).0, 201);
     let (status, v) = create(json!({"name": "x", "type": "performance"}));
-    assert_eq!((status, v["error"].as_str()), (409, Some("a profile named `x` already exists")));
+    assert_eq!(
+        (status, v["error"].as_str()),
+        (409, Some("a profile named `x` already exists"))
+    );
 }
 
 #[test]
@@ -137,12 +252,22 @@ fn collector_will_not_start_on_a_bad_config() {
     let run = |config: &str| {
         let f = tmp.path().join("c.toml");
         std::fs::write(&f, config).unwrap();
-        let out = std::process::Command::new(bin("tda-collector")).arg("--config").arg(&f).output().unwrap();
+        let out = std::process::Command::new(bin("tda-collector"))
+            .arg("--config")
+            .arg(&f)
+            .output()
+            .unwrap();
         assert!(!out.status.success());
         String::from_utf8_lossy(&out.stderr).to_string()
     };
     let err = run("listen = \"127.0.0.1:0\"\nlisten_port = 5\n");
-    assert!(err.contains("c.toml: line 2, column 1") && err.contains("unknown field `listen_port`"), "{err}");
-    let err = run(&format!("listen = \"127.0.0.1:{}\"\ndata_dir = \"d\"\n", free_port()));
+    assert!(
+        err.contains("c.toml: line 2, column 1") && err.contains("unknown field `listen_port`"),
+        "{err}"
+    );
+    let err = run(&format!(
+        "listen = \"127.0.0.1:{}\"\ndata_dir = \"d\"\n",
+        free_port()
+    ));
     assert!(err.contains("no ingest token configured"), "{err}");
 }

@@ -62,7 +62,10 @@ where
 pub fn json<T: Serialize + ?Sized>(status: StatusCode, value: &T) -> Response {
     match serde_json::to_vec(value) {
         Ok(body) => with_type(status, body, "application/json"),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &format!("encoding response: {e}")),
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("encoding response: {e}"),
+        ),
     }
 }
 
@@ -73,7 +76,11 @@ pub fn error(status: StatusCode, message: &str) -> Response {
 }
 
 /// A response with a body and a content type.
-pub fn with_type(status: StatusCode, body: impl Into<Bytes>, content_type: &'static str) -> Response {
+pub fn with_type(
+    status: StatusCode,
+    body: impl Into<Bytes>,
+    content_type: &'static str,
+) -> Response {
     let mut resp = hyper::Response::new(Full::new(body.into()));
     *resp.status_mut() = status;
     resp.headers_mut()
@@ -94,7 +101,10 @@ pub async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, Re
     match Limited::new(req.into_body(), limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large(limit)),
-        Err(e) => Err(error(StatusCode::BAD_REQUEST, &format!("reading body: {e}"))),
+        Err(e) => Err(error(
+            StatusCode::BAD_REQUEST,
+            &format!("reading body: {e}"),
+        )),
     }
 }
 

@@ -110,7 +110,9 @@ impl Truth {
                 self.errors += 1;
                 *self.error_kinds.entry(kind).or_default() += 1;
             }
-            let persona = persona_of.get(&e.user_id).map_or("unknown", |&p| PERSONAS[p].name);
+            let persona = persona_of
+                .get(&e.user_id)
+                .map_or("unknown", |&p| PERSONAS[p].name);
             let p = self.personas.entry(persona.to_string()).or_default();
             p.events += 1;
             p.users.insert(e.user_id.clone());
@@ -137,10 +139,27 @@ pub async fn run(args: SimArgs) -> anyhow::Result<()> {
         incidents: args.incidents.clone(),
         seed: args.seed,
     };
-    let mut truth = Truth { seed: args.seed, start, end: start + span, ..Truth::default() };
-    truth.incidents = cfg.incidents.iter().map(|i| IncidentTruth { kind: i.kind, start: start + i.offset_ms, end: start + i.offset_ms + i.duration_ms }).collect();
+    let mut truth = Truth {
+        seed: args.seed,
+        start,
+        end: start + span,
+        ..Truth::default()
+    };
+    truth.incidents = cfg
+        .incidents
+        .iter()
+        .map(|i| IncidentTruth {
+            kind: i.kind,
+            start: start + i.offset_ms,
+            end: start + i.offset_ms + i.duration_ms,
+        })
+        .collect();
     let generator = Generator::new(cfg);
-    let persona_of: BTreeMap<String, usize> = generator.users().iter().map(|u| (u.id.clone(), u.persona)).collect();
+    let persona_of: BTreeMap<String, usize> = generator
+        .users()
+        .iter()
+        .map(|u| (u.id.clone(), u.persona))
+        .collect();
     let sender = Sender::new(&args.intake)?;
     let pace = Pace::new(start, span, args.over);
     let mut chunk: Vec<Event> = Vec::with_capacity(args.chunk);
@@ -175,7 +194,8 @@ fn report(truth: &Truth, file: Option<&PathBuf>) -> anyhow::Result<()> {
     );
     if let Some(f) = file {
         let json = serde_json::to_vec_pretty(truth)?;
-        std::fs::write(f, json).with_context(|| format!("writing ground truth to {}", f.display()))?;
+        std::fs::write(f, json)
+            .with_context(|| format!("writing ground truth to {}", f.display()))?;
     }
     Ok(())
 }
@@ -193,7 +213,12 @@ impl Pace {
     fn new(start_ms: i64, span_ms: i64, over: Option<Duration>) -> Self {
         let factor = over.map(|o| span_ms as f64 / o.as_millis().max(1) as f64);
         let flush_every_ms = factor.map_or(i64::MAX, |f| (f * 250.0) as i64).max(60_000);
-        Pace { start_ms, factor, wall_start: Instant::now(), flush_every_ms }
+        Pace {
+            start_ms,
+            factor,
+            wall_start: Instant::now(),
+            flush_every_ms,
+        }
     }
 
     /// Whether a flush is due at this simulated minute.
@@ -218,19 +243,34 @@ struct Sender {
 
 impl Sender {
     fn new(intake: &str) -> anyhow::Result<Self> {
-        let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
-        Ok(Sender { client, url: format!("{}/v1/events", intake.trim_end_matches('/')) })
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()?;
+        Ok(Sender {
+            client,
+            url: format!("{}/v1/events", intake.trim_end_matches('/')),
+        })
     }
 
     async fn send(&self, events: &[Event]) -> anyhow::Result<()> {
         let body = serde_json::to_vec(events)?;
         let mut delay = Duration::from_millis(100);
         for _ in 0..30 {
-            match self.client.post(&self.url).header("content-type", "application/json").body(body.clone()).send().await {
+            match self
+                .client
+                .post(&self.url)
+                .header("content-type", "application/json")
+                .body(body.clone())
+                .send()
+                .await
+            {
                 Ok(r) if r.status().is_success() => return Ok(()),
                 Ok(r) if r.status().is_client_error() => {
                     let status = r.status();
-                    bail!("intake refused events: {status}: {}", r.text().await.unwrap_or_default())
+                    bail!(
+                        "intake refused events: {status}: {}",
+                        r.text().await.unwrap_or_default()
+                    )
                 }
                 Ok(r) => tracing::warn!(status = %r.status(), "intake busy, retrying"),
                 Err(e) => tracing::warn!(error = %e, "intake unreachable, retrying"),
@@ -238,6 +278,9 @@ impl Sender {
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(Duration::from_secs(2));
         }
-        bail!("intake at {} did not take events after 30 attempts", self.url)
+        bail!(
+            "intake at {} did not take events after 30 attempts",
+            self.url
+        )
     }
 }

@@ -49,10 +49,22 @@ impl FromStr for Incident {
             "latency_spike" => IncidentKind::LatencySpike,
             "error_burst" => IncidentKind::ErrorBurst,
             "traffic_drop" => IncidentKind::TrafficDrop,
-            other => return Err(format!("unknown incident `{other}` (latency_spike, error_burst, traffic_drop)")),
+            other => {
+                return Err(format!(
+                    "unknown incident `{other}` (latency_spike, error_burst, traffic_drop)"
+                ))
+            }
         };
-        let ms = |t: &str| humantime::parse_duration(t).map(|d| d.as_millis() as i64).map_err(|e| format!("`{t}`: {e}"));
-        Ok(Incident { kind, offset_ms: ms(offset)?, duration_ms: ms(duration)? })
+        let ms = |t: &str| {
+            humantime::parse_duration(t)
+                .map(|d| d.as_millis() as i64)
+                .map_err(|e| format!("`{t}`: {e}"))
+        };
+        Ok(Incident {
+            kind,
+            offset_ms: ms(offset)?,
+            duration_ms: ms(duration)?,
+        })
     }
 }
 
@@ -107,13 +119,26 @@ impl Generator {
         for i in 0..cfg.users {
             let persona = pick_persona(rng.random::<f64>());
             let p = &PERSONAS[persona];
-            let id = if p.anonymous { format!("anon-{i:05}") } else { format!("u{i:05}") };
+            let id = if p.anonymous {
+                format!("anon-{i:05}")
+            } else {
+                format!("u{i:05}")
+            };
             total += p.activity * spread.sample(&mut rng);
             cumulative.push(total);
             users.push(User { id, persona });
         }
         let minute = cfg.start_ms - cfg.start_ms.rem_euclid(MINUTE_MS);
-        Generator { cfg, rng, users, cumulative, minute, pending: Vec::new(), sessions: 0, done: false }
+        Generator {
+            cfg,
+            rng,
+            users,
+            cumulative,
+            minute,
+            pending: Vec::new(),
+            sessions: 0,
+            done: false,
+        }
     }
 
     /// The simulated users.
@@ -134,7 +159,11 @@ impl Generator {
         let weekday = ((at.div_euclid(86_400_000) + 3).rem_euclid(7)) as u32;
         let weeks = (at - self.cfg.start_ms) as f64 / (7.0 * 86_400_000.0);
         let growth = (1.0 + self.cfg.growth_per_week).powf(weeks);
-        let drop = if self.incident_active(IncidentKind::TrafficDrop, at) { 0.2 } else { 1.0 };
+        let drop = if self.incident_active(IncidentKind::TrafficDrop, at) {
+            0.2
+        } else {
+            1.0
+        };
         let base = self.cfg.users as f64 * self.cfg.sessions_per_user_day / 1440.0;
         base * diurnal(hour) * weekly(weekday) * growth * drop
     }
@@ -142,12 +171,18 @@ impl Generator {
     fn pick_user(&mut self) -> usize {
         let total = self.cumulative.last().copied().unwrap_or(0.0);
         let x = self.rng.random::<f64>() * total;
-        self.cumulative.partition_point(|&c| c <= x).min(self.users.len() - 1)
+        self.cumulative
+            .partition_point(|&c| c <= x)
+            .min(self.users.len() - 1)
     }
 
     fn start_sessions(&mut self) {
         let rate = self.session_rate(self.minute);
-        let n = if rate > 0.0 { Poisson::new(rate).map_or(0.0, |p| p.sample(&mut self.rng)) as u64 } else { 0 };
+        let n = if rate > 0.0 {
+            Poisson::new(rate).map_or(0.0, |p| p.sample(&mut self.rng)) as u64
+        } else {
+            0
+        };
         for _ in 0..n {
             let start = self.minute + self.rng.random_range(0..MINUTE_MS);
             let user = self.pick_user();
@@ -171,11 +206,29 @@ impl Generator {
         }
     }
 
-    fn request(&mut self, user: usize, persona: &Persona, name: &str, at: i64, session: &str) -> Event {
+    fn request(
+        &mut self,
+        user: usize,
+        persona: &Persona,
+        name: &str,
+        at: i64,
+        session: &str,
+    ) -> Event {
         let f = feature(name);
-        let spike = if self.incident_active(IncidentKind::LatencySpike, at) { 8.0 } else { 1.0 };
-        let latency = LogNormal::new(f.median_ms.ln(), f.sigma).expect("valid lognormal").sample(&mut self.rng) * spike;
-        let burst = if self.incident_active(IncidentKind::ErrorBurst, at) { 0.3 } else { 0.0 };
+        let spike = if self.incident_active(IncidentKind::LatencySpike, at) {
+            8.0
+        } else {
+            1.0
+        };
+        let latency = LogNormal::new(f.median_ms.ln(), f.sigma)
+            .expect("valid lognormal")
+            .sample(&mut self.rng)
+            * spike;
+        let burst = if self.incident_active(IncidentKind::ErrorBurst, at) {
+            0.3
+        } else {
+            0.0
+        };
         let (status, error) = if self.rng.random::<f64>() < f.error_rate + burst {
             match self.rng.random_range(0..10) {
                 0..=5 => (500, Some("internal_error")),
@@ -204,7 +257,10 @@ impl Generator {
     fn take_before(&mut self, cutoff: i64) -> Vec<Event> {
         self.pending.sort_by_key(|e| e.timestamp);
         let n = self.pending.partition_point(|e| e.timestamp.0 < cutoff);
-        self.pending.drain(..n).filter(|e| e.timestamp.0 >= self.cfg.start_ms).collect()
+        self.pending
+            .drain(..n)
+            .filter(|e| e.timestamp.0 >= self.cfg.start_ms)
+            .collect()
     }
 }
 
@@ -281,7 +337,9 @@ mod tests {
         assert_ne!(a, all(config(8)));
         assert!(a.windows(2).all(|w| w[0].timestamp <= w[1].timestamp));
         let c = config(7);
-        assert!(a.iter().all(|e| (c.start_ms..c.end_ms).contains(&e.timestamp.0)));
+        assert!(a
+            .iter()
+            .all(|e| (c.start_ms..c.end_ms).contains(&e.timestamp.0)));
         // 100 users x 3 sessions/day x about 3 requests per session
         assert!((500..2500).contains(&a.len()), "{} events", a.len());
         for e in &a {
@@ -293,21 +351,54 @@ mod tests {
     fn incidents_change_the_traffic() {
         let mut cfg = config(1);
         cfg.users = 400;
-        cfg.incidents = vec!["latency_spike@2h+2h".parse().unwrap(), "error_burst@10h+2h".parse().unwrap()];
+        cfg.incidents = vec![
+            "latency_spike@2h+2h".parse().unwrap(),
+            "error_burst@10h+2h".parse().unwrap(),
+        ];
         let events = all(cfg.clone());
-        let window = |e: &Event, h: i64| (cfg.start_ms + h * 3_600_000..cfg.start_ms + (h + 2) * 3_600_000).contains(&e.timestamp.0);
-        let median = |evs: Vec<f64>| { let mut v = evs; v.sort_by(f64::total_cmp); v[v.len() / 2] };
-        let spike = median(events.iter().filter(|e| window(e, 2)).filter_map(|e| e.latency_ms).collect());
-        let calm = median(events.iter().filter(|e| window(e, 6)).filter_map(|e| e.latency_ms).collect());
+        let window = |e: &Event, h: i64| {
+            (cfg.start_ms + h * 3_600_000..cfg.start_ms + (h + 2) * 3_600_000)
+                .contains(&e.timestamp.0)
+        };
+        let median = |evs: Vec<f64>| {
+            let mut v = evs;
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        let spike = median(
+            events
+                .iter()
+                .filter(|e| window(e, 2))
+                .filter_map(|e| e.latency_ms)
+                .collect(),
+        );
+        let calm = median(
+            events
+                .iter()
+                .filter(|e| window(e, 6))
+                .filter_map(|e| e.latency_ms)
+                .collect(),
+        );
         assert!(spike > 4.0 * calm, "spike {spike} vs calm {calm}");
-        let rate = |h| { let w: Vec<_> = events.iter().filter(|e| window(e, h)).collect(); w.iter().filter(|e| e.is_error()).count() as f64 / w.len() as f64 };
-        assert!(rate(10) > 0.2 && rate(6) < 0.1, "burst {} calm {}", rate(10), rate(6));
+        let rate = |h| {
+            let w: Vec<_> = events.iter().filter(|e| window(e, h)).collect();
+            w.iter().filter(|e| e.is_error()).count() as f64 / w.len() as f64
+        };
+        assert!(
+            rate(10) > 0.2 && rate(6) < 0.1,
+            "burst {} calm {}",
+            rate(10),
+            rate(6)
+        );
     }
 
     #[test]
     fn parses_incidents() {
         let i: Incident = "traffic_drop@1d+90m".parse().unwrap();
-        assert_eq!((i.kind, i.offset_ms, i.duration_ms), (IncidentKind::TrafficDrop, 86_400_000, 5_400_000));
+        assert_eq!(
+            (i.kind, i.offset_ms, i.duration_ms),
+            (IncidentKind::TrafficDrop, 86_400_000, 5_400_000)
+        );
         assert!("meltdown@1h+1h".parse::<Incident>().is_err());
         assert!("latency_spike@1h".parse::<Incident>().is_err());
     }

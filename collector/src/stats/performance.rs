@@ -4,9 +4,9 @@
 use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
-use tda_schema::{Event, HostSample, ProcessSample};
 #[cfg(test)]
 use tda_schema::Timestamp;
+use tda_schema::{Event, HostSample, ProcessSample};
 
 use super::quantile::Sketch;
 use super::{Latency, Range};
@@ -144,7 +144,11 @@ impl AgentAcc {
         if let Some(p) = &s.process {
             self.add_process(p);
         }
-        if self.latest.as_ref().is_none_or(|l| l.timestamp <= s.timestamp) {
+        if self
+            .latest
+            .as_ref()
+            .is_none_or(|l| l.timestamp <= s.timestamp)
+        {
             self.latest = Some(s.clone());
         }
     }
@@ -240,7 +244,8 @@ impl PerformanceAcc {
     /// Counts one sample of an agent.
     pub fn add_sample(&mut self, agent_id: &str, s: &HostSample) {
         if !self.agents.contains_key(agent_id) {
-            self.agents.insert(agent_id.to_string(), AgentAcc::default());
+            self.agents
+                .insert(agent_id.to_string(), AgentAcc::default());
         }
         if let Some(a) = self.agents.get_mut(agent_id) {
             a.add(s);
@@ -249,12 +254,23 @@ impl PerformanceAcc {
 
     /// The finished statistics.
     pub fn finish(self) -> PerformanceStats {
-        let error_rate = if self.requests == 0 { 0.0 } else { self.errors as f64 / self.requests as f64 };
-        let mut top_errors: Vec<ErrorCount> =
-            self.error_kinds.into_iter().map(|(error, count)| ErrorCount { error, count }).collect();
+        let error_rate = if self.requests == 0 {
+            0.0
+        } else {
+            self.errors as f64 / self.requests as f64
+        };
+        let mut top_errors: Vec<ErrorCount> = self
+            .error_kinds
+            .into_iter()
+            .map(|(error, count)| ErrorCount { error, count })
+            .collect();
         top_errors.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.error.cmp(&b.error)));
         top_errors.truncate(TOP_ERRORS);
-        let agents: Vec<AgentStats> = self.agents.into_iter().filter_map(|(id, a)| a.finish(id)).collect();
+        let agents: Vec<AgentStats> = self
+            .agents
+            .into_iter()
+            .filter_map(|(id, a)| a.finish(id))
+            .collect();
         let latency_ms = Latency::from_sketch(&self.latency);
         let health = health(self.requests, error_rate, &latency_ms, &agents);
         PerformanceStats {
@@ -264,7 +280,11 @@ impl PerformanceAcc {
             errors: self.errors,
             error_rate,
             latency_ms,
-            latency_by_feature: self.by_feature.into_iter().map(|(f, s)| (f, Latency::from_sketch(&s))).collect(),
+            latency_by_feature: self
+                .by_feature
+                .into_iter()
+                .map(|(f, s)| (f, Latency::from_sketch(&s)))
+                .collect(),
             top_errors,
             agents,
             health,
@@ -274,7 +294,10 @@ impl PerformanceAcc {
 
 fn health(requests: u64, error_rate: f64, latency: &Latency, agents: &[AgentStats]) -> Health {
     if requests == 0 && agents.is_empty() {
-        return Health { status: "no_data", reasons: vec!["no events or samples in range".into()] };
+        return Health {
+            status: "no_data",
+            reasons: vec!["no events or samples in range".into()],
+        };
     }
     let mut reasons = Vec::new();
     let mut critical = false;
@@ -319,11 +342,25 @@ mod tests {
 
     fn sample(ts: i64, cpu: f32, mem_used: u64) -> HostSample {
         HostSample {
-            timestamp: Timestamp(ts), cpu_percent: cpu, cpu_per_core: vec![cpu], mem_total_bytes: 1000,
-            mem_used_bytes: mem_used, swap_total_bytes: 0, swap_used_bytes: 0, load: [0.5, 0.4, 0.3],
-            disk_total_bytes: 100, disk_available_bytes: 50, disk_read_bytes: 10, disk_written_bytes: 20,
-            net_rx_bytes: 1, net_tx_bytes: 2, net_rx_packets: 0, net_tx_packets: 0, net_rx_errors: 0,
-            net_tx_errors: 0, process: None,
+            timestamp: Timestamp(ts),
+            cpu_percent: cpu,
+            cpu_per_core: vec![cpu],
+            mem_total_bytes: 1000,
+            mem_used_bytes: mem_used,
+            swap_total_bytes: 0,
+            swap_used_bytes: 0,
+            load: [0.5, 0.4, 0.3],
+            disk_total_bytes: 100,
+            disk_available_bytes: 50,
+            disk_read_bytes: 10,
+            disk_written_bytes: 20,
+            net_rx_bytes: 1,
+            net_tx_bytes: 2,
+            net_rx_packets: 0,
+            net_tx_packets: 0,
+            net_rx_errors: 0,
+            net_tx_errors: 0,
+            process: None,
         }
     }
 
@@ -338,10 +375,19 @@ mod tests {
         let s = acc.finish();
         assert_eq!((s.requests, s.errors), (10, 2));
         assert!((s.error_rate - 0.2).abs() < 1e-12);
-        assert_eq!(s.top_errors, vec![
-            ErrorCount { error: "http_503".into(), count: 1 },
-            ErrorCount { error: "internal_error".into(), count: 1 },
-        ]);
+        assert_eq!(
+            s.top_errors,
+            vec![
+                ErrorCount {
+                    error: "http_503".into(),
+                    count: 1
+                },
+                ErrorCount {
+                    error: "internal_error".into(),
+                    count: 1
+                },
+            ]
+        );
         assert_eq!(s.health.status, "degraded");
         assert_eq!(s.health.reasons, vec!["error rate 20.0 %".to_string()]);
     }

@@ -85,7 +85,9 @@ mod tests {
 
     #[test]
     fn quantiles_are_within_the_stated_error() {
-        let mut values: Vec<f64> = (1..=10_000).map(|i| ((i * 7919) % 10_007) as f64 * 0.37 + 0.01).collect();
+        let mut values: Vec<f64> = (1..=10_000)
+            .map(|i| ((i * 7919) % 10_007) as f64 * 0.37 + 0.01)
+            .collect();
         let mut s = Sketch::new();
         for v in &values {
             s.add(*v);
@@ -93,7 +95,10 @@ mod tests {
         values.sort_by(f64::total_cmp);
         for q in [0.0, 0.01, 0.5, 0.9, 0.95, 0.99, 1.0] {
             let (got, want) = (s.quantile(q).unwrap(), exact(&values, q));
-            assert!((got - want).abs() <= RELATIVE_ERROR * want, "q{q}: {got} vs {want}");
+            assert!(
+                (got - want).abs() <= RELATIVE_ERROR * want,
+                "q{q}: {got} vs {want}"
+            );
         }
     }
 

@@ -109,7 +109,10 @@ impl UsageAcc {
             f.users.insert(e.user_id.clone());
         }
         let width = self.level.millis();
-        let b = self.buckets.entry(e.timestamp.0.div_euclid(width) * width).or_default();
+        let b = self
+            .buckets
+            .entry(e.timestamp.0.div_euclid(width) * width)
+            .or_default();
         b.0 += 1;
         b.1 += failed;
         if let Some(l) = e.latency_ms {
@@ -122,15 +125,29 @@ impl UsageAcc {
         let mut features: Vec<FeatureUsage> = self
             .features
             .into_iter()
-            .map(|(feature, f)| FeatureUsage { feature, requests: f.requests, users: f.users.len() as u64, errors: f.errors })
+            .map(|(feature, f)| FeatureUsage {
+                feature,
+                requests: f.requests,
+                users: f.users.len() as u64,
+                errors: f.errors,
+            })
             .collect();
-        features.sort_by(|a, b| b.requests.cmp(&a.requests).then_with(|| a.feature.cmp(&b.feature)));
+        features.sort_by(|a, b| {
+            b.requests
+                .cmp(&a.requests)
+                .then_with(|| a.feature.cmp(&b.feature))
+        });
         let width = self.level.millis();
         let (from, to) = self.range;
         let series = bucket_starts(from, to, width)
             .map(|start| {
                 let (requests, errors) = self.buckets.get(&start).copied().unwrap_or_default();
-                Bucket { start: Timestamp(start).to_rfc3339(), start_ms: start, requests, errors }
+                Bucket {
+                    start: Timestamp(start).to_rfc3339(),
+                    start_ms: start,
+                    requests,
+                    errors,
+                }
             })
             .collect();
         UsageStats {
@@ -151,7 +168,9 @@ impl UsageAcc {
 /// Starts of the buckets of width `width` that overlap `[from, to)`.
 pub fn bucket_starts(from: i64, to: i64, width: i64) -> impl Iterator<Item = i64> {
     let first = from.div_euclid(width) * width;
-    (0..).map(move |i| first + i * width).take_while(move |s| *s < to)
+    (0..)
+        .map(move |i| first + i * width)
+        .take_while(move |s| *s < to)
 }
 
 /// Number of buckets a series over `[from, to)` would have.
@@ -192,8 +211,18 @@ mod tests {
         assert_eq!(
             s.features,
             vec![
-                FeatureUsage { feature: "export".into(), requests: 2, users: 2, errors: 0 },
-                FeatureUsage { feature: "generate".into(), requests: 2, users: 1, errors: 1 },
+                FeatureUsage {
+                    feature: "export".into(),
+                    requests: 2,
+                    users: 2,
+                    errors: 0
+                },
+                FeatureUsage {
+                    feature: "generate".into(),
+                    requests: 2,
+                    users: 1,
+                    errors: 1
+                },
             ]
         );
         let counts: Vec<_> = s.series.iter().map(|b| (b.requests, b.errors)).collect();

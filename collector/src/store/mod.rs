@@ -48,7 +48,12 @@ pub trait Storage: Send + Sync {
     fn append(&self, batch: &Batch) -> Result<Appended, StoreError>;
 
     /// Calls `visit` with every stored event whose timestamp is in `[from, to)`, in no set order.
-    fn scan_events(&self, from: i64, to: i64, visit: &mut dyn FnMut(&Event)) -> Result<(), StoreError>;
+    fn scan_events(
+        &self,
+        from: i64,
+        to: i64,
+        visit: &mut dyn FnMut(&Event),
+    ) -> Result<(), StoreError>;
 
     /// Calls `visit` with every stored sample (and its agent id) in `[from, to)`.
     fn scan_samples(

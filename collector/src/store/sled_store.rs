@@ -101,18 +101,38 @@ fn decode_block<T: for<'de> Deserialize<'de>>(key: &[u8], value: &[u8]) -> Resul
     let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
     match value.first() {
         Some(&BLOCK_VERSION) => {}
-        Some(&v) => return Err(StoreError::Version { key: hex, version: v, expected: BLOCK_VERSION }),
-        None => return Err(StoreError::Corrupt { key: hex, message: "empty block".into() }),
+        Some(&v) => {
+            return Err(StoreError::Version {
+                key: hex,
+                version: v,
+                expected: BLOCK_VERSION,
+            })
+        }
+        None => {
+            return Err(StoreError::Corrupt {
+                key: hex,
+                message: "empty block".into(),
+            })
+        }
     }
-    let json = zstd::decode_all(&value[1..]).map_err(|e| StoreError::Corrupt { key: hex.clone(), message: e.to_string() })?;
-    serde_json::from_slice(&json).map_err(|e| StoreError::Corrupt { key: hex, message: e.to_string() })
+    let json = zstd::decode_all(&value[1..]).map_err(|e| StoreError::Corrupt {
+        key: hex.clone(),
+        message: e.to_string(),
+    })?;
+    serde_json::from_slice(&json).map_err(|e| StoreError::Corrupt {
+        key: hex,
+        message: e.to_string(),
+    })
 }
 
 /// Groups items by the hour of their timestamp.
 fn by_hour<T: Clone>(items: &[T], ts: impl Fn(&T) -> i64) -> BTreeMap<i64, Vec<T>> {
     let mut hours: BTreeMap<i64, Vec<T>> = BTreeMap::new();
     for item in items {
-        hours.entry(ts(item).div_euclid(HOUR_MS)).or_default().push(item.clone());
+        hours
+            .entry(ts(item).div_euclid(HOUR_MS))
+            .or_default()
+            .push(item.clone());
     }
     hours
 }
@@ -143,7 +163,15 @@ impl Storage for SledStore {
     fn append(&self, batch: &Batch) -> Result<Appended, StoreError> {
         let sample_blocks = by_hour(&batch.samples, |s| s.timestamp.0)
             .into_iter()
-            .map(|(h, samples)| (h, encode_block(&SampleBlock { agent_id: batch.agent_id.clone(), samples })))
+            .map(|(h, samples)| {
+                (
+                    h,
+                    encode_block(&SampleBlock {
+                        agent_id: batch.agent_id.clone(),
+                        samples,
+                    }),
+                )
+            })
             .collect();
         let event_blocks = by_hour(&batch.events, |e| e.timestamp.0)
             .into_iter()
@@ -155,7 +183,12 @@ impl Storage for SledStore {
         self.events.append(&batch.batch_id, event_blocks)
     }
 
-    fn scan_events(&self, from: i64, to: i64, visit: &mut dyn FnMut(&Event)) -> Result<(), StoreError> {
+    fn scan_events(
+        &self,
+        from: i64,
+        to: i64,
+        visit: &mut dyn FnMut(&Event),
+    ) -> Result<(), StoreError> {
         self.events.scan(from, to, &mut |block: Vec<Event>| {
             for e in block.iter().filter(|e| (from..to).contains(&e.timestamp.0)) {
                 visit(e);
@@ -163,9 +196,18 @@ impl Storage for SledStore {
         })
     }
 
-    fn scan_samples(&self, from: i64, to: i64, visit: &mut dyn FnMut(&str, &HostSample)) -> Result<(), StoreError> {
+    fn scan_samples(
+        &self,
+        from: i64,
+        to: i64,
+        visit: &mut dyn FnMut(&str, &HostSample),
+    ) -> Result<(), StoreError> {
         self.samples.scan(from, to, &mut |block: SampleBlock| {
-            for s in block.samples.iter().filter(|s| (from..to).contains(&s.timestamp.0)) {
+            for s in block
+                .samples
+                .iter()
+                .filter(|s| (from..to).contains(&s.timestamp.0))
+            {
                 visit(&block.agent_id, s);
             }
         })
@@ -178,18 +220,30 @@ mod tests {
     use tda_schema::wire::BATCH_FORMAT_VERSION;
 
     fn event(ts: i64, user: &str) -> Event {
-        serde_json::from_value(serde_json::json!({"timestamp": ts, "user_id": user, "feature": "f"})).unwrap()
+        serde_json::from_value(
+            serde_json::json!({"timestamp": ts, "user_id": user, "feature": "f"}),
+        )
+        .unwrap()
     }
 
     fn batch(id: &str, events: Vec<Event>) -> Batch {
-        Batch { version: BATCH_FORMAT_VERSION, agent_id: "a".into(), batch_id: id.into(), created_at: Timestamp(0), events, samples: vec![] }
+        Batch {
+            version: BATCH_FORMAT_VERSION,
+            agent_id: "a".into(),
+            batch_id: id.into(),
+            created_at: Timestamp(0),
+            events,
+            samples: vec![],
+        }
     }
 
     const T0: i64 = 1_795_860_000_000; // 10:00 UTC
 
     fn collect(store: &SledStore, from: i64, to: i64) -> Vec<Event> {
         let mut out = Vec::new();
-        store.scan_events(from, to, &mut |e| out.push(e.clone())).unwrap();
+        store
+            .scan_events(from, to, &mut |e| out.push(e.clone()))
+            .unwrap();
         out.sort_by_key(|e| e.timestamp);
         out
     }
@@ -198,9 +252,19 @@ mod tests {
     fn appends_once_and_scans_exact_ranges_across_hours() {
         let dir = tempfile::tempdir().unwrap();
         let store = SledStore::open(dir.path()).unwrap();
-        let evs = vec![event(T0 - 1, "a"), event(T0, "b"), event(T0 + HOUR_MS + 5, "c")];
-        assert_eq!(store.append(&batch("b1", evs.clone())).unwrap(), Appended::Stored);
-        assert_eq!(store.append(&batch("b1", evs.clone())).unwrap(), Appended::Duplicate);
+        let evs = vec![
+            event(T0 - 1, "a"),
+            event(T0, "b"),
+            event(T0 + HOUR_MS + 5, "c"),
+        ];
+        assert_eq!(
+            store.append(&batch("b1", evs.clone())).unwrap(),
+            Appended::Stored
+        );
+        assert_eq!(
+            store.append(&batch("b1", evs.clone())).unwrap(),
+            Appended::Duplicate
+        );
         assert_eq!(collect(&store, 0, i64::MAX / 2), evs);
         assert_eq!(collect(&store, T0, T0 + HOUR_MS + 5), evs[1..2].to_vec());
         assert_eq!(collect(&store, T0 - 1, T0), evs[..1].to_vec());
@@ -216,15 +280,25 @@ mod tests {
         }
         let store = SledStore::open(dir.path()).unwrap();
         assert_eq!(collect(&store, T0, T0 + 1).len(), 1);
-        assert_eq!(store.append(&batch("b1", vec![event(T0, "a")])).unwrap(), Appended::Duplicate);
+        assert_eq!(
+            store.append(&batch("b1", vec![event(T0, "a")])).unwrap(),
+            Appended::Duplicate
+        );
     }
 
     #[test]
     fn unknown_block_version_is_an_error_not_a_panic() {
         let dir = tempfile::tempdir().unwrap();
         let store = SledStore::open(dir.path()).unwrap();
-        store.events.blocks.insert(block_key(T0 / HOUR_MS, 1), vec![9u8, 1, 2]).unwrap();
+        store
+            .events
+            .blocks
+            .insert(block_key(T0 / HOUR_MS, 1), vec![9u8, 1, 2])
+            .unwrap();
         let err = store.scan_events(T0, T0 + 1, &mut |_| {}).unwrap_err();
-        assert!(matches!(err, StoreError::Version { version: 9, .. }), "{err}");
+        assert!(
+            matches!(err, StoreError::Version { version: 9, .. }),
+            "{err}"
+        );
     }
 }
