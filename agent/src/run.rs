@@ -158,7 +158,11 @@ async fn sample_loop(
         }
         let sample = sampler.sample();
         add(&counters.samples_taken, 1);
-        if records.send(Record::Sample(Box::new(sample))).await.is_err() {
+        if records
+            .send(Record::Sample(Box::new(sample)))
+            .await
+            .is_err()
+        {
             return;
         }
     }
