@@ -54,6 +54,13 @@ pub struct SimArgs {
     /// Events per intake request.
     #[arg(long, default_value_t = 1000)]
     pub chunk: usize,
+    /// After the simulated span (and writing the ground truth), go on sending traffic in real
+    /// time until stopped, so live views keep moving.
+    #[arg(long)]
+    pub live: bool,
+    /// Multiplies the session rate of the live traffic (a demo with few users still moves).
+    #[arg(long, default_value_t = 1.0)]
+    pub live_rate: f64,
 }
 
 /// What the simulator sent, for checking what the collector reports.
@@ -139,10 +146,48 @@ pub async fn run(args: SimArgs) -> anyhow::Result<()> {
         incidents: args.incidents.clone(),
         seed: args.seed,
     };
+    let sender = Sender::new(&args.intake)?;
+    let truth = drive(
+        cfg.clone(),
+        &sender,
+        Pace::new(start, span, args.over),
+        args.chunk,
+    )
+    .await?;
+    report(&truth, args.truth.as_ref())?;
+    if args.live {
+        eprintln!("going on in real time (live traffic) until stopped");
+        let live = TrafficConfig {
+            start_ms: start + span,
+            end_ms: start + span + 365 * 86_400_000,
+            incidents: vec![],
+            sessions_per_user_day: cfg.sessions_per_user_day * args.live_rate,
+            ..cfg
+        };
+        let year = Duration::from_secs(365 * 86_400);
+        drive(
+            live.clone(),
+            &sender,
+            Pace::new(live.start_ms, year.as_millis() as i64, Some(year)),
+            args.chunk,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Sends the traffic of `cfg` at the pace given and returns what was sent.
+async fn drive(
+    cfg: TrafficConfig,
+    sender: &Sender,
+    pace: Pace,
+    chunk_size: usize,
+) -> anyhow::Result<Truth> {
+    let (start, end) = (cfg.start_ms, cfg.end_ms);
     let mut truth = Truth {
-        seed: args.seed,
+        seed: cfg.seed,
         start,
-        end: start + span,
+        end,
         ..Truth::default()
     };
     truth.incidents = cfg
@@ -160,27 +205,24 @@ pub async fn run(args: SimArgs) -> anyhow::Result<()> {
         .iter()
         .map(|u| (u.id.clone(), u.persona))
         .collect();
-    let sender = Sender::new(&args.intake)?;
-    let pace = Pace::new(start, span, args.over);
-    let mut chunk: Vec<Event> = Vec::with_capacity(args.chunk);
+    let mut chunk: Vec<Event> = Vec::with_capacity(chunk_size);
     for (minute, events) in generator {
         chunk.extend(events);
-        let due = pace.due(minute);
-        if chunk.len() >= args.chunk || (due && !chunk.is_empty()) {
+        if chunk.len() >= chunk_size || (pace.due(minute) && !chunk.is_empty()) {
             pace.wait(minute).await;
-            for part in chunk.chunks(args.chunk) {
+            for part in chunk.chunks(chunk_size) {
                 sender.send(part).await?;
                 truth.record(part, &persona_of);
             }
             chunk.clear();
         }
     }
-    for part in chunk.chunks(args.chunk) {
+    for part in chunk.chunks(chunk_size) {
         sender.send(part).await?;
         truth.record(part, &persona_of);
     }
     truth.distinct_users = truth.personas.values().map(|p| p.users.len()).sum();
-    report(&truth, args.truth.as_ref())
+    Ok(truth)
 }
 
 fn report(truth: &Truth, file: Option<&PathBuf>) -> anyhow::Result<()> {
