@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use hyper::body::Incoming;
 use hyper::{Method, Request, StatusCode};
+use tda_daemon::{error, json, read_body, Response};
 use tda_schema::wire::decode_events;
-use tda_web::{error, json, read_body, Response};
 use tokio::sync::mpsc;
 
 use crate::batch::Record;

@@ -25,34 +25,12 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    tda_daemon::init_logging();
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("tda-agent: cannot start runtime: {e}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
-    let result = runtime.block_on(async {
+    tda_daemon::run_main("tda-agent", async move {
         match cli.command.unwrap_or(Command::Run) {
             Command::Run => tda_agent::run::run(&cli.config).await,
             Command::Simulate(args) => simulate::run(args).await,
         }
-    });
-    match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("tda-agent: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    })
 }

@@ -99,7 +99,7 @@ pub async fn run(config_file: &Path) -> anyhow::Result<()> {
         max_body_bytes: cfg.intake.max_body_bytes,
     });
     let mut intake_stop = stop_rx.clone();
-    tda_web::serve(
+    tda_daemon::serve(
         listener,
         move |req| intake.clone().handle(req),
         async move {
@@ -122,23 +122,8 @@ pub async fn run(config_file: &Path) -> anyhow::Result<()> {
 
 /// Sets `stop` when SIGINT or SIGTERM arrives.
 pub async fn stop_on_signal(stop: watch::Sender<bool>) {
-    wait_for_signal().await;
-    tracing::info!("stopping");
+    tda_daemon::stop_signal().await;
     let _ = stop.send(true);
-}
-
-async fn wait_for_signal() {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
 }
 
 async fn sample_loop(

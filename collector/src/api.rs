@@ -5,10 +5,10 @@ use std::sync::Arc;
 use hyper::body::Incoming;
 use hyper::{Method, Request, StatusCode};
 use serde::Serialize;
+use tda_daemon::{error, json, query, read_body, with_type, Response};
 use tda_schema::config::LimitsConfig;
 use tda_schema::timestamp::{now_ms, parse_bound};
 use tda_schema::{Profile, ProfileType};
-use tda_web::{error, json, query, read_body, with_type, Response};
 
 use crate::dashboard;
 use crate::ingest::{self, Tokens};

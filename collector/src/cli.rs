@@ -193,6 +193,11 @@ fn num(v: &Value, decimals: usize) -> String {
     v.as_f64().map_or("-".into(), |x| format!("{x:.decimals$}"))
 }
 
+fn latency_line(out: &mut String, l: &Value) {
+    let (p50, p95, p99) = (num(&l["p50"], 1), num(&l["p95"], 1), num(&l["p99"], 1));
+    let _ = writeln!(out, "  latency ms      p50 {p50}  p95 {p95}  p99 {p99}");
+}
+
 fn usage_table(v: &Value) -> String {
     let mut out = String::new();
     let _ = writeln!(
@@ -209,14 +214,7 @@ fn usage_table(v: &Value) -> String {
     let _ = writeln!(out, "  total requests  {}", s(&v["total_requests"]));
     let _ = writeln!(out, "  active users    {}", s(&v["active_users"]));
     let _ = writeln!(out, "  errors          {}", s(&v["errors"]));
-    let l = &v["latency_ms"];
-    let _ = writeln!(
-        out,
-        "  latency ms      p50 {}  p95 {}  p99 {}",
-        num(&l["p50"], 1),
-        num(&l["p95"], 1),
-        num(&l["p99"], 1)
-    );
+    latency_line(&mut out, &v["latency_ms"]);
     let _ = writeln!(
         out,
         "\n  {:<24} {:>10} {:>8} {:>8}",
@@ -260,14 +258,7 @@ fn performance_table(v: &Value) -> String {
             .as_f64()
             .map_or("-".into(), |r| format!("{:.2}", r * 100.0))
     );
-    let l = &v["latency_ms"];
-    let _ = writeln!(
-        out,
-        "  latency ms      p50 {}  p95 {}  p99 {}",
-        num(&l["p50"], 1),
-        num(&l["p95"], 1),
-        num(&l["p99"], 1)
-    );
+    latency_line(&mut out, &v["latency_ms"]);
     let _ = writeln!(out, "\n  {:<24} {:>8}", "ERROR", "COUNT");
     for e in v["top_errors"].as_array().into_iter().flatten() {
         let _ = writeln!(out, "  {:<24} {:>8}", s(&e["error"]), s(&e["count"]));

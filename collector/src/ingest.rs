@@ -8,9 +8,9 @@ use std::sync::Arc;
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_ENCODING, WWW_AUTHENTICATE};
 use hyper::{Request, StatusCode};
+use tda_daemon::{bearer, error, json, read_body, Response};
 use tda_schema::config::LimitsConfig;
 use tda_schema::wire::decode_batch;
-use tda_web::{bearer, error, json, read_body, Response};
 
 use crate::store::{Appended, Storage};
 

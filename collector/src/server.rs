@@ -68,28 +68,12 @@ pub async fn run(config_file: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("listen: cannot bind {}", cfg.listen))?;
     tracing::info!(listen = %cfg.listen, data_dir = %cfg.data_dir.display(), profiles = app.profiles.list().len(),
         tokens = app.tokens.len(), "collector started");
-    tda_web::serve(
+    tda_daemon::serve(
         listener,
         move |req| app.clone().handle(req),
-        wait_for_signal(),
+        tda_daemon::stop_signal(),
     )
     .await;
     tracing::info!("collector stopped");
     Ok(())
-}
-
-async fn wait_for_signal() {
-    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
-    match term {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
-    tracing::info!("stopping");
 }

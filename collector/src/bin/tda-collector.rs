@@ -14,23 +14,9 @@ struct Cli {
 }
 
 fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    tda_daemon::init_logging();
     let cli = Cli::parse();
-    let result = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(anyhow::Error::from)
-        .and_then(|rt| rt.block_on(tda_collector::server::run(&cli.config)));
-    match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("tda-collector: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    tda_daemon::run_main("tda-collector", async move {
+        tda_collector::server::run(&cli.config).await
+    })
 }

@@ -1,0 +1,52 @@
+//! What both daemons run on: the HTTP server loop and JSON responses, stop signals, logging.
+
+pub mod http;
+
+pub use http::{bearer, error, json, query, read_body, serve, with_type, Response};
+
+/// Logs to stderr in one format for every binary; `RUST_LOG` filters (default `info`).
+pub fn init_logging() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// Completes when SIGINT or SIGTERM arrives.
+pub async fn stop_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+    tracing::info!("stopping");
+}
+
+/// The binaries' edge: runs `main` on a multi-threaded runtime, prints `NAME: error` with its
+/// causes and exits non-zero on error.
+pub fn run_main<F>(name: &str, main: F) -> std::process::ExitCode
+where
+    F: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let result = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(anyhow::Error::from)
+        .and_then(|rt| rt.block_on(main));
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{name}: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
