@@ -152,8 +152,11 @@ fn simulator_ground_truth_equals_the_stats() {
             "2d",
             "--seed",
             "7",
+            // A fixed start makes the traffic the same on every run; the burst is at 15:00 UTC.
+            "--start",
+            "2026-11-02T00:00:00Z",
             "--incident",
-            "error_burst@30h+1h",
+            "error_burst@39h+1h",
             "--truth",
         ])
         .arg(&truth_file)
