@@ -3,44 +3,58 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
-use crate::profile::one_line;
+use crate::duration::HumanDuration;
+use crate::profile::line_col;
 
-/// A configuration file that could not be used, naming the file and the problem.
+/// A configuration file that could not be used, naming the file, the place and the problem.
 #[derive(Debug, thiserror::Error)]
-#[error("{file}: {message}")]
+#[error("{}{}: {message}", file.display(), place.map(|(l, c)| format!(":{l}:{c}")).unwrap_or_default())]
 pub struct ConfigError {
     /// The configuration file.
     pub file: PathBuf,
-    /// What is wrong, with line and column for parse errors.
+    /// 1-based line and column, for parse errors.
+    pub place: Option<(usize, usize)>,
+    /// What is wrong.
     pub message: String,
 }
 
+impl ConfigError {
+    /// An error about a whole file.
+    pub fn new(file: &Path, message: impl Into<String>) -> Self {
+        ConfigError { file: file.to_path_buf(), place: None, message: message.into() }
+    }
+}
+
 fn load_toml<T: DeserializeOwned>(file: &Path) -> Result<T, ConfigError> {
-    let err = |message: String| ConfigError {
+    let text = std::fs::read_to_string(file).map_err(|e| ConfigError::new(file, e.to_string()))?;
+    toml::from_str(&text).map_err(|e| ConfigError {
         file: file.to_path_buf(),
-        message,
-    };
-    let text = std::fs::read_to_string(file).map_err(|e| err(e.to_string()))?;
-    toml::from_str(&text).map_err(|e| err(one_line(&e.to_string())))
+        place: e.span().map(|s| line_col(&text, s.start)),
+        message: e.message().trim().to_string(),
+    })
 }
 
 /// Reads a secret from a file: the first non-empty line, trimmed.
 pub fn read_secret(file: &Path) -> Result<String, ConfigError> {
-    let text = std::fs::read_to_string(file).map_err(|e| ConfigError {
-        file: file.to_path_buf(),
-        message: e.to_string(),
-    })?;
-    text.lines()
+    read_secrets(file)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| ConfigError::new(file, "no token in file"))
+}
+
+/// Reads every secret of a file: its non-empty lines that are not `#` comments, trimmed.
+pub fn read_secrets(file: &Path) -> Result<Vec<String>, ConfigError> {
+    let text = std::fs::read_to_string(file).map_err(|e| ConfigError::new(file, e.to_string()))?;
+    Ok(text
+        .lines()
         .map(str::trim)
-        .find(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
         .map(str::to_string)
-        .ok_or_else(|| ConfigError {
-            file: file.to_path_buf(),
-            message: "no token in file".into(),
-        })
+        .collect())
 }
 
 /// Resolves a path relative to the directory of the config file that named it.
@@ -81,7 +95,7 @@ fn default_max_intake_bytes() -> usize {
 }
 
 /// `agent.toml`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AgentConfig {
     /// Name this agent reports under; the host name when absent.
@@ -109,7 +123,7 @@ pub struct AgentConfig {
 }
 
 /// The collector an agent ships to.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CollectorTarget {
     /// Base URL of the collector, for example `http://collector:7300`.
@@ -119,6 +133,13 @@ pub struct CollectorTarget {
     /// variable overrides it.
     #[serde(default)]
     pub token_file: Option<PathBuf>,
+    /// How often the agent asks the collector for its sampling settings.
+    #[serde(default = "default_settings_poll")]
+    pub settings_poll_interval: HumanDuration,
+}
+
+fn default_settings_poll() -> HumanDuration {
+    HumanDuration::secs(30)
 }
 
 impl Default for CollectorTarget {
@@ -126,12 +147,13 @@ impl Default for CollectorTarget {
         CollectorTarget {
             url: default_collector_url(),
             token_file: None,
+            settings_poll_interval: default_settings_poll(),
         }
     }
 }
 
 /// The agent's local event intake.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IntakeConfig {
     /// Address the intake listens on; keep it on loopback unless the network is trusted.
@@ -152,7 +174,7 @@ impl Default for IntakeConfig {
 }
 
 /// Batch closing rules: whichever limit is reached first closes the batch.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BatchConfig {
     /// Most events and samples in one batch.
@@ -182,7 +204,7 @@ impl Default for BatchConfig {
 }
 
 /// How to find the watched process: a pid file wins over a name.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProcessConfig {
     /// File holding the process id.
@@ -200,10 +222,7 @@ impl AgentConfig {
         cfg.profiles_dir = cfg.profiles_dir.map(|p| resolve(file, &p));
         cfg.collector.token_file = cfg.collector.token_file.map(|p| resolve(file, &p));
         cfg.process.pid_file = cfg.process.pid_file.map(|p| resolve(file, &p));
-        cfg.validate().map_err(|message| ConfigError {
-            file: file.to_path_buf(),
-            message,
-        })?;
+        cfg.validate().map_err(|message| ConfigError::new(file, message))?;
         Ok(cfg)
     }
 
@@ -224,6 +243,9 @@ impl AgentConfig {
         }
         if self.default_sample_interval == 0 {
             return Err("default_sample_interval: must be > 0 seconds".into());
+        }
+        if self.collector.settings_poll_interval.is_zero() {
+            return Err("collector.settings_poll_interval: must be > 0".into());
         }
         Ok(())
     }
@@ -246,7 +268,7 @@ fn default_max_decompressed() -> usize {
 }
 
 /// `collector.toml`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CollectorConfig {
     /// Address the API, dashboard and batch intake listen on.
@@ -265,20 +287,53 @@ pub struct CollectorConfig {
     /// Request size limits.
     #[serde(default)]
     pub limits: LimitsConfig,
+    /// How profile and config changes are picked up.
+    #[serde(default)]
+    pub reload: ReloadConfig,
+}
+
+fn default_poll_interval() -> HumanDuration {
+    HumanDuration::secs(5)
+}
+fn default_debounce() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_millis(200))
+}
+
+/// Live reload of profiles and of this file.
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReloadConfig {
+    /// How often the profiles directory and this file are also checked for changes, for file
+    /// systems that send no change events.
+    #[serde(default = "default_poll_interval")]
+    pub poll_interval: HumanDuration,
+    /// Quiet time after the last change event before reloading; bursts of saves coalesce.
+    #[serde(default = "default_debounce")]
+    pub debounce: HumanDuration,
+}
+
+impl Default for ReloadConfig {
+    fn default() -> Self {
+        ReloadConfig { poll_interval: default_poll_interval(), debounce: default_debounce() }
+    }
 }
 
 /// Agent authentication.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AuthConfig {
     /// File of bearer tokens agents may send batches with, one per line (`#` comments allowed).
     /// The `TDA_INGEST_TOKENS` environment variable (comma-separated) adds to it.
     #[serde(default)]
     pub ingest_tokens_file: Option<PathBuf>,
+    /// File of bearer tokens allowed to administer the collector (`POST /-/reload`), one per line.
+    /// The `TDA_ADMIN_TOKENS` environment variable (comma-separated) adds to it.
+    #[serde(default)]
+    pub admin_tokens_file: Option<PathBuf>,
 }
 
 /// Limits on what one request may carry.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsConfig {
     /// Largest request body as sent (compressed), bytes; larger is 413.
@@ -305,11 +360,12 @@ impl CollectorConfig {
         cfg.data_dir = resolve(file, &cfg.data_dir);
         cfg.profiles_dir = cfg.profiles_dir.map(|p| resolve(file, &p));
         cfg.auth.ingest_tokens_file = cfg.auth.ingest_tokens_file.map(|p| resolve(file, &p));
+        cfg.auth.admin_tokens_file = cfg.auth.admin_tokens_file.map(|p| resolve(file, &p));
         if cfg.limits.max_body_bytes == 0 || cfg.limits.max_decompressed_bytes == 0 {
-            return Err(ConfigError {
-                file: file.to_path_buf(),
-                message: "limits: max_body_bytes and max_decompressed_bytes must be > 0".into(),
-            });
+            return Err(ConfigError::new(file, "limits: max_body_bytes and max_decompressed_bytes must be > 0"));
+        }
+        if cfg.reload.poll_interval.is_zero() {
+            return Err(ConfigError::new(file, "reload.poll_interval: must be > 0"));
         }
         Ok(cfg)
     }
@@ -361,7 +417,7 @@ mod tests {
             "listen = \"0.0.0.0:7300\"\nlisten_port = 1\n",
         );
         let e = CollectorConfig::load(&f).unwrap_err().to_string();
-        assert!(e.contains("collector.toml: line 2, column 1"), "{e}");
+        assert!(e.contains("collector.toml:2:1: unknown field `listen_port`"), "{e}");
         assert!(e.contains("unknown field `listen_port`"), "{e}");
         let f = write(dir.path(), "c2.toml", "[limits]\nmax_body_bytes = 0\n");
         assert!(CollectorConfig::load(&f)

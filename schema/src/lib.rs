@@ -4,7 +4,10 @@
 //! file, no storage, no HTTP. Both daemons and the `tda` CLI agree on formats through it.
 
 pub mod config;
+pub mod duration;
+pub mod json_schema;
 pub mod profile;
+pub mod sections;
 pub mod timestamp;
 pub mod wire;
 

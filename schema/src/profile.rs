@@ -3,10 +3,13 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::sections::{validate_sections, AlertRule, ModelSettings, ReportSchedule, View};
+
 /// The four analytics families of the seed document.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ProfileType {
     /// Requests, active users, feature usage, usage patterns.
@@ -56,7 +59,7 @@ impl fmt::Display for ProfileType {
 }
 
 /// The time bucket that rollups and interval series use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum AggregationLevel {
     /// One-minute buckets.
@@ -109,7 +112,7 @@ fn default_aggregation_level() -> AggregationLevel {
 }
 
 /// How a profile collects, keeps and aggregates its data.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     /// Seconds between samples (agents sample host and process at the shortest performance interval).
@@ -133,8 +136,8 @@ impl Default for Settings {
     }
 }
 
-/// One analytics profile, as written in `<profiles_dir>/<id>.toml`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One analytics profile, as written in `<profiles_dir>/<file>.toml`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Profile {
     /// Human name, unique among profiles (compared by its id).
@@ -142,39 +145,81 @@ pub struct Profile {
     /// Analytics family: usage, performance, predictive or behavioral.
     #[serde(rename = "type")]
     pub kind: ProfileType,
+    /// Agents the profile applies to, as agent-id patterns (`*` matches any run of characters);
+    /// every agent when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub agents: Vec<String>,
     /// Collection, retention and aggregation settings.
     #[serde(default)]
     pub settings: Settings,
+    /// Alert rules (`[[alert]]`).
+    #[serde(default, rename = "alert", skip_serializing_if = "Vec::is_empty")]
+    pub alerts: Vec<AlertRule>,
+    /// Predictive and behavioral model settings (`[models]`).
+    #[serde(default, skip_serializing_if = "ModelSettings::is_default")]
+    pub models: ModelSettings,
+    /// Report schedules (`[[report]]`).
+    #[serde(default, rename = "report", skip_serializing_if = "Vec::is_empty")]
+    pub reports: Vec<ReportSchedule>,
+    /// Custom dashboard views (`[[view]]`).
+    #[serde(default, rename = "view", skip_serializing_if = "Vec::is_empty")]
+    pub views: Vec<View>,
 }
 
-/// Why a profile was refused, naming the file (when there is one) and the field.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+/// Why a profile was refused, naming the file (when there is one), the line and the field.
+#[derive(Debug, Clone, PartialEq)]
 pub enum ProfileError {
     /// The file could not be read.
-    #[error("{file}: {message}")]
     Io {
         /// The profile file.
         file: PathBuf,
         /// The operating system's error.
         message: String,
     },
-    /// The TOML did not parse or did not fit the schema (the message has line and column).
-    #[error("{file}: {message}")]
-    Parse {
+    /// The TOML did not parse or did not fit the schema.
+    Syntax {
         /// The profile file.
         file: PathBuf,
-        /// The parser's message.
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// The parser's message (what was found and what was expected).
         message: String,
     },
     /// A field has a value outside its rules.
-    #[error("{field}: {message}")]
     Invalid {
+        /// The profile file, when the profile came from one.
+        file: Option<PathBuf>,
+        /// 1-based line of the field, when known.
+        line: Option<usize>,
         /// Dotted path of the field, for example `settings.collection_interval`.
-        field: &'static str,
+        field: String,
         /// What is wrong with it.
         message: String,
     },
 }
+
+impl fmt::Display for ProfileError {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            ProfileError::Io { file, message } => write!(f, "{}: {message}", file.display()),
+            ProfileError::Syntax { file, line, column, message } => {
+                write!(f, "{}:{line}:{column}: {message}", file.display())
+            }
+            ProfileError::Invalid { file, line, field, message } => {
+                match (file, line) {
+                    (Some(file), Some(line)) => write!(f, "{}:{line}: ", file.display())?,
+                    (Some(file), None) => write!(f, "{}: ", file.display())?,
+                    _ => {}
+                }
+                write!(f, "{field}: {message}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ProfileError {}
 
 impl Profile {
     /// The profile's id: its name lowercased, runs of other characters turned into `-`.
@@ -182,50 +227,55 @@ impl Profile {
         slug(&self.name)
     }
 
-    /// Checks the rules serde cannot express.
+    /// Checks the rules serde cannot express, including the cross-field rules of every section.
     pub fn validate(&self) -> Result<(), ProfileError> {
-        let invalid = |field, message: String| Err(ProfileError::Invalid { field, message });
+        let invalid = |field: &str, message: String| {
+            Err(ProfileError::Invalid { file: None, line: None, field: field.into(), message })
+        };
         if self.name.trim().is_empty() || self.id().is_empty() {
             return invalid("name", "must contain a letter or digit".into());
         }
         if self.name.len() > MAX_NAME_LEN {
-            return invalid(
-                "name",
-                format!("{} bytes, at most {MAX_NAME_LEN}", self.name.len()),
-            );
+            return invalid("name", format!("{} bytes, at most {MAX_NAME_LEN}", self.name.len()));
+        }
+        if let Some(p) = self.agents.iter().find(|p| p.trim().is_empty()) {
+            return invalid("agents", format!("`{p}` is an empty pattern"));
         }
         let s = &self.settings;
         if s.collection_interval == 0 || s.collection_interval > MAX_COLLECTION_INTERVAL {
             return invalid(
                 "settings.collection_interval",
-                format!(
-                    "{} must be 1-{MAX_COLLECTION_INTERVAL} seconds",
-                    s.collection_interval
-                ),
+                format!("{} must be 1-{MAX_COLLECTION_INTERVAL} seconds", s.collection_interval),
             );
         }
         if s.retention_period == 0 || s.retention_period > MAX_RETENTION_PERIOD {
             return invalid(
                 "settings.retention_period",
-                format!(
-                    "{} must be 1-{MAX_RETENTION_PERIOD} days",
-                    s.retention_period
-                ),
+                format!("{} must be 1-{MAX_RETENTION_PERIOD} days", s.retention_period),
             );
         }
-        Ok(())
+        validate_sections(&self.alerts, &self.models, &self.reports, &self.views)
+            .or_else(|(field, message)| invalid(&field, message))
+    }
+
+    /// Whether the profile applies to an agent (its `agents` patterns, or every agent).
+    pub fn applies_to(&self, agent_id: &str) -> bool {
+        self.agents.is_empty() || self.agents.iter().any(|p| glob_match(p, agent_id))
     }
 
     /// Parses and validates profile TOML; `file` names the source in errors.
     pub fn from_toml(text: &str, file: &Path) -> Result<Profile, ProfileError> {
-        let profile: Profile = toml::from_str(text).map_err(|e| ProfileError::Parse {
-            file: file.to_path_buf(),
-            message: one_line(&e.to_string()),
+        let profile: Profile = toml::from_str(text).map_err(|e| {
+            let (line, column) = e.span().map_or((1, 1), |s| line_col(text, s.start));
+            let message = e.message().trim().to_string();
+            ProfileError::Syntax { file: file.to_path_buf(), line, column, message }
         })?;
         profile.validate().map_err(|e| match e {
-            ProfileError::Invalid { field, message } => ProfileError::Parse {
-                file: file.to_path_buf(),
-                message: format!("{field}: {message}"),
+            ProfileError::Invalid { field, message, .. } => ProfileError::Invalid {
+                file: Some(file.to_path_buf()),
+                line: locate(text, &field),
+                field,
+                message,
             },
             other => other,
         })?;
@@ -234,10 +284,8 @@ impl Profile {
 
     /// Reads, parses and validates one profile file.
     pub fn load(file: &Path) -> Result<Profile, ProfileError> {
-        let text = std::fs::read_to_string(file).map_err(|e| ProfileError::Io {
-            file: file.to_path_buf(),
-            message: e.to_string(),
-        })?;
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| ProfileError::Io { file: file.to_path_buf(), message: e.to_string() })?;
         Self::from_toml(&text, file)
     }
 
@@ -247,23 +295,75 @@ impl Profile {
     }
 }
 
-/// Collapses a multi-line parser message (TOML errors draw a caret diagram) into one line.
-pub fn one_line(message: &str) -> String {
-    let mut lines = message.lines().map(str::trim).filter(|l| !l.is_empty());
-    let head = lines.next().unwrap_or_default().to_string();
-    // toml's layout: "TOML parse error at line L, column C", the source excerpt, then the message.
-    let last = message
-        .lines()
-        .map(str::trim)
-        .rfind(|l| !l.is_empty())
-        .unwrap_or_default();
-    if head == last {
-        head
-    } else {
-        format!(
-            "{}: {last}",
-            head.trim_start_matches("TOML parse error at ")
-        )
+/// Whether `text` matches `pattern`, where `*` matches any run of characters.
+pub fn glob_match(pattern: &str, text: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if parts.len() == 1 {
+        return pattern == text;
+    }
+    if text.len() < first.len() + last.len() || !text.starts_with(first) || !text.ends_with(last) {
+        return false;
+    }
+    let mut rest = &text[first.len()..text.len() - last.len()];
+    for middle in &parts[1..parts.len() - 1] {
+        match rest.find(middle) {
+            Some(i) => rest = &rest[i + middle.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+/// 1-based line and column of a byte offset.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = text.get(..offset.min(text.len())).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+/// The line where a dotted field (`settings.collection_interval`, `alert[1].threshold`) is
+/// written, else the line of its table header.
+pub fn locate(text: &str, field: &str) -> Option<usize> {
+    let (table, key) = match field.rsplit_once('.') {
+        Some((t, k)) => (t, k),
+        None => ("", field),
+    };
+    let (table_name, table_index) = split_index(table);
+    let (key_name, key_index) = split_index(key);
+    let mut current = (String::new(), 0usize);
+    let mut arrays: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut header_line = None;
+    for (n, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if let Some(h) = line.strip_prefix("[[").and_then(|l| l.split("]]").next()) {
+            let count = arrays.entry(h.trim().to_string()).or_insert(0);
+            current = (h.trim().to_string(), *count);
+            *count += 1;
+            // A field that names a whole array entry (`alert[1]`) is located by its header.
+            if table.is_empty() && current.0 == key_name && Some(current.1) == key_index {
+                return Some(n + 1);
+            }
+        } else if let Some(h) = line.strip_prefix('[').and_then(|l| l.split(']').next()) {
+            current = (h.trim().to_string(), 0);
+        }
+        let in_table = current.0 == table_name && current.1 == table_index.unwrap_or(0);
+        if in_table && line.starts_with('[') {
+            header_line = Some(n + 1);
+        }
+        let assigns = line.strip_prefix(key_name).is_some_and(|r| r.trim_start().starts_with('='));
+        if in_table && assigns && key_index.is_none() {
+            return Some(n + 1);
+        }
+    }
+    header_line
+}
+
+fn split_index(part: &str) -> (&str, Option<usize>) {
+    match part.strip_suffix(']').and_then(|p| p.split_once('[')) {
+        Some((name, i)) => (name, i.parse().ok()),
+        None => (part, None),
     }
 }
 
@@ -349,16 +449,15 @@ aggregation_level = "minute"
         let e = Profile::from_toml(&bad_type, Path::new("/etc/tda/profiles/a.toml")).unwrap_err();
         let text = e.to_string();
         assert!(
-            text.starts_with("/etc/tda/profiles/a.toml: line 3, column 8"),
+            text.starts_with("/etc/tda/profiles/a.toml:3:8: unknown variant `sales`"),
             "{text}"
         );
-        assert!(text.contains("unknown variant `sales`"), "{text}");
 
         let zero = SEED.replace("collection_interval = 60", "collection_interval = 0");
         let e = Profile::from_toml(&zero, Path::new("b.toml")).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "b.toml: settings.collection_interval: 0 must be 1-86400 seconds"
+            "b.toml:5: settings.collection_interval: 0 must be 1-86400 seconds"
         );
 
         let unknown = SEED.replace("retention_period", "retention_days");
@@ -370,6 +469,34 @@ aggregation_level = "minute"
 
         let level = SEED.replace("\"minute\"", "\"week\"");
         assert!(Profile::from_toml(&level, Path::new("d.toml")).is_err());
+
+        let rules = format!("{SEED}\n[[alert]]\nname = \"a\"\nkind = \"anomaly\"\nmetric = \"requests\"\n\n[[alert]]\nname = \"b\"\nkind = \"threshold\"\nmetric = \"error_rate\"\nthreshold = 0.05\nrecovery = 0.08\n");
+        let e = Profile::from_toml(&rules, Path::new("e.toml")).unwrap_err();
+        assert_eq!(e.to_string(), "e.toml:19: alert[1].recovery: 0.08 must be <= threshold 0.05 for an `above` rule");
+        let missing = rules.replace("threshold = 0.05\n", "");
+        let e = Profile::from_toml(&missing, Path::new("e.toml")).unwrap_err();
+        assert_eq!(e.to_string(), "e.toml:14: alert[1].threshold: required for a threshold rule");
+    }
+
+    #[test]
+    fn every_section_parses() {
+        let text = format!("{SEED}agents = [\"web-*\"]\n");
+        assert!(Profile::from_toml(&text, Path::new("x.toml")).is_err(), "agents must come before tables");
+        let text = format!("agents = [\"web-*\"]\n{SEED}\n[models]\nrun = [\"forecast\", \"anomaly\"]\nevery = \"30m\"\nhorizon = \"2d\"\n\n[[report]]\nname = \"weekly\"\nevery = \"weekly\"\nformats = [\"html\", \"json\"]\n\n[[view]]\ntitle = \"Requests\"\nquery = \"requests\"\nchart = \"line\"\n");
+        let p = Profile::from_toml(&text, Path::new("x.toml")).unwrap();
+        assert_eq!(p.models.every.0.as_secs(), 1800);
+        assert_eq!(p.reports[0].formats.len(), 2);
+        assert!(p.applies_to("web-3") && !p.applies_to("db-1"));
+        assert_eq!(Profile::from_toml(&p.to_toml(), Path::new("y.toml")).unwrap(), p);
+    }
+
+    #[test]
+    fn globs() {
+        assert!(glob_match("*", "anything"));
+        assert!(glob_match("web-*", "web-1") && !glob_match("web-*", "db-1"));
+        assert!(glob_match("*-eu-*", "web-eu-3") && !glob_match("*-eu-*", "web-us-3"));
+        assert!(glob_match("a*a", "aa") && !glob_match("a*a", "a"));
+        assert!(glob_match("exact", "exact") && !glob_match("exact", "exactly"));
     }
 
     #[test]
