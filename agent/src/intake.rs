@@ -47,9 +47,9 @@ impl Intake {
     async fn events(&self, req: Request<Incoming>) -> Response {
         let body = match read_body(req, self.max_body_bytes).await {
             Ok(b) => b,
-            Err(resp) => {
+            Err(refusal) => {
                 add(&self.counters.requests_rejected, 1);
-                return resp;
+                return refusal.response();
             }
         };
         let events = match decode_events(&body) {

@@ -5,34 +5,23 @@ use std::sync::Arc;
 use hyper::body::Incoming;
 use hyper::{Method, Request, StatusCode};
 use serde::Serialize;
-use tda_daemon::{error, json, query, read_body, with_type, Response};
-use tda_schema::config::LimitsConfig;
+use tda_daemon::{error, json, query, read_body, with_type, Refusal, Response};
 use tda_schema::timestamp::{now_ms, parse_bound};
 use tda_schema::{Profile, ProfileType};
 
+use crate::app::App;
 use crate::dashboard;
-use crate::ingest::{self, Tokens};
-use crate::profiles::{CreateError, Profiles};
+use crate::ingest;
+use crate::profiles::CreateError;
 use crate::stats::performance::PerformanceAcc;
 use crate::stats::usage::{bucket_count, UsageAcc};
-use crate::store::Storage;
 
 /// Most buckets a stats series may have; a longer range needs a coarser aggregation level.
 pub const MAX_SERIES_BUCKETS: i64 = 50_000;
+/// Most samples one samples query returns.
+pub const MAX_SAMPLES: usize = 100_000;
 /// Largest profile creation body, bytes.
 const MAX_PROFILE_BODY: usize = 64 * 1024;
-
-/// Everything the routes share.
-pub struct App {
-    /// Where batches go and stats come from.
-    pub store: Arc<dyn Storage>,
-    /// Profiles in force.
-    pub profiles: Profiles,
-    /// Agent tokens.
-    pub tokens: Tokens,
-    /// Request limits.
-    pub limits: LimitsConfig,
-}
 
 impl App {
     /// Routes one request.
@@ -46,7 +35,21 @@ impl App {
                 json(StatusCode::OK, &serde_json::json!({ "status": "ok" }))
             }
             (Method::POST, "/v1/batches") => {
-                ingest::handle(req, &self.tokens, &self.limits, self.store.clone()).await
+                ingest::handle(
+                    req,
+                    &self.ingest_tokens(),
+                    &self.limits(),
+                    self.store.clone(),
+                )
+                .await
+            }
+            (Method::POST, "/-/reload") => self.reload_endpoint(&req).await,
+            (Method::GET, p) if p.starts_with("/v1/agents/") && p.ends_with("/settings") => {
+                self.agent_settings(&req, &p["/v1/agents/".len()..p.len() - "/settings".len()])
+            }
+            (Method::GET, p) if p.starts_with("/api/v1/agents/") && p.ends_with("/samples") => {
+                let agent = p["/api/v1/agents/".len()..p.len() - "/samples".len()].to_string();
+                self.samples(&req, agent).await
             }
             (Method::GET, "/api/v1/profiles") => self.list_profiles(),
             (Method::POST, "/api/v1/profiles") => self.create_profile(req).await,
@@ -60,17 +63,85 @@ impl App {
         }
     }
 
+    /// Per file: its status, hash, last error and the version in force; plus reload counters.
     fn list_profiles(&self) -> Response {
+        let profiles: Vec<serde_json::Value> = self
+            .profiles
+            .status()
+            .into_iter()
+            .map(|f| {
+                let mut v = f
+                    .active
+                    .as_ref()
+                    .map_or_else(|| serde_json::json!({}), |e| serde_json::json!(e));
+                v["file"] = serde_json::json!(f.file);
+                v["status"] = f.status.into();
+                v["hash"] = f.hash.into();
+                v["last_error"] = serde_json::json!(f.last_error);
+                v
+            })
+            .collect();
         json(
             StatusCode::OK,
-            &serde_json::json!({ "profiles": self.profiles.list(), "errors": self.profiles.errors() }),
+            &serde_json::json!({
+                "profiles": profiles,
+                "errors": self.profiles.errors(),
+                "reload": self.profiles.stats(),
+                "config": self.config_status(),
+            }),
         )
+    }
+
+    async fn reload_endpoint(self: &Arc<Self>, req: &Request<Incoming>) -> Response {
+        if let Err(resp) = ingest::authorize(req, &self.admin_tokens()) {
+            return resp.response();
+        }
+        let app = self.clone();
+        match tokio::task::spawn_blocking(move || app.reload()).await {
+            Ok(report) => json(StatusCode::OK, &report),
+            Err(e) => error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &format!("reload task failed: {e}"),
+            ),
+        }
+    }
+
+    /// `GET /v1/agents/{id}/settings`: the sampling an agent should use, from the profiles.
+    fn agent_settings(&self, req: &Request<Incoming>, agent: &str) -> Response {
+        if let Err(resp) = ingest::authorize(req, &self.ingest_tokens()) {
+            return resp.response();
+        }
+        let (interval, profiles) = self.profiles.sampling_for(agent);
+        json(
+            StatusCode::OK,
+            &serde_json::json!({ "agent_id": agent, "collection_interval": interval, "profiles": profiles }),
+        )
+    }
+
+    /// `GET /api/v1/agents/{id}/samples?from=&to=`: an agent's host samples, oldest first.
+    async fn samples(&self, req: &Request<Incoming>, agent: String) -> Response {
+        let (from, to) = match range(req, "1h") {
+            Ok(r) => r,
+            Err(refusal) => return refusal.response(),
+        };
+        let store = self.store.clone();
+        blocking_json(move || {
+            let mut samples = Vec::new();
+            store.scan_samples(from, to, &mut |a, s| {
+                if a == agent && samples.len() < MAX_SAMPLES {
+                    samples.push(s.clone());
+                }
+            })?;
+            samples.sort_by_key(|s| s.timestamp);
+            Ok(serde_json::json!({ "agent_id": agent, "samples": samples }))
+        })
+        .await
     }
 
     async fn create_profile(&self, req: Request<Incoming>) -> Response {
         let body = match read_body(req, MAX_PROFILE_BODY).await {
             Ok(b) => b,
-            Err(resp) => return resp,
+            Err(refusal) => return refusal.response(),
         };
         let mut de = serde_json::Deserializer::from_slice(&body);
         let profile: Profile = match serde_path_to_error::deserialize(&mut de) {
@@ -104,15 +175,9 @@ impl App {
             Err(e) => return error(StatusCode::NOT_FOUND, &e),
         };
         let q = query(req);
-        let now = now_ms();
-        let bound = |name: &str, default: &str| {
-            parse_bound(q.get(name).map_or(default, String::as_str), now)
-                .map_err(|e| format!("{name}: {e}"))
-        };
-        let (from, to) = match (bound("from", "24h"), bound("to", "0s")) {
-            (Ok(f), Ok(t)) if f < t => (f, t),
-            (Ok(_), Ok(_)) => return error(StatusCode::BAD_REQUEST, "from: must be before to"),
-            (Err(e), _) | (_, Err(e)) => return error(StatusCode::BAD_REQUEST, &e),
+        let (from, to) = match range(req, "24h") {
+            Ok(r) => r,
+            Err(refusal) => return refusal.response(),
         };
         match kind {
             ProfileType::Usage => {
@@ -153,6 +218,24 @@ impl App {
             Ok(acc.finish())
         })
         .await
+    }
+}
+
+/// The `from` and `to` query parameters (defaults: `default_from` ago, and now).
+fn range(req: &Request<Incoming>, default_from: &str) -> Result<(i64, i64), Refusal> {
+    let q = query(req);
+    let now = now_ms();
+    let bound = |name: &str, default: &str| {
+        parse_bound(q.get(name).map_or(default, String::as_str), now)
+            .map_err(|e| format!("{name}: {e}"))
+    };
+    match (bound("from", default_from), bound("to", "0s")) {
+        (Ok(f), Ok(t)) if f < t => Ok((f, t)),
+        (Ok(_), Ok(_)) => Err(Refusal::new(
+            StatusCode::BAD_REQUEST,
+            "from: must be before to",
+        )),
+        (Err(e), _) | (_, Err(e)) => Err(Refusal::new(StatusCode::BAD_REQUEST, e)),
     }
 }
 

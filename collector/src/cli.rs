@@ -289,24 +289,60 @@ fn performance_table(v: &Value) -> String {
 
 fn profiles_table(v: &Value) -> String {
     let mut out = format!(
-        "{:<24} {:<28} {:<12} {:>9} {:>10} {:<7}\n",
-        "ID", "NAME", "TYPE", "INTERVAL", "RETENTION", "LEVEL"
+        "{:<22} {:<24} {:<12} {:<7} {:>9} {:>10} {:<7} {}\n",
+        "ID", "NAME", "TYPE", "STATUS", "INTERVAL", "RETENTION", "LEVEL", "FILE"
     );
     for p in v["profiles"].as_array().into_iter().flatten() {
         let st = &p["settings"];
+        let file = p["file"]
+            .as_str()
+            .and_then(|f| f.rsplit('/').next())
+            .unwrap_or("-");
         let _ = writeln!(
             out,
-            "{:<24} {:<28} {:<12} {:>8}s {:>9}d {:<7}",
+            "{:<22} {:<24} {:<12} {:<7} {:>8}s {:>9}d {:<7} {file}",
             s(&p["id"]),
             s(&p["name"]),
             s(&p["type"]),
+            s(&p["status"]),
             s(&st["collection_interval"]),
             s(&st["retention_period"]),
             s(&st["aggregation_level"])
         );
     }
     for e in v["errors"].as_array().into_iter().flatten() {
-        let _ = writeln!(out, "error: {}", s(e));
+        let _ = writeln!(
+            out,
+            "error: {} (the last good version, if any, stays in force)",
+            s(e)
+        );
     }
+    if let Some(e) = v["config"]["last_error"].as_str() {
+        let _ = writeln!(out, "config error: {e} (the config in force stays)");
+    }
+    for f in v["config"]["restart_needed"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        let _ = writeln!(
+            out,
+            "restart needed: `{}` changed in {}",
+            s(f),
+            s(&v["config"]["file"])
+        );
+    }
+    let r = &v["reload"];
+    let ok = if r["last_reload_ok"] == true {
+        "ok"
+    } else {
+        "with errors"
+    };
+    let _ = writeln!(
+        out,
+        "last reload {ok} at {}; last fully successful at {}",
+        s(&r["last_reload_at"]),
+        s(&r["last_success_at"])
+    );
     out
 }

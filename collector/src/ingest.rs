@@ -6,9 +6,9 @@ use std::io::Read;
 use std::sync::Arc;
 
 use hyper::body::Incoming;
-use hyper::header::{CONTENT_ENCODING, WWW_AUTHENTICATE};
+use hyper::header::CONTENT_ENCODING;
 use hyper::{Request, StatusCode};
-use tda_daemon::{bearer, error, json, read_body, Response};
+use tda_daemon::{bearer, error, json, read_body, Refusal, Response};
 use tda_schema::config::LimitsConfig;
 use tda_schema::wire::decode_batch;
 
@@ -66,6 +66,18 @@ pub fn decompress(body: &[u8], limit: usize) -> Result<Vec<u8>, (StatusCode, Str
     Ok(out)
 }
 
+/// Refuses with 401 unless the request carries one of `tokens`.
+pub fn authorize<B>(req: &Request<B>, tokens: &Tokens) -> Result<(), Refusal> {
+    if bearer(req).is_some_and(|t| tokens.allows(t)) {
+        Ok(())
+    } else {
+        Err(Refusal::new(
+            StatusCode::UNAUTHORIZED,
+            "missing or invalid bearer token",
+        ))
+    }
+}
+
 /// `POST /v1/batches`.
 pub async fn handle(
     req: Request<Incoming>,
@@ -73,13 +85,8 @@ pub async fn handle(
     limits: &LimitsConfig,
     store: Arc<dyn Storage>,
 ) -> Response {
-    if !bearer(&req).is_some_and(|t| tokens.allows(t)) {
-        let mut resp = error(StatusCode::UNAUTHORIZED, "missing or invalid bearer token");
-        resp.headers_mut().insert(
-            WWW_AUTHENTICATE,
-            hyper::header::HeaderValue::from_static("Bearer"),
-        );
-        return resp;
+    if let Err(resp) = authorize(&req, tokens) {
+        return resp.response();
     }
     let encoding = req
         .headers()
@@ -89,7 +96,7 @@ pub async fn handle(
         .to_ascii_lowercase();
     let body = match read_body(req, limits.max_body_bytes).await {
         Ok(b) => b,
-        Err(resp) => return resp,
+        Err(refusal) => return refusal.response(),
     };
     let json_bytes = match encoding.as_str() {
         "zstd" => match decompress(&body, limits.max_decompressed_bytes) {

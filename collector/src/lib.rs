@@ -2,13 +2,15 @@
 //! profiles and the dashboard; and the `tda` operator CLI that talks to it.
 //!
 //! Request path: [`api`] routes; [`ingest`] takes batches into [`store`]; [`stats`] folds stored
-//! data into answers; [`profiles`] holds the profiles in force. [`server`] wires them at start.
+//! data into answers; [`profiles`] holds the profiles in force. [`app`] holds the state and reloads it; [`reload`] decides when; [`server`] starts it all.
 
 pub mod api;
+pub mod app;
 pub mod cli;
 pub mod dashboard;
 pub mod ingest;
 pub mod profiles;
+pub mod reload;
 pub mod server;
 pub mod stats;
 pub mod store;

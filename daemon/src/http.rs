@@ -88,8 +88,39 @@ pub fn with_type(
     resp
 }
 
-/// Reads a whole request body, or answers 413 when it is larger than `limit` bytes.
-pub async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, Response> {
+/// A refused request: the status and the message of its `{"error": …}` answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// The 4xx or 5xx status.
+    pub status: StatusCode,
+    /// What is wrong, naming the field or limit.
+    pub message: String,
+}
+
+impl Refusal {
+    /// A refusal with a status and a message.
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Refusal {
+            status,
+            message: message.into(),
+        }
+    }
+
+    /// The answer: `{"error": message}`, with a bearer challenge on 401.
+    pub fn response(&self) -> Response {
+        let mut resp = error(self.status, &self.message);
+        if self.status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut().insert(
+                hyper::header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer"),
+            );
+        }
+        resp
+    }
+}
+
+/// Reads a whole request body, or refuses with 413 when it is larger than `limit` bytes.
+pub async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, Refusal> {
     let declared = req
         .headers()
         .get(CONTENT_LENGTH)
@@ -101,17 +132,17 @@ pub async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, Re
     match Limited::new(req.into_body(), limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large(limit)),
-        Err(e) => Err(error(
+        Err(e) => Err(Refusal::new(
             StatusCode::BAD_REQUEST,
-            &format!("reading body: {e}"),
+            format!("reading body: {e}"),
         )),
     }
 }
 
-fn too_large(limit: usize) -> Response {
-    error(
+fn too_large(limit: usize) -> Refusal {
+    Refusal::new(
         StatusCode::PAYLOAD_TOO_LARGE,
-        &format!("body exceeds the limit of {limit} bytes"),
+        format!("body exceeds the limit of {limit} bytes"),
     )
 }
 

@@ -2,7 +2,7 @@
 
 pub mod http;
 
-pub use http::{bearer, error, json, query, read_body, serve, with_type, Response};
+pub use http::{bearer, error, json, query, read_body, serve, with_type, Refusal, Response};
 
 /// Logs to stderr in one format for every binary; `RUST_LOG` filters (default `info`).
 pub fn init_logging() {

@@ -25,7 +25,11 @@ pub struct ConfigError {
 impl ConfigError {
     /// An error about a whole file.
     pub fn new(file: &Path, message: impl Into<String>) -> Self {
-        ConfigError { file: file.to_path_buf(), place: None, message: message.into() }
+        ConfigError {
+            file: file.to_path_buf(),
+            place: None,
+            message: message.into(),
+        }
     }
 }
 
@@ -222,7 +226,8 @@ impl AgentConfig {
         cfg.profiles_dir = cfg.profiles_dir.map(|p| resolve(file, &p));
         cfg.collector.token_file = cfg.collector.token_file.map(|p| resolve(file, &p));
         cfg.process.pid_file = cfg.process.pid_file.map(|p| resolve(file, &p));
-        cfg.validate().map_err(|message| ConfigError::new(file, message))?;
+        cfg.validate()
+            .map_err(|message| ConfigError::new(file, message))?;
         Ok(cfg)
     }
 
@@ -310,11 +315,23 @@ pub struct ReloadConfig {
     /// Quiet time after the last change event before reloading; bursts of saves coalesce.
     #[serde(default = "default_debounce")]
     pub debounce: HumanDuration,
+    /// Whether to use file change events (inotify); set false on file systems whose events are
+    /// unreliable (network mounts) to rely on the poll alone.
+    #[serde(default = "default_true")]
+    pub watch: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 impl Default for ReloadConfig {
     fn default() -> Self {
-        ReloadConfig { poll_interval: default_poll_interval(), debounce: default_debounce() }
+        ReloadConfig {
+            poll_interval: default_poll_interval(),
+            debounce: default_debounce(),
+            watch: true,
+        }
     }
 }
 
@@ -362,7 +379,10 @@ impl CollectorConfig {
         cfg.auth.ingest_tokens_file = cfg.auth.ingest_tokens_file.map(|p| resolve(file, &p));
         cfg.auth.admin_tokens_file = cfg.auth.admin_tokens_file.map(|p| resolve(file, &p));
         if cfg.limits.max_body_bytes == 0 || cfg.limits.max_decompressed_bytes == 0 {
-            return Err(ConfigError::new(file, "limits: max_body_bytes and max_decompressed_bytes must be > 0"));
+            return Err(ConfigError::new(
+                file,
+                "limits: max_body_bytes and max_decompressed_bytes must be > 0",
+            ));
         }
         if cfg.reload.poll_interval.is_zero() {
             return Err(ConfigError::new(file, "reload.poll_interval: must be > 0"));
@@ -417,7 +437,10 @@ mod tests {
             "listen = \"0.0.0.0:7300\"\nlisten_port = 1\n",
         );
         let e = CollectorConfig::load(&f).unwrap_err().to_string();
-        assert!(e.contains("collector.toml:2:1: unknown field `listen_port`"), "{e}");
+        assert!(
+            e.contains("collector.toml:2:1: unknown field `listen_port`"),
+            "{e}"
+        );
         assert!(e.contains("unknown field `listen_port`"), "{e}");
         let f = write(dir.path(), "c2.toml", "[limits]\nmax_body_bytes = 0\n");
         assert!(CollectorConfig::load(&f)

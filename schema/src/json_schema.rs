@@ -15,8 +15,17 @@ fn pretty<T: JsonSchema>(title: &str) -> String {
 /// Every schema: (file name under `config/schema/`, JSON text).
 pub fn all() -> Vec<(&'static str, String)> {
     vec![
-        ("profile.schema.json", pretty::<Profile>("TD Analytics profile")),
-        ("collector.schema.json", pretty::<CollectorConfig>("tda-collector configuration")),
-        ("agent.schema.json", pretty::<AgentConfig>("tda-agent configuration")),
+        (
+            "profile.schema.json",
+            pretty::<Profile>("TD Analytics profile"),
+        ),
+        (
+            "collector.schema.json",
+            pretty::<CollectorConfig>("tda-collector configuration"),
+        ),
+        (
+            "agent.schema.json",
+            pretty::<AgentConfig>("tda-agent configuration"),
+        ),
     ]
 }

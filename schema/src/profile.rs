@@ -204,10 +204,20 @@ impl fmt::Display for ProfileError {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
         match self {
             ProfileError::Io { file, message } => write!(f, "{}: {message}", file.display()),
-            ProfileError::Syntax { file, line, column, message } => {
+            ProfileError::Syntax {
+                file,
+                line,
+                column,
+                message,
+            } => {
                 write!(f, "{}:{line}:{column}: {message}", file.display())
             }
-            ProfileError::Invalid { file, line, field, message } => {
+            ProfileError::Invalid {
+                file,
+                line,
+                field,
+                message,
+            } => {
                 match (file, line) {
                     (Some(file), Some(line)) => write!(f, "{}:{line}: ", file.display())?,
                     (Some(file), None) => write!(f, "{}: ", file.display())?,
@@ -222,6 +232,20 @@ impl fmt::Display for ProfileError {
 impl std::error::Error for ProfileError {}
 
 impl Profile {
+    /// A profile with default settings and no sections.
+    pub fn new(name: impl Into<String>, kind: ProfileType, settings: Settings) -> Self {
+        Profile {
+            name: name.into(),
+            kind,
+            agents: Vec::new(),
+            settings,
+            alerts: Vec::new(),
+            models: ModelSettings::default(),
+            reports: Vec::new(),
+            views: Vec::new(),
+        }
+    }
+
     /// The profile's id: its name lowercased, runs of other characters turned into `-`.
     pub fn id(&self) -> String {
         slug(&self.name)
@@ -230,13 +254,21 @@ impl Profile {
     /// Checks the rules serde cannot express, including the cross-field rules of every section.
     pub fn validate(&self) -> Result<(), ProfileError> {
         let invalid = |field: &str, message: String| {
-            Err(ProfileError::Invalid { file: None, line: None, field: field.into(), message })
+            Err(ProfileError::Invalid {
+                file: None,
+                line: None,
+                field: field.into(),
+                message,
+            })
         };
         if self.name.trim().is_empty() || self.id().is_empty() {
             return invalid("name", "must contain a letter or digit".into());
         }
         if self.name.len() > MAX_NAME_LEN {
-            return invalid("name", format!("{} bytes, at most {MAX_NAME_LEN}", self.name.len()));
+            return invalid(
+                "name",
+                format!("{} bytes, at most {MAX_NAME_LEN}", self.name.len()),
+            );
         }
         if let Some(p) = self.agents.iter().find(|p| p.trim().is_empty()) {
             return invalid("agents", format!("`{p}` is an empty pattern"));
@@ -245,13 +277,19 @@ impl Profile {
         if s.collection_interval == 0 || s.collection_interval > MAX_COLLECTION_INTERVAL {
             return invalid(
                 "settings.collection_interval",
-                format!("{} must be 1-{MAX_COLLECTION_INTERVAL} seconds", s.collection_interval),
+                format!(
+                    "{} must be 1-{MAX_COLLECTION_INTERVAL} seconds",
+                    s.collection_interval
+                ),
             );
         }
         if s.retention_period == 0 || s.retention_period > MAX_RETENTION_PERIOD {
             return invalid(
                 "settings.retention_period",
-                format!("{} must be 1-{MAX_RETENTION_PERIOD} days", s.retention_period),
+                format!(
+                    "{} must be 1-{MAX_RETENTION_PERIOD} days",
+                    s.retention_period
+                ),
             );
         }
         validate_sections(&self.alerts, &self.models, &self.reports, &self.views)
@@ -268,7 +306,12 @@ impl Profile {
         let profile: Profile = toml::from_str(text).map_err(|e| {
             let (line, column) = e.span().map_or((1, 1), |s| line_col(text, s.start));
             let message = e.message().trim().to_string();
-            ProfileError::Syntax { file: file.to_path_buf(), line, column, message }
+            ProfileError::Syntax {
+                file: file.to_path_buf(),
+                line,
+                column,
+                message,
+            }
         })?;
         profile.validate().map_err(|e| match e {
             ProfileError::Invalid { field, message, .. } => ProfileError::Invalid {
@@ -284,8 +327,10 @@ impl Profile {
 
     /// Reads, parses and validates one profile file.
     pub fn load(file: &Path) -> Result<Profile, ProfileError> {
-        let text = std::fs::read_to_string(file)
-            .map_err(|e| ProfileError::Io { file: file.to_path_buf(), message: e.to_string() })?;
+        let text = std::fs::read_to_string(file).map_err(|e| ProfileError::Io {
+            file: file.to_path_buf(),
+            message: e.to_string(),
+        })?;
         Self::from_toml(&text, file)
     }
 
@@ -352,7 +397,9 @@ pub fn locate(text: &str, field: &str) -> Option<usize> {
         if in_table && line.starts_with('[') {
             header_line = Some(n + 1);
         }
-        let assigns = line.strip_prefix(key_name).is_some_and(|r| r.trim_start().starts_with('='));
+        let assigns = line
+            .strip_prefix(key_name)
+            .is_some_and(|r| r.trim_start().starts_with('='));
         if in_table && assigns && key_index.is_none() {
             return Some(n + 1);
         }
@@ -472,22 +519,34 @@ aggregation_level = "minute"
 
         let rules = format!("{SEED}\n[[alert]]\nname = \"a\"\nkind = \"anomaly\"\nmetric = \"requests\"\n\n[[alert]]\nname = \"b\"\nkind = \"threshold\"\nmetric = \"error_rate\"\nthreshold = 0.05\nrecovery = 0.08\n");
         let e = Profile::from_toml(&rules, Path::new("e.toml")).unwrap_err();
-        assert_eq!(e.to_string(), "e.toml:19: alert[1].recovery: 0.08 must be <= threshold 0.05 for an `above` rule");
+        assert_eq!(
+            e.to_string(),
+            "e.toml:19: alert[1].recovery: 0.08 must be <= threshold 0.05 for an `above` rule"
+        );
         let missing = rules.replace("threshold = 0.05\n", "");
         let e = Profile::from_toml(&missing, Path::new("e.toml")).unwrap_err();
-        assert_eq!(e.to_string(), "e.toml:14: alert[1].threshold: required for a threshold rule");
+        assert_eq!(
+            e.to_string(),
+            "e.toml:14: alert[1].threshold: required for a threshold rule"
+        );
     }
 
     #[test]
     fn every_section_parses() {
         let text = format!("{SEED}agents = [\"web-*\"]\n");
-        assert!(Profile::from_toml(&text, Path::new("x.toml")).is_err(), "agents must come before tables");
+        assert!(
+            Profile::from_toml(&text, Path::new("x.toml")).is_err(),
+            "agents must come before tables"
+        );
         let text = format!("agents = [\"web-*\"]\n{SEED}\n[models]\nrun = [\"forecast\", \"anomaly\"]\nevery = \"30m\"\nhorizon = \"2d\"\n\n[[report]]\nname = \"weekly\"\nevery = \"weekly\"\nformats = [\"html\", \"json\"]\n\n[[view]]\ntitle = \"Requests\"\nquery = \"requests\"\nchart = \"line\"\n");
         let p = Profile::from_toml(&text, Path::new("x.toml")).unwrap();
         assert_eq!(p.models.every.0.as_secs(), 1800);
         assert_eq!(p.reports[0].formats.len(), 2);
         assert!(p.applies_to("web-3") && !p.applies_to("db-1"));
-        assert_eq!(Profile::from_toml(&p.to_toml(), Path::new("y.toml")).unwrap(), p);
+        assert_eq!(
+            Profile::from_toml(&p.to_toml(), Path::new("y.toml")).unwrap(),
+            p
+        );
     }
 
     #[test]

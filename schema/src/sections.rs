@@ -104,19 +104,34 @@ impl AlertRule {
         if self.metric.trim().is_empty() {
             return Err(violation(field("metric"), "must not be empty"));
         }
-        let needs_threshold = matches!(self.kind, AlertKind::Threshold | AlertKind::RateOfChange | AlertKind::Forecast);
+        let needs_threshold = matches!(
+            self.kind,
+            AlertKind::Threshold | AlertKind::RateOfChange | AlertKind::Forecast
+        );
         if needs_threshold && self.threshold.is_none() {
-            return Err(violation(field("threshold"), format!("required for a {:?} rule", self.kind).to_lowercase()));
+            return Err(violation(
+                field("threshold"),
+                format!("required for a {:?} rule", self.kind).to_lowercase(),
+            ));
         }
         if self.kind == AlertKind::Forecast && self.horizon.is_none_or(|h| h.is_zero()) {
-            return Err(violation(field("horizon"), "required (> 0) for a forecast rule"));
+            return Err(violation(
+                field("horizon"),
+                "required (> 0) for a forecast rule",
+            ));
         }
         if self.kind == AlertKind::Absence && self.for_duration.is_zero() {
             return Err(violation(field("for"), "an absence rule needs `for` > 0"));
         }
         if self.kind == AlertKind::Anomaly {
-            if let Some(t) = self.threshold.filter(|t| !(0.0..=1.0).contains(t) || *t == 0.0) {
-                return Err(violation(field("threshold"), format!("{t}: an anomaly score threshold is in (0, 1]")));
+            if let Some(t) = self
+                .threshold
+                .filter(|t| !(0.0..=1.0).contains(t) || *t == 0.0)
+            {
+                return Err(violation(
+                    field("threshold"),
+                    format!("{t}: an anomaly score threshold is in (0, 1]"),
+                ));
             }
         }
         self.validate_recovery(&field("recovery"))
@@ -127,8 +142,14 @@ impl AlertRule {
             return Ok(());
         };
         match self.condition {
-            Condition::Above if r > t => Err(violation(path.into(), format!("{r} must be <= threshold {t} for an `above` rule"))),
-            Condition::Below if r < t => Err(violation(path.into(), format!("{r} must be >= threshold {t} for a `below` rule"))),
+            Condition::Above if r > t => Err(violation(
+                path.into(),
+                format!("{r} must be <= threshold {t} for an `above` rule"),
+            )),
+            Condition::Below if r < t => Err(violation(
+                path.into(),
+                format!("{r} must be >= threshold {t} for a `below` rule"),
+            )),
             _ => Ok(()),
         }
     }
@@ -216,16 +237,28 @@ impl ModelSettings {
 
     fn validate(&self) -> Result<(), Violation> {
         if self.every.0.as_secs() < 60 {
-            return Err(violation("models.every".into(), format!("{} is shorter than 1m", self.every)));
+            return Err(violation(
+                "models.every".into(),
+                format!("{} is shorter than 1m", self.every),
+            ));
         }
         if self.horizon.is_zero() {
             return Err(violation("models.horizon".into(), "must be > 0"));
         }
         if !(0.0..=1.0).contains(&self.sensitivity) {
-            return Err(violation("models.sensitivity".into(), format!("{} is not in 0-1", self.sensitivity)));
+            return Err(violation(
+                "models.sensitivity".into(),
+                format!("{} is not in 0-1", self.sensitivity),
+            ));
         }
         if self.session_timeout.is_zero() || self.session_timeout > self.session_max {
-            return Err(violation("models.session_timeout".into(), format!("{} must be > 0 and <= session_max {}", self.session_timeout, self.session_max)));
+            return Err(violation(
+                "models.session_timeout".into(),
+                format!(
+                    "{} must be > 0 and <= session_max {}",
+                    self.session_timeout, self.session_max
+                ),
+            ));
         }
         Ok(())
     }
@@ -283,8 +316,15 @@ impl ReportSchedule {
         if self.formats.is_empty() {
             return Err(violation(format!("{at}.formats"), "at least one format"));
         }
-        if let Some(url) = self.webhook.as_deref().filter(|u| !(u.starts_with("http://") || u.starts_with("https://"))) {
-            return Err(violation(format!("{at}.webhook"), format!("`{url}` is not an http(s) URL")));
+        if let Some(url) = self
+            .webhook
+            .as_deref()
+            .filter(|u| !(u.starts_with("http://") || u.starts_with("https://")))
+        {
+            return Err(violation(
+                format!("{at}.webhook"),
+                format!("`{url}` is not an http(s) URL"),
+            ));
         }
         Ok(())
     }
@@ -337,7 +377,10 @@ pub fn validate_sections(
         let at = format!("alert[{i}]");
         rule.validate(&at)?;
         if !names.insert(rule.name.as_str()) {
-            return Err(violation(format!("{at}.name"), format!("`{}` is used by another rule", rule.name)));
+            return Err(violation(
+                format!("{at}.name"),
+                format!("`{}` is used by another rule", rule.name),
+            ));
         }
     }
     models.validate()?;
@@ -346,12 +389,18 @@ pub fn validate_sections(
         let at = format!("report[{i}]");
         report.validate(&at)?;
         if !names.insert(report.name.as_str()) {
-            return Err(violation(format!("{at}.name"), format!("`{}` is used by another report", report.name)));
+            return Err(violation(
+                format!("{at}.name"),
+                format!("`{}` is used by another report", report.name),
+            ));
         }
     }
     for (i, view) in views.iter().enumerate() {
         if view.title.trim().is_empty() || view.query.trim().is_empty() {
-            return Err(violation(format!("view[{i}]"), "title and query must not be empty"));
+            return Err(violation(
+                format!("view[{i}]"),
+                "title and query must not be empty",
+            ));
         }
     }
     Ok(())

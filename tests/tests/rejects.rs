@@ -262,7 +262,7 @@ fn collector_will_not_start_on_a_bad_config() {
     };
     let err = run("listen = \"127.0.0.1:0\"\nlisten_port = 5\n");
     assert!(
-        err.contains("c.toml: line 2, column 1") && err.contains("unknown field `listen_port`"),
+        err.contains("c.toml:2:1: unknown field `listen_port`"),
         "{err}"
     );
     let err = run(&format!(

@@ -2,21 +2,62 @@
 
 use std::path::PathBuf;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 
 /// The TD Analytics collector.
 #[derive(Parser)]
 #[command(name = "tda-collector", version, about)]
 struct Cli {
     /// Collector configuration file.
-    #[arg(long, short, default_value = "/etc/tda/collector.toml")]
+    #[arg(long, short, default_value = "/etc/tda/collector.toml", global = true)]
     config: PathBuf,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the collector (the default).
+    Run,
+    /// Check the config, its token files and every profile; exit 1 listing every problem.
+    Validate,
+    /// Write the JSON Schemas of the profile, collector and agent files into a directory.
+    Schema {
+        /// Output directory, for example config/schema.
+        dir: PathBuf,
+    },
 }
 
 fn main() -> std::process::ExitCode {
-    tda_daemon::init_logging();
     let cli = Cli::parse();
-    tda_daemon::run_main("tda-collector", async move {
-        tda_collector::server::run(&cli.config).await
-    })
+    match cli.command.unwrap_or(Command::Run) {
+        Command::Run => {
+            tda_daemon::init_logging();
+            tda_daemon::run_main("tda-collector", async move {
+                tda_collector::server::run(&cli.config).await
+            })
+        }
+        Command::Validate => report(tda_collector::server::validate(&cli.config), &cli.config),
+        Command::Schema { dir } => {
+            for (name, text) in tda_schema::json_schema::all() {
+                if let Err(e) = std::fs::write(dir.join(name), text) {
+                    eprintln!("tda-collector: {}: {e}", dir.join(name).display());
+                    return std::process::ExitCode::FAILURE;
+                }
+            }
+            std::process::ExitCode::SUCCESS
+        }
+    }
+}
+
+fn report(problems: Vec<String>, config: &std::path::Path) -> std::process::ExitCode {
+    if problems.is_empty() {
+        println!("{}: OK", config.display());
+        return std::process::ExitCode::SUCCESS;
+    }
+    for p in &problems {
+        eprintln!("{p}");
+    }
+    eprintln!("{} problem(s)", problems.len());
+    std::process::ExitCode::FAILURE
 }

@@ -1,0 +1,222 @@
+//! The collector's state and its reload: storage, profiles, and the live part of the config
+//! (tokens, limits). Start-up is the first reload: validate everything, then swap it in.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use serde::Serialize;
+use tda_schema::config::{read_secrets, CollectorConfig, ConfigError, LimitsConfig};
+use tda_schema::Timestamp;
+
+use crate::ingest::Tokens;
+use crate::profiles::{Profiles, ReloadReport};
+use crate::store::{SledStore, Storage};
+
+/// Subdirectories of `<data_dir>/analytics/`, as the seed lays them out.
+pub const LAYOUT: [&str; 5] = ["profiles", "metrics", "models", "data", "reports"];
+
+/// Reads tokens from a file and a comma-separated environment variable.
+fn tokens_from(file: Option<&Path>, env: &str) -> Result<Tokens, ConfigError> {
+    let mut tokens = match file {
+        Some(f) => read_secrets(f)?,
+        None => Vec::new(),
+    };
+    if let Ok(v) = std::env::var(env) {
+        tokens.extend(v.split(',').map(|t| t.trim().to_string()));
+    }
+    Ok(Tokens::new(tokens))
+}
+
+/// The part of the config that is swapped as a whole on reload.
+pub struct Live {
+    /// The config in force (settings that need a restart keep their start-up values).
+    pub config: CollectorConfig,
+    /// Agents' tokens.
+    pub ingest: Arc<Tokens>,
+    /// Administrators' tokens.
+    pub admin: Arc<Tokens>,
+}
+
+impl Live {
+    /// Validates a config and reads its tokens.
+    pub fn load(config_file: &Path) -> Result<Live, ConfigError> {
+        let config = CollectorConfig::load(config_file)?;
+        let ingest = tokens_from(
+            config.auth.ingest_tokens_file.as_deref(),
+            "TDA_INGEST_TOKENS",
+        )?;
+        if ingest.is_empty() {
+            return Err(ConfigError::new(config_file, "auth.ingest_tokens_file: no ingest token configured (set the file or TDA_INGEST_TOKENS); agents could not send batches"));
+        }
+        let admin = tokens_from(config.auth.admin_tokens_file.as_deref(), "TDA_ADMIN_TOKENS")?;
+        Ok(Live {
+            config,
+            ingest: Arc::new(ingest),
+            admin: Arc::new(admin),
+        })
+    }
+}
+
+/// The config file's reload status.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ConfigStatus {
+    /// The config file.
+    pub file: PathBuf,
+    /// Why the last edit was refused (the previous config stays in force).
+    pub last_error: Option<String>,
+    /// Settings edited since start that take effect only after a restart.
+    pub restart_needed: Vec<String>,
+    /// When the config in force was loaded, RFC 3339.
+    pub loaded_at: String,
+}
+
+/// What a reload did, for the log and `POST /-/reload`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Reloaded {
+    /// The config file's status after the reload.
+    pub config: ConfigStatus,
+    /// What changed among the profiles.
+    pub profiles: ReloadReport,
+}
+
+/// Everything the routes share.
+pub struct App {
+    /// Where batches go and stats come from.
+    pub store: Arc<dyn Storage>,
+    /// Profiles in force.
+    pub profiles: Profiles,
+    live: RwLock<Live>,
+    status: RwLock<ConfigStatus>,
+}
+
+impl App {
+    /// Loads and validates the config, creates the data layout, opens storage, loads profiles.
+    pub fn start(config_file: &Path) -> anyhow::Result<App> {
+        use anyhow::Context;
+        let live = Live::load(config_file)?;
+        let analytics = live.config.analytics_dir();
+        for dir in LAYOUT {
+            let path = analytics.join(dir);
+            std::fs::create_dir_all(&path)
+                .with_context(|| format!("creating {}", path.display()))?;
+        }
+        let store = SledStore::open(&analytics)
+            .with_context(|| format!("opening storage under {}", analytics.display()))?;
+        let profiles_dir = live.config.profiles_dir();
+        let profiles = Profiles::load(&profiles_dir)
+            .with_context(|| format!("profiles directory {}", profiles_dir.display()))?;
+        let status = ConfigStatus {
+            file: config_file.to_path_buf(),
+            loaded_at: Timestamp::now().to_rfc3339(),
+            ..ConfigStatus::default()
+        };
+        Ok(App {
+            store: Arc::new(store),
+            profiles,
+            live: RwLock::new(live),
+            status: RwLock::new(status),
+        })
+    }
+
+    /// The config in force.
+    pub fn config(&self) -> CollectorConfig {
+        self.live
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .config
+            .clone()
+    }
+
+    /// Agents' tokens in force.
+    pub fn ingest_tokens(&self) -> Arc<Tokens> {
+        self.live
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .ingest
+            .clone()
+    }
+
+    /// Administrators' tokens in force.
+    pub fn admin_tokens(&self) -> Arc<Tokens> {
+        self.live
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .admin
+            .clone()
+    }
+
+    /// Request limits in force.
+    pub fn limits(&self) -> LimitsConfig {
+        self.config().limits
+    }
+
+    /// The config file's status.
+    pub fn config_status(&self) -> ConfigStatus {
+        self.status
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Reloads the config file, then the profiles. A config that fails keeps the one in force;
+    /// settings that need a restart are named and left as they are; the rest applies.
+    pub fn reload(&self) -> Reloaded {
+        self.reload_config();
+        let profiles = self.profiles.reload();
+        let config = self.config_status();
+        tracing::info!(changed = ?profiles.changed, removed = ?profiles.removed, errors = profiles.errors.len(),
+            config_error = config.last_error.is_some(), "reloaded");
+        Reloaded { config, profiles }
+    }
+
+    fn reload_config(&self) {
+        let file = self.config_status().file;
+        let mut status = self.status.write().unwrap_or_else(|p| p.into_inner());
+        let mut new = match Live::load(&file) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(error = %e, "config not reloaded; the one in force stays");
+                status.last_error = Some(e.to_string());
+                return;
+            }
+        };
+        let mut live = self.live.write().unwrap_or_else(|p| p.into_inner());
+        let restart = restart_needed(&live.config, &new.config);
+        for field in &restart {
+            tracing::warn!(setting = %field, "changed in the config file; takes effect after a restart");
+        }
+        keep_restart_settings(&live.config, &mut new.config);
+        *live = new;
+        *status = ConfigStatus {
+            file,
+            last_error: None,
+            restart_needed: restart,
+            loaded_at: Timestamp::now().to_rfc3339(),
+        };
+    }
+}
+
+/// Names of the settings that differ and cannot change while the collector runs.
+pub fn restart_needed(running: &CollectorConfig, edited: &CollectorConfig) -> Vec<String> {
+    let mut fields = Vec::new();
+    if running.listen != edited.listen {
+        fields.push("listen".to_string());
+    }
+    if running.data_dir != edited.data_dir {
+        fields.push("data_dir".to_string());
+    }
+    if running.profiles_dir() != edited.profiles_dir() {
+        fields.push("profiles_dir".to_string());
+    }
+    if running.reload != edited.reload {
+        fields.push("reload".to_string());
+    }
+    fields
+}
+
+fn keep_restart_settings(running: &CollectorConfig, edited: &mut CollectorConfig) {
+    edited.listen = running.listen;
+    edited.data_dir = running.data_dir.clone();
+    edited.profiles_dir = Some(running.profiles_dir());
+    edited.reload = running.reload.clone();
+}

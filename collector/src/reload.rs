@@ -1,0 +1,140 @@
+//! What triggers a reload: change events on the profiles directory and the config file
+//! (notify), a poll for file systems without events, and SIGHUP. Triggers coalesce: a reload
+//! runs once the changes have been quiet for the configured debounce.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use notify::{RecursiveMode, Watcher};
+use tokio::sync::mpsc;
+
+use crate::app::App;
+
+/// Keeps the watcher alive for as long as it is held.
+pub struct Watching {
+    _watcher: Option<notify::RecommendedWatcher>,
+}
+
+/// Starts the watchers, the poll and the SIGHUP handler, and the task that reloads.
+pub fn spawn(app: Arc<App>, config_file: &Path) -> Watching {
+    let cfg = app.config();
+    let (tx, rx) = mpsc::unbounded_channel::<()>();
+    let profiles_dir = cfg.profiles_dir();
+    let watcher = if cfg.reload.watch {
+        watch(&profiles_dir, config_file, tx.clone())
+    } else {
+        None
+    };
+    let fingerprint_of = {
+        let (dir, file) = (profiles_dir.clone(), config_file.to_path_buf());
+        move || fingerprint(&dir, &file)
+    };
+    tokio::spawn(poll(fingerprint_of, cfg.reload.poll_interval.0, tx.clone()));
+    tokio::spawn(on_sighup(tx));
+    tokio::spawn(reload_loop(app, rx, cfg.reload.debounce.0));
+    Watching { _watcher: watcher }
+}
+
+fn watch(
+    profiles_dir: &Path,
+    config_file: &Path,
+    tx: mpsc::UnboundedSender<()>,
+) -> Option<notify::RecommendedWatcher> {
+    let config_name = config_file.file_name().map(|n| n.to_os_string());
+    let relevant = move |p: &PathBuf| {
+        p.extension().is_some_and(|x| x == "toml")
+            || (config_name.is_some() && p.file_name().map(|n| n.to_os_string()) == config_name)
+    };
+    let handler = move |event: notify::Result<notify::Event>| {
+        if event.is_ok_and(|e| e.paths.iter().any(&relevant)) {
+            let _ = tx.send(());
+        }
+    };
+    let mut watcher = match notify::recommended_watcher(handler) {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::warn!(error = %e, "no file change events; relying on the poll");
+            return None;
+        }
+    };
+    let config_dir = config_file
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    for dir in [profiles_dir, config_dir] {
+        if let Err(e) = watcher.watch(dir, RecursiveMode::NonRecursive) {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot watch; relying on the poll");
+        }
+    }
+    Some(watcher)
+}
+
+/// Names, sizes and modification times of the profile files and the config file.
+fn fingerprint(profiles_dir: &Path, config_file: &Path) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(profiles_dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+                .collect()
+        })
+        .unwrap_or_default();
+    paths.push(config_file.to_path_buf());
+    paths.sort();
+    paths
+        .into_iter()
+        .map(|p| {
+            let meta = std::fs::metadata(&p).ok();
+            let len = meta.as_ref().map_or(0, |m| m.len());
+            (p, len, meta.and_then(|m| m.modified().ok()))
+        })
+        .collect()
+}
+
+async fn poll<F>(fingerprint_of: F, every: Duration, tx: mpsc::UnboundedSender<()>)
+where
+    F: Fn() -> Vec<(PathBuf, u64, Option<SystemTime>)>,
+{
+    let mut last = fingerprint_of();
+    let mut tick = tokio::time::interval(every);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let now = fingerprint_of();
+        if now != last {
+            last = now;
+            if tx.send(()).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+async fn on_sighup(tx: mpsc::UnboundedSender<()>) {
+    let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP");
+        return;
+    };
+    while hup.recv().await.is_some() {
+        tracing::info!("SIGHUP: reloading");
+        if tx.send(()).is_err() {
+            return;
+        }
+    }
+}
+
+/// Waits for a trigger, then for `debounce` without another, then reloads once.
+async fn reload_loop(app: Arc<App>, mut rx: mpsc::UnboundedReceiver<()>, debounce: Duration) {
+    while rx.recv().await.is_some() {
+        loop {
+            match tokio::time::timeout(debounce, rx.recv()).await {
+                Ok(Some(())) => continue,
+                Ok(None) => return,
+                Err(_) => break,
+            }
+        }
+        let app = app.clone();
+        let _ = tokio::task::spawn_blocking(move || app.reload()).await;
+    }
+}
