@@ -218,6 +218,7 @@ pub async fn run(
     mut records: mpsc::Receiver<Record>,
     queue: Arc<Queue>,
     mut stop: watch::Receiver<bool>,
+    mut config: watch::Receiver<BatchConfig>,
 ) {
     let mut closing = false;
     loop {
@@ -226,6 +227,10 @@ pub async fn run(
             r = records.recv() => r,
             _ = sleep_until(deadline) => {
                 queue_all(&queue, batcher.close());
+                continue;
+            }
+            Ok(()) = config.changed() => {
+                batcher.config = config.borrow_and_update().clone();
                 continue;
             }
             _ = stop.changed(), if !closing => {

@@ -1,5 +1,5 @@
 //! The local HTTP intake: `POST /v1/events` takes a JSON array of usage events; `GET /healthz`
-//! reports the agent's counters.
+//! reports the agent's counters and the settings in force.
 
 use std::sync::Arc;
 
@@ -11,6 +11,7 @@ use tokio::sync::mpsc;
 
 use crate::batch::Record;
 use crate::counters::{add, Counters};
+use crate::settings::Live;
 
 /// What the intake handlers share.
 pub struct Intake {
@@ -18,10 +19,8 @@ pub struct Intake {
     pub records: mpsc::Sender<Record>,
     /// The agent's counters.
     pub counters: Arc<Counters>,
-    /// The agent's id, reported on `/healthz`.
-    pub agent_id: String,
-    /// Largest accepted body, bytes.
-    pub max_body_bytes: usize,
+    /// The live settings (id, intake limit, sampling), reported on `/healthz`.
+    pub live: Arc<Live>,
 }
 
 impl Intake {
@@ -33,8 +32,11 @@ impl Intake {
                 StatusCode::OK,
                 &serde_json::json!({
                     "status": "ok",
-                    "agent_id": self.agent_id,
+                    "agent_id": self.live.agent_id(),
                     "counters": self.counters.snapshot(),
+                    "sampling": *self.live.sampling().borrow(),
+                    "collector": self.live.target().url,
+                    "config": self.live.status(),
                 }),
             ),
             (_, "/v1/events") | (_, "/healthz") => {
@@ -45,7 +47,7 @@ impl Intake {
     }
 
     async fn events(&self, req: Request<Incoming>) -> Response {
-        let body = match read_body(req, self.max_body_bytes).await {
+        let body = match read_body(req, self.live.config().intake.max_body_bytes).await {
             Ok(b) => b,
             Err(refusal) => {
                 add(&self.counters.requests_rejected, 1);

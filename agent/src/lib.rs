@@ -1,7 +1,8 @@
 //! The TD Analytics agent: samples host and process metrics, takes usage events, ships batches.
 //!
 //! Data path: [`intake`] and [`sample`] feed records to [`batch`], which closes and compresses
-//! batches into a bounded queue that [`ship`] sends to the collector. [`simulate`] is the
+//! batches into a bounded queue that [`ship`] sends to the collector. [`settings`] keeps the live config and the sampling interval the
+//! collector serves. [`simulate`] is the
 //! TD Generator traffic simulator used by the demo and the tests.
 
 pub mod batch;
@@ -9,5 +10,6 @@ pub mod counters;
 pub mod intake;
 pub mod run;
 pub mod sample;
+pub mod settings;
 pub mod ship;
 pub mod simulate;

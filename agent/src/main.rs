@@ -20,17 +20,23 @@ struct Cli {
 enum Command {
     /// Run the agent (the default).
     Run,
+    /// Check the config and the files it names; exit 1 listing every problem.
+    Validate,
     /// Drive simulated TD Generator traffic into an agent's intake.
     Simulate(SimArgs),
 }
 
 fn main() -> std::process::ExitCode {
-    tda_daemon::init_logging();
     let cli = Cli::parse();
+    let command = cli.command.unwrap_or(Command::Run);
+    if let Command::Validate = command {
+        return tda_daemon::report_validation(&cli.config, tda_agent::run::validate(&cli.config));
+    }
+    tda_daemon::init_logging();
     tda_daemon::run_main("tda-agent", async move {
-        match cli.command.unwrap_or(Command::Run) {
-            Command::Run => tda_agent::run::run(&cli.config).await,
+        match command {
             Command::Simulate(args) => simulate::run(args).await,
+            _ => tda_agent::run::run(&cli.config).await,
         }
     })
 }

@@ -1,62 +1,44 @@
-//! Starts the agent from its config: sampler, intake, batcher and shipper, and stops them in order.
+//! Starts the agent from its config: sampler, intake, batcher, shipper and the settings tasks,
+//! and stops them in order.
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use tda_schema::config::{read_secret, AgentConfig};
-use tda_schema::profile::{load_dir, ProfileType};
+use tda_schema::config::ProcessConfig;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
 
 use crate::batch::{self, Batcher, Queue, Record};
 use crate::counters::{add, Counters};
 use crate::intake::Intake;
 use crate::sample::Sampler;
+use crate::settings::{self, Live, Sampling};
 use crate::ship::{self, Shipper};
 
 /// How long the agent keeps trying to send what it holds after it is asked to stop.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The sampling interval: the shortest `collection_interval` of the performance profiles.
-pub fn sample_interval(cfg: &AgentConfig) -> Duration {
-    let from_profiles = cfg.profiles_dir.as_deref().and_then(|dir| {
-        let (profiles, errors) = load_dir(dir);
-        for e in errors {
-            tracing::warn!(error = %e, "profile ignored");
-        }
-        profiles
-            .iter()
-            .filter(|p| p.kind == ProfileType::Performance)
-            .map(|p| p.settings.collection_interval)
-            .min()
-    });
-    Duration::from_secs(from_profiles.unwrap_or(cfg.default_sample_interval))
-}
-
-fn agent_id(cfg: &AgentConfig) -> String {
-    cfg.agent_id
-        .clone()
-        .or_else(|| sysinfo::System::host_name().ok())
-        .unwrap_or_else(|| "agent".into())
-}
-
-fn token(cfg: &AgentConfig) -> anyhow::Result<Option<String>> {
-    if let Ok(t) = std::env::var("TDA_AGENT_TOKEN") {
-        return Ok(Some(t.trim().to_string()));
+/// Checks the config and the files it names; returns every problem found.
+pub fn validate(config_file: &Path) -> Vec<String> {
+    let live = match Live::load(config_file) {
+        Ok(l) => l,
+        Err(e) => return vec![e.to_string()],
+    };
+    let mut problems = Vec::new();
+    if let Some(dir) = live.config().profiles_dir {
+        let (_, errors) = tda_schema::profile::load_dir(&dir);
+        problems.extend(errors.iter().map(ToString::to_string));
     }
-    match &cfg.collector.token_file {
-        Some(f) => Ok(Some(read_secret(f)?)),
-        None => Ok(None),
-    }
+    problems
 }
 
 /// Runs the agent until SIGINT or SIGTERM, then drains what it holds.
 pub async fn run(config_file: &Path) -> anyhow::Result<()> {
-    let cfg = AgentConfig::load(config_file)?;
-    let agent_id = agent_id(&cfg);
-    let interval = sample_interval(&cfg);
+    let live = Live::load(config_file)?;
+    let cfg = live.config();
     let counters = Arc::new(Counters::default());
     let queue = Arc::new(Queue::new(cfg.batch.max_pending_batches, counters.clone()));
     let (records_tx, records_rx) = mpsc::channel::<Record>(1024);
@@ -67,36 +49,38 @@ pub async fn run(config_file: &Path) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("intake: cannot listen on {}", cfg.intake.listen))?;
     let sampler = Sampler::new(cfg.process.clone())?;
-    let shipper = Shipper::new(&cfg.collector.url, token(&cfg)?);
-    tracing::info!(%agent_id, intake = %cfg.intake.listen, collector = %cfg.collector.url,
-        sample_interval_s = interval.as_secs(), "agent started");
+    tracing::info!(agent_id = %live.agent_id(), intake = %cfg.intake.listen, collector = %cfg.collector.url,
+        sampling = ?*live.sampling().borrow(), "agent started");
 
-    let batcher = Batcher::new(agent_id.clone(), cfg.batch.clone());
+    let batcher = Batcher::new(live.agent_id().to_string(), cfg.batch.clone());
     let batching = tokio::spawn(batch::run(
         batcher,
         records_rx,
         queue.clone(),
         stop_rx.clone(),
+        live.batch(),
     ));
+    let shipper = Shipper::new(live.clone());
     let shipping = tokio::spawn(ship::run(
         shipper,
         queue.clone(),
         counters.clone(),
         drain_rx,
     ));
-    tokio::spawn(stop_on_signal(stop_tx));
     let sampling = tokio::spawn(sample_loop(
         sampler,
-        interval,
+        live.clone(),
         records_tx.clone(),
         counters.clone(),
         stop_rx.clone(),
     ));
+    tokio::spawn(settings::poll_collector(live.clone(), stop_rx.clone()));
+    tokio::spawn(settings::watch_config(live.clone(), stop_rx.clone()));
+    tokio::spawn(stop_on_signal(stop_tx));
     let intake = Arc::new(Intake {
         records: records_tx,
         counters: counters.clone(),
-        agent_id,
-        max_body_bytes: cfg.intake.max_body_bytes,
+        live,
     });
     let mut intake_stop = stop_rx.clone();
     tda_daemon::serve(
@@ -126,20 +110,36 @@ pub async fn stop_on_signal(stop: watch::Sender<bool>) {
     let _ = stop.send(true);
 }
 
+/// Samples at the interval in force. When the interval changes, the next sample is due one new
+/// interval after the last one, so the series has neither a gap nor a doubled sample.
 async fn sample_loop(
     mut sampler: Sampler,
-    interval: Duration,
+    live: Arc<Live>,
     records: mpsc::Sender<Record>,
     counters: Arc<Counters>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut tick = tokio::time::interval(interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tick.tick().await; // the first tick is immediate; CPU use needs an interval between readings
+    let mut sampling = live.sampling();
+    let mut process = live.process();
+    let mut period = secs(*sampling.borrow_and_update());
+    let mut last = Instant::now();
     loop {
         tokio::select! {
-            _ = tick.tick() => {}
+            _ = tokio::time::sleep_until(last + period) => {}
+            Ok(()) = sampling.changed() => {
+                period = secs(*sampling.borrow_and_update());
+                continue;
+            }
+            Ok(()) = process.changed() => {
+                let p: ProcessConfig = process.borrow_and_update().clone();
+                sampler.set_process(p);
+                continue;
+            }
             _ = stop.changed() => return,
+        }
+        last += period;
+        if Instant::now() > last + period {
+            last = Instant::now(); // fell behind (suspended host): start afresh rather than burst
         }
         let sample = sampler.sample();
         add(&counters.samples_taken, 1);
@@ -151,4 +151,8 @@ async fn sample_loop(
             return;
         }
     }
+}
+
+fn secs(s: Sampling) -> Duration {
+    Duration::from_secs(s.interval_secs.max(1))
 }

@@ -45,6 +45,12 @@ impl Sampler {
         Ok(sampler)
     }
 
+    /// Watches another process from now on.
+    pub fn set_process(&mut self, process: ProcessConfig) {
+        self.process = process;
+        self.pid = None;
+    }
+
     /// Reads every counter now.
     pub fn sample(&mut self) -> HostSample {
         self.system.refresh_cpu_usage();

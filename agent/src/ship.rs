@@ -10,6 +10,7 @@ use tokio::sync::watch;
 
 use crate::batch::{Closed, Queue};
 use crate::counters::{add, Counters};
+use crate::settings::Live;
 
 /// First retry delay.
 pub const BACKOFF_BASE: Duration = Duration::from_millis(200);
@@ -30,34 +31,31 @@ pub enum Outcome {
 /// Sends batches to one collector.
 pub struct Shipper {
     client: reqwest::Client,
-    url: String,
-    token: Option<String>,
+    live: Arc<Live>,
 }
 
 impl Shipper {
-    /// A shipper for the collector at `base_url`.
-    pub fn new(base_url: &str, token: Option<String>) -> Self {
+    /// A shipper to the collector the live settings name (read again for every batch).
+    pub fn new(live: Arc<Live>) -> Self {
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(30))
             .build()
             .unwrap_or_default();
-        Shipper {
-            client,
-            url: format!("{}/v1/batches", base_url.trim_end_matches('/')),
-            token,
-        }
+        Shipper { client, live }
     }
 
     /// One attempt to send one batch.
     pub async fn send(&self, batch: &Closed) -> Outcome {
+        let target = self.live.target();
+        let url = format!("{}/v1/batches", target.url.trim_end_matches('/'));
         let mut req = self
             .client
-            .post(&self.url)
+            .post(&url)
             .header(CONTENT_TYPE, "application/json")
             .header(CONTENT_ENCODING, "zstd")
             .body(batch.body.clone());
-        if let Some(t) = &self.token {
+        if let Some(t) = &target.token {
             req = req.header(AUTHORIZATION, format!("Bearer {t}"));
         }
         let resp = match req.send().await {

@@ -50,3 +50,20 @@ where
         }
     }
 }
+
+/// The end of a `validate` command: `FILE: OK` and success, or every problem on stderr and
+/// failure.
+pub fn report_validation(
+    config: &std::path::Path,
+    problems: Vec<String>,
+) -> std::process::ExitCode {
+    if problems.is_empty() {
+        println!("{}: OK", config.display());
+        return std::process::ExitCode::SUCCESS;
+    }
+    for p in &problems {
+        eprintln!("{p}");
+    }
+    eprintln!("{} problem(s)", problems.len());
+    std::process::ExitCode::FAILURE
+}

@@ -37,7 +37,9 @@ fn main() -> std::process::ExitCode {
                 tda_collector::server::run(&cli.config).await
             })
         }
-        Command::Validate => report(tda_collector::server::validate(&cli.config), &cli.config),
+        Command::Validate => {
+            tda_daemon::report_validation(&cli.config, tda_collector::server::validate(&cli.config))
+        }
         Command::Schema { dir } => {
             for (name, text) in tda_schema::json_schema::all() {
                 if let Err(e) = std::fs::write(dir.join(name), text) {
@@ -48,16 +50,4 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::SUCCESS
         }
     }
-}
-
-fn report(problems: Vec<String>, config: &std::path::Path) -> std::process::ExitCode {
-    if problems.is_empty() {
-        println!("{}: OK", config.display());
-        return std::process::ExitCode::SUCCESS;
-    }
-    for p in &problems {
-        eprintln!("{p}");
-    }
-    eprintln!("{} problem(s)", problems.len());
-    std::process::ExitCode::FAILURE
 }
