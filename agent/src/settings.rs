@@ -324,7 +324,9 @@ fn watcher(live: &Live, tx: mpsc::UnboundedSender<()>) -> Option<notify::Recomme
             p.extension().is_some_and(|x| x == "toml")
                 || p.file_name().map(|n| n.to_os_string()) == name
         };
-        if e.is_ok_and(|e| e.paths.iter().any(relevant)) {
+        // Reading a file is an access event: only changes count.
+        let change = |e: &notify::Event| !matches!(e.kind, notify::EventKind::Access(_));
+        if e.is_ok_and(|e| change(&e) && e.paths.iter().any(relevant)) {
             let _ = tx.send(());
         }
     })

@@ -47,7 +47,9 @@ fn watch(
             || (config_name.is_some() && p.file_name().map(|n| n.to_os_string()) == config_name)
     };
     let handler = move |event: notify::Result<notify::Event>| {
-        if event.is_ok_and(|e| e.paths.iter().any(&relevant)) {
+        // Reading a file (as a reload does) is an access event: only changes count.
+        let change = |e: &notify::Event| !matches!(e.kind, notify::EventKind::Access(_));
+        if event.is_ok_and(|e| change(&e) && e.paths.iter().any(&relevant)) {
             let _ = tx.send(());
         }
     };

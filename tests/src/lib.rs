@@ -11,6 +11,8 @@ use serde_json::Value;
 
 /// The token the harness's collectors accept and its agents send.
 pub const TOKEN: &str = "test-ingest-token";
+/// The token the harness's collectors accept for administration (`POST /-/reload`).
+pub const ADMIN_TOKEN: &str = "test-admin-token";
 /// How long any wait may take before the test fails.
 pub const DEADLINE: Duration = Duration::from_secs(60);
 
@@ -145,6 +147,15 @@ impl Daemon {
         let _ = self.child.wait();
     }
 
+    /// Sends a signal by name (`HUP`, `TERM` …).
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.pid().to_string())
+            .status();
+        assert!(status.is_ok_and(|s| s.success()), "kill -{name} failed");
+    }
+
     /// Asks the daemon to stop (SIGTERM) and waits for it to exit.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         let _ = Command::new("kill")
@@ -177,9 +188,10 @@ impl CollectorSetup {
     pub fn new(dir: &Path, extra: &str) -> Self {
         fs::create_dir_all(dir.join("profiles")).expect("profiles dir");
         fs::write(dir.join("tokens"), format!("# agents\n{TOKEN}\n")).expect("tokens");
+        fs::write(dir.join("admin-tokens"), format!("{ADMIN_TOKEN}\n")).expect("admin tokens");
         let port = free_port();
         let config = format!(
-            "listen = \"127.0.0.1:{port}\"\ndata_dir = \"data\"\nprofiles_dir = \"profiles\"\n{extra}\n[auth]\ningest_tokens_file = \"tokens\"\n"
+            "listen = \"127.0.0.1:{port}\"\ndata_dir = \"data\"\nprofiles_dir = \"profiles\"\n{extra}\n[auth]\ningest_tokens_file = \"tokens\"\nadmin_tokens_file = \"admin-tokens\"\n"
         );
         fs::write(dir.join("collector.toml"), config).expect("collector.toml");
         CollectorSetup {
@@ -191,6 +203,11 @@ impl CollectorSetup {
     /// Writes a profile file.
     pub fn profile(&self, file: &str, toml: &str) {
         fs::write(self.dir.join("profiles").join(file), toml).expect("profile");
+    }
+
+    /// The collector's config file.
+    pub fn config_file(&self) -> PathBuf {
+        self.dir.join("collector.toml")
     }
 
     /// Starts the collector and waits until it is healthy.
@@ -223,7 +240,7 @@ pub fn start_agent_with(dir: &Path, collector_url: &str, pid: u32, batch: &str) 
     .expect("profile");
     let port = free_port();
     let config = format!(
-        "agent_id = \"test-agent\"\nprofiles_dir = \"profiles\"\n[collector]\nurl = \"{collector_url}\"\ntoken_file = \"token\"\n\
+        "agent_id = \"test-agent\"\nprofiles_dir = \"profiles\"\n[collector]\nurl = \"{collector_url}\"\ntoken_file = \"token\"\nsettings_poll_interval = \"300ms\"\n\
          [intake]\nlisten = \"127.0.0.1:{port}\"\n[batch]\n{batch}\n[process]\npid_file = \"watched.pid\"\n"
     );
     fs::write(dir.join("agent.toml"), config).expect("agent.toml");
