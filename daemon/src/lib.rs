@@ -4,12 +4,14 @@ pub mod http;
 
 pub use http::{bearer, error, json, query, read_body, serve, with_type, Refusal, Response};
 
-/// Logs to stderr in one format for every binary; `RUST_LOG` filters (default `info`).
+/// Logs to stderr in one format for every binary (colour only on a terminal); `RUST_LOG`
+/// filters (default `info`).
 pub fn init_logging() {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
 }
