@@ -1,18 +1,16 @@
 //! Batching: collects events and samples, closes a batch by count, size or age, compresses it and
-//! queues it for shipping in a bounded queue that drops the oldest batch when full.
+//! hands it to the spool.
 
-use std::collections::VecDeque;
-use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tda_schema::config::BatchConfig;
 use tda_schema::wire::BATCH_FORMAT_VERSION;
 use tda_schema::{Batch, Event, HostSample, Timestamp};
-use tokio::sync::{mpsc, watch, Notify};
+use tokio::sync::{mpsc, watch};
 
-use crate::counters::{add, Counters};
+use crate::spool::Spool;
 
 /// zstd level used for batches: fast, and about 8-10x on event JSON.
 pub const ZSTD_LEVEL: i32 = 3;
@@ -35,78 +33,6 @@ pub struct Closed {
     pub events: u64,
     /// zstd-compressed JSON of the [`Batch`].
     pub body: Bytes,
-}
-
-/// Closed batches waiting for the shipper; bounded, dropping the oldest when full.
-#[derive(Debug)]
-pub struct Queue {
-    batches: Mutex<VecDeque<Closed>>,
-    capacity: usize,
-    counters: Arc<Counters>,
-    /// Woken when a batch is pushed.
-    pub ready: Notify,
-}
-
-impl Queue {
-    /// An empty queue holding at most `capacity` batches.
-    pub fn new(capacity: usize, counters: Arc<Counters>) -> Self {
-        Queue {
-            batches: Mutex::new(VecDeque::new()),
-            capacity,
-            counters,
-            ready: Notify::new(),
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Closed>> {
-        self.batches
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// Adds a batch; drops (and counts) the oldest if the queue is full.
-    pub fn push(&self, batch: Closed) {
-        let mut q = self.lock();
-        if q.len() >= self.capacity {
-            if let Some(old) = q.pop_front() {
-                add(&self.counters.batches_dropped, 1);
-                add(&self.counters.events_dropped, old.events);
-                tracing::warn!(batch_id = %old.batch_id, events = old.events, "pending queue full, dropped oldest batch");
-            }
-        }
-        q.push_back(batch);
-        self.counters
-            .pending_batches
-            .store(q.len() as u64, Ordering::Relaxed);
-        drop(q);
-        self.ready.notify_one();
-    }
-
-    /// The oldest batch, left in place until [`Queue::remove`].
-    pub fn front(&self) -> Option<Closed> {
-        self.lock().front().cloned()
-    }
-
-    /// Removes the batch with this id if it is still queued (it may have been dropped).
-    pub fn remove(&self, batch_id: &str) {
-        let mut q = self.lock();
-        if let Some(i) = q.iter().position(|b| b.batch_id == batch_id) {
-            q.remove(i);
-        }
-        self.counters
-            .pending_batches
-            .store(q.len() as u64, Ordering::Relaxed);
-    }
-
-    /// Number of queued batches.
-    pub fn len(&self) -> usize {
-        self.lock().len()
-    }
-
-    /// Whether nothing is queued.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 /// The open batch and the rules that close it.
@@ -216,7 +142,7 @@ fn approx_size(ev: &Event) -> usize {
 pub async fn run(
     mut batcher: Batcher,
     mut records: mpsc::Receiver<Record>,
-    queue: Arc<Queue>,
+    spool: Arc<Spool>,
     mut stop: watch::Receiver<bool>,
     mut config: watch::Receiver<BatchConfig>,
 ) {
@@ -226,7 +152,7 @@ pub async fn run(
         let record = tokio::select! {
             r = records.recv() => r,
             _ = sleep_until(deadline) => {
-                queue_all(&queue, batcher.close());
+                spool_all(&spool, batcher.close()).await;
                 continue;
             }
             Ok(()) = config.changed() => {
@@ -240,16 +166,22 @@ pub async fn run(
             }
         };
         match record {
-            Some(r) => queue_all(&queue, batcher.add(r)),
+            Some(r) => spool_all(&spool, batcher.add(r)).await,
             None => break,
         }
     }
-    queue_all(&queue, batcher.close());
+    spool_all(&spool, batcher.close()).await;
 }
 
-fn queue_all(queue: &Queue, closed: impl IntoIterator<Item = Closed>) {
+/// Spools closed batches. With `refuse_intake` and a full spool, waits for room: the intake is
+/// refusing meanwhile, so what waits here is bounded by one batch and the channel.
+async fn spool_all(spool: &Spool, closed: impl IntoIterator<Item = Closed>) {
     for c in closed {
-        queue.push(c);
+        // The write syncs to disk: keep it off the other tasks' way.
+        while let Err(full) = tokio::task::block_in_place(|| spool.push(&c)) {
+            tracing::debug!(%full, "waiting for spool room");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 }
 
@@ -291,26 +223,5 @@ mod tests {
         let batch = tda_schema::wire::decode_batch(&json).unwrap();
         assert_eq!(batch.events, (3..6).map(event).collect::<Vec<_>>());
         assert_eq!(batch.agent_id, "web-1");
-    }
-
-    #[test]
-    fn full_queue_drops_oldest_and_counts() {
-        let counters = Arc::new(Counters::default());
-        let q = Queue::new(2, counters.clone());
-        let mut b = Batcher::new("a".into(), config(1));
-        for c in b.add(Record::Events((0..3).map(event).collect())) {
-            q.push(c);
-        }
-        assert_eq!(q.len(), 2);
-        assert!(q.front().unwrap().batch_id.ends_with("-2"));
-        let snap = counters.snapshot();
-        assert_eq!(
-            (
-                snap.batches_dropped,
-                snap.events_dropped,
-                snap.pending_batches
-            ),
-            (1, 1, 2)
-        );
     }
 }

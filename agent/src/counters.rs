@@ -19,14 +19,22 @@ pub struct Counters {
     pub events_sent: AtomicU64,
     /// Send attempts that failed and will be retried.
     pub send_retries: AtomicU64,
-    /// Batches dropped because the pending queue was full.
+    /// Batches dropped because the spool was full (oldest first) or could not be written.
     pub batches_dropped: AtomicU64,
     /// Events inside dropped batches.
     pub events_dropped: AtomicU64,
-    /// Batches the collector refused as invalid (not retried).
-    pub batches_rejected: AtomicU64,
-    /// Batches waiting to be sent (a gauge).
-    pub pending_batches: AtomicU64,
+    /// Batches the collector refused as invalid (quarantined, not retried).
+    pub batches_quarantined: AtomicU64,
+    /// Batches written to the spool.
+    pub batches_spooled: AtomicU64,
+    /// Torn or corrupt spool files found and removed.
+    pub spool_corrupt: AtomicU64,
+    /// Intake requests refused because the spool was full (`refuse_intake`).
+    pub intake_refused: AtomicU64,
+    /// Batches in the spool now (a gauge).
+    pub spool_batches: AtomicU64,
+    /// Bytes in the spool now (a gauge).
+    pub spool_bytes: AtomicU64,
 }
 
 /// A point-in-time copy of [`Counters`].
@@ -48,10 +56,18 @@ pub struct Snapshot {
     pub batches_dropped: u64,
     /// See [`Counters::events_dropped`].
     pub events_dropped: u64,
-    /// See [`Counters::batches_rejected`].
-    pub batches_rejected: u64,
-    /// See [`Counters::pending_batches`].
-    pub pending_batches: u64,
+    /// See [`Counters::batches_quarantined`].
+    pub batches_quarantined: u64,
+    /// See [`Counters::batches_spooled`].
+    pub batches_spooled: u64,
+    /// See [`Counters::spool_corrupt`].
+    pub spool_corrupt: u64,
+    /// See [`Counters::intake_refused`].
+    pub intake_refused: u64,
+    /// See [`Counters::spool_batches`].
+    pub spool_batches: u64,
+    /// See [`Counters::spool_bytes`].
+    pub spool_bytes: u64,
 }
 
 /// Adds `n` to a counter.
@@ -72,8 +88,12 @@ impl Counters {
             send_retries: get(&self.send_retries),
             batches_dropped: get(&self.batches_dropped),
             events_dropped: get(&self.events_dropped),
-            batches_rejected: get(&self.batches_rejected),
-            pending_batches: get(&self.pending_batches),
+            batches_quarantined: get(&self.batches_quarantined),
+            batches_spooled: get(&self.batches_spooled),
+            spool_corrupt: get(&self.spool_corrupt),
+            intake_refused: get(&self.intake_refused),
+            spool_batches: get(&self.spool_batches),
+            spool_bytes: get(&self.spool_bytes),
         }
     }
 }

@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 use crate::batch::Record;
 use crate::counters::{add, Counters};
 use crate::settings::Live;
+use crate::spool::Spool;
 
 /// What the intake handlers share.
 pub struct Intake {
@@ -21,6 +22,8 @@ pub struct Intake {
     pub counters: Arc<Counters>,
     /// The live settings (id, intake limit, sampling), reported on `/healthz`.
     pub live: Arc<Live>,
+    /// The spool, to refuse events while it is full under `refuse_intake`.
+    pub spool: Arc<Spool>,
 }
 
 impl Intake {
@@ -47,6 +50,18 @@ impl Intake {
     }
 
     async fn events(&self, req: Request<Incoming>) -> Response {
+        if self.spool.refusing() {
+            add(&self.counters.intake_refused, 1);
+            let mut resp = error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "spool full: the collector is behind; retry later",
+            );
+            resp.headers_mut().insert(
+                hyper::header::RETRY_AFTER,
+                hyper::header::HeaderValue::from_static("5"),
+            );
+            return resp;
+        }
         let body = match read_body(req, self.live.config().intake.max_body_bytes).await {
             Ok(b) => b,
             Err(refusal) => {

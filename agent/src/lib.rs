@@ -1,7 +1,8 @@
 //! The TD Analytics agent: samples host and process metrics, takes usage events, ships batches.
 //!
 //! Data path: [`intake`] and [`sample`] feed records to [`batch`], which closes and compresses
-//! batches into a bounded queue that [`ship`] sends to the collector. [`settings`] keeps the live config and the sampling interval the
+//! batches into the on-disk [`spool`]; [`ship`] sends them to the collector and deletes them once
+//! acknowledged. [`settings`] keeps the live config and the sampling interval the
 //! collector serves. [`simulate`] is the
 //! TD Generator traffic simulator used by the demo and the tests.
 
@@ -13,3 +14,4 @@ pub mod sample;
 pub mod settings;
 pub mod ship;
 pub mod simulate;
+pub mod spool;

@@ -11,12 +11,13 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
-use crate::batch::{self, Batcher, Queue, Record};
+use crate::batch::{self, Batcher, Record};
 use crate::counters::{add, Counters};
 use crate::intake::Intake;
 use crate::sample::Sampler;
 use crate::settings::{self, Live, Sampling};
 use crate::ship::{self, Shipper};
+use crate::spool::Spool;
 
 /// How long the agent keeps trying to send what it holds after it is asked to stop.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -40,7 +41,14 @@ pub async fn run(config_file: &Path) -> anyhow::Result<()> {
     let live = Live::load(config_file)?;
     let cfg = live.config();
     let counters = Arc::new(Counters::default());
-    let queue = Arc::new(Queue::new(cfg.batch.max_pending_batches, counters.clone()));
+    let spool = Spool::open(
+        &cfg.spool.dir,
+        cfg.spool.max_bytes,
+        cfg.spool.when_full,
+        counters.clone(),
+    )
+    .with_context(|| format!("spool.dir: cannot open {}", cfg.spool.dir.display()))?;
+    let spool = Arc::new(spool);
     let (records_tx, records_rx) = mpsc::channel::<Record>(1024);
     let (stop_tx, stop_rx) = watch::channel(false);
     let (drain_tx, drain_rx) = watch::channel(false);
@@ -56,14 +64,14 @@ pub async fn run(config_file: &Path) -> anyhow::Result<()> {
     let batching = tokio::spawn(batch::run(
         batcher,
         records_rx,
-        queue.clone(),
+        spool.clone(),
         stop_rx.clone(),
         live.batch(),
     ));
     let shipper = Shipper::new(live.clone());
     let shipping = tokio::spawn(ship::run(
         shipper,
-        queue.clone(),
+        spool.clone(),
         counters.clone(),
         drain_rx,
     ));
@@ -81,6 +89,7 @@ pub async fn run(config_file: &Path) -> anyhow::Result<()> {
         records: records_tx,
         counters: counters.clone(),
         live,
+        spool: spool.clone(),
     });
     let mut intake_stop = stop_rx.clone();
     tda_daemon::serve(
@@ -96,9 +105,12 @@ pub async fn run(config_file: &Path) -> anyhow::Result<()> {
     let _ = batching.await;
     let _ = drain_tx.send(true);
     let _ = tokio::time::timeout(DRAIN_TIMEOUT, shipping).await;
-    let left = queue.len();
+    let left = spool.len();
     if left > 0 {
-        tracing::warn!(batches = left, "stopped with unsent batches");
+        tracing::info!(
+            batches = left,
+            "stopped; unsent batches stay spooled for the next start"
+        );
     }
     tracing::info!(counters = ?counters.snapshot(), "agent stopped");
     Ok(())

@@ -8,9 +8,10 @@ use reqwest::header::{AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, RETRY_AFTER
 use reqwest::StatusCode;
 use tokio::sync::watch;
 
-use crate::batch::{Closed, Queue};
+use crate::batch::Closed;
 use crate::counters::{add, Counters};
 use crate::settings::Live;
+use crate::spool::Spool;
 
 /// First retry delay.
 pub const BACKOFF_BASE: Duration = Duration::from_millis(200);
@@ -101,22 +102,22 @@ pub fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(rand::rng().random_range(ms / 2..=ms))
 }
 
-/// Sends queued batches in order until `stop` turns true and the queue is empty (or `stop`
-/// turns true while the collector is failing).
+/// Sends spooled batches in order until `stop` turns true and the spool is empty (or `stop`
+/// turns true while the collector is failing: what is left stays spooled for the next start).
 pub async fn run(
     shipper: Shipper,
-    queue: Arc<Queue>,
+    spool: Arc<Spool>,
     counters: Arc<Counters>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut attempt = 0u32;
     loop {
-        let Some(batch) = queue.front() else {
+        let Some((entry, batch)) = tokio::task::block_in_place(|| spool.front()) else {
             if *stop.borrow() {
                 return;
             }
             tokio::select! {
-                _ = queue.ready.notified() => {}
+                _ = spool.ready.notified() => {}
                 _ = stop.changed() => {}
             }
             continue;
@@ -124,14 +125,13 @@ pub async fn run(
         match shipper.send(&batch).await {
             Outcome::Stored => {
                 attempt = 0;
-                queue.remove(&batch.batch_id);
+                spool.remove(entry.seq);
                 add(&counters.batches_sent, 1);
                 add(&counters.events_sent, batch.events);
             }
             Outcome::Rejected(why) => {
-                queue.remove(&batch.batch_id);
-                add(&counters.batches_rejected, 1);
-                tracing::error!(batch_id = %batch.batch_id, events = batch.events, error = %why, "collector rejected batch");
+                tracing::error!(batch_id = %batch.batch_id, events = batch.events, error = %why, "collector refused the batch; quarantined in the spool");
+                spool.quarantine(entry.seq, &why);
             }
             Outcome::Retry(after) => {
                 add(&counters.send_retries, 1);
@@ -148,7 +148,6 @@ pub async fn run(
         }
     }
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -88,9 +88,6 @@ fn default_max_bytes() -> usize {
 fn default_max_age_ms() -> u64 {
     2_000
 }
-fn default_max_pending_batches() -> usize {
-    1_000
-}
 fn default_sample_interval() -> u64 {
     crate::profile::DEFAULT_COLLECTION_INTERVAL
 }
@@ -121,6 +118,9 @@ pub struct AgentConfig {
     /// When a batch is closed and shipped.
     #[serde(default)]
     pub batch: BatchConfig,
+    /// The on-disk spool.
+    #[serde(default)]
+    pub spool: SpoolConfig,
     /// The TD Generator process to watch.
     #[serde(default)]
     pub process: ProcessConfig,
@@ -190,10 +190,50 @@ pub struct BatchConfig {
     /// Longest time a record waits in an open batch, milliseconds.
     #[serde(default = "default_max_age_ms")]
     pub max_age_ms: u64,
-    /// Closed batches held in memory while the collector is unreachable; the oldest is dropped
-    /// (and counted) beyond this.
-    #[serde(default = "default_max_pending_batches")]
-    pub max_pending_batches: usize,
+}
+
+/// What the spool does when it is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum WhenFull {
+    /// Delete the oldest batches to make room (counted in `events_dropped`).
+    #[default]
+    DropOldest,
+    /// Keep everything spooled and answer the intake 503 until there is room.
+    RefuseIntake,
+}
+
+fn default_spool_dir() -> PathBuf {
+    PathBuf::from("/var/lib/tda-agent/spool")
+}
+fn default_spool_max_bytes() -> u64 {
+    256 << 20
+}
+
+/// The on-disk spool every batch passes through before it is shipped.
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SpoolConfig {
+    /// Directory of spooled batches (one checksummed file each). Relative paths are relative to
+    /// this file.
+    #[serde(default = "default_spool_dir")]
+    pub dir: PathBuf,
+    /// Most bytes the spool may hold.
+    #[serde(default = "default_spool_max_bytes")]
+    pub max_bytes: u64,
+    /// drop_oldest | refuse_intake.
+    #[serde(default)]
+    pub when_full: WhenFull,
+}
+
+impl Default for SpoolConfig {
+    fn default() -> Self {
+        SpoolConfig {
+            dir: default_spool_dir(),
+            max_bytes: default_spool_max_bytes(),
+            when_full: WhenFull::default(),
+        }
+    }
 }
 
 impl Default for BatchConfig {
@@ -202,7 +242,6 @@ impl Default for BatchConfig {
             max_events: default_max_events(),
             max_bytes: default_max_bytes(),
             max_age_ms: default_max_age_ms(),
-            max_pending_batches: default_max_pending_batches(),
         }
     }
 }
@@ -226,6 +265,7 @@ impl AgentConfig {
         cfg.profiles_dir = cfg.profiles_dir.map(|p| resolve(file, &p));
         cfg.collector.token_file = cfg.collector.token_file.map(|p| resolve(file, &p));
         cfg.process.pid_file = cfg.process.pid_file.map(|p| resolve(file, &p));
+        cfg.spool.dir = resolve(file, &cfg.spool.dir);
         cfg.validate()
             .map_err(|message| ConfigError::new(file, message))?;
         Ok(cfg)
@@ -243,8 +283,11 @@ impl AgentConfig {
         if self.batch.max_events == 0 || self.batch.max_bytes == 0 || self.batch.max_age_ms == 0 {
             return Err("batch: max_events, max_bytes and max_age_ms must be > 0".into());
         }
-        if self.batch.max_pending_batches == 0 {
-            return Err("batch.max_pending_batches: must be > 0".into());
+        if self.spool.max_bytes < 64 * 1024 {
+            return Err(format!(
+                "spool.max_bytes: {} is below the 65536-byte minimum",
+                self.spool.max_bytes
+            ));
         }
         if self.default_sample_interval == 0 {
             return Err("default_sample_interval: must be > 0 seconds".into());

@@ -241,7 +241,7 @@ pub fn start_agent_with(dir: &Path, collector_url: &str, pid: u32, batch: &str) 
     let port = free_port();
     let config = format!(
         "agent_id = \"test-agent\"\nprofiles_dir = \"profiles\"\n[collector]\nurl = \"{collector_url}\"\ntoken_file = \"token\"\nsettings_poll_interval = \"300ms\"\n\
-         [intake]\nlisten = \"127.0.0.1:{port}\"\n[batch]\n{batch}\n[process]\npid_file = \"watched.pid\"\n"
+         [intake]\nlisten = \"127.0.0.1:{port}\"\n[batch]\n{batch}\n[spool]\ndir = \"spool\"\n[process]\npid_file = \"watched.pid\"\n"
     );
     fs::write(dir.join("agent.toml"), config).expect("agent.toml");
     Daemon::spawn(
