@@ -31,18 +31,11 @@ impl App {
             (Method::GET, "/") => {
                 with_type(StatusCode::OK, dashboard::PAGE, "text/html; charset=utf-8")
             }
-            (Method::GET, "/healthz") => {
-                json(StatusCode::OK, &serde_json::json!({ "status": "ok" }))
-            }
-            (Method::POST, "/v1/batches") => {
-                ingest::handle(
-                    req,
-                    &self.ingest_tokens(),
-                    &self.limits(),
-                    self.store.clone(),
-                )
-                .await
-            }
+            (Method::GET, "/healthz") => json(
+                StatusCode::OK,
+                &serde_json::json!({ "status": "ok", "ingest": self.ingest.snapshot() }),
+            ),
+            (Method::POST, "/v1/batches") => ingest::handle(req, &self).await,
             (Method::POST, "/-/reload") => self.reload_endpoint(&req).await,
             (Method::GET, p) if p.starts_with("/v1/agents/") && p.ends_with("/settings") => {
                 self.agent_settings(&req, &p["/v1/agents/".len()..p.len() - "/settings".len()])

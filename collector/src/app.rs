@@ -2,11 +2,13 @@
 //! (tokens, limits). Start-up is the first reload: validate everything, then swap it in.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use serde::Serialize;
 use tda_schema::config::{read_secrets, CollectorConfig, ConfigError, LimitsConfig};
 use tda_schema::Timestamp;
+use tokio::sync::Semaphore;
 
 use crate::ingest::Tokens;
 use crate::profiles::{Profiles, ReloadReport};
@@ -79,10 +81,46 @@ pub struct Reloaded {
     pub profiles: ReloadReport,
 }
 
+/// Counters of the batch intake, for `/healthz` and `/metrics`.
+#[derive(Debug, Default)]
+pub struct IngestCounters {
+    /// Batches stored (acknowledged after a durable write).
+    pub batches_stored: AtomicU64,
+    /// Events in stored batches.
+    pub events_stored: AtomicU64,
+    /// Batches acknowledged as duplicates of stored ones (retries), not stored again.
+    pub batches_duplicate: AtomicU64,
+    /// Batches refused as invalid or unauthorised (4xx other than 429).
+    pub batches_rejected: AtomicU64,
+    /// Batches answered 429 because the write queue was full.
+    pub batches_throttled: AtomicU64,
+    /// Batches whose storage failed (503; the agent retries).
+    pub store_failures: AtomicU64,
+}
+
+impl IngestCounters {
+    /// The counters as JSON.
+    pub fn snapshot(&self) -> serde_json::Value {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        serde_json::json!({
+            "batches_stored": get(&self.batches_stored),
+            "events_stored": get(&self.events_stored),
+            "batches_duplicate": get(&self.batches_duplicate),
+            "batches_rejected": get(&self.batches_rejected),
+            "batches_throttled": get(&self.batches_throttled),
+            "store_failures": get(&self.store_failures),
+        })
+    }
+}
+
 /// Everything the routes share.
 pub struct App {
     /// Where batches go and stats come from.
     pub store: Arc<dyn Storage>,
+    /// Permits for batches being stored at once (`limits.max_inflight_batches`).
+    pub writes: Arc<Semaphore>,
+    /// Intake counters.
+    pub ingest: IngestCounters,
     /// Profiles in force.
     pub profiles: Profiles,
     live: RwLock<Live>,
@@ -110,8 +148,11 @@ impl App {
             loaded_at: Timestamp::now().to_rfc3339(),
             ..ConfigStatus::default()
         };
+        let writes = Arc::new(Semaphore::new(live.config.limits.max_inflight_batches));
         Ok(App {
             store: Arc::new(store),
+            writes,
+            ingest: IngestCounters::default(),
             profiles,
             live: RwLock::new(live),
             status: RwLock::new(status),
@@ -211,6 +252,9 @@ pub fn restart_needed(running: &CollectorConfig, edited: &CollectorConfig) -> Ve
     if running.reload != edited.reload {
         fields.push("reload".to_string());
     }
+    if running.limits.max_inflight_batches != edited.limits.max_inflight_batches {
+        fields.push("limits.max_inflight_batches".to_string());
+    }
     fields
 }
 
@@ -219,4 +263,5 @@ fn keep_restart_settings(running: &CollectorConfig, edited: &mut CollectorConfig
     edited.data_dir = running.data_dir.clone();
     edited.profiles_dir = Some(running.profiles_dir());
     edited.reload = running.reload.clone();
+    edited.limits.max_inflight_batches = running.limits.max_inflight_batches;
 }

@@ -3,7 +3,6 @@
 
 use std::collections::HashSet;
 use std::io::Read;
-use std::sync::Arc;
 
 use hyper::body::Incoming;
 use hyper::header::CONTENT_ENCODING;
@@ -11,8 +10,11 @@ use hyper::{Request, StatusCode};
 use tda_daemon::{bearer, error, json, read_body, Refusal, Response};
 use tda_schema::config::LimitsConfig;
 use tda_schema::wire::decode_batch;
+use tda_schema::Batch;
+use tokio::sync::OwnedSemaphorePermit;
 
-use crate::store::{Appended, Storage};
+use crate::app::App;
+use crate::store::Appended;
 
 /// The bearer tokens agents may send batches with.
 pub struct Tokens(HashSet<String>);
@@ -78,65 +80,95 @@ pub fn authorize<B>(req: &Request<B>, tokens: &Tokens) -> Result<(), Refusal> {
     }
 }
 
-/// `POST /v1/batches`.
-pub async fn handle(
-    req: Request<Incoming>,
-    tokens: &Tokens,
-    limits: &LimitsConfig,
-    store: Arc<dyn Storage>,
-) -> Response {
-    if let Err(resp) = authorize(&req, tokens) {
-        return resp.response();
+/// `POST /v1/batches`: authorise, take a write permit (or 429), decode, store, answer.
+pub async fn handle(req: Request<Incoming>, app: &App) -> Response {
+    match accept(req, app).await {
+        Ok(resp) => resp,
+        Err(refusal) => {
+            let counter = if refusal.status == StatusCode::TOO_MANY_REQUESTS {
+                &app.ingest.batches_throttled
+            } else {
+                &app.ingest.batches_rejected
+            };
+            add(counter, 1);
+            refusal.response()
+        }
     }
+}
+
+async fn accept(req: Request<Incoming>, app: &App) -> Result<Response, Refusal> {
+    authorize(&req, &app.ingest_tokens())?;
+    let permit = app.writes.clone().try_acquire_owned().map_err(|_| {
+        Refusal::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "write queue full; retry later",
+        )
+    })?;
+    let batch = decode_request(req, &app.limits()).await?;
+    Ok(store(batch, app, permit).await)
+}
+
+/// Reads, decompresses and validates the body.
+async fn decode_request(req: Request<Incoming>, limits: &LimitsConfig) -> Result<Batch, Refusal> {
     let encoding = req
         .headers()
         .get(CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("identity")
         .to_ascii_lowercase();
-    let body = match read_body(req, limits.max_body_bytes).await {
-        Ok(b) => b,
-        Err(refusal) => return refusal.response(),
-    };
+    let body = read_body(req, limits.max_body_bytes).await?;
     let json_bytes = match encoding.as_str() {
-        "zstd" => match decompress(&body, limits.max_decompressed_bytes) {
-            Ok(b) => b,
-            Err((status, msg)) => return error(status, &msg),
-        },
+        "zstd" => decompress(&body, limits.max_decompressed_bytes)
+            .map_err(|(status, msg)| Refusal::new(status, msg))?,
         "identity" => body.to_vec(),
         other => {
-            return error(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                &format!("content-encoding `{other}` not supported (zstd or identity)"),
-            )
+            let msg = format!("content-encoding `{other}` not supported (zstd or identity)");
+            return Err(Refusal::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, msg));
         }
     };
-    let batch = match decode_batch(&json_bytes) {
-        Ok(b) => b,
-        Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
-    };
+    decode_batch(&json_bytes).map_err(|e| Refusal::new(StatusCode::BAD_REQUEST, e.to_string()))
+}
+
+/// Stores a batch off the async threads and answers once it is durable.
+async fn store(batch: Batch, app: &App, permit: OwnedSemaphorePermit) -> Response {
     let (events, samples) = (batch.events.len(), batch.samples.len());
-    let stored =
-        tokio::task::spawn_blocking(move || store.append(&batch).map(|a| (a, batch.batch_id)))
-            .await;
+    let store = app.store.clone();
+    let stored = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        store.append(&batch).map(|a| (a, batch.batch_id))
+    })
+    .await;
+    let counters = &app.ingest;
     match stored {
         Ok(Ok((appended, batch_id))) => {
             let duplicate = appended == Appended::Duplicate;
+            if duplicate {
+                add(&counters.batches_duplicate, 1);
+            } else {
+                add(&counters.batches_stored, 1);
+                add(&counters.events_stored, events as u64);
+            }
             tracing::debug!(%batch_id, events, samples, duplicate, "batch stored");
-            json(
-                StatusCode::OK,
-                &serde_json::json!({ "batch_id": batch_id, "events": events, "samples": samples, "duplicate": duplicate }),
-            )
+            let body = serde_json::json!({ "batch_id": batch_id, "events": events, "samples": samples, "duplicate": duplicate });
+            json(StatusCode::OK, &body)
         }
         Ok(Err(e)) => {
+            add(&counters.store_failures, 1);
             tracing::error!(error = %e, "storing batch failed");
             error(StatusCode::SERVICE_UNAVAILABLE, &format!("storage: {e}"))
         }
-        Err(e) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            &format!("storage task failed: {e}"),
-        ),
+        Err(e) => {
+            add(&counters.store_failures, 1);
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &format!("storage task failed: {e}"),
+            )
+        }
     }
+}
+
+fn add(counter: &std::sync::atomic::AtomicU64, n: u64) {
+    counter.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
 }
 
 #[cfg(test)]

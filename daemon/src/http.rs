@@ -13,6 +13,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
 use serde::Serialize;
 use tokio::net::TcpListener;
 
@@ -22,16 +23,21 @@ pub type Response = hyper::Response<Full<Bytes>>;
 /// How long a client may take to send its request headers.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Accepts connections until `shutdown` completes, answering each request with `handler`.
+/// How long in-flight requests may take to finish once shutdown begins.
+pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Accepts connections until `shutdown` completes, answering each request with `handler`; then
+/// stops accepting and lets in-flight requests finish, for at most [`SHUTDOWN_DEADLINE`].
 pub async fn serve<H, F>(listener: TcpListener, handler: H, shutdown: impl Future<Output = ()>)
 where
     H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Response> + Send + 'static,
 {
+    let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
-            _ = &mut shutdown => return,
+            _ = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
                 Err(e) => {
@@ -42,19 +48,30 @@ where
             },
         };
         let handler = handler.clone();
+        let service = service_fn(move |req| {
+            let handler = handler.clone();
+            async move { Ok::<_, Infallible>(handler(req).await) }
+        });
+        let conn = http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT)
+            .serve_connection(TokioIo::new(stream), service);
+        let conn = graceful.watch(conn);
         tokio::spawn(async move {
-            let service = service_fn(move |req| {
-                let handler = handler.clone();
-                async move { Ok::<_, Infallible>(handler(req).await) }
-            });
-            let conn = http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_READ_TIMEOUT)
-                .serve_connection(TokioIo::new(stream), service);
             if let Err(e) = conn.await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
         });
+    }
+    drop(listener);
+    if tokio::time::timeout(SHUTDOWN_DEADLINE, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            deadline_s = SHUTDOWN_DEADLINE.as_secs(),
+            "in-flight requests cut at the shutdown deadline"
+        );
     }
 }
 
@@ -106,7 +123,7 @@ impl Refusal {
         }
     }
 
-    /// The answer: `{"error": message}`, with a bearer challenge on 401.
+    /// The answer: `{"error": message}`, with a bearer challenge on 401 and `Retry-After` on 429.
     pub fn response(&self) -> Response {
         let mut resp = error(self.status, &self.message);
         if self.status == StatusCode::UNAUTHORIZED {
@@ -114,6 +131,10 @@ impl Refusal {
                 hyper::header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer"),
             );
+        }
+        if self.status == StatusCode::TOO_MANY_REQUESTS {
+            resp.headers_mut()
+                .insert(hyper::header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         resp
     }

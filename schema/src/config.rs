@@ -402,6 +402,14 @@ pub struct LimitsConfig {
     /// Largest batch after decompression, bytes; larger is 413.
     #[serde(default = "default_max_decompressed")]
     pub max_decompressed_bytes: usize,
+    /// Batches being stored at once; more are answered 429 with `Retry-After` rather than queued
+    /// without bound. Takes effect at restart.
+    #[serde(default = "default_max_inflight")]
+    pub max_inflight_batches: usize,
+}
+
+fn default_max_inflight() -> usize {
+    32
 }
 
 impl Default for LimitsConfig {
@@ -409,6 +417,7 @@ impl Default for LimitsConfig {
         LimitsConfig {
             max_body_bytes: default_max_body(),
             max_decompressed_bytes: default_max_decompressed(),
+            max_inflight_batches: default_max_inflight(),
         }
     }
 }
@@ -421,6 +430,12 @@ impl CollectorConfig {
         cfg.profiles_dir = cfg.profiles_dir.map(|p| resolve(file, &p));
         cfg.auth.ingest_tokens_file = cfg.auth.ingest_tokens_file.map(|p| resolve(file, &p));
         cfg.auth.admin_tokens_file = cfg.auth.admin_tokens_file.map(|p| resolve(file, &p));
+        if cfg.limits.max_inflight_batches == 0 {
+            return Err(ConfigError::new(
+                file,
+                "limits.max_inflight_batches: must be > 0",
+            ));
+        }
         if cfg.limits.max_body_bytes == 0 || cfg.limits.max_decompressed_bytes == 0 {
             return Err(ConfigError::new(
                 file,
