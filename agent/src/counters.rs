@@ -27,6 +27,8 @@ pub struct Counters {
     pub batches_quarantined: AtomicU64,
     /// Batches written to the spool.
     pub batches_spooled: AtomicU64,
+    /// Events inside batches written to the spool.
+    pub events_spooled: AtomicU64,
     /// Torn or corrupt spool files found and removed.
     pub spool_corrupt: AtomicU64,
     /// Intake requests refused because the spool was full (`refuse_intake`).
@@ -60,6 +62,8 @@ pub struct Snapshot {
     pub batches_quarantined: u64,
     /// See [`Counters::batches_spooled`].
     pub batches_spooled: u64,
+    /// See [`Counters::events_spooled`].
+    pub events_spooled: u64,
     /// See [`Counters::spool_corrupt`].
     pub spool_corrupt: u64,
     /// See [`Counters::intake_refused`].
@@ -90,6 +94,7 @@ impl Counters {
             events_dropped: get(&self.events_dropped),
             batches_quarantined: get(&self.batches_quarantined),
             batches_spooled: get(&self.batches_spooled),
+            events_spooled: get(&self.events_spooled),
             spool_corrupt: get(&self.spool_corrupt),
             intake_refused: get(&self.intake_refused),
             spool_batches: get(&self.spool_batches),

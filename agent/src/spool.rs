@@ -191,6 +191,9 @@ impl Spool {
         let data = encode(batch);
         let mut state = self.lock();
         if !self.make_room(&mut state, data.len() as u64)? {
+            tracing::error!(batch_id = %batch.batch_id, bytes = data.len(), "batch larger than the whole spool; dropped");
+            add(&self.counters.batches_dropped, 1);
+            add(&self.counters.events_dropped, batch.events);
             return Ok(());
         }
         let seq = state.next_seq;
@@ -210,6 +213,7 @@ impl Spool {
             bytes: data.len() as u64,
         });
         add(&self.counters.batches_spooled, 1);
+        add(&self.counters.events_spooled, batch.events);
         self.publish(&state);
         drop(state);
         self.ready.notify_one();
@@ -219,7 +223,8 @@ impl Spool {
     /// Returns whether the batch should be written (false: larger than the whole spool, dropped).
     fn make_room(&self, state: &mut State, need: u64) -> Result<bool, Full> {
         if state.bytes + need <= self.max_bytes {
-            if state.dropping {
+            // An episode ends once the spool has drained to half: one log line per episode.
+            if state.dropping && state.bytes + need <= self.max_bytes / 2 {
                 state.dropping = false;
                 tracing::info!("spool has room again");
             }
@@ -240,8 +245,7 @@ impl Spool {
         }
         while state.bytes + need > self.max_bytes {
             let Some(old) = state.entries.pop_front() else {
-                add(&self.counters.batches_dropped, 1);
-                return Ok(false);
+                return Ok(false); // larger than the whole spool: the caller counts it dropped
             };
             let _ = fs::remove_file(self.dir.join(file_name(old.seq)));
             state.bytes -= old.bytes;

@@ -9,6 +9,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod proxy;
+pub mod traffic;
+
 /// The token the harness's collectors accept and its agents send.
 pub const TOKEN: &str = "test-ingest-token";
 /// The token the harness's collectors accept for administration (`POST /-/reload`).
@@ -88,7 +91,11 @@ pub struct Daemon {
 
 impl Daemon {
     fn spawn(binary: &str, config: &Path, log: PathBuf, url: String, extra: &[&str]) -> Daemon {
-        let out = fs::File::create(&log).expect("log file");
+        let out = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("log file");
         let child = Command::new(bin(binary))
             .args(extra)
             .arg("--config")
@@ -225,32 +232,86 @@ impl CollectorSetup {
 /// Starts an agent under `dir` shipping to `collector_url`, sampling every second, watching `pid`,
 /// closing batches after 200 ms.
 pub fn start_agent(dir: &Path, collector_url: &str, pid: u32) -> Daemon {
-    start_agent_with(dir, collector_url, pid, "max_age_ms = 200")
+    AgentSetup::new(dir, collector_url, pid).start()
 }
 
 /// [`start_agent`] with other `[batch]` settings.
 pub fn start_agent_with(dir: &Path, collector_url: &str, pid: u32, batch: &str) -> Daemon {
-    fs::create_dir_all(dir.join("profiles")).expect("agent dir");
-    fs::write(dir.join("token"), TOKEN).expect("token");
-    fs::write(dir.join("watched.pid"), pid.to_string()).expect("pid file");
-    fs::write(
-        dir.join("profiles/perf.toml"),
-        "name = \"Perf\"\ntype = \"performance\"\n[settings]\ncollection_interval = 1\n",
-    )
-    .expect("profile");
-    let port = free_port();
-    let config = format!(
-        "agent_id = \"test-agent\"\nprofiles_dir = \"profiles\"\n[collector]\nurl = \"{collector_url}\"\ntoken_file = \"token\"\nsettings_poll_interval = \"300ms\"\n\
-         [intake]\nlisten = \"127.0.0.1:{port}\"\n[batch]\n{batch}\n[spool]\ndir = \"spool\"\n[process]\npid_file = \"watched.pid\"\n"
-    );
-    fs::write(dir.join("agent.toml"), config).expect("agent.toml");
-    Daemon::spawn(
-        "tda-agent",
-        &dir.join("agent.toml"),
-        dir.join("agent.log"),
-        format!("http://127.0.0.1:{port}"),
-        &[],
-    )
+    AgentSetup {
+        batch: batch.into(),
+        ..AgentSetup::new(dir, collector_url, pid)
+    }
+    .start()
+}
+
+/// An agent's files; [`AgentSetup::start`] writes them (again) and starts the agent.
+#[derive(Debug, Clone)]
+pub struct AgentSetup {
+    /// Directory holding config, token, profiles, spool and log.
+    pub dir: PathBuf,
+    /// Collector base URL.
+    pub collector_url: String,
+    /// Process the agent watches.
+    pub pid: u32,
+    /// Agent id.
+    pub id: String,
+    /// `[batch]` table body.
+    pub batch: String,
+    /// `[spool]` table body.
+    pub spool: String,
+    /// Intake port, fixed at creation so a restarted agent listens where the last one did.
+    pub port: u16,
+}
+
+impl AgentSetup {
+    /// Defaults: id `test-agent`, batches closed after 200 ms, spool in `<dir>/spool`.
+    pub fn new(dir: &Path, collector_url: &str, pid: u32) -> Self {
+        AgentSetup {
+            dir: dir.to_path_buf(),
+            collector_url: collector_url.to_string(),
+            pid,
+            id: "test-agent".into(),
+            batch: "max_age_ms = 200".into(),
+            spool: "dir = \"spool\"".into(),
+            port: free_port(),
+        }
+    }
+
+    /// Base URL of the agent's intake.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Writes the files and starts the agent, waiting until its intake answers.
+    pub fn start(&self) -> Daemon {
+        let dir = &self.dir;
+        fs::create_dir_all(dir.join("profiles")).expect("agent dir");
+        fs::write(dir.join("token"), TOKEN).expect("token");
+        fs::write(dir.join("watched.pid"), self.pid.to_string()).expect("pid file");
+        fs::write(
+            dir.join("profiles/perf.toml"),
+            "name = \"Perf\"\ntype = \"performance\"\n[settings]\ncollection_interval = 1\n",
+        )
+        .expect("profile");
+        let config = format!(
+            "agent_id = \"{}\"\nprofiles_dir = \"profiles\"\n[collector]\nurl = \"{}\"\ntoken_file = \"token\"\nsettings_poll_interval = \"300ms\"\n\
+             [intake]\nlisten = \"127.0.0.1:{}\"\n[batch]\n{}\n[spool]\n{}\n[process]\npid_file = \"watched.pid\"\n",
+            self.id, self.collector_url, self.port, self.batch, self.spool
+        );
+        fs::write(dir.join("agent.toml"), config).expect("agent.toml");
+        Daemon::spawn(
+            "tda-agent",
+            &dir.join("agent.toml"),
+            dir.join("agent.log"),
+            self.url(),
+            &[],
+        )
+    }
+}
+
+/// The agent's counters from its `/healthz`.
+pub fn agent_counters(agent_url: &str) -> Value {
+    get_json(&format!("{agent_url}/healthz")).1["counters"].clone()
 }
 
 /// Runs the `tda` CLI against a collector.

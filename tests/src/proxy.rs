@@ -1,0 +1,139 @@
+//! A TCP proxy between an agent and a collector that injects network faults: connections reset
+//! before any byte, requests cut halfway, responses delayed, and responses cut after the
+//! collector has answered (so the batch is stored but the agent never hears it). A real proxy on
+//! loopback stands in for a bad network, which cannot be produced for real here.
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What the proxy does to one connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Forward one request and its response untouched (then close).
+    Pass,
+    /// Close the client's connection before forwarding anything.
+    Reset,
+    /// Forward part of the request, then close both sides.
+    CutRequest,
+    /// Hold each response back for a while.
+    Delay(Duration),
+    /// Forward the request, swallow the response, then close (the batch is stored; the agent
+    /// sees a broken connection and retries).
+    CutResponse,
+}
+
+/// Counts of what the proxy did.
+#[derive(Debug, Default)]
+pub struct ProxyCounts {
+    /// Connections per fault: pass, reset, cut request, delay, cut response.
+    pub by_fault: [AtomicU64; 5],
+}
+
+/// A running proxy; it stops accepting when dropped.
+pub struct Proxy {
+    /// Base URL agents should use.
+    pub url: String,
+    /// What it did.
+    pub counts: Arc<ProxyCounts>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+fn index(f: Fault) -> usize {
+    match f {
+        Fault::Pass => 0,
+        Fault::Reset => 1,
+        Fault::CutRequest => 2,
+        Fault::Delay(_) => 3,
+        Fault::CutResponse => 4,
+    }
+}
+
+impl Proxy {
+    /// Proxies to `target` (host:port); connection `n` gets `plan(n)`.
+    pub fn start(target: String, plan: impl Fn(u64) -> Fault + Send + 'static) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("proxy bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        listener.set_nonblocking(true).expect("nonblocking");
+        let counts = Arc::new(ProxyCounts::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let (c, s) = (counts.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut n = 0;
+            while !s.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((client, _)) => {
+                        let fault = plan(n);
+                        n += 1;
+                        c.by_fault[index(fault)].fetch_add(1, Ordering::Relaxed);
+                        let target = target.clone();
+                        std::thread::spawn(move || handle(client, &target, fault));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        Proxy { url, counts, stop }
+    }
+}
+
+fn handle(client: TcpStream, target: &str, fault: Fault) {
+    let _ = client.set_nonblocking(false);
+    if fault == Fault::Reset {
+        let _ = client.shutdown(Shutdown::Both);
+        return;
+    }
+    let Ok(server) = TcpStream::connect(target) else {
+        let _ = client.shutdown(Shutdown::Both);
+        return;
+    };
+    let (mut c_read, mut s_write) = (
+        client.try_clone().expect("clone"),
+        server.try_clone().expect("clone"),
+    );
+    let upstream = std::thread::spawn(move || {
+        let mut buf = [0u8; 16 * 1024];
+        loop {
+            let n = match c_read.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            let part = if fault == Fault::CutRequest { n / 2 } else { n };
+            if s_write.write_all(&buf[..part]).is_err() || fault == Fault::CutRequest {
+                break;
+            }
+        }
+        let _ = s_write.shutdown(Shutdown::Both);
+        let _ = c_read.shutdown(Shutdown::Both);
+    });
+    let (mut s_read, mut c_write) = (server, client);
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        let n = match s_read.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        match fault {
+            Fault::CutResponse => break,
+            Fault::Delay(d) => std::thread::sleep(d),
+            _ => {}
+        }
+        if c_write.write_all(&buf[..n]).is_err() {
+            break;
+        }
+        // One response per connection, so every request gets a new connection and a new fault
+        // (clients reuse connections; a long-lived good one would hide the faults).
+        break;
+    }
+    let _ = c_write.shutdown(Shutdown::Both);
+    let _ = s_read.shutdown(Shutdown::Both);
+    let _ = upstream.join();
+}

@@ -1,0 +1,380 @@
+//! Nothing lost, nothing doubled: fault tests with real processes. Each prints
+//! sent / stored / duplicated / dropped and the time to recover.
+
+use std::fs;
+use std::time::{Duration, Instant};
+
+use tda_tests::proxy::{Fault, Proxy};
+use tda_tests::traffic::{events, Traffic};
+use tda_tests::*;
+
+/// Lane `lane`'s events: `[t0 + lane * 10^9, t0 + (lane + 1) * 10^9)`.
+fn lane_range(t0: i64, lane: u64) -> (i64, i64) {
+    let start = t0 + lane as i64 * 1_000_000_000;
+    (start, start + 1_000_000_000)
+}
+
+fn stored(collector: &str, t0: i64, lanes: u64) -> u64 {
+    (0..lanes)
+        .map(|l| {
+            let (from, to) = lane_range(t0, l);
+            usage(collector, from, to)["total_requests"]
+                .as_u64()
+                .unwrap()
+        })
+        .sum()
+}
+
+fn collector_counter(c: &Daemon, name: &str) -> u64 {
+    get_json(&format!("{}/healthz", c.url)).1["ingest"][name]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+fn report(test: &str, sent: u64, stored: u64, duplicated: u64, dropped: u64, recovered: Duration) {
+    eprintln!("{test}: sent={sent} stored={stored} duplicated={duplicated} dropped={dropped} recovered_in_ms={}", recovered.as_millis());
+}
+
+/// The events start 3 hours ago, lanes a million seconds apart (all in the past).
+fn t0() -> i64 {
+    now_ms() - 4_000_000_000
+}
+
+#[test]
+fn kill_9_the_collector_ten_times_under_load_from_three_agents() {
+    let tmp = tempfile::tempdir().unwrap();
+    let setup = CollectorSetup::new(&tmp.path().join("c"), "");
+    let mut collector = setup.start();
+    let t0 = t0();
+    let agents: Vec<Daemon> = (0..3)
+        .map(|i| {
+            let mut a = AgentSetup::new(
+                &tmp.path().join(format!("a{i}")),
+                &collector.url,
+                std::process::id(),
+            );
+            a.id = format!("agent-{i}");
+            a.start()
+        })
+        .collect();
+    let traffic: Vec<Traffic> = agents
+        .iter()
+        .enumerate()
+        .map(|(i, a)| Traffic::start(&a.url, t0, i as u64, 20, Duration::from_millis(20)))
+        .collect();
+    for round in 0..10 {
+        // Let ingest run for a varying while, then crash the collector mid-stream.
+        std::thread::sleep(Duration::from_millis(300 + 70 * round));
+        collector.kill();
+        collector = setup.start();
+    }
+    let restarted = Instant::now();
+    let sent: u64 = traffic.into_iter().map(Traffic::stop).sum();
+    let total = wait_for("every accepted event stored", || {
+        let s = stored(&collector.url, t0, 3);
+        (s >= sent).then_some(s)
+    });
+    let dropped: u64 = agents
+        .iter()
+        .map(|a| agent_counters(&a.url)["events_dropped"].as_u64().unwrap())
+        .sum();
+    report(
+        "kill_9_collector",
+        sent,
+        total,
+        collector_counter(&collector, "batches_duplicate"),
+        dropped,
+        restarted.elapsed(),
+    );
+    assert!(sent > 1000, "sustained ingest: {sent}");
+    assert_eq!(total, sent, "stored == sent exactly");
+    assert_eq!(dropped, 0);
+}
+
+#[test]
+fn a_two_minute_collector_outage_loses_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let setup = CollectorSetup::new(&tmp.path().join("c"), "");
+    let mut collector = setup.start();
+    let t0 = t0();
+    let agents: Vec<Daemon> = (0..2)
+        .map(|i| {
+            let mut a = AgentSetup::new(
+                &tmp.path().join(format!("a{i}")),
+                &collector.url,
+                std::process::id(),
+            );
+            a.id = format!("agent-{i}");
+            a.start()
+        })
+        .collect();
+    let traffic: Vec<Traffic> = agents
+        .iter()
+        .enumerate()
+        .map(|(i, a)| Traffic::start(&a.url, t0, i as u64, 10, Duration::from_millis(100)))
+        .collect();
+    std::thread::sleep(Duration::from_secs(1));
+    collector.kill();
+    std::thread::sleep(Duration::from_secs(120)); // the outage under test
+    let spooled: u64 = agents
+        .iter()
+        .map(|a| agent_counters(&a.url)["spool_batches"].as_u64().unwrap())
+        .sum();
+    let collector = setup.start();
+    let back = Instant::now();
+    let sent: u64 = traffic.into_iter().map(Traffic::stop).sum();
+    let total = wait_for("the outage's events delivered", || {
+        let s = stored(&collector.url, t0, 2);
+        (s >= sent).then_some(s)
+    });
+    report(
+        "collector_outage_2min",
+        sent,
+        total,
+        collector_counter(&collector, "batches_duplicate"),
+        0,
+        back.elapsed(),
+    );
+    eprintln!("collector_outage_2min: spool_batches_at_return={spooled}");
+    assert!(
+        spooled > 50,
+        "the agents spooled during the outage: {spooled}"
+    );
+    assert_eq!(total, sent);
+}
+
+#[test]
+fn kill_9_an_agent_mid_shipment_then_restart_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let setup = CollectorSetup::new(&tmp.path().join("c"), "");
+    let t0 = t0();
+    // The collector is away while 40 batches of 100 events are spooled.
+    let proxy = Proxy::start(format!("127.0.0.1:{}", setup.port), |_| {
+        Fault::Delay(Duration::from_millis(40))
+    });
+    let mut agent_setup = AgentSetup::new(&tmp.path().join("a"), &proxy.url, std::process::id());
+    agent_setup.batch = "max_events = 100\nmax_age_ms = 200".into();
+    let mut agent = agent_setup.start();
+    for i in 0..40 {
+        post(
+            &format!("{}/v1/events", agent.url),
+            &[],
+            events(t0, 0, i * 100, 100),
+        );
+    }
+    wait_for("4000 events spooled", || {
+        (agent_counters(&agent.url)["events_spooled"] == 4000).then_some(())
+    });
+    let collector = setup.start();
+    wait_for("shipping under way", || {
+        (agent_counters(&agent.url)["batches_sent"].as_u64() >= Some(5)).then_some(())
+    });
+    agent.kill();
+    let left = fs::read_dir(agent_setup.dir.join("spool")).unwrap().count();
+    let restarted = Instant::now();
+    let agent = agent_setup.start();
+    let total = wait_for("all 4000 events stored", || {
+        let s = stored(&collector.url, t0, 1);
+        (s >= 4000 && agent_counters(&agent.url)["spool_batches"] == 0).then_some(s)
+    });
+    report(
+        "kill_9_agent",
+        4000,
+        total,
+        collector_counter(&collector, "batches_duplicate"),
+        0,
+        restarted.elapsed(),
+    );
+    eprintln!("kill_9_agent: spool_files_after_kill={left}");
+    assert!(
+        left > 0 && left < 40,
+        "killed mid-shipment: {left} files left"
+    );
+    assert_eq!(total, 4000);
+}
+
+#[test]
+fn a_faulty_network_loses_and_doubles_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let setup = CollectorSetup::new(&tmp.path().join("c"), "");
+    let collector = setup.start();
+    // The first connections get one fault each, then a fixed mix.
+    let proxy = Proxy::start(format!("127.0.0.1:{}", setup.port), |n| match n {
+        0 => Fault::Reset,
+        1 => Fault::CutResponse,
+        2 => Fault::CutRequest,
+        3 => Fault::Delay(Duration::from_millis(150)),
+        n => [
+            Fault::Pass,
+            Fault::CutResponse,
+            Fault::Pass,
+            Fault::Reset,
+            Fault::Delay(Duration::from_millis(100)),
+        ][n as usize % 5],
+    });
+    let mut agent_setup = AgentSetup::new(&tmp.path().join("a"), &proxy.url, std::process::id());
+    agent_setup.batch = "max_events = 100\nmax_age_ms = 200".into();
+    let agent = agent_setup.start();
+    let t0 = t0();
+    let start = Instant::now();
+    for i in 0..30 {
+        post(
+            &format!("{}/v1/events", agent.url),
+            &[],
+            events(t0, 0, i * 100, 100),
+        );
+    }
+    let total = wait_for("all 3000 events stored", || {
+        let s = stored(&collector.url, t0, 1);
+        (s >= 3000 && agent_counters(&agent.url)["spool_batches"] == 0).then_some(s)
+    });
+    let dup = collector_counter(&collector, "batches_duplicate");
+    report("faulty_network", 3000, total, dup, 0, start.elapsed());
+    let counts: Vec<u64> = proxy
+        .counts
+        .by_fault
+        .iter()
+        .map(|c| c.load(std::sync::atomic::Ordering::Relaxed))
+        .collect();
+    eprintln!("faulty_network: connections pass/reset/cut_request/delay/cut_response = {counts:?}");
+    assert_eq!(total, 3000, "no loss, no double");
+    assert!(
+        dup >= 1,
+        "a response cut after the store was retried and recognised as a duplicate"
+    );
+    assert!(
+        counts.iter().all(|c| *c >= 1),
+        "every fault happened: {counts:?}"
+    );
+}
+
+#[test]
+fn a_full_spool_drops_the_oldest_and_counts_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let setup = CollectorSetup::new(&tmp.path().join("c"), "");
+    let mut agent_setup = AgentSetup::new(
+        &tmp.path().join("a"),
+        &format!("http://127.0.0.1:{}", setup.port),
+        std::process::id(),
+    );
+    agent_setup.batch = "max_events = 100\nmax_age_ms = 200".into();
+    agent_setup.spool = "dir = \"spool\"\nmax_bytes = 65536".into();
+    let agent = agent_setup.start();
+    let t0 = t0();
+    let sent: u64 = 200 * 100;
+    for i in 0..200 {
+        post(
+            &format!("{}/v1/events", agent.url),
+            &[],
+            events(t0, 0, i * 100, 100),
+        );
+    }
+    let counters = wait_for("every event spooled", || {
+        let c = agent_counters(&agent.url);
+        (c["events_spooled"] == sent).then_some(c)
+    });
+    assert!(
+        counters["events_dropped"].as_u64() > Some(0),
+        "a 64 KiB spool cannot hold 20,000 events"
+    );
+    let collector = setup.start();
+    let start = Instant::now();
+    // The spool is empty only once every kept batch is acknowledged, so count after that.
+    wait_for("the spool drained", || {
+        (agent_counters(&agent.url)["spool_batches"] == 0).then_some(())
+    });
+    let total = stored(&collector.url, t0, 1);
+    // Read after the drain: batches of samples alone may still have pushed old ones out.
+    let dropped = agent_counters(&agent.url)["events_dropped"]
+        .as_u64()
+        .unwrap();
+    report(
+        "spool_full",
+        sent,
+        total,
+        collector_counter(&collector, "batches_duplicate"),
+        dropped,
+        start.elapsed(),
+    );
+    assert_eq!(total + dropped, sent, "the dropped counter is exact");
+    let (from, _) = lane_range(t0, 0);
+    assert_eq!(
+        usage(&collector.url, from, from + dropped as i64)["total_requests"],
+        0,
+        "the oldest were dropped"
+    );
+    assert_eq!(
+        usage(&collector.url, from + dropped as i64, from + sent as i64)["total_requests"],
+        total,
+        "the newest were kept"
+    );
+    let log = fs::read_to_string(agent_setup.dir.join("agent.log")).unwrap();
+    assert_eq!(
+        log.matches("spool full: dropping the oldest").count(),
+        1,
+        "one log line per episode"
+    );
+}
+
+#[test]
+fn a_corrupt_spool_tail_is_reported_and_the_good_records_kept() {
+    let tmp = tempfile::tempdir().unwrap();
+    let setup = CollectorSetup::new(&tmp.path().join("c"), "");
+    let mut agent_setup = AgentSetup::new(
+        &tmp.path().join("a"),
+        &format!("http://127.0.0.1:{}", setup.port),
+        std::process::id(),
+    );
+    agent_setup.batch = "max_events = 100\nmax_age_ms = 200".into();
+    let mut agent = agent_setup.start();
+    let t0 = t0();
+    for i in 0..10 {
+        post(
+            &format!("{}/v1/events", agent.url),
+            &[],
+            events(t0, 0, i * 100, 100),
+        );
+    }
+    wait_for("1000 events spooled", || {
+        (agent_counters(&agent.url)["events_spooled"] == 1000).then_some(())
+    });
+    assert!(agent.terminate().success());
+    let spool = agent_setup.dir.join("spool");
+    let mut files: Vec<_> = fs::read_dir(&spool)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .collect();
+    files.sort();
+    let last = files.last().unwrap().clone();
+    let data = fs::read(&last).unwrap();
+    let lost = u64::from_le_bytes(data[9..17].try_into().unwrap()); // the events in that batch
+    fs::write(&last, &data[..data.len() - 10]).unwrap(); // a torn tail
+    let agent = agent_setup.start();
+    let c = agent_counters(&agent.url);
+    assert_eq!(c["spool_corrupt"], 1);
+    assert_eq!(
+        c["spool_batches"].as_u64().unwrap() as usize,
+        files.len() - 1
+    );
+    let log = fs::read_to_string(agent_setup.dir.join("agent.log")).unwrap();
+    assert!(
+        log.contains("corrupt spool file removed"),
+        "reported in the log"
+    );
+    let collector = setup.start();
+    let start = Instant::now();
+    wait_for("the spool drained", || {
+        (agent_counters(&agent.url)["spool_batches"] == 0).then_some(())
+    });
+    let total = stored(&collector.url, t0, 1);
+    report(
+        "corrupt_spool_tail",
+        1000,
+        total,
+        collector_counter(&collector, "batches_duplicate"),
+        lost,
+        start.elapsed(),
+    );
+    assert_eq!(total, 1000 - lost);
+}
