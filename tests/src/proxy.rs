@@ -114,24 +114,17 @@ fn handle(client: TcpStream, target: &str, fault: Fault) {
         let _ = s_write.shutdown(Shutdown::Both);
         let _ = c_read.shutdown(Shutdown::Both);
     });
+    // One response per connection, so every request gets a new connection and a new fault
+    // (clients reuse connections; a long-lived good one would hide the faults).
     let (mut s_read, mut c_write) = (server, client);
     let mut buf = [0u8; 16 * 1024];
-    loop {
-        let n = match s_read.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        match fault {
-            Fault::CutResponse => break,
-            Fault::Delay(d) => std::thread::sleep(d),
-            _ => {}
+    if let Ok(n @ 1..) = s_read.read(&mut buf) {
+        if let Fault::Delay(d) = fault {
+            std::thread::sleep(d);
         }
-        if c_write.write_all(&buf[..n]).is_err() {
-            break;
+        if fault != Fault::CutResponse {
+            let _ = c_write.write_all(&buf[..n]);
         }
-        // One response per connection, so every request gets a new connection and a new fault
-        // (clients reuse connections; a long-lived good one would hide the faults).
-        break;
     }
     let _ = c_write.shutdown(Shutdown::Both);
     let _ = s_read.shutdown(Shutdown::Both);
