@@ -378,3 +378,81 @@ fn a_corrupt_spool_tail_is_reported_and_the_good_records_kept() {
     );
     assert_eq!(total, 1000 - lost);
 }
+
+#[test]
+fn a_full_write_queue_answers_429_with_retry_after_and_loses_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = CollectorSetup::new(tmp.path(), "[limits]\nmax_inflight_batches = 1\n").start();
+    let t0 = t0();
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(8));
+    let threads: Vec<_> = (0..8u64)
+        .map(|lane| {
+            let (url, barrier) = (format!("{}/v1/batches", c.url), barrier.clone());
+            std::thread::spawn(move || {
+                let events: serde_json::Value = serde_json::from_slice(&events(t0, lane, 0, 2000)).unwrap();
+                let batch = serde_json::json!({"version": 1, "agent_id": "a", "batch_id": format!("b{lane}"), "created_at": t0, "events": events});
+                let body = serde_json::to_vec(&batch).unwrap();
+                let client = http();
+                barrier.wait();
+                let mut throttled = 0;
+                loop {
+                    let resp = client.post(&url).bearer_auth(TOKEN).body(body.clone()).send().unwrap();
+                    if resp.status().as_u16() != 429 {
+                        assert_eq!(resp.status().as_u16(), 200);
+                        return throttled;
+                    }
+                    assert_eq!(resp.headers()["retry-after"], "1");
+                    throttled += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(20)); // the client's backoff
+                }
+            })
+        })
+        .collect();
+    let throttled: u32 = threads.into_iter().map(|t| t.join().unwrap()).sum();
+    let total = stored(&c.url, t0, 8);
+    report(
+        "write_queue_full",
+        16_000,
+        total,
+        collector_counter(&c, "batches_duplicate"),
+        0,
+        Duration::ZERO,
+    );
+    eprintln!("write_queue_full: answers_429={throttled}");
+    assert!(throttled >= 1 && collector_counter(&c, "batches_throttled") == u64::from(throttled));
+    assert_eq!(total, 16_000);
+}
+
+#[test]
+fn sigterm_finishes_in_flight_batches_and_exits_in_time() {
+    let tmp = tempfile::tempdir().unwrap();
+    let setup = CollectorSetup::new(&tmp.path().join("c"), "");
+    let mut collector = setup.start();
+    let t0 = t0();
+    let agent = start_agent(&tmp.path().join("a"), &collector.url, std::process::id());
+    let traffic = Traffic::start(&agent.url, t0, 0, 50, Duration::from_millis(10));
+    std::thread::sleep(Duration::from_secs(1)); // ingest under way
+    let asked = Instant::now();
+    let status = collector.terminate();
+    let exit = asked.elapsed();
+    let collector = setup.start();
+    let sent = traffic.stop();
+    let total = wait_for("everything stored", || {
+        let s = stored(&collector.url, t0, 1);
+        (s >= sent).then_some(s)
+    });
+    report(
+        "collector_sigterm",
+        sent,
+        total,
+        collector_counter(&collector, "batches_duplicate"),
+        0,
+        exit,
+    );
+    assert!(status.success(), "{status}");
+    assert!(
+        exit < Duration::from_secs(12),
+        "exited {exit:?} after SIGTERM"
+    );
+    assert_eq!(total, sent);
+}
