@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use notify::{RecursiveMode, Watcher};
 use serde::Serialize;
+use tda_daemon::ConfigStatus;
 use tda_schema::config::{read_secret, AgentConfig, BatchConfig, ConfigError, ProcessConfig};
 use tda_schema::profile::{load_dir, ProfileType};
 use tda_schema::Timestamp;
@@ -35,19 +36,6 @@ pub struct Sampling {
     pub interval_secs: u64,
     /// Where it comes from.
     pub source: Source,
-}
-
-/// The config file's reload status.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct ConfigStatus {
-    /// The config file.
-    pub file: PathBuf,
-    /// Why the last edit was refused (the previous config stays in force).
-    pub last_error: Option<String>,
-    /// Settings edited since start that take effect only after a restart.
-    pub restart_needed: Vec<String>,
-    /// When the config in force was loaded, RFC 3339.
-    pub loaded_at: String,
 }
 
 /// Where batches go: the collector URL and the bearer token.

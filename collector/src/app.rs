@@ -1,11 +1,12 @@
 //! The collector's state and its reload: storage, profiles, and the live part of the config
 //! (tokens, limits). Start-up is the first reload: validate everything, then swap it in.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use serde::Serialize;
+use tda_daemon::ConfigStatus;
 use tda_schema::config::{read_secrets, CollectorConfig, ConfigError, LimitsConfig};
 use tda_schema::Timestamp;
 use tokio::sync::Semaphore;
@@ -57,19 +58,6 @@ impl Live {
             admin: Arc::new(admin),
         })
     }
-}
-
-/// The config file's reload status.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct ConfigStatus {
-    /// The config file.
-    pub file: PathBuf,
-    /// Why the last edit was refused (the previous config stays in force).
-    pub last_error: Option<String>,
-    /// Settings edited since start that take effect only after a restart.
-    pub restart_needed: Vec<String>,
-    /// When the config in force was loaded, RFC 3339.
-    pub loaded_at: String,
 }
 
 /// What a reload did, for the log and `POST /-/reload`.

@@ -2,6 +2,23 @@
 
 pub mod http;
 
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+/// A daemon's config file and how its last reload went, for the API and `/metrics`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ConfigStatus {
+    /// The config file.
+    pub file: PathBuf,
+    /// Why the last edit was refused (the config in force stays).
+    pub last_error: Option<String>,
+    /// Settings edited since start that take effect only after a restart.
+    pub restart_needed: Vec<String>,
+    /// When the config in force was loaded, RFC 3339.
+    pub loaded_at: String,
+}
+
 pub use http::{bearer, error, json, query, read_body, serve, with_type, Refusal, Response};
 
 /// Logs to stderr in one format for every binary (colour only on a terminal); `RUST_LOG`

@@ -40,28 +40,34 @@ fn t0() -> i64 {
     now_ms() - 4_000_000_000
 }
 
+/// `n` agents `agent-0` … shipping to `collector`, each under `<dir>/a<i>`.
+fn start_agents(dir: &std::path::Path, collector: &str, n: usize) -> Vec<Daemon> {
+    (0..n)
+        .map(|i| {
+            let mut a = AgentSetup::new(&dir.join(format!("a{i}")), collector, std::process::id());
+            a.id = format!("agent-{i}");
+            a.start()
+        })
+        .collect()
+}
+
+/// A sender per agent, lane `i` for agent `i`.
+fn start_traffic(agents: &[Daemon], t0: i64, per_request: u64, every: Duration) -> Vec<Traffic> {
+    agents
+        .iter()
+        .enumerate()
+        .map(|(i, a)| Traffic::start(&a.url, t0, i as u64, per_request, every))
+        .collect()
+}
+
 #[test]
 fn kill_9_the_collector_ten_times_under_load_from_three_agents() {
     let tmp = tempfile::tempdir().unwrap();
     let setup = CollectorSetup::new(&tmp.path().join("c"), "");
     let mut collector = setup.start();
     let t0 = t0();
-    let agents: Vec<Daemon> = (0..3)
-        .map(|i| {
-            let mut a = AgentSetup::new(
-                &tmp.path().join(format!("a{i}")),
-                &collector.url,
-                std::process::id(),
-            );
-            a.id = format!("agent-{i}");
-            a.start()
-        })
-        .collect();
-    let traffic: Vec<Traffic> = agents
-        .iter()
-        .enumerate()
-        .map(|(i, a)| Traffic::start(&a.url, t0, i as u64, 20, Duration::from_millis(20)))
-        .collect();
+    let agents = start_agents(tmp.path(), &collector.url, 3);
+    let traffic = start_traffic(&agents, t0, 20, Duration::from_millis(20));
     for round in 0..10 {
         // Let ingest run for a varying while, then crash the collector mid-stream.
         std::thread::sleep(Duration::from_millis(300 + 70 * round));
@@ -97,22 +103,8 @@ fn a_two_minute_collector_outage_loses_nothing() {
     let setup = CollectorSetup::new(&tmp.path().join("c"), "");
     let mut collector = setup.start();
     let t0 = t0();
-    let agents: Vec<Daemon> = (0..2)
-        .map(|i| {
-            let mut a = AgentSetup::new(
-                &tmp.path().join(format!("a{i}")),
-                &collector.url,
-                std::process::id(),
-            );
-            a.id = format!("agent-{i}");
-            a.start()
-        })
-        .collect();
-    let traffic: Vec<Traffic> = agents
-        .iter()
-        .enumerate()
-        .map(|(i, a)| Traffic::start(&a.url, t0, i as u64, 10, Duration::from_millis(100)))
-        .collect();
+    let agents = start_agents(tmp.path(), &collector.url, 2);
+    let traffic = start_traffic(&agents, t0, 10, Duration::from_millis(100));
     std::thread::sleep(Duration::from_secs(1));
     collector.kill();
     std::thread::sleep(Duration::from_secs(120)); // the outage under test
