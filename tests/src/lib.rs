@@ -17,7 +17,7 @@ pub const TOKEN: &str = "test-ingest-token";
 /// The token the harness's collectors accept for administration (`POST /-/reload`).
 pub const ADMIN_TOKEN: &str = "test-admin-token";
 /// How long any wait may take before the test fails.
-pub const DEADLINE: Duration = Duration::from_secs(60);
+pub const DEADLINE: Duration = Duration::from_secs(120);
 
 /// Path of a workspace binary, built by `cargo build --workspace` before the tests run.
 pub fn bin(name: &str) -> PathBuf {
