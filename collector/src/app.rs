@@ -240,6 +240,9 @@ pub fn restart_needed(running: &CollectorConfig, edited: &CollectorConfig) -> Ve
     if running.reload != edited.reload {
         fields.push("reload".to_string());
     }
+    if running.retention != edited.retention {
+        fields.push("retention".to_string());
+    }
     if running.limits.max_inflight_batches != edited.limits.max_inflight_batches {
         fields.push("limits.max_inflight_batches".to_string());
     }
@@ -251,5 +254,6 @@ fn keep_restart_settings(running: &CollectorConfig, edited: &mut CollectorConfig
     edited.data_dir = running.data_dir.clone();
     edited.profiles_dir = Some(running.profiles_dir());
     edited.reload = running.reload.clone();
+    edited.retention = running.retention.clone();
     edited.limits.max_inflight_batches = running.limits.max_inflight_batches;
 }

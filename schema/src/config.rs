@@ -338,6 +338,31 @@ pub struct CollectorConfig {
     /// How profile and config changes are picked up.
     #[serde(default)]
     pub reload: ReloadConfig,
+    /// When old data is deleted.
+    #[serde(default)]
+    pub retention: RetentionConfig,
+}
+
+fn default_retention_every() -> HumanDuration {
+    HumanDuration::secs(3_600)
+}
+
+/// The retention schedule; how long data is kept comes from the profiles' `retention_period`.
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// How often data older than the longest `retention_period` is deleted (also once at start).
+    /// Takes effect at restart.
+    #[serde(default = "default_retention_every")]
+    pub every: HumanDuration,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig {
+            every: default_retention_every(),
+        }
+    }
 }
 
 fn default_poll_interval() -> HumanDuration {
@@ -441,6 +466,9 @@ impl CollectorConfig {
                 file,
                 "limits: max_body_bytes and max_decompressed_bytes must be > 0",
             ));
+        }
+        if cfg.retention.every.is_zero() {
+            return Err(ConfigError::new(file, "retention.every: must be > 0"));
         }
         if cfg.reload.poll_interval.is_zero() {
             return Err(ConfigError::new(file, "reload.poll_interval: must be > 0"));

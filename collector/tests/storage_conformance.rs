@@ -1,0 +1,201 @@
+//! The storage conformance suite: what every backend must do, run against each backend. A new
+//! backend (ClickHouse) adds itself to `backends()`.
+
+use std::path::Path;
+
+use tda_collector::store::{Appended, Deleted, SledStore, Storage};
+use tda_schema::wire::BATCH_FORMAT_VERSION;
+use tda_schema::{Batch, Event, HostSample, Timestamp};
+
+type Open = fn(&Path) -> Box<dyn Storage>;
+
+fn backends() -> Vec<(&'static str, Open)> {
+    vec![("sled", |dir| {
+        Box::new(SledStore::open(dir).expect("open sled"))
+    })]
+}
+
+/// Runs `check` against a fresh store of every backend.
+fn each(check: impl Fn(&str, &Path, Open)) {
+    for (name, open) in backends() {
+        let dir = tempfile::tempdir().expect("tmp");
+        check(name, dir.path(), open);
+    }
+}
+
+const HOUR: i64 = 3_600_000;
+const T0: i64 = 1_795_860_000_000; // 2026-11-28T10:00:00Z
+
+fn event(ts: i64, user: &str) -> Event {
+    serde_json::from_value(
+        serde_json::json!({"timestamp": ts, "user_id": user, "feature": "f", "latency_ms": 1.5}),
+    )
+    .unwrap()
+}
+
+fn sample(ts: i64) -> HostSample {
+    serde_json::from_value(serde_json::json!({
+        "timestamp": ts, "cpu_percent": 10.0, "cpu_per_core": [10.0], "mem_total_bytes": 100, "mem_used_bytes": 50,
+        "swap_total_bytes": 0, "swap_used_bytes": 0, "load": [0.1, 0.1, 0.1], "disk_total_bytes": 10,
+        "disk_available_bytes": 5, "disk_read_bytes": 0, "disk_written_bytes": 0, "net_rx_bytes": 0, "net_tx_bytes": 0,
+        "net_rx_packets": 0, "net_tx_packets": 0, "net_rx_errors": 0, "net_tx_errors": 0
+    }))
+    .unwrap()
+}
+
+fn batch(agent: &str, id: &str, events: Vec<Event>, samples: Vec<HostSample>) -> Batch {
+    Batch {
+        version: BATCH_FORMAT_VERSION,
+        agent_id: agent.into(),
+        batch_id: id.into(),
+        created_at: Timestamp(T0),
+        events,
+        samples,
+    }
+}
+
+fn events_in(store: &dyn Storage, from: i64, to: i64) -> Vec<Event> {
+    let mut out = Vec::new();
+    store
+        .scan_events(from, to, &mut |e| out.push(e.clone()))
+        .unwrap();
+    out.sort_by(|a, b| {
+        a.timestamp
+            .cmp(&b.timestamp)
+            .then_with(|| a.user_id.cmp(&b.user_id))
+    });
+    out
+}
+
+#[test]
+fn a_batch_is_stored_once_however_often_it_is_sent() {
+    each(|name, dir, open| {
+        let store = open(dir);
+        let b = batch(
+            "a",
+            "b1",
+            vec![event(T0, "u1"), event(T0 + 1, "u2")],
+            vec![sample(T0)],
+        );
+        assert_eq!(store.append(&b).unwrap(), Appended::Stored, "{name}");
+        assert_eq!(store.append(&b).unwrap(), Appended::Duplicate, "{name}");
+        assert_eq!(events_in(&*store, T0, T0 + HOUR).len(), 2, "{name}");
+        let mut samples = 0;
+        store
+            .scan_samples(T0, T0 + HOUR, &mut |_, _| samples += 1)
+            .unwrap();
+        assert_eq!(samples, 1, "{name}");
+    });
+}
+
+#[test]
+fn scans_return_exactly_the_half_open_range() {
+    each(|name, dir, open| {
+        let store = open(dir);
+        let evs = vec![
+            event(T0 - 1, "a"),
+            event(T0, "b"),
+            event(T0 + HOUR - 1, "c"),
+            event(T0 + HOUR, "d"),
+            event(T0 + 5 * HOUR, "e"),
+        ];
+        store
+            .append(&batch("a", "b1", evs.clone(), vec![]))
+            .unwrap();
+        assert_eq!(
+            events_in(&*store, T0, T0 + HOUR),
+            evs[1..3].to_vec(),
+            "{name}"
+        );
+        assert_eq!(events_in(&*store, T0 - 1, T0), evs[..1].to_vec(), "{name}");
+        assert_eq!(events_in(&*store, T0, T0), vec![], "{name}: empty range");
+        assert_eq!(
+            events_in(&*store, 0, i64::MAX / 2),
+            evs,
+            "{name}: everything"
+        );
+    });
+}
+
+#[test]
+fn samples_keep_their_agent() {
+    each(|name, dir, open| {
+        let store = open(dir);
+        store
+            .append(&batch(
+                "web-1",
+                "x1",
+                vec![],
+                vec![sample(T0), sample(T0 + 1000)],
+            ))
+            .unwrap();
+        store
+            .append(&batch("web-2", "x2", vec![], vec![sample(T0 + 500)]))
+            .unwrap();
+        let mut seen = Vec::new();
+        store
+            .scan_samples(T0, T0 + HOUR, &mut |a, s| {
+                seen.push((a.to_string(), s.timestamp.0 - T0))
+            })
+            .unwrap();
+        seen.sort();
+        assert_eq!(
+            seen,
+            vec![
+                ("web-1".into(), 0),
+                ("web-1".into(), 1000),
+                ("web-2".into(), 500)
+            ],
+            "{name}"
+        );
+    });
+}
+
+#[test]
+fn stored_data_survives_reopening() {
+    each(|name, dir, open| {
+        {
+            let store = open(dir);
+            store
+                .append(&batch("a", "b1", vec![event(T0, "u")], vec![]))
+                .unwrap();
+        }
+        let store = open(dir);
+        assert_eq!(events_in(&*store, T0, T0 + 1).len(), 1, "{name}");
+        assert_eq!(
+            store
+                .append(&batch("a", "b1", vec![event(T0, "u")], vec![]))
+                .unwrap(),
+            Appended::Duplicate,
+            "{name}: dedupe is durable"
+        );
+    });
+}
+
+#[test]
+fn delete_before_removes_old_data_and_keeps_newer() {
+    each(|name, dir, open| {
+        let store = open(dir);
+        let old = vec![event(T0 - 48 * HOUR, "old"), event(T0 - 47 * HOUR, "old")];
+        let new = vec![event(T0, "new"), event(T0 + HOUR, "new")];
+        store
+            .append(&batch("a", "b-old", old, vec![sample(T0 - 48 * HOUR)]))
+            .unwrap();
+        store
+            .append(&batch("a", "b-new", new.clone(), vec![sample(T0)]))
+            .unwrap();
+        let deleted = store.delete_before(T0 - 24 * HOUR).unwrap();
+        assert!(deleted.blocks >= 2, "{name}: {deleted:?}");
+        assert_eq!(events_in(&*store, 0, i64::MAX / 2), new, "{name}");
+        let mut samples = 0;
+        store
+            .scan_samples(0, i64::MAX / 2, &mut |_, _| samples += 1)
+            .unwrap();
+        assert_eq!(samples, 1, "{name}");
+        assert_eq!(
+            store.delete_before(T0 - 24 * HOUR).unwrap(),
+            Deleted::default(),
+            "{name}: nothing left to delete"
+        );
+    });
+}
