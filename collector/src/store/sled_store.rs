@@ -252,37 +252,10 @@ impl Storage for SledStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tda_schema::wire::BATCH_FORMAT_VERSION;
-
-    fn event(ts: i64, user: &str) -> Event {
-        serde_json::from_value(
-            serde_json::json!({"timestamp": ts, "user_id": user, "feature": "f"}),
-        )
-        .unwrap()
-    }
-
-    fn batch(id: &str, events: Vec<Event>) -> Batch {
-        Batch {
-            version: BATCH_FORMAT_VERSION,
-            agent_id: "a".into(),
-            batch_id: id.into(),
-            created_at: Timestamp(0),
-            events,
-            samples: vec![],
-        }
-    }
 
     const T0: i64 = 1_795_860_000_000; // 10:00 UTC
 
-    fn collect(store: &SledStore, from: i64, to: i64) -> Vec<Event> {
-        let mut out = Vec::new();
-        store
-            .scan_events(from, to, &mut |e| out.push(e.clone()))
-            .unwrap();
-        out.sort_by_key(|e| e.timestamp);
-        out
-    }
-
+    // What every backend must do is in collector/tests/storage_conformance.rs; this is sled's own.
     #[test]
     fn unknown_block_version_is_an_error_not_a_panic() {
         let dir = tempfile::tempdir().unwrap();
