@@ -13,6 +13,7 @@ use crate::app::App;
 use crate::dashboard;
 use crate::ingest;
 use crate::profiles::CreateError;
+use crate::query::{self, Agg, Filter};
 use crate::stats::performance::PerformanceAcc;
 use crate::stats::usage::{bucket_count, UsageAcc};
 
@@ -45,6 +46,8 @@ impl App {
                 self.samples(&req, agent).await
             }
             (Method::GET, "/api/v1/profiles") => self.list_profiles(),
+            (Method::GET, "/api/v1/query") => self.query_series(&req).await,
+            (Method::GET, "/api/v1/events") => self.query_events(&req).await,
             (Method::POST, "/api/v1/profiles") => self.create_profile(req).await,
             (Method::GET, p) if p.starts_with("/api/v1/stats/") => {
                 self.stats(&req, &p["/api/v1/stats/".len()..]).await
@@ -212,6 +215,125 @@ impl App {
         })
         .await
     }
+}
+
+impl App {
+    /// `GET /api/v1/query?series=&from=&to=&step=&agg=&feature=&user=&status=&agent=`.
+    async fn query_series(&self, req: &Request<Incoming>) -> Response {
+        let (from, to) = match range(req, "1h") {
+            Ok(r) => r,
+            Err(refusal) => return refusal.response(),
+        };
+        let q = query(req);
+        let parsed = series_params(&q, from, to).and_then(|p| filter(&q).map(|f| (p, f)));
+        let ((name, step, agg), filter) = match parsed {
+            Ok(x) => x,
+            Err(e) => return error(StatusCode::BAD_REQUEST, &e),
+        };
+        let store = self.store.clone();
+        blocking_json(move || {
+            let points = query::series(&*store, &name, from, to, step, agg, &filter)?;
+            Ok(serde_json::json!({ "series": name, "agg": agg, "step_ms": step, "from": from, "to": to, "points": points }))
+        })
+        .await
+    }
+
+    /// `GET /api/v1/events?from=&to=&feature=&user=&status=&limit=&cursor=`.
+    async fn query_events(&self, req: &Request<Incoming>) -> Response {
+        let (from, to) = match range(req, "1h") {
+            Ok(r) => r,
+            Err(refusal) => return refusal.response(),
+        };
+        let q = query(req);
+        let limit = match q.get("limit").map(|l| l.parse::<usize>()) {
+            None => 100,
+            Some(Ok(l)) if (1..=query::MAX_PAGE).contains(&l) => l,
+            Some(_) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    &format!("limit: must be 1-{}", query::MAX_PAGE),
+                )
+            }
+        };
+        let filter = match filter(&q) {
+            Ok(f) => f,
+            Err(e) => return error(StatusCode::BAD_REQUEST, &e),
+        };
+        let (store, cursor) = (self.store.clone(), q.get("cursor").cloned());
+        match tokio::task::spawn_blocking(move || {
+            query::events(&*store, from, to, &filter, limit, cursor.as_deref())
+        })
+        .await
+        {
+            Ok(Ok(page)) => json(StatusCode::OK, &page),
+            Ok(Err(e)) => error(StatusCode::BAD_REQUEST, &e),
+            Err(e) => error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &format!("query task failed: {e}"),
+            ),
+        }
+    }
+}
+
+type Params = std::collections::HashMap<String, String>;
+
+/// The series name, step (ms) and aggregation of a series query.
+fn series_params(q: &Params, from: i64, to: i64) -> Result<(String, i64, Agg), String> {
+    let name = q.get("series").ok_or("series: required")?.clone();
+    if !query::EVENT_SERIES.contains(&name.as_str())
+        && !query::SAMPLE_SERIES.contains(&name.as_str())
+    {
+        let known: Vec<&str> = query::EVENT_SERIES
+            .iter()
+            .chain(&query::SAMPLE_SERIES)
+            .copied()
+            .collect();
+        return Err(format!(
+            "series: `{name}` is not one of {}",
+            known.join(", ")
+        ));
+    }
+    let step = match q.get("step") {
+        Some(s) => humantime::parse_duration(s)
+            .map_err(|e| format!("step: `{s}`: {e}"))?
+            .as_millis() as i64,
+        None => 60_000,
+    };
+    if step < 1000 {
+        return Err("step: must be at least 1s".into());
+    }
+    if (to - from) / step > query::MAX_POINTS {
+        return Err(format!(
+            "step: more than {} points; use a larger step",
+            query::MAX_POINTS
+        ));
+    }
+    let default_agg = match name.as_str() {
+        "requests" | "errors" => "count",
+        "users" => "distinct",
+        _ => "avg",
+    };
+    let agg = Agg::parse(q.get("agg").map_or(default_agg, String::as_str))?;
+    if (agg == Agg::Distinct) != (name == "users") {
+        return Err("agg: `distinct` goes with the `users` series, and only with it".into());
+    }
+    Ok((name, step, agg))
+}
+
+fn filter(q: &Params) -> Result<Filter, String> {
+    let status = match q.get("status") {
+        Some(s) => Some(
+            s.parse::<u16>()
+                .map_err(|_| format!("status: `{s}` is not an HTTP status"))?,
+        ),
+        None => None,
+    };
+    Ok(Filter {
+        feature: q.get("feature").cloned(),
+        user: q.get("user").cloned(),
+        status,
+        agent: q.get("agent").cloned(),
+    })
 }
 
 /// The `from` and `to` query parameters (defaults: `default_from` ago, and now).

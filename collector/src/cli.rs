@@ -41,11 +41,91 @@ enum Command {
         #[arg(long)]
         profile: Option<String>,
     },
+    /// A series bucketed by a step: requests, errors, latency_ms, users, host.*, process.*.
+    Query {
+        /// Series name, for example `requests`, `latency_ms`, `host.cpu_percent`.
+        series: String,
+        #[command(flatten)]
+        range: RangeArgs,
+        /// Step, for example `1m`, `1h`.
+        #[arg(long, default_value = "1m")]
+        step: String,
+        /// count, sum, avg, min, max, rate, p50, p95, p99 or distinct (default by series).
+        #[arg(long)]
+        agg: Option<String>,
+        #[command(flatten)]
+        filter: FilterArgs,
+    },
+    /// Raw events, oldest first, a page at a time.
+    Events {
+        #[command(flatten)]
+        range: RangeArgs,
+        #[command(flatten)]
+        filter: FilterArgs,
+        /// Events per page (1-1000).
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// The `next` cursor a previous page printed.
+        #[arg(long)]
+        cursor: Option<String>,
+    },
     /// Manage analytics profiles.
     Profile {
         #[command(subcommand)]
         command: ProfileCommand,
     },
+}
+
+/// A time range.
+#[derive(Debug, clap::Args)]
+struct RangeArgs {
+    /// Start: a duration before now (`1h`, `7d`), RFC 3339 or epoch ms.
+    #[arg(long, default_value = "1h")]
+    since: String,
+    /// End: RFC 3339, epoch ms or a duration before now; now when absent.
+    #[arg(long)]
+    until: Option<String>,
+}
+
+impl RangeArgs {
+    fn query(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("from", self.since.clone()),
+            ("to", self.until.clone().unwrap_or_else(|| "0s".into())),
+        ]
+    }
+}
+
+/// Filters on events (and on the agent of host series).
+#[derive(Debug, clap::Args)]
+struct FilterArgs {
+    /// Only this feature.
+    #[arg(long)]
+    feature: Option<String>,
+    /// Only this user.
+    #[arg(long)]
+    user: Option<String>,
+    /// Only this HTTP status.
+    #[arg(long)]
+    status: Option<u16>,
+    /// Only this agent (host and process series).
+    #[arg(long)]
+    agent: Option<String>,
+}
+
+impl FilterArgs {
+    fn query(&self) -> Vec<(&'static str, String)> {
+        let pairs = [
+            ("feature", self.feature.clone()),
+            ("user", self.user.clone()),
+            ("status", self.status.map(|s| s.to_string())),
+            ("agent", self.agent.clone()),
+        ];
+        pairs
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| (k, v)))
+            .collect()
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -96,6 +176,46 @@ pub fn run(cli: Cli) -> anyhow::Result<String> {
                 performance_table(&v)
             } else {
                 usage_table(&v)
+            })
+        }
+        Command::Query {
+            series,
+            range,
+            step,
+            agg,
+            filter,
+        } => {
+            let mut q = range.query();
+            q.extend(filter.query());
+            q.push(("series", series));
+            q.push(("step", step));
+            if let Some(a) = agg {
+                q.push(("agg", a));
+            }
+            let v = api.get("/api/v1/query", &q)?;
+            Ok(if cli.json {
+                pretty(&v)
+            } else {
+                series_table(&v)
+            })
+        }
+        Command::Events {
+            range,
+            filter,
+            limit,
+            cursor,
+        } => {
+            let mut q = range.query();
+            q.extend(filter.query());
+            q.push(("limit", limit.to_string()));
+            if let Some(c) = cursor {
+                q.push(("cursor", c));
+            }
+            let v = api.get("/api/v1/events", &q)?;
+            Ok(if cli.json {
+                pretty(&v)
+            } else {
+                events_table(&v)
             })
         }
         Command::Profile {
@@ -283,6 +403,43 @@ fn performance_table(v: &Value) -> String {
             num(&avg["load1"], 2),
             rss
         );
+    }
+    out
+}
+
+fn series_table(v: &Value) -> String {
+    let mut out = format!(
+        "{} ({}, step {} s)\n",
+        s(&v["series"]),
+        s(&v["agg"]),
+        v["step_ms"].as_i64().unwrap_or(0) / 1000
+    );
+    for p in v["points"].as_array().into_iter().flatten() {
+        let t = tda_schema::Timestamp(p["t"].as_i64().unwrap_or(0)).to_rfc3339();
+        let _ = writeln!(out, "  {t:<26} {:>14}", num(&p["v"], 3));
+    }
+    out
+}
+
+fn events_table(v: &Value) -> String {
+    let mut out = format!(
+        "{:<26} {:<16} {:<18} {:>6} {:>10} {}\n",
+        "TIME", "USER", "FEATURE", "STATUS", "LATENCY MS", "ERROR"
+    );
+    for e in v["events"].as_array().into_iter().flatten() {
+        let t = tda_schema::Timestamp(e["timestamp"].as_i64().unwrap_or(0)).to_rfc3339();
+        let _ = writeln!(
+            out,
+            "{t:<26} {:<16} {:<18} {:>6} {:>10} {}",
+            s(&e["user_id"]),
+            s(&e["feature"]),
+            s(&e["status"]),
+            num(&e["latency_ms"], 1),
+            e["error"].as_str().unwrap_or("")
+        );
+    }
+    if let Some(c) = v["next_cursor"].as_str() {
+        let _ = writeln!(out, "next: --cursor {c}");
     }
     out
 }

@@ -1,7 +1,7 @@
 //! The TD Analytics collector: authenticates and stores agents' batches, serves statistics,
 //! profiles and the dashboard; and the `tda` operator CLI that talks to it.
 //!
-//! Request path: [`api`] routes; [`ingest`] takes batches into [`store`]; [`stats`] folds stored
+//! Request path: [`api`] routes; [`ingest`] takes batches into [`store`]; [`stats`] and [`query`] fold stored
 //! data into answers; [`profiles`] holds the profiles in force. [`app`] holds the state and reloads it; [`reload`] decides when; [`server`] starts it all.
 
 pub mod api;
@@ -10,6 +10,7 @@ pub mod cli;
 pub mod dashboard;
 pub mod ingest;
 pub mod profiles;
+pub mod query;
 pub mod reload;
 pub mod server;
 pub mod stats;

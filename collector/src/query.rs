@@ -1,0 +1,279 @@
+//! Queries over stored data: a series (from events or host samples) bucketed by a step with an
+//! aggregation, and a filtered, paginated list of raw events.
+
+use std::collections::{BTreeMap, HashSet};
+
+use serde::Serialize;
+use tda_schema::{Event, HostSample};
+
+use crate::stats::quantile::Sketch;
+use crate::store::{Storage, StoreError};
+
+/// Most points one series query returns; a longer range needs a larger step.
+pub const MAX_POINTS: i64 = 20_000;
+/// Most events one page holds.
+pub const MAX_PAGE: usize = 1_000;
+
+/// How the values in a step are combined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Agg {
+    /// Number of values.
+    Count,
+    /// Sum.
+    Sum,
+    /// Mean.
+    Avg,
+    /// Smallest.
+    Min,
+    /// Largest.
+    Max,
+    /// Sum per second of the step.
+    Rate,
+    /// A quantile (0-1), within the sketch's 1 % error.
+    Quantile(u8),
+    /// Number of distinct users (event series only).
+    Distinct,
+}
+
+impl Agg {
+    /// Parses `count`, `sum`, `avg`, `min`, `max`, `rate`, `p50`, `p95`, `p99` (any `pNN`) or
+    /// `distinct`.
+    pub fn parse(text: &str) -> Result<Agg, String> {
+        Ok(match text {
+            "count" => Agg::Count,
+            "sum" => Agg::Sum,
+            "avg" => Agg::Avg,
+            "min" => Agg::Min,
+            "max" => Agg::Max,
+            "rate" => Agg::Rate,
+            "distinct" => Agg::Distinct,
+            p => {
+                match p
+                    .strip_prefix('p')
+                    .and_then(|n| n.parse::<u8>().ok())
+                    .filter(|n| (1..=99).contains(n))
+                {
+                    Some(n) => Agg::Quantile(n),
+                    None => return Err(format!(
+                        "agg: `{text}` is not count, sum, avg, min, max, rate, p1-p99 or distinct"
+                    )),
+                }
+            }
+        })
+    }
+}
+
+/// Filters on events (all given must match) and on the agent of samples.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// Only this feature.
+    pub feature: Option<String>,
+    /// Only this user.
+    pub user: Option<String>,
+    /// Only this HTTP status.
+    pub status: Option<u16>,
+    /// Only samples of this agent.
+    pub agent: Option<String>,
+}
+
+impl Filter {
+    fn event(&self, e: &Event) -> bool {
+        self.feature.as_ref().is_none_or(|f| *f == e.feature)
+            && self.user.as_ref().is_none_or(|u| *u == e.user_id)
+            && self.status.is_none_or(|s| Some(s) == e.status)
+    }
+}
+
+/// The series a query can ask for.
+pub const EVENT_SERIES: [&str; 4] = ["requests", "errors", "latency_ms", "users"];
+/// Host and process series, from samples.
+pub const SAMPLE_SERIES: [&str; 11] = [
+    "host.cpu_percent",
+    "host.mem_used_bytes",
+    "host.swap_used_bytes",
+    "host.load1",
+    "host.disk_read_bytes",
+    "host.disk_written_bytes",
+    "host.net_rx_bytes",
+    "host.net_tx_bytes",
+    "process.cpu_percent",
+    "process.rss_bytes",
+    "process.open_fds",
+];
+
+fn sample_value(series: &str, s: &HostSample) -> Option<f64> {
+    let p = s.process.as_ref();
+    Some(match series {
+        "host.cpu_percent" => f64::from(s.cpu_percent),
+        "host.mem_used_bytes" => s.mem_used_bytes as f64,
+        "host.swap_used_bytes" => s.swap_used_bytes as f64,
+        "host.load1" => s.load[0],
+        "host.disk_read_bytes" => s.disk_read_bytes as f64,
+        "host.disk_written_bytes" => s.disk_written_bytes as f64,
+        "host.net_rx_bytes" => s.net_rx_bytes as f64,
+        "host.net_tx_bytes" => s.net_tx_bytes as f64,
+        "process.cpu_percent" => f64::from(p?.cpu_percent),
+        "process.rss_bytes" => p?.rss_bytes as f64,
+        "process.open_fds" => f64::from(p?.open_fds),
+        _ => return None,
+    })
+}
+
+/// One point of a series.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Point {
+    /// Step start, epoch ms.
+    pub t: i64,
+    /// The aggregated value; `null` for a step without data (0 for counts).
+    pub v: Option<f64>,
+}
+
+#[derive(Default)]
+struct Step {
+    count: u64,
+    sum: f64,
+    min: f64,
+    max: f64,
+    sketch: Sketch,
+    users: HashSet<String>,
+}
+
+impl Step {
+    fn add(&mut self, v: f64) {
+        if self.count == 0 || v < self.min {
+            self.min = v;
+        }
+        if self.count == 0 || v > self.max {
+            self.max = v;
+        }
+        self.count += 1;
+        self.sum += v;
+        self.sketch.add(v);
+    }
+
+    fn value(&self, agg: Agg, step_ms: i64) -> Option<f64> {
+        let some = (self.count > 0).then_some(());
+        match agg {
+            Agg::Count => Some(self.count as f64),
+            Agg::Sum => Some(self.sum),
+            Agg::Rate => Some(self.sum * 1000.0 / step_ms as f64),
+            Agg::Avg => some.map(|_| self.sum / self.count as f64),
+            Agg::Min => some.map(|_| self.min),
+            Agg::Max => some.map(|_| self.max),
+            Agg::Quantile(q) => self.sketch.quantile(f64::from(q) / 100.0),
+            Agg::Distinct => Some(self.users.len() as f64),
+        }
+    }
+}
+
+/// A series over `[from, to)` in steps of `step_ms`.
+pub fn series(
+    store: &dyn Storage,
+    name: &str,
+    from: i64,
+    to: i64,
+    step_ms: i64,
+    agg: Agg,
+    filter: &Filter,
+) -> Result<Vec<Point>, StoreError> {
+    let mut steps: BTreeMap<i64, Step> = BTreeMap::new();
+    let slot = |t: i64| from + (t - from).div_euclid(step_ms) * step_ms;
+    if EVENT_SERIES.contains(&name) {
+        store.scan_events(from, to, &mut |e| {
+            if !filter.event(e) {
+                return;
+            }
+            let step = steps.entry(slot(e.timestamp.0)).or_default();
+            match name {
+                "requests" => step.add(1.0),
+                "errors" if e.is_error() => step.add(1.0),
+                "latency_ms" => {
+                    if let Some(l) = e.latency_ms {
+                        step.add(l)
+                    }
+                }
+                "users" => {
+                    if !step.users.contains(&e.user_id) {
+                        step.users.insert(e.user_id.clone());
+                    }
+                }
+                _ => {}
+            }
+        })?;
+    } else {
+        store.scan_samples(from, to, &mut |agent, s| {
+            if filter.agent.as_ref().is_some_and(|a| a != agent) {
+                return;
+            }
+            if let Some(v) = sample_value(name, s) {
+                steps.entry(slot(s.timestamp.0)).or_default().add(v);
+            }
+        })?;
+    }
+    let empty = Step::default();
+    Ok((0..)
+        .map(|i| from + i * step_ms)
+        .take_while(|t| *t < to)
+        .map(|t| Point {
+            t,
+            v: steps.get(&t).unwrap_or(&empty).value(agg, step_ms),
+        })
+        .collect())
+}
+
+/// A page of events, oldest first.
+#[derive(Debug, Serialize)]
+pub struct Page {
+    /// The events.
+    pub events: Vec<Event>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Events in `[from, to)` matching `filter`, oldest first, `limit` per page. The cursor is
+/// `<timestamp>.<events already returned at that timestamp>`.
+pub fn events(
+    store: &dyn Storage,
+    from: i64,
+    to: i64,
+    filter: &Filter,
+    limit: usize,
+    cursor: Option<&str>,
+) -> Result<Page, String> {
+    let (after_ts, skip) = match cursor {
+        Some(c) => {
+            let (t, n) = c
+                .split_once('.')
+                .ok_or_else(|| format!("cursor: `{c}` is not one this API gave"))?;
+            (
+                t.parse::<i64>()
+                    .map_err(|_| format!("cursor: `{c}` is not one this API gave"))?,
+                n.parse::<usize>()
+                    .map_err(|_| format!("cursor: `{c}` is not one this API gave"))?,
+            )
+        }
+        None => (from, 0),
+    };
+    let mut all = Vec::new();
+    store
+        .scan_events(after_ts.max(from), to, &mut |e| {
+            if filter.event(e) {
+                all.push(e.clone())
+            }
+        })
+        .map_err(|e| e.to_string())?;
+    all.sort_by_key(|e| e.timestamp); // stable: ties keep the store's (deterministic) order
+    let start = all.partition_point(|e| e.timestamp.0 < after_ts) + skip;
+    let page: Vec<Event> = all.iter().skip(start).take(limit).cloned().collect();
+    let end = start + page.len();
+    let next_cursor = (end < all.len()).then(|| {
+        let last = page.last().map_or(after_ts, |e| e.timestamp.0);
+        let at_last = all[..end].iter().filter(|e| e.timestamp.0 == last).count();
+        format!("{last}.{at_last}")
+    });
+    Ok(Page {
+        events: page,
+        next_cursor,
+    })
+}
