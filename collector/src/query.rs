@@ -55,9 +55,11 @@ impl Agg {
                     .filter(|n| (1..=99).contains(n))
                 {
                     Some(n) => Agg::Quantile(n),
-                    None => return Err(format!(
+                    None => {
+                        return Err(format!(
                         "agg: `{text}` is not count, sum, avg, min, max, rate, p1-p99 or distinct"
-                    )),
+                    ))
+                    }
                 }
             }
         })
@@ -188,15 +190,11 @@ pub fn series(
             match name {
                 "requests" => step.add(1.0),
                 "errors" if e.is_error() => step.add(1.0),
-                "latency_ms" => {
-                    if let Some(l) = e.latency_ms {
-                        step.add(l)
-                    }
+                "latency_ms" if e.latency_ms.is_some() => {
+                    step.add(e.latency_ms.unwrap_or_default())
                 }
-                "users" => {
-                    if !step.users.contains(&e.user_id) {
-                        step.users.insert(e.user_id.clone());
-                    }
+                "users" if !step.users.contains(&e.user_id) => {
+                    step.users.insert(e.user_id.clone());
                 }
                 _ => {}
             }
