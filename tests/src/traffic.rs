@@ -15,12 +15,15 @@ pub struct Traffic {
     thread: Option<JoinHandle<()>>,
 }
 
-/// The events of request `n` of sender `lane`: timestamps `t0 + lane * 10^9 + index` ms, so
-/// every event is unique and a range query counts exactly one lane.
+/// Width of a lane: sender `lane`'s events lie in `[t0 + lane * LANE_MS, t0 + (lane + 1) * LANE_MS)`.
+pub const LANE_MS: i64 = 100_000_000;
+
+/// Events `first..first + count` of sender `lane`: timestamps `t0 + lane * LANE_MS + index` ms,
+/// so every event is unique and a range query counts exactly one lane.
 pub fn events(t0: i64, lane: u64, first: u64, count: u64) -> Vec<u8> {
     let evs: Vec<serde_json::Value> = (first..first + count)
         .map(|i| {
-            json!({"timestamp": t0 + (lane as i64) * 1_000_000_000 + i as i64, "user_id": format!("u{lane}-{}", i % 997),
+            json!({"timestamp": t0 + (lane as i64) * LANE_MS + i as i64, "user_id": format!("u{lane}-{}", i % 997),
                 "feature": "generate", "status": 200, "latency_ms": (i % 500) as f64})
         })
         .collect();

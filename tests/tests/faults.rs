@@ -5,13 +5,13 @@ use std::fs;
 use std::time::{Duration, Instant};
 
 use tda_tests::proxy::{Fault, Proxy};
-use tda_tests::traffic::{events, Traffic};
+use tda_tests::traffic::{events, Traffic, LANE_MS};
 use tda_tests::*;
 
-/// Lane `lane`'s events: `[t0 + lane * 10^9, t0 + (lane + 1) * 10^9)`.
+/// Lane `lane`'s events: `[t0 + lane * LANE_MS, t0 + (lane + 1) * LANE_MS)`.
 fn lane_range(t0: i64, lane: u64) -> (i64, i64) {
-    let start = t0 + lane as i64 * 1_000_000_000;
-    (start, start + 1_000_000_000)
+    let start = t0 + lane as i64 * LANE_MS;
+    (start, start + LANE_MS)
 }
 
 fn stored(collector: &str, t0: i64, lanes: u64) -> u64 {
@@ -35,9 +35,10 @@ fn report(test: &str, sent: u64, stored: u64, duplicated: u64, dropped: u64, rec
     eprintln!("{test}: sent={sent} stored={stored} duplicated={duplicated} dropped={dropped} recovered_in_ms={}", recovered.as_millis());
 }
 
-/// The events start 3 hours ago, lanes a million seconds apart (all in the past).
+/// The events start about 4.6 days ago, lanes 27.8 hours apart: all in the past, all within the
+/// default 30-day retention.
 fn t0() -> i64 {
-    now_ms() - 4_000_000_000
+    now_ms() - 4 * LANE_MS
 }
 
 /// `n` agents `agent-0` … shipping to `collector`, each under `<dir>/a<i>`.

@@ -141,6 +141,8 @@ fn simulator_ground_truth_equals_the_stats() {
     let collector = setup.start();
     let agent = start_agent(&tmp.path().join("agent"), &collector.url, collector.pid());
     let truth_file = tmp.path().join("truth.json");
+    const WEEK: i64 = 7 * 86_400_000;
+    let monday_two_weeks_ago = now_ms() - (now_ms() + 3 * 86_400_000).rem_euclid(WEEK) - 2 * WEEK;
     let out = std::process::Command::new(bin("tda-agent"))
         .args([
             "simulate",
@@ -152,9 +154,10 @@ fn simulator_ground_truth_equals_the_stats() {
             "2d",
             "--seed",
             "7",
-            // A fixed start makes the traffic the same on every run; the burst is at 15:00 UTC.
+            // A Monday 00:00 UTC start makes the traffic the same on every run (seasonality is
+            // weekly); the burst is on Tuesday at 15:00 UTC.
             "--start",
-            "2026-11-02T00:00:00Z",
+            &monday_two_weeks_ago.to_string(),
             "--incident",
             "error_burst@39h+1h",
             "--truth",

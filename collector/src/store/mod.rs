@@ -1,5 +1,6 @@
 //! The storage interface every backend implements, and the sled backend (the embedded default).
 
+mod columns;
 mod sled_store;
 
 pub use sled_store::SledStore;

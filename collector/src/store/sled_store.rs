@@ -1,5 +1,6 @@
-//! The sled backend: each batch becomes one compressed block per hour it covers, keyed by hour so
-//! range scans read only the hours asked for; a batch-id tree makes appends idempotent.
+//! The sled backend: each batch becomes one compressed block per hour it covers (events in
+//! columns, samples as JSON), keyed by hour so range scans read only the hours asked for; a
+//! batch-id tree makes appends idempotent.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -9,7 +10,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::{Db, Transactional, Tree};
 use tda_schema::{Batch, Event, HostSample, Timestamp};
 
-use super::{Appended, Deleted, Storage, StoreError};
+use super::{columns, Appended, Deleted, Storage, StoreError};
 
 /// Format version written as the first byte of every block and batch marker.
 pub const BLOCK_VERSION: u8 = 1;
@@ -90,10 +91,11 @@ impl Part {
     }
 
     /// Visits the decoded blocks of the hours overlapping `[from, to)`.
-    fn scan<T: for<'de> Deserialize<'de>>(
+    fn scan<T>(
         &self,
         from: i64,
         to: i64,
+        decode: fn(&[u8], &[u8]) -> Result<T, StoreError>,
         visit: &mut dyn FnMut(T),
     ) -> Result<(), StoreError> {
         if to <= from {
@@ -103,7 +105,7 @@ impl Part {
         let end = block_key((to - 1).div_euclid(HOUR_MS) + 1, 0);
         for item in self.blocks.range(start..end) {
             let (key, value) = item?;
-            visit(decode_block(&key, &value)?);
+            visit(decode(&key, &value)?);
         }
         Ok(())
     }
@@ -121,6 +123,15 @@ fn encode_block<T: Serialize>(value: &T) -> Vec<u8> {
     let mut out = vec![BLOCK_VERSION];
     out.extend(zstd::bulk::compress(&json, ZSTD_LEVEL).unwrap_or_default());
     out
+}
+
+/// Event blocks: columnar (version 2), or JSON (version 1, written before columns).
+fn decode_events(key: &[u8], value: &[u8]) -> Result<Vec<Event>, StoreError> {
+    if value.first() == Some(&columns::VERSION) {
+        let key = key.iter().map(|b| format!("{b:02x}")).collect();
+        return columns::decode(value).map_err(|message| StoreError::Corrupt { key, message });
+    }
+    decode_block(key, value)
 }
 
 fn decode_block<T: for<'de> Deserialize<'de>>(key: &[u8], value: &[u8]) -> Result<T, StoreError> {
@@ -201,7 +212,7 @@ impl Storage for SledStore {
             .collect();
         let event_blocks = by_hour(&batch.events, |e| e.timestamp.0)
             .into_iter()
-            .map(|(h, events)| (h, encode_block(&events)))
+            .map(|(h, events)| (h, columns::encode(&events)))
             .collect();
         // Samples first, events last: a retry after a crash between the two finds the samples
         // already marked and stores only the events.
@@ -215,11 +226,12 @@ impl Storage for SledStore {
         to: i64,
         visit: &mut dyn FnMut(&Event),
     ) -> Result<(), StoreError> {
-        self.events.scan(from, to, &mut |block: Vec<Event>| {
-            for e in block.iter().filter(|e| (from..to).contains(&e.timestamp.0)) {
-                visit(e);
-            }
-        })
+        self.events
+            .scan(from, to, decode_events, &mut |block: Vec<Event>| {
+                for e in block.iter().filter(|e| (from..to).contains(&e.timestamp.0)) {
+                    visit(e);
+                }
+            })
     }
 
     fn delete_before(&self, cutoff: i64) -> Result<Deleted, StoreError> {
@@ -237,15 +249,16 @@ impl Storage for SledStore {
         to: i64,
         visit: &mut dyn FnMut(&str, &HostSample),
     ) -> Result<(), StoreError> {
-        self.samples.scan(from, to, &mut |block: SampleBlock| {
-            for s in block
-                .samples
-                .iter()
-                .filter(|s| (from..to).contains(&s.timestamp.0))
-            {
-                visit(&block.agent_id, s);
-            }
-        })
+        self.samples
+            .scan(from, to, decode_block, &mut |block: SampleBlock| {
+                for s in block
+                    .samples
+                    .iter()
+                    .filter(|s| (from..to).contains(&s.timestamp.0))
+                {
+                    visit(&block.agent_id, s);
+                }
+            })
     }
 }
 

@@ -1,0 +1,318 @@
+//! Columnar encoding of an event block: timestamps as zig-zag varint deltas; user, session,
+//! feature, route, error and properties as per-block dictionaries with varint indexes; status as
+//! varints; latencies as scaled integers when they have at most three decimals (else raw f64);
+//! the whole then compressed with zstd. Much smaller than JSON, and decoded without a JSON
+//! parser (each distinct properties object is parsed once per block).
+
+use serde_json::{Map, Value};
+use tda_schema::{Event, Timestamp};
+
+/// Format version byte of a columnar event block.
+pub const VERSION: u8 = 2;
+const ZSTD_LEVEL: i32 = 3;
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+fn unzigzag(v: u64) -> i64 {
+    ((v >> 1) as i64) ^ -((v & 1) as i64)
+}
+
+/// A column of optional strings: a dictionary, then one index per row (0 = absent).
+struct Dict<'a> {
+    words: Vec<&'a str>,
+    index: std::collections::HashMap<&'a str, u64>,
+    rows: Vec<u64>,
+}
+
+impl<'a> Dict<'a> {
+    fn new() -> Self {
+        Dict {
+            words: Vec::new(),
+            index: std::collections::HashMap::new(),
+            rows: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, v: Option<&'a str>) {
+        let i = v.map_or(0, |w| {
+            let next = self.words.len() as u64 + 1;
+            *self.index.entry(w).or_insert_with(|| {
+                self.words.push(w);
+                next
+            })
+        });
+        self.rows.push(i);
+    }
+
+    fn write(&self, out: &mut Vec<u8>) {
+        put_varint(out, self.words.len() as u64);
+        for w in &self.words {
+            put_varint(out, w.len() as u64);
+            out.extend_from_slice(w.as_bytes());
+        }
+        for r in &self.rows {
+            put_varint(out, *r);
+        }
+    }
+}
+
+/// Encodes events as a versioned, compressed columnar block.
+pub fn encode(events: &[Event]) -> Vec<u8> {
+    let props: Vec<Option<String>> = events
+        .iter()
+        .map(|e| {
+            (!e.properties.is_empty()).then(|| Value::Object(e.properties.clone()).to_string())
+        })
+        .collect();
+    let mut cols: [Dict; 6] = [
+        Dict::new(),
+        Dict::new(),
+        Dict::new(),
+        Dict::new(),
+        Dict::new(),
+        Dict::new(),
+    ];
+    for (e, p) in events.iter().zip(&props) {
+        cols[0].push(Some(&e.user_id));
+        cols[1].push(e.session_id.as_deref());
+        cols[2].push(Some(&e.feature));
+        cols[3].push(e.route.as_deref());
+        cols[4].push(e.error.as_deref());
+        cols[5].push(p.as_deref());
+    }
+    let mut raw = Vec::with_capacity(events.len() * 16);
+    put_varint(&mut raw, events.len() as u64);
+    let mut prev = 0i64;
+    for e in events {
+        put_varint(&mut raw, zigzag(e.timestamp.0 - prev));
+        prev = e.timestamp.0;
+    }
+    for c in &cols {
+        c.write(&mut raw);
+    }
+    for e in events {
+        put_varint(&mut raw, e.status.map_or(0, |s| u64::from(s) + 1));
+    }
+    for e in events {
+        put_latency(&mut raw, e.latency_ms);
+    }
+    let mut out = vec![VERSION];
+    out.extend(zstd::bulk::compress(&raw, ZSTD_LEVEL).unwrap_or_default());
+    out
+}
+
+/// Latency: 0 absent, 1 + varint of ms x 1000 when exact, 2 + f64 bits otherwise.
+fn put_latency(out: &mut Vec<u8>, l: Option<f64>) {
+    match l {
+        None => out.push(0),
+        Some(v) => {
+            let scaled = (v * 1000.0).round();
+            if (0.0..9.0e15).contains(&scaled) && scaled / 1000.0 == v {
+                out.push(1);
+                put_varint(out, scaled as u64);
+            } else {
+                out.push(2);
+                out.extend_from_slice(&v.to_bits().to_le_bytes());
+            }
+        }
+    }
+}
+
+/// Reads a block written by [`encode`] (without its version byte).
+struct Reader<'a> {
+    data: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn byte(&mut self) -> Result<u8, String> {
+        let b = *self.data.get(self.at).ok_or("block ends early")?;
+        self.at += 1;
+        Ok(b)
+    }
+
+    fn varint(&mut self) -> Result<u64, String> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = self.byte()?;
+            v |= u64::from(b & 0x7f) << shift;
+            if b < 0x80 {
+                return Ok(v);
+            }
+        }
+        Err("varint too long".into())
+    }
+
+    fn bytes(&mut self, n: usize) -> Result<&'a [u8], String> {
+        let s = self
+            .data
+            .get(self.at..self.at + n)
+            .ok_or("block ends early")?;
+        self.at += n;
+        Ok(s)
+    }
+
+    fn dict(&mut self, rows: usize) -> Result<Vec<Option<String>>, String> {
+        let n = self.varint()? as usize;
+        let mut words = Vec::with_capacity(n.min(rows));
+        for _ in 0..n {
+            let len = self.varint()? as usize;
+            let w = std::str::from_utf8(self.bytes(len)?).map_err(|_| "string is not UTF-8")?;
+            words.push(w.to_string());
+        }
+        (0..rows)
+            .map(|_| match self.varint()? as usize {
+                0 => Ok(None),
+                i => words
+                    .get(i - 1)
+                    .cloned()
+                    .map(Some)
+                    .ok_or_else(|| "dictionary index out of range".to_string()),
+            })
+            .collect()
+    }
+
+    fn latency(&mut self) -> Result<Option<f64>, String> {
+        match self.byte()? {
+            0 => Ok(None),
+            1 => Ok(Some(self.varint()? as f64 / 1000.0)),
+            2 => Ok(Some(f64::from_bits(u64::from_le_bytes(
+                self.bytes(8)?.try_into().map_err(|_| "f64")?,
+            )))),
+            k => Err(format!("unknown latency kind {k}")),
+        }
+    }
+}
+
+/// Decodes a block written by [`encode`] (version byte included).
+pub fn decode(block: &[u8]) -> Result<Vec<Event>, String> {
+    if block.first() != Some(&VERSION) {
+        return Err("not a columnar event block".into());
+    }
+    let data = zstd::decode_all(&block[1..]).map_err(|e| e.to_string())?;
+    let mut r = Reader { data: &data, at: 0 };
+    let n = r.varint()? as usize;
+    let mut ts = Vec::with_capacity(n.min(1 << 20));
+    let mut prev = 0i64;
+    for _ in 0..n {
+        prev = prev.wrapping_add(unzigzag(r.varint()?));
+        ts.push(prev);
+    }
+    let mut cols: Vec<Vec<Option<String>>> = (0..6).map(|_| r.dict(n)).collect::<Result<_, _>>()?;
+    let props = parse_properties(std::mem::take(&mut cols[5]))?;
+    let mut events = Vec::with_capacity(n);
+    for (i, (t, properties)) in ts.into_iter().zip(props).enumerate() {
+        let status = match r.varint()? {
+            0 => None,
+            s => Some(u16::try_from(s - 1).map_err(|_| "status out of range")?),
+        };
+        events.push(Event {
+            timestamp: Timestamp(t),
+            user_id: cols[0][i].take().unwrap_or_default(),
+            session_id: cols[1][i].take(),
+            feature: cols[2][i].take().unwrap_or_default(),
+            route: cols[3][i].take(),
+            status,
+            latency_ms: None,
+            error: cols[4][i].take(),
+            properties,
+        });
+    }
+    for e in &mut events {
+        e.latency_ms = r.latency()?;
+    }
+    Ok(events)
+}
+
+/// Parses each distinct properties object once.
+fn parse_properties(rows: Vec<Option<String>>) -> Result<Vec<Map<String, Value>>, String> {
+    let mut parsed: std::collections::HashMap<String, Map<String, Value>> =
+        std::collections::HashMap::new();
+    rows.into_iter()
+        .map(|p| match p {
+            None => Ok(Map::new()),
+            Some(text) => {
+                if let Some(m) = parsed.get(&text) {
+                    return Ok(m.clone());
+                }
+                let m: Map<String, Value> =
+                    serde_json::from_str(&text).map_err(|e| e.to_string())?;
+                parsed.insert(text, m.clone());
+                Ok(m)
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(v: serde_json::Value) -> Event {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn round_trips_every_field_and_absence() {
+        let events = vec![
+            ev(
+                serde_json::json!({"timestamp": 1_795_860_000_500i64, "user_id": "u1", "session_id": "s1", "feature": "generate",
+                "route": "/g", "status": 200, "latency_ms": 12.345, "properties": {"plan": "pro", "n": 3}}),
+            ),
+            ev(
+                serde_json::json!({"timestamp": 1_795_860_000_100i64, "user_id": "u2", "feature": "export", "status": 503,
+                "latency_ms": 0.1 + 0.2, "error": "timeout"}),
+            ),
+            ev(
+                serde_json::json!({"timestamp": 1_795_860_000_100i64, "user_id": "u1", "feature": "generate"}),
+            ),
+            ev(
+                serde_json::json!({"timestamp": 1_795_860_009_999i64, "user_id": "ü-名", "feature": "generate", "latency_ms": 0.0,
+                "properties": {"plan": "pro", "n": 3}}),
+            ),
+        ];
+        assert_eq!(decode(&encode(&events)).unwrap(), events);
+        assert_eq!(decode(&encode(&[])).unwrap(), vec![]);
+    }
+
+    #[test]
+    fn refuses_damage_without_panicking() {
+        let block = encode(&[ev(
+            serde_json::json!({"timestamp": 1_795_860_000_000i64, "user_id": "u", "feature": "f"}),
+        )]);
+        assert!(decode(&block[..block.len() - 3]).is_err());
+        assert!(decode(&[9, 1, 2]).is_err());
+        let mut raw = vec![VERSION];
+        raw.extend(zstd::bulk::compress(&[5, 0], 3).unwrap());
+        assert!(decode(&raw).is_err(), "five events announced, none there");
+    }
+
+    #[test]
+    fn much_smaller_than_json() {
+        let events: Vec<Event> = (0..10_000)
+            .map(|i| {
+                let (feature, plan) = (["a", "b", "c"][i as usize % 3], ["free", "pro"][i as usize % 2]);
+                ev(serde_json::json!({"timestamp": 1_795_860_000_000i64 + i * 37, "user_id": format!("u{}", i % 500),
+                    "feature": feature, "status": 200, "latency_ms": (i % 977) as f64 / 100.0, "properties": {"plan": plan}}))
+            })
+            .collect();
+        let json = zstd::bulk::compress(&serde_json::to_vec(&events).unwrap(), 3).unwrap();
+        let cols = encode(&events);
+        assert!(
+            cols.len() * 2 < json.len(),
+            "columns {} vs json {}",
+            cols.len(),
+            json.len()
+        );
+    }
+}
