@@ -61,6 +61,25 @@ fn start_traffic(agents: &[Daemon], t0: i64, per_request: u64, every: Duration) 
         .collect()
 }
 
+/// An agent under `<dir>/a` shipping to `collector`, closing a batch at every 100 events.
+fn hundred_event_batches(dir: &std::path::Path, collector: &str) -> AgentSetup {
+    let mut agent = AgentSetup::new(&dir.join("a"), collector, std::process::id());
+    agent.batch = "max_events = 100\nmax_age_ms = 200".into();
+    agent
+}
+
+/// Posts `n` requests of 100 events of lane 0 (events `0..n * 100`).
+fn post_hundreds(agent: &str, t0: i64, n: u64) {
+    for i in 0..n {
+        let (status, _) = post(
+            &format!("{agent}/v1/events"),
+            &[],
+            events(t0, 0, i * 100, 100),
+        );
+        assert_eq!(status, 202);
+    }
+}
+
 #[test]
 fn kill_9_the_collector_ten_times_under_load_from_three_agents() {
     let tmp = tempfile::tempdir().unwrap();
@@ -145,16 +164,9 @@ fn kill_9_an_agent_mid_shipment_then_restart_it() {
     let proxy = Proxy::start(format!("127.0.0.1:{}", setup.port), |_| {
         Fault::Delay(Duration::from_millis(40))
     });
-    let mut agent_setup = AgentSetup::new(&tmp.path().join("a"), &proxy.url, std::process::id());
-    agent_setup.batch = "max_events = 100\nmax_age_ms = 200".into();
+    let agent_setup = hundred_event_batches(tmp.path(), &proxy.url);
     let mut agent = agent_setup.start();
-    for i in 0..40 {
-        post(
-            &format!("{}/v1/events", agent.url),
-            &[],
-            events(t0, 0, i * 100, 100),
-        );
-    }
+    post_hundreds(&agent.url, t0, 40);
     wait_for("4000 events spooled", || {
         (agent_counters(&agent.url)["events_spooled"] == 4000).then_some(())
     });
@@ -205,18 +217,11 @@ fn a_faulty_network_loses_and_doubles_nothing() {
             Fault::Delay(Duration::from_millis(100)),
         ][n as usize % 5],
     });
-    let mut agent_setup = AgentSetup::new(&tmp.path().join("a"), &proxy.url, std::process::id());
-    agent_setup.batch = "max_events = 100\nmax_age_ms = 200".into();
+    let agent_setup = hundred_event_batches(tmp.path(), &proxy.url);
     let agent = agent_setup.start();
     let t0 = t0();
     let start = Instant::now();
-    for i in 0..30 {
-        post(
-            &format!("{}/v1/events", agent.url),
-            &[],
-            events(t0, 0, i * 100, 100),
-        );
-    }
+    post_hundreds(&agent.url, t0, 30);
     let total = wait_for("all 3000 events stored", || {
         let s = stored(&collector.url, t0, 1);
         (s >= 3000 && agent_counters(&agent.url)["spool_batches"] == 0).then_some(s)
@@ -245,23 +250,13 @@ fn a_faulty_network_loses_and_doubles_nothing() {
 fn a_full_spool_drops_the_oldest_and_counts_them() {
     let tmp = tempfile::tempdir().unwrap();
     let setup = CollectorSetup::new(&tmp.path().join("c"), "");
-    let mut agent_setup = AgentSetup::new(
-        &tmp.path().join("a"),
-        &format!("http://127.0.0.1:{}", setup.port),
-        std::process::id(),
-    );
-    agent_setup.batch = "max_events = 100\nmax_age_ms = 200".into();
+    let mut agent_setup =
+        hundred_event_batches(tmp.path(), &format!("http://127.0.0.1:{}", setup.port));
     agent_setup.spool = "dir = \"spool\"\nmax_bytes = 65536".into();
     let agent = agent_setup.start();
     let t0 = t0();
     let sent: u64 = 200 * 100;
-    for i in 0..200 {
-        post(
-            &format!("{}/v1/events", agent.url),
-            &[],
-            events(t0, 0, i * 100, 100),
-        );
-    }
+    post_hundreds(&agent.url, t0, 200);
     let counters = wait_for("every event spooled", || {
         let c = agent_counters(&agent.url);
         (c["events_spooled"] == sent).then_some(c)
@@ -313,21 +308,11 @@ fn a_full_spool_drops_the_oldest_and_counts_them() {
 fn a_corrupt_spool_tail_is_reported_and_the_good_records_kept() {
     let tmp = tempfile::tempdir().unwrap();
     let setup = CollectorSetup::new(&tmp.path().join("c"), "");
-    let mut agent_setup = AgentSetup::new(
-        &tmp.path().join("a"),
-        &format!("http://127.0.0.1:{}", setup.port),
-        std::process::id(),
-    );
-    agent_setup.batch = "max_events = 100\nmax_age_ms = 200".into();
+    let agent_setup =
+        hundred_event_batches(tmp.path(), &format!("http://127.0.0.1:{}", setup.port));
     let mut agent = agent_setup.start();
     let t0 = t0();
-    for i in 0..10 {
-        post(
-            &format!("{}/v1/events", agent.url),
-            &[],
-            events(t0, 0, i * 100, 100),
-        );
-    }
+    post_hundreds(&agent.url, t0, 10);
     wait_for("1000 events spooled", || {
         (agent_counters(&agent.url)["events_spooled"] == 1000).then_some(())
     });
