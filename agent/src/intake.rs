@@ -62,7 +62,7 @@ impl Intake {
             );
             return resp;
         }
-        let body = match read_body(req, self.live.config().intake.max_body_bytes).await {
+        let body = match read_body(req, self.live.intake_limit()).await {
             Ok(b) => b,
             Err(refusal) => {
                 add(&self.counters.requests_rejected, 1);

@@ -54,6 +54,8 @@ pub struct Live {
     target: RwLock<Target>,
     status: RwLock<ConfigStatus>,
     served: RwLock<Option<u64>>,
+    /// The local profiles' interval, read at load and reload (not at every poll).
+    local: RwLock<Option<u64>>,
     sampling: watch::Sender<Sampling>,
     batch: watch::Sender<BatchConfig>,
     process: watch::Sender<ProcessConfig>,
@@ -114,8 +116,9 @@ impl Live {
             target: RwLock::new(target),
             status: RwLock::new(status),
             served: RwLock::new(None),
+            local: RwLock::new(None),
         };
-        live.update_sampling();
+        live.read_local_profiles();
         Ok(Arc::new(live))
     }
 
@@ -169,10 +172,31 @@ impl Live {
         self.update_sampling();
     }
 
+    /// Re-reads the local profiles directory, then recomputes the interval.
+    fn read_local_profiles(&self) {
+        let local = local_interval(&self.config(), &self.agent_id);
+        *self.local.write().unwrap_or_else(|p| p.into_inner()) = local;
+        self.update_sampling();
+    }
+
+    /// Largest intake request body in force, bytes.
+    pub fn intake_limit(&self) -> usize {
+        self.config
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .intake
+            .max_body_bytes
+    }
+
     fn update_sampling(&self) {
-        let cfg = self.config();
         let served = *self.served.read().unwrap_or_else(|p| p.into_inner());
-        let sampling = match (served, local_interval(&cfg, &self.agent_id)) {
+        let local = *self.local.read().unwrap_or_else(|p| p.into_inner());
+        let default = self
+            .config
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .default_sample_interval;
+        let sampling = match (served, local) {
             (Some(s), _) => Sampling {
                 interval_secs: s,
                 source: Source::Collector,
@@ -182,7 +206,7 @@ impl Live {
                 source: Source::LocalProfiles,
             },
             (None, None) => Sampling {
-                interval_secs: cfg.default_sample_interval,
+                interval_secs: default,
                 source: Source::Default,
             },
         };
@@ -240,7 +264,7 @@ impl Live {
             restart_needed: restart,
             loaded_at: Timestamp::now().to_rfc3339(),
         };
-        self.update_sampling();
+        self.read_local_profiles();
         tracing::info!("config reloaded");
     }
 }

@@ -176,7 +176,12 @@ impl App {
 
     /// Request limits in force.
     pub fn limits(&self) -> LimitsConfig {
-        self.config().limits
+        self.live
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .config
+            .limits
+            .clone()
     }
 
     /// The config file's status.
