@@ -39,10 +39,10 @@ pub fn validate(config_file: &Path) -> Vec<String> {
         Err(e) => return vec![e.to_string()],
     };
     let dir = live.config.profiles_dir();
-    let (_, errors) = tda_schema::profile::load_dir(&dir);
+    let (profiles, errors) = tda_schema::profile::load_dir(&dir);
     let mut problems: Vec<String> = errors.iter().map(ToString::to_string).collect();
     let mut ids = std::collections::BTreeMap::new();
-    for p in tda_schema::profile::load_dir(&dir).0 {
+    for p in profiles {
         if let Some(other) = ids.insert(p.id(), p.name.clone()) {
             problems.push(format!(
                 "{}: profiles `{other}` and `{}` have the same id `{}`",
