@@ -16,6 +16,7 @@ use crate::profiles::CreateError;
 use crate::query::{self, Agg, Filter};
 use crate::stats::performance::PerformanceAcc;
 use crate::stats::usage::{bucket_count, UsageAcc};
+use crate::store::{compaction, fold_range};
 
 /// Most buckets a stats series may have; a longer range needs a coarser aggregation level.
 pub const MAX_SERIES_BUCKETS: i64 = 50_000;
@@ -38,6 +39,7 @@ impl App {
             ),
             (Method::POST, "/v1/batches") => ingest::handle(req, &self).await,
             (Method::POST, "/-/reload") => self.reload_endpoint(&req).await,
+            (Method::POST, "/-/compact") => self.compact_endpoint(&req).await,
             (Method::GET, p) if p.starts_with("/v1/agents/") && p.ends_with("/settings") => {
                 self.agent_settings(&req, &p["/v1/agents/".len()..p.len() - "/settings".len()])
             }
@@ -100,6 +102,22 @@ impl App {
                 &format!("reload task failed: {e}"),
             ),
         }
+    }
+
+    /// `POST /-/compact[?before=TIME]` (admin): compacts the hours ended before `before`
+    /// (default: `storage.compact_after` ago) now, and answers what it merged.
+    async fn compact_endpoint(self: &Arc<Self>, req: &Request<Incoming>) -> Response {
+        if let Err(resp) = ingest::authorize(req, &self.admin_tokens()) {
+            return resp.response();
+        }
+        let after = self.config().storage.compact_after.0.as_millis() as i64;
+        let before = match query(req).get("before").map(|b| parse_bound(b, now_ms())) {
+            None => now_ms() - after,
+            Some(Ok(t)) => t,
+            Some(Err(e)) => return error(StatusCode::BAD_REQUEST, &format!("before: {e}")),
+        };
+        let app = self.clone();
+        blocking_json(move || compaction::run_once(&app, before)).await
     }
 
     /// `GET /v1/agents/{id}/settings`: the sampling an agent should use, from the profiles.
@@ -199,7 +217,7 @@ impl App {
         let store = self.store.clone();
         blocking_json(move || {
             let mut acc = UsageAcc::new(from, to, level);
-            store.scan_events(from, to, &mut |e| acc.add(e))?;
+            fold_range(&*store, from, to, &mut acc)?;
             Ok(acc.finish(profile))
         })
         .await
@@ -209,7 +227,7 @@ impl App {
         let store = self.store.clone();
         blocking_json(move || {
             let mut acc = PerformanceAcc::new(from, to);
-            store.scan_events(from, to, &mut |e| acc.add_event(e))?;
+            fold_range(&*store, from, to, &mut acc)?;
             store.scan_samples(from, to, &mut |agent, s| acc.add_sample(agent, s))?;
             Ok(acc.finish())
         })

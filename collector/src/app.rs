@@ -84,6 +84,8 @@ pub struct IngestCounters {
     pub batches_throttled: AtomicU64,
     /// Batches whose storage failed (503; the agent retries).
     pub store_failures: AtomicU64,
+    /// Batches refused with 507 because the store reached `storage.max_disk_bytes`.
+    pub batches_refused_disk_full: AtomicU64,
 }
 
 impl IngestCounters {
@@ -97,6 +99,7 @@ impl IngestCounters {
             "batches_rejected": get(&self.batches_rejected),
             "batches_throttled": get(&self.batches_throttled),
             "store_failures": get(&self.store_failures),
+            "batches_refused_disk_full": get(&self.batches_refused_disk_full),
         })
     }
 }
@@ -111,6 +114,8 @@ pub struct App {
     pub ingest: IngestCounters,
     /// Profiles in force.
     pub profiles: Profiles,
+    /// The store's files exceed `storage.max_disk_bytes` (checked by the compaction loop).
+    pub disk_full: std::sync::atomic::AtomicBool,
     live: RwLock<Live>,
     status: RwLock<ConfigStatus>,
 }
@@ -142,6 +147,7 @@ impl App {
             writes,
             ingest: IngestCounters::default(),
             profiles,
+            disk_full: Default::default(),
             live: RwLock::new(live),
             status: RwLock::new(status),
         })
@@ -248,6 +254,9 @@ pub fn restart_needed(running: &CollectorConfig, edited: &CollectorConfig) -> Ve
     if running.retention != edited.retention {
         fields.push("retention".to_string());
     }
+    if running.storage.compact_every != edited.storage.compact_every {
+        fields.push("storage.compact_every".to_string());
+    }
     if running.limits.max_inflight_batches != edited.limits.max_inflight_batches {
         fields.push("limits.max_inflight_batches".to_string());
     }
@@ -260,5 +269,6 @@ fn keep_restart_settings(running: &CollectorConfig, edited: &mut CollectorConfig
     edited.profiles_dir = Some(running.profiles_dir());
     edited.reload = running.reload.clone();
     edited.retention = running.retention.clone();
+    edited.storage.compact_every = running.storage.compact_every;
     edited.limits.max_inflight_batches = running.limits.max_inflight_batches;
 }

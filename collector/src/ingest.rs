@@ -85,10 +85,10 @@ pub async fn handle(req: Request<Incoming>, app: &App) -> Response {
     match accept(req, app).await {
         Ok(resp) => resp,
         Err(refusal) => {
-            let counter = if refusal.status == StatusCode::TOO_MANY_REQUESTS {
-                &app.ingest.batches_throttled
-            } else {
-                &app.ingest.batches_rejected
+            let counter = match refusal.status {
+                StatusCode::TOO_MANY_REQUESTS => &app.ingest.batches_throttled,
+                StatusCode::INSUFFICIENT_STORAGE => &app.ingest.batches_refused_disk_full,
+                _ => &app.ingest.batches_rejected,
             };
             add(counter, 1);
             refusal.response()
@@ -98,6 +98,12 @@ pub async fn handle(req: Request<Incoming>, app: &App) -> Response {
 
 async fn accept(req: Request<Incoming>, app: &App) -> Result<Response, Refusal> {
     authorize(&req, &app.ingest_tokens())?;
+    if app.disk_full.load(std::sync::atomic::Ordering::Relaxed) {
+        return Err(Refusal::new(
+            StatusCode::INSUFFICIENT_STORAGE,
+            "storage.max_disk_bytes reached; retry later",
+        ));
+    }
     let permit = app.writes.clone().try_acquire_owned().map_err(|_| {
         Refusal::new(
             StatusCode::TOO_MANY_REQUESTS,

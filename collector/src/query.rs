@@ -1,13 +1,15 @@
 //! Queries over stored data: a series (from events or host samples) bucketed by a step with an
 //! aggregation, and a filtered, paginated list of raw events.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 use serde::Serialize;
 use tda_schema::{Event, HostSample};
 
+use crate::stats::distinct::Distinct;
 use crate::stats::quantile::Sketch;
-use crate::store::{Storage, StoreError};
+use crate::store::rollup::{Moments, Rollup, HOUR_MS, MINUTE_MS};
+use crate::store::{fold_range, Fold, Storage, StoreError};
 
 /// Most points one series query returns; a longer range needs a larger step.
 pub const MAX_POINTS: i64 = 20_000;
@@ -133,38 +135,110 @@ pub struct Point {
 
 #[derive(Default)]
 struct Step {
-    count: u64,
-    sum: f64,
-    min: f64,
-    max: f64,
+    moments: Moments,
     sketch: Sketch,
-    users: HashSet<String>,
+    users: Distinct,
 }
 
 impl Step {
     fn add(&mut self, v: f64) {
-        if self.count == 0 || v < self.min {
-            self.min = v;
-        }
-        if self.count == 0 || v > self.max {
-            self.max = v;
-        }
-        self.count += 1;
-        self.sum += v;
+        self.moments.add(v);
         self.sketch.add(v);
     }
 
     fn value(&self, agg: Agg, step_ms: i64) -> Option<f64> {
-        let some = (self.count > 0).then_some(());
+        let m = &self.moments;
+        let some = (m.count > 0).then_some(());
         match agg {
-            Agg::Count => Some(self.count as f64),
-            Agg::Sum => Some(self.sum),
-            Agg::Rate => Some(self.sum * 1000.0 / step_ms as f64),
-            Agg::Avg => some.map(|_| self.sum / self.count as f64),
-            Agg::Min => some.map(|_| self.min),
-            Agg::Max => some.map(|_| self.max),
+            Agg::Count => Some(m.count as f64),
+            Agg::Sum => Some(m.sum),
+            Agg::Rate => Some(m.sum * 1000.0 / step_ms as f64),
+            Agg::Avg => some.map(|_| m.sum / m.count as f64),
+            Agg::Min => some.map(|_| m.min),
+            Agg::Max => some.map(|_| m.max),
             Agg::Quantile(q) => self.sketch.quantile(f64::from(q) / 100.0),
-            Agg::Distinct => Some(self.users.len() as f64),
+            Agg::Distinct => Some(self.users.count() as f64),
+        }
+    }
+}
+
+/// Folds events (and, where the query allows, rollups) of an event series into steps.
+struct EventSeries<'a> {
+    name: &'a str,
+    filter: &'a Filter,
+    from: i64,
+    step_ms: i64,
+    steps: BTreeMap<i64, Step>,
+}
+
+impl EventSeries<'_> {
+    fn step(&mut self, t: i64) -> &mut Step {
+        let slot = self.from + (t - self.from).div_euclid(self.step_ms) * self.step_ms;
+        self.steps.entry(slot).or_default()
+    }
+
+    /// Whether rollups give this query's exact answer: no per-event filter, and steps that
+    /// hold whole rollup cells (minutes, or hours for sketches).
+    fn rollups_serve(name: &str, filter: &Filter, from: i64, step_ms: i64, agg: Agg) -> bool {
+        let unit = match agg {
+            Agg::Quantile(_) | Agg::Distinct => HOUR_MS,
+            _ => MINUTE_MS,
+        };
+        let sketch_ok = match agg {
+            Agg::Quantile(_) => name == "latency_ms",
+            Agg::Distinct => name == "users",
+            _ => name != "users",
+        };
+        filter.user.is_none()
+            && filter.status.is_none()
+            && sketch_ok
+            && step_ms % unit == 0
+            && from.rem_euclid(unit) == 0
+    }
+}
+
+impl Fold for EventSeries<'_> {
+    fn event(&mut self, e: &Event) {
+        if !self.filter.event(e) {
+            return;
+        }
+        let name = self.name;
+        let step = self.step(e.timestamp.0);
+        match name {
+            "requests" => step.add(1.0),
+            "errors" if e.is_error() => step.add(1.0),
+            "latency_ms" => e.latency_ms.into_iter().for_each(|l| step.add(l)),
+            "users" => step.users.add(&e.user_id),
+            _ => {}
+        }
+    }
+
+    fn rollup(&mut self, r: &Rollup) {
+        let wanted = |f: &&String| self.filter.feature.as_ref().is_none_or(|w| w == *f);
+        for (_, f) in r.features.iter().filter(|(f, _)| wanted(f)) {
+            let name = self.name;
+            if name == "users" || name == "latency_ms" {
+                let step = self.step(r.hour);
+                step.users.merge(&f.users);
+                step.sketch.merge(&f.latency);
+            }
+            for (m, c) in &f.minutes {
+                let ones = |n: u64| Moments {
+                    count: n,
+                    sum: n as f64,
+                    min: 1.0,
+                    max: 1.0,
+                };
+                let moments = match name {
+                    "requests" => ones(c.requests),
+                    "errors" => ones(c.errors),
+                    "latency_ms" => c.latency,
+                    _ => continue,
+                };
+                self.step(r.hour + i64::from(*m) * MINUTE_MS)
+                    .moments
+                    .merge(&moments);
+            }
         }
     }
 }
@@ -180,26 +254,22 @@ pub fn series(
     filter: &Filter,
 ) -> Result<Vec<Point>, StoreError> {
     let mut steps: BTreeMap<i64, Step> = BTreeMap::new();
-    let slot = |t: i64| from + (t - from).div_euclid(step_ms) * step_ms;
     if EVENT_SERIES.contains(&name) {
-        store.scan_events(from, to, &mut |e| {
-            if !filter.event(e) {
-                return;
-            }
-            let step = steps.entry(slot(e.timestamp.0)).or_default();
-            match name {
-                "requests" => step.add(1.0),
-                "errors" if e.is_error() => step.add(1.0),
-                "latency_ms" if e.latency_ms.is_some() => {
-                    step.add(e.latency_ms.unwrap_or_default())
-                }
-                "users" if !step.users.contains(&e.user_id) => {
-                    step.users.insert(e.user_id.clone());
-                }
-                _ => {}
-            }
-        })?;
+        let mut acc = EventSeries {
+            name,
+            filter,
+            from,
+            step_ms,
+            steps: BTreeMap::new(),
+        };
+        if EventSeries::rollups_serve(name, filter, from, step_ms, agg) {
+            fold_range(store, from, to, &mut acc)?;
+        } else {
+            store.scan_events(from, to, &mut |e| acc.event(e))?;
+        }
+        steps = acc.steps;
     } else {
+        let slot = |t: i64| from + (t - from).div_euclid(step_ms) * step_ms;
         store.scan_samples(from, to, &mut |agent, s| {
             if filter.agent.as_ref().is_some_and(|a| a != agent) {
                 return;

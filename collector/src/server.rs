@@ -9,7 +9,7 @@ use tokio::net::TcpListener;
 
 use crate::app::{App, Live};
 use crate::reload;
-use crate::store::retention;
+use crate::store::{compaction, retention};
 
 /// Runs the collector until SIGINT or SIGTERM; SIGHUP, `POST /-/reload` and file changes reload.
 pub async fn run(config_file: &Path) -> anyhow::Result<()> {
@@ -20,6 +20,7 @@ pub async fn run(config_file: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("listen: cannot bind {}", cfg.listen))?;
     let _watching = reload::spawn(app.clone(), config_file);
     tokio::spawn(retention::run(app.clone(), cfg.retention.every.0));
+    tokio::spawn(compaction::run(app.clone(), cfg.storage.compact_every.0));
     tracing::info!(listen = %cfg.listen, data_dir = %cfg.data_dir.display(), profiles = app.profiles.list().len(),
         profile_errors = app.profiles.errors().len(), "collector started");
     tda_daemon::serve(

@@ -3,7 +3,8 @@
 
 use std::path::Path;
 
-use tda_collector::store::{Appended, Deleted, SledStore, Storage};
+use tda_collector::store::rollup::Rollup;
+use tda_collector::store::{Appended, Compacted, Deleted, SledStore, Storage};
 use tda_schema::wire::BATCH_FORMAT_VERSION;
 use tda_schema::{Batch, Event, HostSample, Timestamp};
 
@@ -196,6 +197,106 @@ fn delete_before_removes_old_data_and_keeps_newer() {
             store.delete_before(T0 - 24 * HOUR).unwrap(),
             Deleted::default(),
             "{name}: nothing left to delete"
+        );
+    });
+}
+
+/// Events over three hours with varied users, features, statuses and integer latencies (so sums
+/// are exact in any order).
+fn traffic(n: i64) -> Vec<Event> {
+    (0..n)
+        .map(|i| {
+            let feature = ["search", "export", "login"][(i % 3) as usize];
+            serde_json::from_value(serde_json::json!({
+                "timestamp": T0 + i * 3 * HOUR / n, "user_id": format!("u{}", i % 41),
+                "feature": feature,
+                "status": if i % 17 == 0 { 503 } else { 200 }, "latency_ms": (i % 250) as f64
+            }))
+            .unwrap()
+        })
+        .collect()
+}
+
+fn rollups_by_hour(store: &dyn Storage, from: i64, to: i64) -> Vec<Rollup> {
+    let mut hours: std::collections::BTreeMap<i64, Rollup> = Default::default();
+    store
+        .scan_rollups(from, to, &mut |r| {
+            hours
+                .entry(r.hour)
+                .or_insert_with(|| Rollup::new(r.hour))
+                .merge(r)
+        })
+        .unwrap();
+    hours.into_values().collect()
+}
+
+#[test]
+fn rollups_cover_exactly_the_events_of_whole_hours() {
+    each(|name, dir, open| {
+        let store = open(dir);
+        let evs = traffic(3_000);
+        for (i, chunk) in evs.chunks(700).enumerate() {
+            store
+                .append(&batch("a", &format!("b{i}"), chunk.to_vec(), vec![]))
+                .unwrap();
+        }
+        let expected: Vec<Rollup> = evs.chunks(1_000).take(2).map(Rollup::of).collect();
+        assert_eq!(expected[0].events, 1_000, "{name}");
+        assert_eq!(
+            rollups_by_hour(&*store, T0, T0 + 2 * HOUR),
+            expected,
+            "{name}"
+        );
+        store.delete_before(T0 + HOUR).unwrap();
+        assert_eq!(
+            rollups_by_hour(&*store, T0, T0 + 2 * HOUR),
+            expected[1..].to_vec(),
+            "{name}: retention removes rollups with their events"
+        );
+    });
+}
+
+#[test]
+fn compaction_keeps_every_event_sample_and_rollup() {
+    each(|name, dir, open| {
+        let store = open(dir);
+        let evs = traffic(3_000);
+        for (i, chunk) in evs.chunks(100).enumerate() {
+            let samples = vec![sample(T0 + i as i64 * 60_000)];
+            let agent = ["web-1", "web-2"][i % 2];
+            store
+                .append(&batch(agent, &format!("b{i}"), chunk.to_vec(), samples))
+                .unwrap();
+        }
+        let before = (
+            events_in(&*store, 0, i64::MAX / 2),
+            rollups_by_hour(&*store, T0, T0 + 3 * HOUR),
+        );
+        let mut samples_before = Vec::new();
+        store
+            .scan_samples(0, i64::MAX / 2, &mut |a, s| {
+                samples_before.push((a.to_string(), s.timestamp))
+            })
+            .unwrap();
+        let done = store.compact(T0 + 2 * HOUR).unwrap();
+        let after = (
+            events_in(&*store, 0, i64::MAX / 2),
+            rollups_by_hour(&*store, T0, T0 + 3 * HOUR),
+        );
+        assert_eq!(after, before, "{name}");
+        let mut samples_after = Vec::new();
+        store
+            .scan_samples(0, i64::MAX / 2, &mut |a, s| {
+                samples_after.push((a.to_string(), s.timestamp))
+            })
+            .unwrap();
+        samples_before.sort();
+        samples_after.sort();
+        assert_eq!(samples_after, samples_before, "{name}");
+        assert_eq!(
+            store.compact(T0 + 2 * HOUR).unwrap(),
+            Compacted::default(),
+            "{name}: a second pass finds nothing to merge (first: {done:?})"
         );
     });
 }

@@ -123,7 +123,8 @@ impl Refusal {
         }
     }
 
-    /// The answer: `{"error": message}`, with a bearer challenge on 401 and `Retry-After` on 429.
+    /// The answer: `{"error": message}`, with a bearer challenge on 401, `Retry-After: 1` on 429
+    /// and `Retry-After: 60` on 507 (storage full: it takes longer to clear).
     pub fn response(&self) -> Response {
         let mut resp = error(self.status, &self.message);
         if self.status == StatusCode::UNAUTHORIZED {
@@ -135,6 +136,10 @@ impl Refusal {
         if self.status == StatusCode::TOO_MANY_REQUESTS {
             resp.headers_mut()
                 .insert(hyper::header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if self.status == StatusCode::INSUFFICIENT_STORAGE {
+            resp.headers_mut()
+                .insert(hyper::header::RETRY_AFTER, HeaderValue::from_static("60"));
         }
         resp
     }

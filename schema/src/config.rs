@@ -341,6 +341,45 @@ pub struct CollectorConfig {
     /// When old data is deleted.
     #[serde(default)]
     pub retention: RetentionConfig,
+    /// Compaction and the disk-space cap of the embedded store.
+    #[serde(default)]
+    pub storage: StorageConfig,
+}
+
+fn default_compact_every() -> HumanDuration {
+    HumanDuration::secs(300)
+}
+fn default_compact_after() -> HumanDuration {
+    HumanDuration::secs(600)
+}
+
+/// Compaction and the disk-space cap of the embedded store.
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// How often the blocks that batches left in each past hour are merged into few large ones
+    /// (smaller on disk, faster to scan). Takes effect at restart.
+    #[serde(default = "default_compact_every")]
+    pub compact_every: HumanDuration,
+    /// An hour is compacted once it ended this long ago (late batches after that are merged by
+    /// a later pass).
+    #[serde(default = "default_compact_after")]
+    pub compact_after: HumanDuration,
+    /// Largest size of the store's files, bytes; 0 for no cap. Above it the collector answers
+    /// batches with 507 (agents keep them in their spools and retry) until retention or the
+    /// operator frees space; stored data is never deleted early to make room.
+    #[serde(default)]
+    pub max_disk_bytes: u64,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            compact_every: default_compact_every(),
+            compact_after: default_compact_after(),
+            max_disk_bytes: 0,
+        }
+    }
 }
 
 fn default_retention_every() -> HumanDuration {
@@ -469,6 +508,9 @@ impl CollectorConfig {
         }
         if cfg.retention.every.is_zero() {
             return Err(ConfigError::new(file, "retention.every: must be > 0"));
+        }
+        if cfg.storage.compact_every.is_zero() {
+            return Err(ConfigError::new(file, "storage.compact_every: must be > 0"));
         }
         if cfg.reload.poll_interval.is_zero() {
             return Err(ConfigError::new(file, "reload.poll_interval: must be > 0"));

@@ -63,13 +63,17 @@ pub fn now_ms() -> i64 {
         .as_millis() as i64
 }
 
-/// Parses a query bound: RFC 3339, epoch milliseconds, or a duration before `now_ms` (`90m`, `1h`, `7d`).
+/// Parses a query bound: RFC 3339, epoch milliseconds, `now`, or a duration before `now_ms`
+/// (`90m`, `1h`, `7d`).
 pub fn parse_bound(text: &str, now_ms: i64) -> Result<i64, String> {
+    if text.trim() == "now" {
+        return Ok(now_ms);
+    }
     if let Ok(ts) = Timestamp::parse(text) {
         return Ok(ts.0);
     }
     let ago = humantime::parse_duration(text.trim().trim_start_matches('-')).map_err(|_| {
-        format!("`{text}` is not RFC 3339, epoch milliseconds or a duration like 1h")
+        format!("`{text}` is not RFC 3339, epoch milliseconds, `now` or a duration like 1h")
     })?;
     Ok(now_ms - ago.as_millis() as i64)
 }

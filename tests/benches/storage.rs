@@ -187,8 +187,32 @@ fn main() {
     );
 
     let base = &collector.url;
-    let (from, to) = (t_first.as_str().expect("ts"), t_last.as_str().expect("ts"));
-    let range = format!("from={from}&to={}", to.replace("Z", ".999Z"));
+    let admin = http()
+        .post(format!("{base}/-/compact?before=now"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .expect("compact");
+    let compact_start = Instant::now();
+    println!(
+        "compaction={} compaction_ms={:.0}",
+        admin.text().unwrap_or_default(),
+        compact_start.elapsed().as_secs_f64() * 1000.0
+    );
+    println!(
+        "disk_bytes_per_event_after_compaction={:.1}",
+        dir_bytes(&data) as f64 / rows as f64
+    );
+    // The whole data set, as the peers' queries read it: from the start of its first hour to
+    // the end of its last.
+    let hour = |ts: &Value| {
+        tda_schema::Timestamp::parse(ts.as_str().expect("ts"))
+            .expect("ts")
+            .0
+            / 3_600_000
+            * 3_600_000
+    };
+    let (from, to) = (hour(&t_first), hour(&t_last) + 3_600_000);
+    let range = format!("from={from}&to={to}");
     println!(
         "query_usage_stats_24h_ms={:.1}",
         p50_ms(&format!("{base}/api/v1/stats/usage?{range}"))
@@ -206,7 +230,7 @@ fn main() {
     println!(
         "query_users_one_event_ms={:.1}",
         p50_ms(&format!(
-            "{base}/api/v1/query?{range}&series=users&step=1d&feature=checkout"
+            "{base}/api/v1/query?{range}&series=users&step=1d&agg=distinct&feature=checkout"
         ))
     );
     println!(

@@ -172,7 +172,7 @@ fn api_refuses_bad_queries_and_profiles() {
     assert_eq!(stats("sales").0, 404);
     assert_eq!(
         stats("usage?from=yesterday").1["error"],
-        "from: `yesterday` is not RFC 3339, epoch milliseconds or a duration like 1h"
+        "from: `yesterday` is not RFC 3339, epoch milliseconds, `now` or a duration like 1h"
     );
     assert_eq!(
         stats("usage?from=1h&to=2h").1["error"],

@@ -1,5 +1,6 @@
 //! Usage and performance statistics computed from stored events and samples over a time range.
 
+pub mod distinct;
 pub mod performance;
 pub mod quantile;
 pub mod usage;

@@ -4,12 +4,24 @@
 use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
+impl Fold for PerformanceAcc {
+    fn event(&mut self, e: &Event) {
+        self.add_event(e);
+    }
+
+    fn rollup(&mut self, r: &Rollup) {
+        self.add_rollup(r);
+    }
+}
+
 #[cfg(test)]
 use tda_schema::Timestamp;
 use tda_schema::{Event, HostSample, ProcessSample};
 
 use super::quantile::Sketch;
 use super::{Latency, Range};
+use crate::store::rollup::Rollup;
+use crate::store::Fold;
 
 /// Error rate above which health is `degraded`.
 pub const ERROR_RATE_DEGRADED: f64 = 0.05;
@@ -238,6 +250,22 @@ impl PerformanceAcc {
         if let Some(l) = e.latency_ms {
             self.latency.add(l);
             self.by_feature.entry(e.feature.clone()).or_default().add(l);
+        }
+    }
+
+    /// Adds the rollup of (part of) a whole hour inside the range.
+    pub fn add_rollup(&mut self, r: &Rollup) {
+        self.requests += r.events;
+        for (kind, n) in &r.error_kinds {
+            self.errors += n;
+            *self.error_kinds.entry(kind.clone()).or_default() += n;
+        }
+        for (name, f) in r.features.iter().filter(|(_, f)| f.latency.count() > 0) {
+            self.latency.merge(&f.latency);
+            self.by_feature
+                .entry(name.clone())
+                .or_default()
+                .merge(&f.latency);
         }
     }
 

@@ -4,11 +4,13 @@
 
 use std::collections::BTreeMap;
 
+use crate::store::codec::{put_signed, put_varint, Reader};
+
 /// Guaranteed relative accuracy of every quantile: 1 %.
 pub const RELATIVE_ERROR: f64 = 0.01;
 
 /// Counts of positive values in log-spaced buckets, plus a count of zeros.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Sketch {
     buckets: BTreeMap<i32, u64>,
     zeros: u64,
@@ -75,6 +77,39 @@ impl Sketch {
     }
 }
 
+impl Sketch {
+    /// Appends the sketch's bytes: count of zeros, buckets as (index delta, count) varints.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        put_varint(out, self.zeros);
+        put_varint(out, self.buckets.len() as u64);
+        let mut prev = 0i32;
+        for (&i, &n) in &self.buckets {
+            put_signed(out, i64::from(i) - i64::from(prev));
+            put_varint(out, n);
+            prev = i;
+        }
+    }
+
+    /// Reads what [`Sketch::encode`] wrote.
+    pub fn decode(r: &mut Reader) -> Result<Self, String> {
+        let zeros = r.varint()?;
+        let n = r.count()?;
+        let (mut buckets, mut count, mut index) = (BTreeMap::new(), zeros, 0i64);
+        for _ in 0..n {
+            index += r.signed()?;
+            let i = i32::try_from(index).map_err(|_| "sketch bucket out of range")?;
+            let c = r.varint()?;
+            count = count.checked_add(c).ok_or("sketch count overflows")?;
+            buckets.insert(i, c);
+        }
+        Ok(Sketch {
+            buckets,
+            zeros,
+            count,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -116,5 +151,9 @@ mod tests {
         assert_eq!(a.quantile(0.5), Some(0.0));
         let top = a.quantile(1.0).unwrap();
         assert!((top - 100.0).abs() <= 1.0, "{top}");
+        let mut bytes = Vec::new();
+        a.encode(&mut bytes);
+        let back = Sketch::decode(&mut Reader::new(&bytes)).unwrap();
+        assert_eq!((back.count(), back.quantile(1.0)), (3, Some(top)));
     }
 }

@@ -1,12 +1,15 @@
 //! Usage statistics: total requests, active users, per-feature usage and requests per interval.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 use tda_schema::{AggregationLevel, Event, Timestamp};
 
+use super::distinct::{self, Distinct};
 use super::quantile::Sketch;
 use super::{Latency, Range};
+use crate::store::rollup::{Rollup, MINUTE_MS};
+use crate::store::Fold;
 
 /// `GET /api/v1/stats/usage`.
 #[derive(Debug, Serialize)]
@@ -64,7 +67,7 @@ pub struct Bucket {
 struct FeatureAcc {
     requests: u64,
     errors: u64,
-    users: HashSet<String>,
+    users: Distinct,
 }
 
 /// Folds events into [`UsageStats`].
@@ -73,7 +76,7 @@ pub struct UsageAcc {
     level: AggregationLevel,
     total: u64,
     errors: u64,
-    users: HashSet<String>,
+    users: Distinct,
     features: HashMap<String, FeatureAcc>,
     buckets: BTreeMap<i64, (u64, u64)>,
     latency: Sketch,
@@ -87,7 +90,7 @@ impl UsageAcc {
             level,
             total: 0,
             errors: 0,
-            users: HashSet::new(),
+            users: Distinct::default(),
             features: HashMap::new(),
             buckets: BTreeMap::new(),
             latency: Sketch::new(),
@@ -99,24 +102,42 @@ impl UsageAcc {
         let failed = e.is_error() as u64;
         self.total += 1;
         self.errors += failed;
-        if !self.users.contains(&e.user_id) {
-            self.users.insert(e.user_id.clone());
-        }
+        let user = distinct::hash(&e.user_id);
+        self.users.add_hash(user);
         let f = self.features.entry(e.feature.clone()).or_default();
         f.requests += 1;
         f.errors += failed;
-        if !f.users.contains(&e.user_id) {
-            f.users.insert(e.user_id.clone());
-        }
-        let width = self.level.millis();
-        let b = self
-            .buckets
-            .entry(e.timestamp.0.div_euclid(width) * width)
-            .or_default();
-        b.0 += 1;
-        b.1 += failed;
+        f.users.add_hash(user);
+        self.add_to_bucket(e.timestamp.0, 1, failed);
         if let Some(l) = e.latency_ms {
             self.latency.add(l);
+        }
+    }
+
+    fn add_to_bucket(&mut self, t: i64, requests: u64, errors: u64) {
+        let width = self.level.millis();
+        let b = self.buckets.entry(t.div_euclid(width) * width).or_default();
+        b.0 += requests;
+        b.1 += errors;
+    }
+
+    /// Adds the rollup of (part of) a whole hour inside the range.
+    pub fn add_rollup(&mut self, r: &Rollup) {
+        for (name, f) in &r.features {
+            let (mut requests, mut errors) = (0, 0);
+            for (m, c) in &f.minutes {
+                self.add_to_bucket(r.hour + i64::from(*m) * MINUTE_MS, c.requests, c.errors);
+                requests += c.requests;
+                errors += c.errors;
+            }
+            self.total += requests;
+            self.errors += errors;
+            let acc = self.features.entry(name.clone()).or_default();
+            acc.requests += requests;
+            acc.errors += errors;
+            acc.users.merge(&f.users);
+            self.users.merge(&f.users);
+            self.latency.merge(&f.latency);
         }
     }
 
@@ -128,7 +149,7 @@ impl UsageAcc {
             .map(|(feature, f)| FeatureUsage {
                 feature,
                 requests: f.requests,
-                users: f.users.len() as u64,
+                users: f.users.count(),
                 errors: f.errors,
             })
             .collect();
@@ -156,7 +177,7 @@ impl UsageAcc {
             profile,
             aggregation_level: self.level,
             total_requests: self.total,
-            active_users: self.users.len() as u64,
+            active_users: self.users.count(),
             errors: self.errors,
             features,
             series,
@@ -179,6 +200,16 @@ pub fn bucket_count(from: i64, to: i64, width: i64) -> i64 {
         return 0;
     }
     (to - 1).div_euclid(width) - from.div_euclid(width) + 1
+}
+
+impl Fold for UsageAcc {
+    fn event(&mut self, e: &Event) {
+        self.add(e);
+    }
+
+    fn rollup(&mut self, r: &Rollup) {
+        self.add_rollup(r);
+    }
 }
 
 #[cfg(test)]

@@ -7,25 +7,11 @@
 use serde_json::{Map, Value};
 use tda_schema::{Event, Timestamp};
 
+use super::codec::{put_f64, put_varint, unzigzag, zigzag, Reader};
+
 /// Format version byte of a columnar event block.
 pub const VERSION: u8 = 2;
 const ZSTD_LEVEL: i32 = 3;
-
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-fn zigzag(v: i64) -> u64 {
-    ((v << 1) ^ (v >> 63)) as u64
-}
-
-fn unzigzag(v: u64) -> i64 {
-    ((v >> 1) as i64) ^ -((v & 1) as i64)
-}
 
 /// A column of optional strings: a dictionary, then one index per row (0 = absent).
 struct Dict<'a> {
@@ -122,75 +108,38 @@ fn put_latency(out: &mut Vec<u8>, l: Option<f64>) {
                 put_varint(out, scaled as u64);
             } else {
                 out.push(2);
-                out.extend_from_slice(&v.to_bits().to_le_bytes());
+                put_f64(out, v);
             }
         }
     }
 }
 
-/// Reads a block written by [`encode`] (without its version byte).
-struct Reader<'a> {
-    data: &'a [u8],
-    at: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn byte(&mut self) -> Result<u8, String> {
-        let b = *self.data.get(self.at).ok_or("block ends early")?;
-        self.at += 1;
-        Ok(b)
+/// Reads a dictionary column of `rows` rows.
+fn read_dict(r: &mut Reader, rows: usize) -> Result<Vec<Option<String>>, String> {
+    let n = r.count()?;
+    let mut words = Vec::with_capacity(n);
+    for _ in 0..n {
+        words.push(r.str()?.to_string());
     }
-
-    fn varint(&mut self) -> Result<u64, String> {
-        let mut v = 0u64;
-        for shift in (0..64).step_by(7) {
-            let b = self.byte()?;
-            v |= u64::from(b & 0x7f) << shift;
-            if b < 0x80 {
-                return Ok(v);
-            }
-        }
-        Err("varint too long".into())
-    }
-
-    fn bytes(&mut self, n: usize) -> Result<&'a [u8], String> {
-        let s = self
-            .data
-            .get(self.at..self.at + n)
-            .ok_or("block ends early")?;
-        self.at += n;
-        Ok(s)
-    }
-
-    fn dict(&mut self, rows: usize) -> Result<Vec<Option<String>>, String> {
-        let n = self.varint()? as usize;
-        let mut words = Vec::with_capacity(n.min(rows));
-        for _ in 0..n {
-            let len = self.varint()? as usize;
-            let w = std::str::from_utf8(self.bytes(len)?).map_err(|_| "string is not UTF-8")?;
-            words.push(w.to_string());
-        }
-        (0..rows)
-            .map(|_| match self.varint()? as usize {
-                0 => Ok(None),
-                i => words
-                    .get(i - 1)
-                    .cloned()
-                    .map(Some)
-                    .ok_or_else(|| "dictionary index out of range".to_string()),
-            })
-            .collect()
-    }
-
-    fn latency(&mut self) -> Result<Option<f64>, String> {
-        match self.byte()? {
+    (0..rows)
+        .map(|_| match r.varint()? as usize {
             0 => Ok(None),
-            1 => Ok(Some(self.varint()? as f64 / 1000.0)),
-            2 => Ok(Some(f64::from_bits(u64::from_le_bytes(
-                self.bytes(8)?.try_into().map_err(|_| "f64")?,
-            )))),
-            k => Err(format!("unknown latency kind {k}")),
-        }
+            i => words
+                .get(i - 1)
+                .cloned()
+                .map(Some)
+                .ok_or_else(|| "dictionary index out of range".to_string()),
+        })
+        .collect()
+}
+
+/// Reads a latency written by [`put_latency`].
+fn read_latency(r: &mut Reader) -> Result<Option<f64>, String> {
+    match r.byte()? {
+        0 => Ok(None),
+        1 => Ok(Some(r.varint()? as f64 / 1000.0)),
+        2 => Ok(Some(r.f64()?)),
+        k => Err(format!("unknown latency kind {k}")),
     }
 }
 
@@ -200,15 +149,17 @@ pub fn decode(block: &[u8]) -> Result<Vec<Event>, String> {
         return Err("not a columnar event block".into());
     }
     let data = zstd::decode_all(&block[1..]).map_err(|e| e.to_string())?;
-    let mut r = Reader { data: &data, at: 0 };
-    let n = r.varint()? as usize;
-    let mut ts = Vec::with_capacity(n.min(1 << 20));
+    let mut r = Reader::new(&data);
+    let n = r.count()?;
+    let mut ts = Vec::with_capacity(n);
     let mut prev = 0i64;
     for _ in 0..n {
         prev = prev.wrapping_add(unzigzag(r.varint()?));
         ts.push(prev);
     }
-    let mut cols: Vec<Vec<Option<String>>> = (0..6).map(|_| r.dict(n)).collect::<Result<_, _>>()?;
+    let mut cols: Vec<Vec<Option<String>>> = (0..6)
+        .map(|_| read_dict(&mut r, n))
+        .collect::<Result<_, _>>()?;
     let props = parse_properties(std::mem::take(&mut cols[5]))?;
     let mut events = Vec::with_capacity(n);
     for (i, (t, properties)) in ts.into_iter().zip(props).enumerate() {
@@ -229,7 +180,7 @@ pub fn decode(block: &[u8]) -> Result<Vec<Event>, String> {
         });
     }
     for e in &mut events {
-        e.latency_ms = r.latency()?;
+        e.latency_ms = read_latency(&mut r)?;
     }
     Ok(events)
 }

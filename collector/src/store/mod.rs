@@ -1,13 +1,19 @@
 //! The storage interface every backend implements, and the sled backend (the embedded default).
 
+pub(crate) mod codec;
 mod columns;
+pub mod rollup;
+mod samples;
 mod sled_store;
 
 pub use sled_store::SledStore;
 
+pub mod compaction;
 pub mod retention;
 
 use tda_schema::{Batch, Event, HostSample};
+
+use rollup::Rollup;
 
 /// Why storage failed; the batch was not acknowledged and the agent will retry.
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +59,15 @@ pub struct Deleted {
     pub batch_ids: u64,
 }
 
+/// What [`Storage::compact`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Compacted {
+    /// Hours whose blocks were merged.
+    pub hours: u64,
+    /// Blocks merged into fewer, larger ones.
+    pub blocks_merged: u64,
+}
+
 /// Durable storage of batches and time-range scans over what they held.
 pub trait Storage: Send + Sync {
     /// Stores a batch durably (returns only after it would survive a crash); a batch id seen
@@ -75,8 +90,73 @@ pub trait Storage: Send + Sync {
         visit: &mut dyn FnMut(&str, &HostSample),
     ) -> Result<(), StoreError>;
 
+    /// Calls `visit` with rollups that together cover every event of the whole hours in
+    /// `[from, to)` (both multiples of an hour); an hour may have several, to be merged. This
+    /// default builds them from the events; a backend that keeps rollups overrides it.
+    fn scan_rollups(
+        &self,
+        from: i64,
+        to: i64,
+        visit: &mut dyn FnMut(&Rollup),
+    ) -> Result<(), StoreError> {
+        let mut hours: std::collections::BTreeMap<i64, Rollup> = Default::default();
+        self.scan_events(from, to, &mut |e| {
+            let hour = e.timestamp.0.div_euclid(rollup::HOUR_MS) * rollup::HOUR_MS;
+            hours
+                .entry(hour)
+                .or_insert_with(|| Rollup::new(hour))
+                .add(e)
+        })?;
+        hours.values().for_each(visit);
+        Ok(())
+    }
+
+    /// Merges the many small blocks that batches left in each hour before `before` (epoch ms)
+    /// into few large ones, which take less space and scan faster. Scans return the same data
+    /// before and after. A backend that compacts by itself keeps this default, which does nothing.
+    fn compact(&self, before: i64) -> Result<Compacted, StoreError> {
+        let _ = before;
+        Ok(Compacted::default())
+    }
+
+    /// Bytes the store's files take on disk (0 when the backend does not know).
+    fn disk_bytes(&self) -> Result<u64, StoreError> {
+        Ok(0)
+    }
+
     /// Deletes data older than `cutoff` (epoch ms) in whole storage units: a backend may keep
     /// data up to its unit (one hour for sled) older than the cutoff, never newer data. Also
     /// forgets batch ids received before `cutoff`.
     fn delete_before(&self, cutoff: i64) -> Result<Deleted, StoreError>;
+}
+
+/// Something that folds events and, for whole hours, their rollups.
+pub trait Fold {
+    /// Adds one event.
+    fn event(&mut self, e: &Event);
+    /// Adds a rollup (several may cover one hour).
+    fn rollup(&mut self, r: &Rollup);
+}
+
+/// Folds `[from, to)` as cheaply as the store allows: the rollups of the whole hours inside it and
+/// the events of the partial hours at either end.
+pub fn fold_range(
+    store: &dyn Storage,
+    from: i64,
+    to: i64,
+    acc: &mut dyn Fold,
+) -> Result<(), StoreError> {
+    let first = from.div_euclid(rollup::HOUR_MS) * rollup::HOUR_MS
+        + if from.rem_euclid(rollup::HOUR_MS) == 0 {
+            0
+        } else {
+            rollup::HOUR_MS
+        };
+    let last = to.div_euclid(rollup::HOUR_MS) * rollup::HOUR_MS;
+    if first >= last {
+        return store.scan_events(from, to, &mut |e| acc.event(e));
+    }
+    store.scan_events(from, first, &mut |e| acc.event(e))?;
+    store.scan_rollups(first, last, &mut |r| acc.rollup(r))?;
+    store.scan_events(last, to, &mut |e| acc.event(e))
 }

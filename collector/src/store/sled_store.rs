@@ -1,27 +1,36 @@
-//! The sled backend: each batch becomes one compressed block per hour it covers (events in
-//! columns, samples as JSON), keyed by hour so range scans read only the hours asked for; a
-//! batch-id tree makes appends idempotent.
+//! The sled backend: each batch becomes one compressed columnar block per hour it covers (events
+//! with their rollup record, samples per agent), keyed by hour so range scans read only the hours
+//! asked for; a batch-id tree makes appends idempotent; compaction merges an hour's blocks.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::{Db, Transactional, Tree};
 use tda_schema::{Batch, Event, HostSample, Timestamp};
 
-use super::{columns, Appended, Deleted, Storage, StoreError};
+use super::rollup::Rollup;
+use super::{columns, samples, Appended, Compacted, Deleted, Storage, StoreError};
 
 /// Format version written as the first byte of every block and batch marker.
 pub const BLOCK_VERSION: u8 = 1;
 const HOUR_MS: i64 = 3_600_000;
-const ZSTD_LEVEL: i32 = 3;
 
 /// One database: events under `analytics/data/`, samples under `analytics/metrics/`.
 struct Part {
     db: Db,
     blocks: Tree,
     batches: Tree,
+    /// Rollup records, under the same key as the event block they summarise.
+    rollups: Tree,
+}
+
+/// One block to store: its hour, its bytes, and (for events) its rollup record.
+struct Stored {
+    hour: i64,
+    block: Vec<u8>,
+    rollup: Option<Vec<u8>>,
 }
 
 impl Part {
@@ -30,27 +39,32 @@ impl Part {
         Ok(Part {
             blocks: db.open_tree("blocks")?,
             batches: db.open_tree("batches")?,
+            rollups: db.open_tree("rollups")?,
             db,
         })
     }
 
     /// Writes the blocks and the batch marker in one transaction, then flushes to disk.
-    fn append(&self, batch_id: &str, blocks: Vec<(i64, Vec<u8>)>) -> Result<Appended, StoreError> {
+    fn append(&self, batch_id: &str, blocks: Vec<Stored>) -> Result<Appended, StoreError> {
         if self.batches.contains_key(batch_id)? {
             return Ok(Appended::Duplicate);
         }
-        let keyed: Vec<(Vec<u8>, Vec<u8>)> = blocks
+        let keyed: Vec<(Vec<u8>, Stored)> = blocks
             .into_iter()
-            .map(|(hour, value)| Ok((block_key(hour, self.db.generate_id()?), value)))
+            .map(|b| Ok((block_key(b.hour, self.db.generate_id()?), b)))
             .collect::<Result<_, sled::Error>>()?;
         let mut marker = vec![BLOCK_VERSION];
         marker.extend_from_slice(&Timestamp::now().0.to_be_bytes());
-        let result = (&self.blocks, &self.batches).transaction(|(blocks, batches)| {
+        let trees = (&self.blocks, &self.batches, &self.rollups);
+        let result = trees.transaction(|(blocks, batches, rollups)| {
             if batches.get(batch_id)?.is_some() {
                 return Ok(Appended::Duplicate);
             }
-            for (k, v) in &keyed {
-                blocks.insert(k.as_slice(), v.as_slice())?;
+            for (k, b) in &keyed {
+                blocks.insert(k.as_slice(), b.block.as_slice())?;
+                if let Some(r) = &b.rollup {
+                    rollups.insert(k.as_slice(), r.as_slice())?;
+                }
             }
             batches.insert(batch_id, marker.as_slice())?;
             Ok::<_, ConflictableTransactionError<()>>(Appended::Stored)
@@ -64,14 +78,59 @@ impl Part {
         Ok(appended)
     }
 
+    /// The keys of blocks of hours before `before_hour`, grouped by hour, for hours with more
+    /// than one block of which one at least was not written by compaction.
+    fn crowded_hours(&self, before_hour: i64) -> Result<Vec<(i64, Vec<sled::IVec>)>, StoreError> {
+        let mut hours: BTreeMap<i64, Vec<sled::IVec>> = BTreeMap::new();
+        for key in self.blocks.range(..block_key(before_hour, 0)).keys() {
+            let key = key?;
+            let hour = key
+                .get(..8)
+                .and_then(|b| b.try_into().ok())
+                .map_or(0, |b| u64::from_be_bytes(b) as i64);
+            hours.entry(hour).or_default().push(key);
+        }
+        let crowded = |keys: &Vec<sled::IVec>| {
+            keys.len() > 1 && keys.iter().any(|k| k.get(8).is_some_and(|b| b & 0x80 == 0))
+        };
+        Ok(hours
+            .into_iter()
+            .filter(|(_, keys)| crowded(keys))
+            .collect())
+    }
+
+    /// Replaces the blocks (and rollups) at `old` keys by `new` ones, in one transaction.
+    fn swap(&self, old: &[sled::IVec], new: &[(Vec<u8>, Stored)]) -> Result<(), StoreError> {
+        let result = (&self.blocks, &self.rollups).transaction(|(blocks, rollups)| {
+            for k in old {
+                blocks.remove(k)?;
+                rollups.remove(k)?;
+            }
+            for (k, b) in new {
+                blocks.insert(k.as_slice(), b.block.as_slice())?;
+                if let Some(r) = &b.rollup {
+                    rollups.insert(k.as_slice(), r.as_slice())?;
+                }
+            }
+            Ok::<_, ConflictableTransactionError<()>>(())
+        });
+        match result {
+            Ok(()) | Err(TransactionError::Abort(())) => Ok(()),
+            Err(TransactionError::Storage(e)) => Err(e.into()),
+        }
+    }
+
     /// Removes blocks of hours wholly before `cutoff` and batch ids received before it.
     fn delete_before(&self, cutoff: i64) -> Result<Deleted, StoreError> {
         let mut deleted = Deleted::default();
         let end = block_key(cutoff.div_euclid(HOUR_MS), 0);
-        for item in self.blocks.range(..end) {
+        for item in self.blocks.range(..end.clone()) {
             let (key, _) = item?;
             self.blocks.remove(key)?;
             deleted.blocks += 1;
+        }
+        for item in self.rollups.range(..end) {
+            self.rollups.remove(item?.0)?;
         }
         for item in self.batches.iter() {
             let (id, marker) = item?;
@@ -93,6 +152,7 @@ impl Part {
     /// Visits the decoded blocks of the hours overlapping `[from, to)`.
     fn scan<T>(
         &self,
+        tree: &Tree,
         from: i64,
         to: i64,
         decode: fn(&[u8], &[u8]) -> Result<T, StoreError>,
@@ -103,7 +163,7 @@ impl Part {
         }
         let start = block_key(from.div_euclid(HOUR_MS), 0);
         let end = block_key((to - 1).div_euclid(HOUR_MS) + 1, 0);
-        for item in self.blocks.range(start..end) {
+        for item in tree.range(start..end) {
             let (key, value) = item?;
             visit(decode(&key, &value)?);
         }
@@ -118,11 +178,22 @@ fn block_key(hour: i64, seq: u64) -> Vec<u8> {
     k
 }
 
-fn encode_block<T: Serialize>(value: &T) -> Vec<u8> {
-    let json = serde_json::to_vec(value).unwrap_or_default();
-    let mut out = vec![BLOCK_VERSION];
-    out.extend(zstd::bulk::compress(&json, ZSTD_LEVEL).unwrap_or_default());
-    out
+/// The key of a block written by compaction: the sequence's top bit set.
+fn compacted_key(hour: i64, seq: u64) -> Vec<u8> {
+    block_key(hour, seq | 1 << 63)
+}
+
+/// Sample blocks: columnar (version 3), or JSON (version 1, written before columns).
+fn decode_samples(key: &[u8], value: &[u8]) -> Result<SampleBlock, StoreError> {
+    if value.first() == Some(&samples::VERSION) {
+        let (agent_id, samples) =
+            samples::decode(value).map_err(|message| StoreError::Corrupt {
+                key: key.iter().map(|b| format!("{b:02x}")).collect(),
+                message,
+            })?;
+        return Ok(SampleBlock { agent_id, samples });
+    }
+    decode_block(key, value)
 }
 
 /// Event blocks: columnar (version 2), or JSON (version 1, written before columns).
@@ -132,6 +203,13 @@ fn decode_events(key: &[u8], value: &[u8]) -> Result<Vec<Event>, StoreError> {
         return columns::decode(value).map_err(|message| StoreError::Corrupt { key, message });
     }
     decode_block(key, value)
+}
+
+fn decode_rollup(key: &[u8], value: &[u8]) -> Result<Rollup, StoreError> {
+    Rollup::decode(value).map_err(|message| StoreError::Corrupt {
+        key: key.iter().map(|b| format!("{b:02x}")).collect(),
+        message,
+    })
 }
 
 fn decode_block<T: for<'de> Deserialize<'de>>(key: &[u8], value: &[u8]) -> Result<T, StoreError> {
@@ -174,7 +252,7 @@ fn by_hour<T: Clone>(items: &[T], ts: impl Fn(&T) -> i64) -> BTreeMap<i64, Vec<T
     hours
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct SampleBlock {
     agent_id: String,
     samples: Vec<HostSample>,
@@ -184,6 +262,8 @@ struct SampleBlock {
 pub struct SledStore {
     events: Part,
     samples: Part,
+    /// Held while compacting, so two compactions never merge the same blocks.
+    compacting: std::sync::Mutex<()>,
 }
 
 impl SledStore {
@@ -192,27 +272,105 @@ impl SledStore {
         Ok(SledStore {
             events: Part::open(&analytics_dir.join("data").join("events"))?,
             samples: Part::open(&analytics_dir.join("metrics").join("samples"))?,
+            compacting: std::sync::Mutex::new(()),
         })
     }
 }
 
+/// Most events one compacted block holds.
+const COMPACT_EVENTS: usize = 100_000;
+
+impl SledStore {
+    /// Merges the event blocks of one hour into time-sorted blocks of up to [`COMPACT_EVENTS`].
+    fn compact_event_hour(&self, hour: i64, keys: &[sled::IVec]) -> Result<u64, StoreError> {
+        let mut events = Vec::new();
+        for key in keys {
+            if let Some(value) = self.events.blocks.get(key)? {
+                events.extend(decode_events(key, &value)?);
+            }
+        }
+        events.sort_by_key(|e| e.timestamp);
+        let merged: Vec<(Vec<u8>, Stored)> = events
+            .chunks(COMPACT_EVENTS)
+            .map(|chunk| {
+                let stored = Stored {
+                    hour,
+                    block: columns::encode(chunk),
+                    rollup: Some(Rollup::of(chunk).encode()),
+                };
+                Ok((compacted_key(hour, self.events.db.generate_id()?), stored))
+            })
+            .collect::<Result<_, sled::Error>>()?;
+        self.events.swap(keys, &merged)?;
+        Ok(keys.len() as u64)
+    }
+
+    /// Merges the sample blocks of one hour into one block per agent.
+    fn compact_sample_hour(&self, hour: i64, keys: &[sled::IVec]) -> Result<u64, StoreError> {
+        let mut agents: BTreeMap<String, Vec<HostSample>> = BTreeMap::new();
+        for key in keys {
+            if let Some(value) = self.samples.blocks.get(key)? {
+                let block = decode_samples(key, &value)?;
+                agents
+                    .entry(block.agent_id)
+                    .or_default()
+                    .extend(block.samples);
+            }
+        }
+        let merged: Vec<(Vec<u8>, Stored)> = agents
+            .into_iter()
+            .map(|(agent_id, mut samples)| {
+                samples.sort_by_key(|s| s.timestamp);
+                let block = samples::encode(&agent_id, &samples);
+                let stored = Stored {
+                    hour,
+                    block,
+                    rollup: None,
+                };
+                Ok((compacted_key(hour, self.samples.db.generate_id()?), stored))
+            })
+            .collect::<Result<_, sled::Error>>()?;
+        self.samples.swap(keys, &merged)?;
+        Ok(keys.len() as u64)
+    }
+}
+
 impl Storage for SledStore {
+    fn compact(&self, before: i64) -> Result<Compacted, StoreError> {
+        let _one_at_a_time = self.compacting.lock().unwrap_or_else(|p| p.into_inner());
+        let before_hour = before.div_euclid(HOUR_MS);
+        let mut done = Compacted::default();
+        for (hour, keys) in self.events.crowded_hours(before_hour)? {
+            done.blocks_merged += self.compact_event_hour(hour, &keys)?;
+            done.hours += 1;
+        }
+        for (hour, keys) in self.samples.crowded_hours(before_hour)? {
+            done.blocks_merged += self.compact_sample_hour(hour, &keys)?;
+            done.hours += 1;
+        }
+        if done.hours > 0 {
+            self.events.db.flush()?;
+            self.samples.db.flush()?;
+        }
+        Ok(done)
+    }
+
     fn append(&self, batch: &Batch) -> Result<Appended, StoreError> {
         let sample_blocks = by_hour(&batch.samples, |s| s.timestamp.0)
             .into_iter()
-            .map(|(h, samples)| {
-                (
-                    h,
-                    encode_block(&SampleBlock {
-                        agent_id: batch.agent_id.clone(),
-                        samples,
-                    }),
-                )
+            .map(|(hour, samples)| Stored {
+                hour,
+                block: samples::encode(&batch.agent_id, &samples),
+                rollup: None,
             })
             .collect();
         let event_blocks = by_hour(&batch.events, |e| e.timestamp.0)
             .into_iter()
-            .map(|(h, events)| (h, columns::encode(&events)))
+            .map(|(hour, events)| Stored {
+                hour,
+                block: columns::encode(&events),
+                rollup: Some(Rollup::of(&events).encode()),
+            })
             .collect();
         // Samples first, events last: a retry after a crash between the two finds the samples
         // already marked and stores only the events.
@@ -226,11 +384,32 @@ impl Storage for SledStore {
         to: i64,
         visit: &mut dyn FnMut(&Event),
     ) -> Result<(), StoreError> {
-        self.events
-            .scan(from, to, decode_events, &mut |block: Vec<Event>| {
+        self.events.scan(
+            &self.events.blocks,
+            from,
+            to,
+            decode_events,
+            &mut |block: Vec<Event>| {
                 for e in block.iter().filter(|e| (from..to).contains(&e.timestamp.0)) {
                     visit(e);
                 }
+            },
+        )
+    }
+
+    fn disk_bytes(&self) -> Result<u64, StoreError> {
+        Ok(self.events.db.size_on_disk()? + self.samples.db.size_on_disk()?)
+    }
+
+    fn scan_rollups(
+        &self,
+        from: i64,
+        to: i64,
+        visit: &mut dyn FnMut(&Rollup),
+    ) -> Result<(), StoreError> {
+        self.events
+            .scan(&self.events.rollups, from, to, decode_rollup, &mut |r| {
+                visit(&r)
             })
     }
 
@@ -249,8 +428,12 @@ impl Storage for SledStore {
         to: i64,
         visit: &mut dyn FnMut(&str, &HostSample),
     ) -> Result<(), StoreError> {
-        self.samples
-            .scan(from, to, decode_block, &mut |block: SampleBlock| {
+        self.samples.scan(
+            &self.samples.blocks,
+            from,
+            to,
+            decode_samples,
+            &mut |block: SampleBlock| {
                 for s in block
                     .samples
                     .iter()
@@ -258,7 +441,8 @@ impl Storage for SledStore {
                 {
                     visit(&block.agent_id, s);
                 }
-            })
+            },
+        )
     }
 }
 
