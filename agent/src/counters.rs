@@ -17,6 +17,8 @@ pub struct Counters {
     pub batches_sent: AtomicU64,
     /// Events inside acknowledged batches.
     pub events_sent: AtomicU64,
+    /// Bytes (compressed, as sent) of acknowledged batches.
+    pub bytes_sent: AtomicU64,
     /// Send attempts that failed and will be retried.
     pub send_retries: AtomicU64,
     /// Batches dropped because the spool was full (oldest first) or could not be written.
@@ -52,6 +54,8 @@ pub struct Snapshot {
     pub batches_sent: u64,
     /// See [`Counters::events_sent`].
     pub events_sent: u64,
+    /// See [`Counters::bytes_sent`].
+    pub bytes_sent: u64,
     /// See [`Counters::send_retries`].
     pub send_retries: u64,
     /// See [`Counters::batches_dropped`].
@@ -89,6 +93,7 @@ impl Counters {
             samples_taken: get(&self.samples_taken),
             batches_sent: get(&self.batches_sent),
             events_sent: get(&self.events_sent),
+            bytes_sent: get(&self.bytes_sent),
             send_retries: get(&self.send_retries),
             batches_dropped: get(&self.batches_dropped),
             events_dropped: get(&self.events_dropped),

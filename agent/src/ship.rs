@@ -128,6 +128,7 @@ pub async fn run(
                 spool.remove(entry.seq);
                 add(&counters.batches_sent, 1);
                 add(&counters.events_sent, batch.events);
+                add(&counters.bytes_sent, batch.body.len() as u64);
             }
             Outcome::Rejected(why) => {
                 tracing::error!(batch_id = %batch.batch_id, events = batch.events, error = %why, "collector refused the batch; quarantined in the spool");
