@@ -265,7 +265,7 @@ pub fn series(
         if EventSeries::rollups_serve(name, filter, from, step_ms, agg) {
             fold_range(store, from, to, &mut acc)?;
         } else {
-            store.scan_events(from, to, &mut |e| acc.event(e))?;
+            store.scan_event_facts(from, to, &mut |e| acc.event(e))?;
         }
         steps = acc.steps;
     } else {

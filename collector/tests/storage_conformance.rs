@@ -300,3 +300,32 @@ fn compaction_keeps_every_event_sample_and_rollup() {
         );
     });
 }
+
+#[test]
+fn event_facts_are_the_events_perhaps_without_properties() {
+    each(|name, dir, open| {
+        let store = open(dir);
+        let mut evs = traffic(50);
+        evs[3]
+            .properties
+            .insert("plan".into(), serde_json::json!("pro"));
+        store
+            .append(&batch("a", "b1", evs.clone(), vec![]))
+            .unwrap();
+        let mut facts = Vec::new();
+        store
+            .scan_event_facts(T0, T0 + 3 * HOUR, &mut |e| facts.push(e.clone()))
+            .unwrap();
+        let strip = |mut e: Event| {
+            e.properties.clear();
+            e
+        };
+        let mut facts: Vec<Event> = facts.into_iter().map(strip).collect();
+        facts.sort_by_key(|e| e.timestamp);
+        assert_eq!(
+            facts,
+            evs.into_iter().map(strip).collect::<Vec<_>>(),
+            "{name}"
+        );
+    });
+}

@@ -246,6 +246,11 @@ fn deserialize_json<T: serde::de::DeserializeOwned>(
     body: &[u8],
     prefix: &str,
 ) -> Result<T, FieldError> {
+    // The fast path: plain serde_json; only a body that fails is decoded again with path
+    // tracking, to name the field.
+    if let Ok(value) = serde_json::from_slice::<T>(body) {
+        return Ok(value);
+    }
     let mut de = serde_json::Deserializer::from_slice(body);
     let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();

@@ -95,12 +95,12 @@ fn main() {
     );
 
     let base = &collector.url;
+    let compact_start = Instant::now();
     let admin = http()
         .post(format!("{base}/-/compact?before=now"))
         .bearer_auth(ADMIN_TOKEN)
         .send()
         .expect("compact");
-    let compact_start = Instant::now();
     println!(
         "compaction={} compaction_ms={:.0}",
         admin.text().unwrap_or_default(),

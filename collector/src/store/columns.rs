@@ -4,6 +4,8 @@
 //! the whole then compressed with zstd. Much smaller than JSON, and decoded without a JSON
 //! parser (each distinct properties object is parsed once per block).
 
+use std::borrow::Borrow;
+
 use serde_json::{Map, Value};
 use tda_schema::{Event, Timestamp};
 
@@ -53,11 +55,14 @@ impl<'a> Dict<'a> {
 }
 
 /// Encodes events as a versioned, compressed columnar block.
-pub fn encode(events: &[Event]) -> Vec<u8> {
+pub fn encode<E: Borrow<Event>>(events: &[E]) -> Vec<u8> {
+    let events: Vec<&Event> = events.iter().map(Borrow::borrow).collect();
+    let events = events.as_slice();
     let props: Vec<Option<String>> = events
         .iter()
         .map(|e| {
-            (!e.properties.is_empty()).then(|| Value::Object(e.properties.clone()).to_string())
+            (!e.properties.is_empty())
+                .then(|| serde_json::to_string(&e.properties).unwrap_or_default())
         })
         .collect();
     let mut cols: [Dict; 6] = [
@@ -114,23 +119,36 @@ fn put_latency(out: &mut Vec<u8>, l: Option<f64>) {
     }
 }
 
-/// Reads a dictionary column of `rows` rows.
-fn read_dict(r: &mut Reader, rows: usize) -> Result<Vec<Option<String>>, String> {
-    let n = r.count()?;
-    let mut words = Vec::with_capacity(n);
-    for _ in 0..n {
-        words.push(r.str()?.to_string());
+/// A dictionary column: its words and, per row, an index into them (0 = absent).
+struct Column {
+    words: Vec<String>,
+    rows: Vec<usize>,
+}
+
+impl Column {
+    /// Reads a dictionary column of `rows` rows.
+    fn read(r: &mut Reader, rows: usize) -> Result<Self, String> {
+        let n = r.count()?;
+        let mut words = Vec::with_capacity(n);
+        for _ in 0..n {
+            words.push(r.str()?.to_string());
+        }
+        let rows = (0..rows)
+            .map(|_| match r.varint()? as usize {
+                i if i <= n => Ok(i),
+                _ => Err("dictionary index out of range".to_string()),
+            })
+            .collect::<Result<_, String>>()?;
+        Ok(Column { words, rows })
     }
-    (0..rows)
-        .map(|_| match r.varint()? as usize {
-            0 => Ok(None),
-            i => words
-                .get(i - 1)
-                .cloned()
-                .map(Some)
-                .ok_or_else(|| "dictionary index out of range".to_string()),
-        })
-        .collect()
+
+    /// Row `i`'s value.
+    fn get(&self, i: usize) -> Option<String> {
+        match self.rows[i] {
+            0 => None,
+            w => Some(self.words[w - 1].clone()),
+        }
+    }
 }
 
 /// Reads a latency written by [`put_latency`].
@@ -143,8 +161,18 @@ fn read_latency(r: &mut Reader) -> Result<Option<f64>, String> {
     }
 }
 
+/// Whether decoding fills in each event's `properties` (parsing every distinct object once) or
+/// leaves them empty, for readers that do not use them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Properties {
+    /// Parse and fill them in.
+    Read,
+    /// Leave them empty.
+    Skip,
+}
+
 /// Decodes a block written by [`encode`] (version byte included).
-pub fn decode(block: &[u8]) -> Result<Vec<Event>, String> {
+pub fn decode(block: &[u8], properties: Properties) -> Result<Vec<Event>, String> {
     if block.first() != Some(&VERSION) {
         return Err("not a columnar event block".into());
     }
@@ -157,26 +185,34 @@ pub fn decode(block: &[u8]) -> Result<Vec<Event>, String> {
         prev = prev.wrapping_add(unzigzag(r.varint()?));
         ts.push(prev);
     }
-    let mut cols: Vec<Vec<Option<String>>> = (0..6)
-        .map(|_| read_dict(&mut r, n))
+    let cols: Vec<Column> = (0..6)
+        .map(|_| Column::read(&mut r, n))
         .collect::<Result<_, _>>()?;
-    let props = parse_properties(std::mem::take(&mut cols[5]))?;
+    let props = match properties {
+        Properties::Read => parse_properties(&cols[5])?,
+        Properties::Skip => vec![Map::new()],
+    };
     let mut events = Vec::with_capacity(n);
-    for (i, (t, properties)) in ts.into_iter().zip(props).enumerate() {
+    for (i, t) in ts.into_iter().enumerate() {
         let status = match r.varint()? {
             0 => None,
             s => Some(u16::try_from(s - 1).map_err(|_| "status out of range")?),
         };
+        let p = if properties == Properties::Read {
+            cols[5].rows[i]
+        } else {
+            0
+        };
         events.push(Event {
             timestamp: Timestamp(t),
-            user_id: cols[0][i].take().unwrap_or_default(),
-            session_id: cols[1][i].take(),
-            feature: cols[2][i].take().unwrap_or_default(),
-            route: cols[3][i].take(),
+            user_id: cols[0].get(i).unwrap_or_default(),
+            session_id: cols[1].get(i),
+            feature: cols[2].get(i).unwrap_or_default(),
+            route: cols[3].get(i),
             status,
             latency_ms: None,
-            error: cols[4][i].take(),
-            properties,
+            error: cols[4].get(i),
+            properties: props[p].clone(),
         });
     }
     for e in &mut events {
@@ -185,24 +221,14 @@ pub fn decode(block: &[u8]) -> Result<Vec<Event>, String> {
     Ok(events)
 }
 
-/// Parses each distinct properties object once.
-fn parse_properties(rows: Vec<Option<String>>) -> Result<Vec<Map<String, Value>>, String> {
-    let mut parsed: std::collections::HashMap<String, Map<String, Value>> =
-        std::collections::HashMap::new();
-    rows.into_iter()
-        .map(|p| match p {
-            None => Ok(Map::new()),
-            Some(text) => {
-                if let Some(m) = parsed.get(&text) {
-                    return Ok(m.clone());
-                }
-                let m: Map<String, Value> =
-                    serde_json::from_str(&text).map_err(|e| e.to_string())?;
-                parsed.insert(text, m.clone());
-                Ok(m)
-            }
-        })
-        .collect()
+/// The properties column's objects, parsed once each: index 0 is the empty object (absent),
+/// index `w` the dictionary's word `w`.
+fn parse_properties(col: &Column) -> Result<Vec<Map<String, Value>>, String> {
+    let mut out = vec![Map::new()];
+    for text in &col.words {
+        out.push(serde_json::from_str(text).map_err(|e| e.to_string())?);
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -232,8 +258,11 @@ mod tests {
                 "properties": {"plan": "pro", "n": 3}}),
             ),
         ];
-        assert_eq!(decode(&encode(&events)).unwrap(), events);
-        assert_eq!(decode(&encode(&[])).unwrap(), vec![]);
+        assert_eq!(decode(&encode(&events), Properties::Read).unwrap(), events);
+        assert_eq!(
+            decode(&encode::<Event>(&[]), Properties::Read).unwrap(),
+            vec![]
+        );
     }
 
     #[test]
@@ -241,11 +270,14 @@ mod tests {
         let block = encode(&[ev(
             serde_json::json!({"timestamp": 1_795_860_000_000i64, "user_id": "u", "feature": "f"}),
         )]);
-        assert!(decode(&block[..block.len() - 3]).is_err());
-        assert!(decode(&[9, 1, 2]).is_err());
+        assert!(decode(&block[..block.len() - 3], Properties::Read).is_err());
+        assert!(decode(&[9, 1, 2], Properties::Read).is_err());
         let mut raw = vec![VERSION];
         raw.extend(zstd::bulk::compress(&[5, 0], 3).unwrap());
-        assert!(decode(&raw).is_err(), "five events announced, none there");
+        assert!(
+            decode(&raw, Properties::Read).is_err(),
+            "five events announced, none there"
+        );
     }
 
     #[test]

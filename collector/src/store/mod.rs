@@ -4,6 +4,7 @@ pub(crate) mod codec;
 mod columns;
 pub mod rollup;
 mod samples;
+mod segments;
 mod sled_store;
 
 pub use sled_store::SledStore;
@@ -82,6 +83,17 @@ pub trait Storage: Send + Sync {
         visit: &mut dyn FnMut(&Event),
     ) -> Result<(), StoreError>;
 
+    /// Like [`Storage::scan_events`], but the events' `properties` may be left empty: for
+    /// aggregations that do not read them, which a backend may then skip decoding.
+    fn scan_event_facts(
+        &self,
+        from: i64,
+        to: i64,
+        visit: &mut dyn FnMut(&Event),
+    ) -> Result<(), StoreError> {
+        self.scan_events(from, to, visit)
+    }
+
     /// Calls `visit` with every stored sample (and its agent id) in `[from, to)`.
     fn scan_samples(
         &self,
@@ -100,7 +112,7 @@ pub trait Storage: Send + Sync {
         visit: &mut dyn FnMut(&Rollup),
     ) -> Result<(), StoreError> {
         let mut hours: std::collections::BTreeMap<i64, Rollup> = Default::default();
-        self.scan_events(from, to, &mut |e| {
+        self.scan_event_facts(from, to, &mut |e| {
             let hour = e.timestamp.0.div_euclid(rollup::HOUR_MS) * rollup::HOUR_MS;
             hours
                 .entry(hour)
@@ -154,9 +166,9 @@ pub fn fold_range(
         };
     let last = to.div_euclid(rollup::HOUR_MS) * rollup::HOUR_MS;
     if first >= last {
-        return store.scan_events(from, to, &mut |e| acc.event(e));
+        return store.scan_event_facts(from, to, &mut |e| acc.event(e));
     }
-    store.scan_events(from, first, &mut |e| acc.event(e))?;
+    store.scan_event_facts(from, first, &mut |e| acc.event(e))?;
     store.scan_rollups(first, last, &mut |r| acc.rollup(r))?;
-    store.scan_events(last, to, &mut |e| acc.event(e))
+    store.scan_event_facts(last, to, &mut |e| acc.event(e))
 }

@@ -3,6 +3,7 @@
 //! distinct-user sketch; per hour the error kinds. Whole-hour statistics merge these instead of
 //! decoding events.
 
+use std::borrow::Borrow;
 use std::collections::BTreeMap;
 
 use tda_schema::Event;
@@ -104,12 +105,12 @@ impl Rollup {
     }
 
     /// The rollup of `events`, which must all fall in one hour.
-    pub fn of(events: &[Event]) -> Self {
+    pub fn of<E: Borrow<Event>>(events: &[E]) -> Self {
         let hour = events
             .first()
-            .map_or(0, |e| e.timestamp.0.div_euclid(HOUR_MS) * HOUR_MS);
+            .map_or(0, |e| e.borrow().timestamp.0.div_euclid(HOUR_MS) * HOUR_MS);
         let mut r = Rollup::new(hour);
-        events.iter().for_each(|e| r.add(e));
+        events.iter().for_each(|e| r.add(e.borrow()));
         r
     }
 

@@ -3,6 +3,8 @@
 //! sampled: 2 decimals) then deltas, falling back to XOR of the previous value's bits when no
 //! scale of up to 6 decimals is exact; all as zig-zag varints, then zstd.
 
+use std::borrow::Borrow;
+
 use tda_schema::{HostSample, ProcessSample, Timestamp};
 
 use super::codec::{put_signed, put_str, put_varint, Reader};
@@ -115,7 +117,9 @@ fn ints(s: &HostSample) -> [u64; INTS] {
 }
 
 /// Encodes one agent's samples as a versioned, compressed columnar block.
-pub fn encode(agent_id: &str, samples: &[HostSample]) -> Vec<u8> {
+pub fn encode<S: Borrow<HostSample>>(agent_id: &str, samples: &[S]) -> Vec<u8> {
+    let samples: Vec<&HostSample> = samples.iter().map(Borrow::borrow).collect();
+    let samples = samples.as_slice();
     let mut raw = Vec::new();
     put_str(&mut raw, agent_id);
     put_varint(&mut raw, samples.len() as u64);
@@ -128,7 +132,7 @@ pub fn encode(agent_id: &str, samples: &[HostSample]) -> Vec<u8> {
     for i in 0..INTS {
         put_deltas(&mut raw, samples.iter().map(|s| ints(s)[i]));
     }
-    let col = |f: fn(&HostSample) -> f64| samples.iter().map(f).collect::<Vec<f64>>();
+    let col = |f: fn(&HostSample) -> f64| samples.iter().map(|s| f(s)).collect::<Vec<f64>>();
     put_floats(&mut raw, &col(|s| f64::from(s.cpu_percent)), as_f32);
     for l in 0..3 {
         put_floats(
@@ -145,7 +149,7 @@ pub fn encode(agent_id: &str, samples: &[HostSample]) -> Vec<u8> {
 }
 
 /// Per-core CPU: the core counts, then one float column per core position.
-fn put_cores(raw: &mut Vec<u8>, samples: &[HostSample]) {
+fn put_cores(raw: &mut Vec<u8>, samples: &[&HostSample]) {
     for s in samples {
         put_varint(raw, s.cpu_per_core.len() as u64);
     }
@@ -164,7 +168,7 @@ fn put_cores(raw: &mut Vec<u8>, samples: &[HostSample]) {
 }
 
 /// The watched process: presence flags, then its fields for the samples that have one.
-fn put_processes(raw: &mut Vec<u8>, samples: &[HostSample]) {
+fn put_processes(raw: &mut Vec<u8>, samples: &[&HostSample]) {
     let procs: Vec<&ProcessSample> = samples.iter().filter_map(|s| s.process.as_ref()).collect();
     for s in samples {
         raw.push(u8::from(s.process.is_some()));
@@ -318,7 +322,7 @@ mod tests {
         let (agent, back) = decode(&encode("web-1", &samples)).unwrap();
         assert_eq!((agent.as_str(), back), ("web-1", samples));
         assert_eq!(
-            decode(&encode("a", &[])).unwrap(),
+            decode(&encode::<HostSample>("a", &[])).unwrap(),
             ("a".to_string(), vec![])
         );
     }
