@@ -141,8 +141,8 @@ impl App {
         let store = self.store.clone();
         blocking_json(move || {
             let mut samples = Vec::new();
-            store.scan_samples(from, to, &mut |a, s| {
-                if a == agent && samples.len() < MAX_SAMPLES {
+            store.scan_samples(from, to, Some(&agent), &mut |_, s| {
+                if samples.len() < MAX_SAMPLES {
                     samples.push(s.clone());
                 }
             })?;
@@ -228,7 +228,7 @@ impl App {
         blocking_json(move || {
             let mut acc = PerformanceAcc::new(from, to);
             fold_range(&*store, from, to, &mut acc)?;
-            store.scan_samples(from, to, &mut |agent, s| acc.add_sample(agent, s))?;
+            store.scan_samples(from, to, None, &mut |agent, s| acc.add_sample(agent, s))?;
             Ok(acc.finish())
         })
         .await

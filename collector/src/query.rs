@@ -270,10 +270,7 @@ pub fn series(
         steps = acc.steps;
     } else {
         let slot = |t: i64| from + (t - from).div_euclid(step_ms) * step_ms;
-        store.scan_samples(from, to, &mut |agent, s| {
-            if filter.agent.as_ref().is_some_and(|a| a != agent) {
-                return;
-            }
+        store.scan_samples(from, to, filter.agent.as_deref(), &mut |_, s| {
             if let Some(v) = sample_value(name, s) {
                 steps.entry(slot(s.timestamp.0)).or_default().add(v);
             }

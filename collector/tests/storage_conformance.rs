@@ -83,7 +83,7 @@ fn a_batch_is_stored_once_however_often_it_is_sent() {
         assert_eq!(events_in(&*store, T0, T0 + HOUR).len(), 2, "{name}");
         let mut samples = 0;
         store
-            .scan_samples(T0, T0 + HOUR, &mut |_, _| samples += 1)
+            .scan_samples(T0, T0 + HOUR, None, &mut |_, _| samples += 1)
             .unwrap();
         assert_eq!(samples, 1, "{name}");
     });
@@ -135,7 +135,7 @@ fn samples_keep_their_agent() {
             .unwrap();
         let mut seen = Vec::new();
         store
-            .scan_samples(T0, T0 + HOUR, &mut |a, s| {
+            .scan_samples(T0, T0 + HOUR, None, &mut |a, s| {
                 seen.push((a.to_string(), s.timestamp.0 - T0))
             })
             .unwrap();
@@ -148,6 +148,17 @@ fn samples_keep_their_agent() {
                 ("web-2".into(), 500)
             ],
             "{name}"
+        );
+        let mut one = Vec::new();
+        store
+            .scan_samples(T0, T0 + HOUR, Some("web-2"), &mut |a, s| {
+                one.push((a.to_string(), s.timestamp.0 - T0))
+            })
+            .unwrap();
+        assert_eq!(
+            one,
+            vec![("web-2".into(), 500)],
+            "{name}: one agent's samples"
         );
     });
 }
@@ -190,7 +201,7 @@ fn delete_before_removes_old_data_and_keeps_newer() {
         assert_eq!(events_in(&*store, 0, i64::MAX / 2), new, "{name}");
         let mut samples = 0;
         store
-            .scan_samples(0, i64::MAX / 2, &mut |_, _| samples += 1)
+            .scan_samples(0, i64::MAX / 2, None, &mut |_, _| samples += 1)
             .unwrap();
         assert_eq!(samples, 1, "{name}");
         assert_eq!(
@@ -274,7 +285,7 @@ fn compaction_keeps_every_event_sample_and_rollup() {
         );
         let mut samples_before = Vec::new();
         store
-            .scan_samples(0, i64::MAX / 2, &mut |a, s| {
+            .scan_samples(0, i64::MAX / 2, None, &mut |a, s| {
                 samples_before.push((a.to_string(), s.timestamp))
             })
             .unwrap();
@@ -286,7 +297,7 @@ fn compaction_keeps_every_event_sample_and_rollup() {
         assert_eq!(after, before, "{name}");
         let mut samples_after = Vec::new();
         store
-            .scan_samples(0, i64::MAX / 2, &mut |a, s| {
+            .scan_samples(0, i64::MAX / 2, None, &mut |a, s| {
                 samples_after.push((a.to_string(), s.timestamp))
             })
             .unwrap();

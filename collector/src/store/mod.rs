@@ -94,11 +94,13 @@ pub trait Storage: Send + Sync {
         self.scan_events(from, to, visit)
     }
 
-    /// Calls `visit` with every stored sample (and its agent id) in `[from, to)`.
+    /// Calls `visit` with every stored sample (and its agent id) in `[from, to)`, of `agent`
+    /// only when one is given.
     fn scan_samples(
         &self,
         from: i64,
         to: i64,
+        agent: Option<&str>,
         visit: &mut dyn FnMut(&str, &HostSample),
     ) -> Result<(), StoreError>;
 

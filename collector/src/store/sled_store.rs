@@ -23,14 +23,17 @@ const HOUR_MS: i64 = 3_600_000;
 /// trees index the blocks, whose payloads (with their rollups) are segment files beside it.
 struct Part {
     db: Db,
-    /// Block key -> [`IN_SEGMENT`] (the payload is the key's segment file), or the payload
-    /// itself for blocks written before segment files.
+    /// Block key -> [`IN_SEGMENT`] ‖ tag (the payload is the key's segment file), or the
+    /// payload itself for blocks written before segment files.
     blocks: Tree,
     batches: Tree,
     /// Rollups of blocks written before segment files, under the same key.
     rollups: Tree,
     segments: Segments,
 }
+
+/// A block's key and index value.
+type IndexEntry = (Vec<u8>, Vec<u8>);
 
 /// Called with a block's key and index value.
 type BlockVisit<'a> = dyn FnMut(&[u8], &[u8]) -> Result<(), StoreError> + 'a;
@@ -43,6 +46,9 @@ struct Stored {
     hour: i64,
     block: Vec<u8>,
     rollup: Option<Vec<u8>>,
+    /// Appended to the index entry: the agent of a sample block, so scans for one agent skip
+    /// the others without reading them.
+    tag: Vec<u8>,
 }
 
 /// The hour and sequence of a block key.
@@ -93,12 +99,12 @@ impl Part {
         Ok(())
     }
 
-    /// Writes each block's segment file, then its index entry, under fresh keys.
+    /// Writes each block's segment file; returns the index entries (key, value) to commit.
     fn write_segments(
         &self,
         blocks: Vec<Stored>,
         key: fn(i64, u64) -> Vec<u8>,
-    ) -> Result<Vec<Vec<u8>>, StoreError> {
+    ) -> Result<Vec<IndexEntry>, StoreError> {
         blocks
             .into_iter()
             .map(|b| {
@@ -108,7 +114,9 @@ impl Part {
                 self.segments
                     .write(hour, seq, rollup, &b.block)
                     .map_err(|e| corrupt(&k, format!("writing segment: {e}")))?;
-                Ok(k)
+                let mut value = vec![IN_SEGMENT];
+                value.extend_from_slice(&b.tag);
+                Ok((k, value))
             })
             .collect()
     }
@@ -119,15 +127,15 @@ impl Part {
         if self.batches.contains_key(batch_id)? {
             return Ok(Appended::Duplicate);
         }
-        let keys = self.write_segments(blocks, block_key)?;
+        let entries = self.write_segments(blocks, block_key)?;
         let mut marker = vec![BLOCK_VERSION];
         marker.extend_from_slice(&Timestamp::now().0.to_be_bytes());
         let result = (&self.blocks, &self.batches).transaction(|(blocks, batches)| {
             if batches.get(batch_id)?.is_some() {
                 return Ok(Appended::Duplicate);
             }
-            for k in &keys {
-                blocks.insert(k.as_slice(), &[IN_SEGMENT])?;
+            for (k, v) in &entries {
+                blocks.insert(k.as_slice(), v.as_slice())?;
             }
             batches.insert(batch_id, marker.as_slice())?;
             Ok::<_, ConflictableTransactionError<()>>(Appended::Stored)
@@ -138,9 +146,8 @@ impl Part {
             Err(TransactionError::Abort(())) => Appended::Duplicate,
         };
         if appended == Appended::Duplicate {
-            keys.iter()
-                .map(|k| key_parts(k))
-                .for_each(|(h, s)| self.segments.remove(h, s));
+            let written = entries.iter().map(|(k, _)| key_parts(k));
+            written.for_each(|(h, s)| self.segments.remove(h, s));
             return Ok(appended);
         }
         self.db.flush()?;
@@ -149,7 +156,7 @@ impl Part {
 
     /// The payload of a block, from its segment file or (older blocks) the index itself.
     fn payload(&self, key: &[u8], value: &[u8]) -> Result<Vec<u8>, StoreError> {
-        if value == [IN_SEGMENT] {
+        if value.first() == Some(&IN_SEGMENT) {
             let (hour, seq) = key_parts(key);
             return self.segments.block(hour, seq).map_err(|e| corrupt(key, e));
         }
@@ -158,7 +165,7 @@ impl Part {
 
     /// The rollup record of a block, if it has one.
     fn rollup(&self, key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        if value == [IN_SEGMENT] {
+        if value.first() == Some(&IN_SEGMENT) {
             let (hour, seq) = key_parts(key);
             let r = self
                 .segments
@@ -189,14 +196,14 @@ impl Part {
     /// Replaces the blocks at `old` keys by `new` ones: new files, then one index transaction,
     /// then the old files go.
     fn swap(&self, old: &[sled::IVec], new: Vec<Stored>) -> Result<(), StoreError> {
-        let keys = self.write_segments(new, compacted_key)?;
+        let entries = self.write_segments(new, compacted_key)?;
         let result = (&self.blocks, &self.rollups).transaction(|(blocks, rollups)| {
             for k in old {
                 blocks.remove(k)?;
                 rollups.remove(k)?;
             }
-            for k in &keys {
-                blocks.insert(k.as_slice(), &[IN_SEGMENT])?;
+            for (k, v) in &entries {
+                blocks.insert(k.as_slice(), v.as_slice())?;
             }
             Ok::<_, ConflictableTransactionError<()>>(())
         });
@@ -219,7 +226,7 @@ impl Part {
         for item in self.blocks.range(..end.clone()) {
             let (key, value) = item?;
             self.blocks.remove(&key)?;
-            if *value == [IN_SEGMENT] {
+            if value.first() == Some(&IN_SEGMENT) {
                 files.push(key_parts(&key));
             }
             deleted.blocks += 1;
@@ -434,6 +441,7 @@ impl SledStore {
                 hour,
                 block: columns::encode(chunk),
                 rollup: Some(Rollup::of(chunk).encode()),
+                tag: Vec::new(),
             })
             .collect();
         self.events.swap(keys, merged)?;
@@ -460,6 +468,7 @@ impl SledStore {
                     hour,
                     block: samples::encode(&agent_id, &samples),
                     rollup: None,
+                    tag: agent_id.into_bytes(),
                 }
             })
             .collect();
@@ -495,6 +504,7 @@ impl Storage for SledStore {
                 hour,
                 block: samples::encode(&batch.agent_id, &samples),
                 rollup: None,
+                tag: batch.agent_id.as_bytes().to_vec(),
             })
             .collect();
         let event_blocks = by_hour(&batch.events, |e| e.timestamp.0)
@@ -503,6 +513,7 @@ impl Storage for SledStore {
                 hour,
                 block: columns::encode(&events),
                 rollup: Some(Rollup::of(&events).encode()),
+                tag: Vec::new(),
             })
             .collect();
         // Samples first, events last: a retry after a crash between the two finds the samples
@@ -561,18 +572,26 @@ impl Storage for SledStore {
         &self,
         from: i64,
         to: i64,
+        agent: Option<&str>,
         visit: &mut dyn FnMut(&str, &HostSample),
     ) -> Result<(), StoreError> {
-        self.samples
-            .scan(from, to, decode_samples, &mut |block: SampleBlock| {
-                for s in block
-                    .samples
-                    .iter()
-                    .filter(|s| (from..to).contains(&s.timestamp.0))
-                {
-                    visit(&block.agent_id, s);
-                }
-            })
+        let part = &self.samples;
+        part.each_block(from, to, &mut |key, value| {
+            // A sample block's index entry names its agent: others are skipped unread.
+            let tagged = value.first() == Some(&IN_SEGMENT);
+            if tagged && agent.is_some_and(|a| a.as_bytes() != &value[1..]) {
+                return Ok(());
+            }
+            let block = decode_samples(key, &part.payload(key, value)?)?;
+            if agent.is_some_and(|a| a != block.agent_id) {
+                return Ok(());
+            }
+            let in_range = |s: &&HostSample| (from..to).contains(&s.timestamp.0);
+            for s in block.samples.iter().filter(in_range) {
+                visit(&block.agent_id, s);
+            }
+            Ok(())
+        })
     }
 }
 
