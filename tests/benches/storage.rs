@@ -16,26 +16,42 @@ use tda_tests::*;
 const BATCH: usize = 10_000;
 
 /// Reads the generator's JSONEachRow files as our events.
-fn load(dir: &Path) -> Vec<Value> {
+/// Reads one of the generator's JSONEachRow files as our events.
+fn events_of(file: &Path) -> Vec<Value> {
+    let lines = std::io::BufReader::new(std::fs::File::open(file).expect("file")).lines();
+    lines
+        .map(|line| {
+            let row: Value = serde_json::from_str(&line.expect("line")).expect("row");
+            let ts = row["ts"].as_str().expect("ts").replace(' ', "T") + "Z";
+            let props: Value =
+                serde_json::from_str(row["props"].as_str().unwrap_or("{}")).unwrap_or(json!({}));
+            json!({"timestamp": ts, "user_id": row["user_id"], "feature": row["event"],
+                "status": row["status"], "latency_ms": row["latency_ms"], "properties": props})
+        })
+        .collect()
+}
+
+/// The generator's files (one batch each, in time order) as zstd batch bodies, with the first
+/// and last timestamps; one file at a time, so 5 M events never sit in memory as JSON values.
+fn load(dir: &Path) -> (Vec<Vec<u8>>, Value, Value) {
     let mut files: Vec<_> = std::fs::read_dir(dir)
         .expect("gen dir")
         .map(|e| e.expect("entry").path())
         .collect();
     files.sort();
-    let mut out = Vec::new();
-    for f in files {
-        for line in std::io::BufReader::new(std::fs::File::open(f).expect("file")).lines() {
-            let row: Value = serde_json::from_str(&line.expect("line")).expect("row");
-            let ts = row["ts"].as_str().expect("ts").replace(' ', "T") + "Z";
-            let props: Value =
-                serde_json::from_str(row["props"].as_str().unwrap_or("{}")).unwrap_or(json!({}));
-            out.push(
-                json!({"timestamp": ts, "user_id": row["user_id"], "feature": row["event"],
-                "status": row["status"], "latency_ms": row["latency_ms"], "properties": props}),
-            );
+    let (mut bodies, mut first, mut last) = (Vec::new(), Value::Null, Value::Null);
+    for (i, f) in files.iter().enumerate() {
+        let events = events_of(f);
+        if first.is_null() {
+            first = events[0]["timestamp"].clone();
         }
+        last = events[events.len() - 1]["timestamp"].clone();
+        let batch = json!({"version": 1, "agent_id": "bench", "batch_id": format!("bench-{i}"), "created_at": first, "events": events});
+        bodies.push(
+            zstd::bulk::compress(&serde_json::to_vec(&batch).expect("json"), 3).expect("zstd"),
+        );
     }
-    out
+    (bodies, first, last)
 }
 
 fn main() {
@@ -57,17 +73,8 @@ fn main() {
         .status()
         .expect("python3");
     assert!(status.success(), "gen_events.py failed");
-    let events = load(&gen);
-    let (t_first, t_last) = (
-        events[0]["timestamp"].clone(),
-        events[events.len() - 1]["timestamp"].clone(),
-    );
-    let bodies: Vec<Vec<u8>> = events.chunks(BATCH).enumerate().map(|(i, chunk)| {
-        let batch = json!({"version": 1, "agent_id": "bench", "batch_id": format!("bench-{i}"), "created_at": t_first, "events": chunk});
-        zstd::bulk::compress(&serde_json::to_vec(&batch).expect("json"), 3).expect("zstd")
-    }).collect();
+    let (bodies, t_first, t_last) = load(&gen);
     let wire: usize = bodies.iter().map(Vec::len).sum();
-    drop(events);
 
     let setup = CollectorSetup::new(
         &tmp.path().join("c"),
