@@ -171,8 +171,13 @@ pub enum Properties {
     Skip,
 }
 
-/// Decodes a block written by [`encode`] (version byte included).
-pub fn decode(block: &[u8], properties: Properties) -> Result<Vec<Event>, String> {
+/// Decodes a block written by [`encode`] (version byte included): the events whose timestamp
+/// is `within` the range (only those are built, so a scan of a short range stays cheap).
+pub fn decode(
+    block: &[u8],
+    properties: Properties,
+    within: std::ops::Range<i64>,
+) -> Result<Vec<Event>, String> {
     if block.first() != Some(&VERSION) {
         return Err("not a columnar event block".into());
     }
@@ -188,37 +193,38 @@ pub fn decode(block: &[u8], properties: Properties) -> Result<Vec<Event>, String
     let cols: Vec<Column> = (0..6)
         .map(|_| Column::read(&mut r, n))
         .collect::<Result<_, _>>()?;
+    let statuses: Vec<Option<u16>> = (0..n)
+        .map(|_| match r.varint()? {
+            0 => Ok(None),
+            s => Ok(Some(
+                u16::try_from(s - 1).map_err(|_| "status out of range")?,
+            )),
+        })
+        .collect::<Result<_, String>>()?;
+    let latencies: Vec<Option<f64>> = (0..n)
+        .map(|_| read_latency(&mut r))
+        .collect::<Result<_, _>>()?;
     let props = match properties {
         Properties::Read => parse_properties(&cols[5])?,
         Properties::Skip => vec![Map::new()],
     };
-    let mut events = Vec::with_capacity(n);
-    for (i, t) in ts.into_iter().enumerate() {
-        let status = match r.varint()? {
-            0 => None,
-            s => Some(u16::try_from(s - 1).map_err(|_| "status out of range")?),
-        };
-        let p = if properties == Properties::Read {
-            cols[5].rows[i]
-        } else {
-            0
-        };
-        events.push(Event {
-            timestamp: Timestamp(t),
+    let wanted = (0..n).filter(|i| within.contains(&ts[*i]));
+    Ok(wanted
+        .map(|i| Event {
+            timestamp: Timestamp(ts[i]),
             user_id: cols[0].get(i).unwrap_or_default(),
             session_id: cols[1].get(i),
             feature: cols[2].get(i).unwrap_or_default(),
             route: cols[3].get(i),
-            status,
-            latency_ms: None,
+            status: statuses[i],
+            latency_ms: latencies[i],
             error: cols[4].get(i),
-            properties: props[p].clone(),
-        });
-    }
-    for e in &mut events {
-        e.latency_ms = read_latency(&mut r)?;
-    }
-    Ok(events)
+            properties: match properties {
+                Properties::Read => props[cols[5].rows[i]].clone(),
+                Properties::Skip => Map::new(),
+            },
+        })
+        .collect())
 }
 
 /// The properties column's objects, parsed once each: index 0 is the empty object (absent),
@@ -234,6 +240,8 @@ fn parse_properties(col: &Column) -> Result<Vec<Map<String, Value>>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const ALL: std::ops::Range<i64> = i64::MIN..i64::MAX;
 
     fn ev(v: serde_json::Value) -> Event {
         serde_json::from_value(v).unwrap()
@@ -258,9 +266,12 @@ mod tests {
                 "properties": {"plan": "pro", "n": 3}}),
             ),
         ];
-        assert_eq!(decode(&encode(&events), Properties::Read).unwrap(), events);
         assert_eq!(
-            decode(&encode::<Event>(&[]), Properties::Read).unwrap(),
+            decode(&encode(&events), Properties::Read, ALL).unwrap(),
+            events
+        );
+        assert_eq!(
+            decode(&encode::<Event>(&[]), Properties::Read, ALL).unwrap(),
             vec![]
         );
     }
@@ -270,12 +281,12 @@ mod tests {
         let block = encode(&[ev(
             serde_json::json!({"timestamp": 1_795_860_000_000i64, "user_id": "u", "feature": "f"}),
         )]);
-        assert!(decode(&block[..block.len() - 3], Properties::Read).is_err());
-        assert!(decode(&[9, 1, 2], Properties::Read).is_err());
+        assert!(decode(&block[..block.len() - 3], Properties::Read, ALL).is_err());
+        assert!(decode(&[9, 1, 2], Properties::Read, ALL).is_err());
         let mut raw = vec![VERSION];
         raw.extend(zstd::bulk::compress(&[5, 0], 3).unwrap());
         assert!(
-            decode(&raw, Properties::Read).is_err(),
+            decode(&raw, Properties::Read, ALL).is_err(),
             "five events announced, none there"
         );
     }

@@ -272,20 +272,6 @@ impl Part {
         }
         Ok(())
     }
-
-    /// Visits the decoded blocks of the hours overlapping `[from, to)`.
-    fn scan<T>(
-        &self,
-        from: i64,
-        to: i64,
-        decode: fn(&[u8], &[u8]) -> Result<T, StoreError>,
-        visit: &mut dyn FnMut(T),
-    ) -> Result<(), StoreError> {
-        self.each_block(from, to, &mut |key, value| {
-            visit(decode(key, &self.payload(key, value)?)?);
-            Ok(())
-        })
-    }
 }
 
 fn block_key(hour: i64, seq: u64) -> Vec<u8> {
@@ -315,19 +301,23 @@ fn decode_samples(key: &[u8], value: &[u8]) -> Result<SampleBlock, StoreError> {
 
 /// Event blocks: columnar (version 2), or JSON (version 1, written before columns).
 fn decode_events(key: &[u8], value: &[u8]) -> Result<Vec<Event>, StoreError> {
-    decode_events_with(key, value, Properties::Read)
+    decode_events_with(key, value, Properties::Read, i64::MIN..i64::MAX)
 }
 
-/// Event blocks without their properties (left empty), for aggregations.
-fn decode_event_facts(key: &[u8], value: &[u8]) -> Result<Vec<Event>, StoreError> {
-    decode_events_with(key, value, Properties::Skip)
-}
-
-fn decode_events_with(key: &[u8], value: &[u8], p: Properties) -> Result<Vec<Event>, StoreError> {
+/// The events of a block within a range, with or without their properties; events of older
+/// (JSON) blocks are filtered after decoding.
+fn decode_events_with(
+    key: &[u8],
+    value: &[u8],
+    p: Properties,
+    within: std::ops::Range<i64>,
+) -> Result<Vec<Event>, StoreError> {
     if value.first() == Some(&columns::VERSION) {
-        return columns::decode(value, p).map_err(|message| corrupt(key, message));
+        return columns::decode(value, p, within).map_err(|message| corrupt(key, message));
     }
-    decode_block(key, value)
+    let mut events: Vec<Event> = decode_block(key, value)?;
+    events.retain(|e| within.contains(&e.timestamp.0));
+    Ok(events)
 }
 
 fn decode_rollup(key: &[u8], value: &[u8]) -> Result<Rollup, StoreError> {
@@ -402,23 +392,22 @@ impl SledStore {
     }
 }
 
-/// Decodes an event block (key, payload).
-type DecodeEvents = fn(&[u8], &[u8]) -> Result<Vec<Event>, StoreError>;
-
 impl SledStore {
     fn scan_events_with(
         &self,
         from: i64,
         to: i64,
-        decode: DecodeEvents,
+        properties: Properties,
         visit: &mut dyn FnMut(&Event),
     ) -> Result<(), StoreError> {
-        self.events
-            .scan(from, to, decode, &mut |block: Vec<Event>| {
-                for e in block.iter().filter(|e| (from..to).contains(&e.timestamp.0)) {
-                    visit(e);
-                }
-            })
+        let part = &self.events;
+        part.each_block(from, to, &mut |key, value| {
+            let payload = part.payload(key, value)?;
+            decode_events_with(key, &payload, properties, from..to)?
+                .iter()
+                .for_each(&mut *visit);
+            Ok(())
+        })
     }
 }
 
@@ -435,12 +424,15 @@ impl SledStore {
             }
         }
         events.sort_by_key(|e| e.timestamp);
+        // One rollup for the whole hour, stored with its first block: queries merge one record
+        // per hour however many blocks it has.
+        let mut rollup = Some(Rollup::of(&events).encode());
         let merged: Vec<Stored> = events
             .chunks(COMPACT_EVENTS)
             .map(|chunk| Stored {
                 hour,
                 block: columns::encode(chunk),
-                rollup: Some(Rollup::of(chunk).encode()),
+                rollup: rollup.take(),
                 tag: Vec::new(),
             })
             .collect();
@@ -528,7 +520,7 @@ impl Storage for SledStore {
         to: i64,
         visit: &mut dyn FnMut(&Event),
     ) -> Result<(), StoreError> {
-        self.scan_events_with(from, to, decode_events, visit)
+        self.scan_events_with(from, to, Properties::Read, visit)
     }
 
     fn scan_event_facts(
@@ -537,7 +529,7 @@ impl Storage for SledStore {
         to: i64,
         visit: &mut dyn FnMut(&Event),
     ) -> Result<(), StoreError> {
-        self.scan_events_with(from, to, decode_event_facts, visit)
+        self.scan_events_with(from, to, Properties::Skip, visit)
     }
 
     fn disk_bytes(&self) -> Result<u64, StoreError> {
