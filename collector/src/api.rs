@@ -236,7 +236,7 @@ impl App {
 }
 
 impl App {
-    /// `GET /api/v1/query?series=&from=&to=&step=&agg=&feature=&user=&status=&agent=`.
+    /// `GET /api/v1/query?series=&from=&to=&step=&agg=&feature=&user=&status=&agent=&label.KEY=`.
     async fn query_series(&self, req: &Request<Incoming>) -> Response {
         let (from, to) = match range(req, "1h") {
             Ok(r) => r,
@@ -256,7 +256,7 @@ impl App {
         .await
     }
 
-    /// `GET /api/v1/events?from=&to=&feature=&user=&status=&limit=&cursor=`.
+    /// `GET /api/v1/events?from=&to=&feature=&user=&status=&label.KEY=&limit=&cursor=`.
     async fn query_events(&self, req: &Request<Incoming>) -> Response {
         let (from, to) = match range(req, "1h") {
             Ok(r) => r,
@@ -346,11 +346,20 @@ fn filter(q: &Params) -> Result<Filter, String> {
         ),
         None => None,
     };
+    let mut labels: Vec<(String, String)> = q
+        .iter()
+        .filter_map(|(k, v)| k.strip_prefix("label.").map(|k| (k.to_string(), v.clone())))
+        .collect();
+    labels.sort();
+    if labels.iter().any(|(k, _)| k.is_empty()) {
+        return Err("label.: a label filter is `label.KEY=VALUE`".into());
+    }
     Ok(Filter {
         feature: q.get("feature").cloned(),
         user: q.get("user").cloned(),
         status,
         agent: q.get("agent").cloned(),
+        labels,
     })
 }
 

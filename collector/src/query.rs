@@ -79,6 +79,9 @@ pub struct Filter {
     pub status: Option<u16>,
     /// Only samples of this agent.
     pub agent: Option<String>,
+    /// Only events whose property `key` equals `value` (a string property, or the JSON text of
+    /// another: `true`, `3`), for every pair.
+    pub labels: Vec<(String, String)>,
 }
 
 impl Filter {
@@ -86,6 +89,20 @@ impl Filter {
         self.feature.as_ref().is_none_or(|f| *f == e.feature)
             && self.user.as_ref().is_none_or(|u| *u == e.user_id)
             && self.status.is_none_or(|s| Some(s) == e.status)
+            && self
+                .labels
+                .iter()
+                .all(|(k, v)| label_is(e.properties.get(k), v))
+    }
+}
+
+/// Whether a property has the value a label filter names: a string equal to it, or another
+/// JSON value whose text is it.
+fn label_is(property: Option<&serde_json::Value>, wanted: &str) -> bool {
+    match property {
+        Some(serde_json::Value::String(s)) => s == wanted,
+        Some(other) => serde_json::to_string(other).is_ok_and(|text| text == wanted),
+        None => false,
     }
 }
 
@@ -191,6 +208,7 @@ impl EventSeries<'_> {
         };
         filter.user.is_none()
             && filter.status.is_none()
+            && filter.labels.is_empty()
             && sketch_ok
             && step_ms % unit == 0
             && from.rem_euclid(unit) == 0
@@ -264,6 +282,8 @@ pub fn series(
         };
         if EventSeries::rollups_serve(name, filter, from, step_ms, agg) {
             fold_range(store, from, to, &mut acc)?;
+        } else if !filter.labels.is_empty() {
+            store.scan_events(from, to, &mut |e| acc.event(e))?;
         } else {
             store.scan_event_facts(from, to, &mut |e| acc.event(e))?;
         }

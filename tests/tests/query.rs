@@ -12,7 +12,7 @@ fn setup() -> (tempfile::TempDir, Daemon, i64) {
     let c = CollectorSetup::new(tmp.path(), "").start();
     let t0 = (now_ms() - 3_600_000) / MIN * MIN;
     let ev = |dt: i64, user: &str, feature: &str, status: u16, latency: f64| json!({"timestamp": t0 + dt, "user_id": user, "feature": feature, "status": status, "latency_ms": latency});
-    let events = vec![
+    let mut events = vec![
         ev(1_000, "a", "generate", 200, 10.0),
         ev(2_000, "b", "generate", 500, 30.0),
         ev(3_000, "a", "export", 200, 20.0),
@@ -21,6 +21,8 @@ fn setup() -> (tempfile::TempDir, Daemon, i64) {
         ev(2 * MIN, "b", "generate", 200, 2.0),
         ev(2 * MIN, "c", "generate", 200, 3.0),
     ];
+    events[0]["properties"] = json!({"plan": "pro", "seats": 3});
+    events[3]["properties"] = json!({"plan": "pro"});
     let sample = |dt: i64, cpu: f64| {
         json!({"timestamp": t0 + dt, "cpu_percent": cpu, "cpu_per_core": [cpu], "mem_total_bytes": 100, "mem_used_bytes": 50,
             "swap_total_bytes": 0, "swap_used_bytes": 0, "load": [0.5, 0.4, 0.3], "disk_total_bytes": 10, "disk_available_bytes": 5,
@@ -87,6 +89,23 @@ fn series_answer_exactly() {
     assert_eq!(
         values(&series(&c, t0, "series=requests&step=3m&status=500").1),
         vec![Some(1.0)]
+    );
+    assert_eq!(
+        values(&series(&c, t0, "series=requests&step=1m&label.plan=pro").1),
+        vec![Some(1.0), Some(1.0), Some(0.0)],
+        "a string property"
+    );
+    assert_eq!(
+        values(
+            &series(
+                &c,
+                t0,
+                "series=requests&step=3m&label.seats=3&label.plan=pro"
+            )
+            .1
+        ),
+        vec![Some(1.0)],
+        "a number property, and every label must match"
     );
     assert_eq!(
         values(&series(&c, t0, "series=latency_ms&step=1m&agg=max").1),
@@ -200,6 +219,19 @@ fn events_page_through_ties_without_loss_or_repeat() {
     ))
     .1;
     assert_eq!(filtered["events"].as_array().unwrap().len(), 2);
+    let pro = get_json(&format!(
+        "{}/api/v1/events?from={t0}&to={}&label.plan=pro",
+        c.url,
+        t0 + 3 * MIN
+    ))
+    .1;
+    let users: Vec<&str> = pro["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["user_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(users, ["a", "c"], "{pro}");
 }
 
 #[test]
