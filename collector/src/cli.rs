@@ -27,6 +27,27 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Score every row of a `timestamp,value` CSV for anomalies (offline; no collector needed).
+    Detect {
+        /// Input CSV with a `timestamp,value` header.
+        #[arg(long)]
+        input: std::path::PathBuf,
+        /// Output CSV: `timestamp,value,anomaly_score`, scores in [0,1], >= 0.5 flags.
+        #[arg(long)]
+        output: std::path::PathBuf,
+    },
+    /// Forecast a `timestamp,value` CSV (offline; no collector needed).
+    Forecast {
+        /// Input CSV with a `timestamp,value` header.
+        #[arg(long)]
+        input: std::path::PathBuf,
+        /// Steps to forecast.
+        #[arg(long)]
+        horizon: usize,
+        /// Output CSV: `timestamp,forecast,lower,upper` (95 % interval), `horizon` rows.
+        #[arg(long)]
+        output: std::path::PathBuf,
+    },
     /// Show analytics statistics of a type (usage or performance).
     Stats {
         /// usage | performance
@@ -156,6 +177,12 @@ enum ProfileCommand {
 pub fn run(cli: Cli) -> anyhow::Result<String> {
     let api = Api::new(&cli.server)?;
     match cli.command {
+        Command::Detect { input, output } => crate::offline::detect(&input, &output),
+        Command::Forecast {
+            input,
+            horizon,
+            output,
+        } => crate::offline::forecast_csv(&input, horizon, &output),
         Command::Stats {
             kind,
             since,

@@ -9,6 +9,7 @@ pub mod app;
 pub mod cli;
 pub mod dashboard;
 pub mod ingest;
+pub mod offline;
 pub mod profiles;
 pub mod query;
 pub mod reload;

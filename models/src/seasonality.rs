@@ -1,0 +1,120 @@
+//! Seasonal periods found from the data: peaks of the autocorrelation of the linearly detrended
+//! series, with their strength (the autocorrelation at the period).
+
+use serde::Serialize;
+
+/// A seasonal period and how strongly the series repeats at it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Period {
+    /// Length in steps.
+    pub steps: usize,
+    /// Autocorrelation at that lag, in (0, 1].
+    pub strength: f64,
+}
+
+/// Autocorrelation below which a peak is not a season.
+const MIN_STRENGTH: f64 = 0.2;
+
+/// Removes the least-squares line.
+pub fn detrend(values: &[f64]) -> Vec<f64> {
+    let n = values.len() as f64;
+    let mean_x = (n - 1.0) / 2.0;
+    let mean_y = values.iter().sum::<f64>() / n.max(1.0);
+    let (mut sxy, mut sxx) = (0.0, 0.0);
+    for (i, y) in values.iter().enumerate() {
+        let dx = i as f64 - mean_x;
+        sxy += dx * (y - mean_y);
+        sxx += dx * dx;
+    }
+    let slope = if sxx > 0.0 { sxy / sxx } else { 0.0 };
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, y)| y - mean_y - slope * (i as f64 - mean_x))
+        .collect()
+}
+
+/// Autocorrelation of `x` (mean already removed) at lags `0..=max_lag`.
+fn acf(x: &[f64], max_lag: usize) -> Vec<f64> {
+    let var: f64 = x.iter().map(|v| v * v).sum();
+    if var <= 0.0 {
+        return vec![0.0; max_lag + 1];
+    }
+    (0..=max_lag)
+        .map(|k| x.iter().zip(&x[k..]).map(|(a, b)| a * b).sum::<f64>() / var)
+        .collect()
+}
+
+/// Seasonal periods of at least 2 steps, main first, at most 3. The main period is the shortest
+/// autocorrelation peak within 60 % of the strongest (so 12, not its multiple 24, on monthly
+/// data); a multiple of a chosen period is kept only when it is clearly stronger than it (a
+/// weekly pattern on top of a daily one); other peaks need half the strongest's strength. A
+/// period needs three repetitions in the data.
+pub fn periods(values: &[f64]) -> Vec<Period> {
+    let n = values.len();
+    if n < 8 {
+        return Vec::new();
+    }
+    let x = detrend(values);
+    let max_lag = (n / 3).min(1_000);
+    let r = acf(&x, max_lag);
+    let peaks: Vec<Period> = (2..max_lag)
+        .filter(|&k| r[k] > r[k - 1] && r[k] >= r[k + 1] && r[k] >= MIN_STRENGTH)
+        .map(|k| Period {
+            steps: k,
+            strength: r[k],
+        })
+        .collect();
+    let strongest = peaks.iter().map(|p| p.strength).fold(0.0, f64::max);
+    let mut chosen: Vec<Period> = Vec::new();
+    for p in peaks {
+        let share = if chosen.is_empty() { 0.6 } else { 0.5 };
+        if p.strength < share * strongest {
+            continue;
+        }
+        let divisor = chosen.iter().find(|c| {
+            let ratio = p.steps as f64 / c.steps as f64;
+            (ratio - ratio.round()).abs() < 0.05 * ratio
+        });
+        if divisor.is_none_or(|c| p.strength > c.strength + 0.05) {
+            chosen.push(p);
+        }
+        if chosen.len() == 3 {
+            break;
+        }
+    }
+    chosen
+}
+
+/// The main seasonal period, if any.
+pub fn main_period(values: &[f64]) -> Option<Period> {
+    periods(values).into_iter().next()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_daily_and_weekly_periods_and_none_in_noise() {
+        let hourly: Vec<f64> = (0..24 * 7 * 6)
+            .map(|i| {
+                let day = (i as f64 * std::f64::consts::TAU / 24.0).sin() * 10.0;
+                let week = if (i / 24) % 7 >= 5 { -8.0 } else { 0.0 };
+                50.0 + day + week + ((i * 7919) % 11) as f64 * 0.2 + i as f64 * 0.01
+            })
+            .collect();
+        let found: Vec<usize> = periods(&hourly).iter().map(|p| p.steps).collect();
+        assert_eq!(found.first(), Some(&24), "{found:?}");
+        let mut state = 0x9E37_79B9_7F4A_7C15_u64;
+        let noise: Vec<f64> = (0..500)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                (state % 1000) as f64
+            })
+            .collect();
+        assert!(periods(&noise).is_empty(), "{:?}", periods(&noise));
+    }
+}
