@@ -86,12 +86,9 @@ pub fn forecast_csv(input: &Path, horizon: usize, output: &Path) -> anyhow::Resu
     let f = forecast(&series.values, horizon, &ForecastConfig::default());
     let next = next_stamps(&series.stamps, horizon);
     let mut out = String::from("timestamp,forecast,lower,upper\n");
-    for i in 0..horizon {
-        let _ = writeln!(
-            out,
-            "{},{},{},{}",
-            next[i], f.mean[i], f.lower95[i], f.upper95[i]
-        );
+    for (i, stamp) in next.iter().enumerate() {
+        let (m, lo, hi) = (f.mean[i], f.lower95[i], f.upper95[i]);
+        let _ = writeln!(out, "{stamp},{m},{lo},{hi}");
     }
     std::fs::write(output, out).with_context(|| format!("{}", output.display()))?;
     Ok(format!(
