@@ -35,6 +35,9 @@ enum Command {
         /// Output CSV: `timestamp,value,anomaly_score`, scores in [0,1], >= 0.5 flags.
         #[arg(long)]
         output: std::path::PathBuf,
+        /// Detector parameters as JSON, for example `{"window": 96}` (docs/models.md).
+        #[arg(long)]
+        params: Option<String>,
     },
     /// Forecast a `timestamp,value` CSV (offline; no collector needed).
     Forecast {
@@ -177,7 +180,11 @@ enum ProfileCommand {
 pub fn run(cli: Cli) -> anyhow::Result<String> {
     let api = Api::new(&cli.server)?;
     match cli.command {
-        Command::Detect { input, output } => crate::offline::detect(&input, &output),
+        Command::Detect {
+            input,
+            output,
+            params,
+        } => crate::offline::detect(&input, &output, params.as_deref()),
         Command::Forecast {
             input,
             horizon,

@@ -62,9 +62,13 @@ pub fn read_csv(path: &Path) -> anyhow::Result<Series> {
 }
 
 /// `tda detect`: one anomaly score per row, in [0, 1].
-pub fn detect(input: &Path, output: &Path) -> anyhow::Result<String> {
+pub fn detect(input: &Path, output: &Path, params: Option<&str>) -> anyhow::Result<String> {
+    let config: AnomalyConfig = match params {
+        Some(json) => serde_json::from_str(json).context("--params")?,
+        None => AnomalyConfig::default(),
+    };
     let series = read_csv(input)?;
-    let scores = score_series(&series.values, AnomalyConfig::default());
+    let scores = score_series(&series.values, config);
     let mut out = String::from("timestamp,value,anomaly_score\n");
     for ((t, v), s) in series.stamps.iter().zip(&series.values).zip(&scores) {
         let _ = writeln!(out, "{t},{v},{s:.6}");

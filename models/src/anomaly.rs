@@ -22,23 +22,27 @@ pub struct AnomalyConfig {
     pub short: usize,
     /// Surprises kept for the long-run distribution.
     pub long: usize,
-    /// Points before the first non-zero score.
+    /// Points, and surprises measured, before the first non-zero score.
     pub warmup: usize,
     /// Tail probability that maps to a score of 0.5.
     pub flag_tail: f64,
     /// Points after a flag during which scores stay below 0.5 (one alert per incident).
     pub quiet_after_flag: usize,
+    /// Autocorrelation at the season above which a point is compared with the same phase of
+    /// earlier seasons instead of with the recent window.
+    pub seasonal_strength: f64,
 }
 
 impl Default for AnomalyConfig {
     fn default() -> Self {
         AnomalyConfig {
-            window: 64,
-            short: 4,
+            window: 300,
+            short: 6,
             long: 2_000,
             warmup: 150,
             flag_tail: 1e-5,
-            quiet_after_flag: 200,
+            quiet_after_flag: 120,
+            seasonal_strength: 0.7,
         }
     }
 }
@@ -51,7 +55,16 @@ pub struct Detector {
     surprises: VecDeque<f64>,
     seen: usize,
     quiet: usize,
+    /// The last points, enough for four seasons of the longest period looked for.
+    history: VecDeque<f64>,
+    /// The season in use, re-estimated from `history` as it grows.
+    season: Option<usize>,
+    /// Recent differences from the same phase of earlier seasons.
+    residuals: VecDeque<f64>,
 }
+
+/// Longest season looked for, in points.
+const MAX_SEASON: usize = 1_000;
 
 impl Detector {
     /// A detector with no history.
@@ -62,18 +75,61 @@ impl Detector {
             surprises: VecDeque::with_capacity(config.long + 1),
             seen: 0,
             quiet: 0,
+            history: VecDeque::new(),
+            season: None,
+            residuals: VecDeque::new(),
         }
     }
 
-    /// How far `value` is from the recent window's median, in MADs (0 until the window fills).
-    fn surprise(&self, value: f64) -> f64 {
+    /// Re-estimates the season at 512, 1024, 2048 ... points of history.
+    fn update_season(&mut self) {
+        let n = self.seen + 1;
+        if n >= 512 && n.is_power_of_two() {
+            let h: Vec<f64> = self.history.iter().copied().collect();
+            self.season = crate::seasonality::main_period(&h)
+                .filter(|p| p.strength >= self.config.seasonal_strength)
+                .map(|p| p.steps);
+        }
+    }
+
+    /// Distance of `value` from the median of the same phase in the last three seasons, in MADs
+    /// of the recent such distances; `None` without a season or before a window of them.
+    fn seasonal_surprise(&mut self, value: f64) -> Option<f64> {
+        let p = self.season?;
+        let n = self.history.len();
+        if n < 3 * p {
+            return None;
+        }
+        let mut same_phase = [
+            self.history[n - p],
+            self.history[n - 2 * p],
+            self.history[n - 3 * p],
+        ];
+        same_phase.sort_by(f64::total_cmp);
+        let residual = value - same_phase[1];
+        let surprise = if self.residuals.len() >= self.config.window {
+            let mut r: Vec<f64> = self.residuals.iter().copied().collect();
+            let (median, mad) = median_mad(&mut r)?;
+            let spread = (1.4826 * mad).max(1e-3 * value.abs()).max(1e-9);
+            Some(((residual - median).abs() / spread).min(100.0))
+        } else {
+            None
+        };
+        self.residuals.push_back(residual);
+        if self.residuals.len() > self.config.window {
+            self.residuals.pop_front();
+        }
+        surprise
+    }
+
+    /// How far `value` is from the recent window's median, in MADs (`None` until the window
+    /// fills).
+    fn surprise(&self, value: f64) -> Option<f64> {
         if self.recent.len() < self.config.window {
-            return 0.0;
+            return None;
         }
         let mut w: Vec<f64> = self.recent.iter().copied().collect();
-        let Some((median, mad)) = median_mad(&mut w) else {
-            return 0.0;
-        };
+        let (median, mad) = median_mad(&mut w)?;
         let (lo, hi) = self
             .recent
             .iter()
@@ -83,7 +139,7 @@ impl Detector {
             .max(0.05 * (hi - lo))
             .max(1e-3 * median.abs())
             .max(1e-9);
-        ((value - median).abs() / spread).min(100.0)
+        Some(((value - median).abs() / spread).min(100.0))
     }
 
     /// Scores the next point, in [0, 1]; >= 0.5 flags it.
@@ -91,10 +147,13 @@ impl Detector {
         if !value.is_finite() {
             return 0.0;
         }
-        let s = self.surprise(value);
+        self.update_season();
+        let s = self
+            .seasonal_surprise(value)
+            .or_else(|| self.surprise(value));
         self.remember(value, s);
         self.seen += 1;
-        if self.seen <= self.config.warmup || self.surprises.len() < 2 * self.config.short {
+        if self.seen <= self.config.warmup || self.surprises.len() < self.config.warmup {
             return 0.0;
         }
         let score = self.likelihood_score();
@@ -108,29 +167,33 @@ impl Detector {
         score
     }
 
-    fn remember(&mut self, value: f64, surprise: f64) {
+    fn remember(&mut self, value: f64, surprise: Option<f64>) {
         self.recent.push_back(value);
         if self.recent.len() > self.config.window {
             self.recent.pop_front();
         }
-        self.surprises.push_back(surprise);
-        if self.surprises.len() > self.config.long {
-            self.surprises.pop_front();
+        self.history.push_back(value);
+        if self.history.len() > 4 * MAX_SEASON {
+            self.history.pop_front();
+        }
+        if let Some(s) = surprise {
+            self.surprises.push_back(s);
+            if self.surprises.len() > self.config.long {
+                self.surprises.pop_front();
+            }
         }
     }
 
-    /// How unlikely the mean of the last `short` surprises is, against all kept surprises.
+    /// How unlikely the mean of the last `short` surprises is, against the kept ones before.
     fn likelihood_score(&self) -> f64 {
-        let n = self.surprises.len() as f64;
-        let mean = self.surprises.iter().sum::<f64>() / n;
-        let var = self
-            .surprises
-            .iter()
-            .map(|s| (s - mean).powi(2))
-            .sum::<f64>()
-            / n;
-        let std = var.sqrt().max(1e-6);
         let short = self.config.short.min(self.surprises.len());
+        // The long run excludes the recent points, so an outburst does not dilute itself.
+        let past = self.surprises.len() - short;
+        let n = past.max(1) as f64;
+        let history = || self.surprises.iter().take(past);
+        let mean = history().sum::<f64>() / n;
+        let var = history().map(|s| (s - mean).powi(2)).sum::<f64>() / n;
+        let std = var.sqrt().max(1e-6);
         let recent = self.surprises.iter().rev().take(short).sum::<f64>() / short as f64;
         let z = (recent - mean) / std;
         let tail = 0.5 * erfc(z / std::f64::consts::SQRT_2);
@@ -160,12 +223,12 @@ mod tests {
 
     #[test]
     fn a_spike_is_flagged_and_quiet_data_is_not() {
-        let mut values = wave(1_000);
-        values[800] += 80.0;
+        let mut values = wave(2_000);
+        values[1_500] += 80.0;
         let scores = score_series(&values, AnomalyConfig::default());
         assert!(scores.iter().all(|s| (0.0..=1.0).contains(s)));
-        assert!(scores[800] >= 0.5, "spike scored {}", scores[800]);
-        let false_flags = scores[..800].iter().filter(|s| **s >= 0.5).count();
+        assert!(scores[1_500] >= 0.5, "spike scored {}", scores[1_500]);
+        let false_flags = scores[..1_500].iter().filter(|s| **s >= 0.5).count();
         assert_eq!(false_flags, 0);
     }
 
@@ -180,11 +243,11 @@ mod tests {
 
     #[test]
     fn flat_and_non_finite_input_do_not_panic() {
-        let mut values = vec![5.0; 400];
-        values[300] = f64::NAN;
-        values[350] = 6.0;
+        let mut values = vec![5.0; 1_000];
+        values[700] = f64::NAN;
+        values[900] = 6.0;
         let scores = score_series(&values, AnomalyConfig::default());
-        assert_eq!(scores[300], 0.0);
-        assert!(scores[350] >= 0.5);
+        assert_eq!(scores[700], 0.0);
+        assert!(scores[900] >= 0.5, "{}", scores[900]);
     }
 }
