@@ -95,9 +95,18 @@ pub fn forecast_csv(input: &Path, horizon: usize, output: &Path) -> anyhow::Resu
         let _ = writeln!(out, "{stamp},{m},{lo},{hi}");
     }
     std::fs::write(output, out).with_context(|| format!("{}", output.display()))?;
+    let found: Vec<String> = tda_models::seasonality::periods(&series.values)
+        .iter()
+        .map(|p| format!("{} (autocorrelation {:.2})", p.steps, p.strength))
+        .collect();
     Ok(format!(
-        "{horizon} steps forecast with {} (season {})\n",
-        f.model, f.period
+        "{horizon} steps forecast with {}; seasonal periods found: {}\n",
+        f.model,
+        if found.is_empty() {
+            "none".to_string()
+        } else {
+            found.join(", ")
+        }
     ))
 }
 

@@ -34,6 +34,24 @@ pub fn detrend(values: &[f64]) -> Vec<f64> {
         .collect()
 }
 
+/// Clips values beyond 3 MADs of the median, so a few spikes do not drown the season.
+fn robust(x: &[f64]) -> Vec<f64> {
+    let mut sorted = x.to_vec();
+    let Some((median, mad)) = crate::robust::median_mad(&mut sorted) else {
+        return x.to_vec();
+    };
+    let limit = 3.0 * 1.4826 * mad;
+    if limit <= 0.0 {
+        return x.to_vec();
+    }
+    let clipped: Vec<f64> = x
+        .iter()
+        .map(|v| v.clamp(median - limit, median + limit))
+        .collect();
+    let mean = clipped.iter().sum::<f64>() / clipped.len() as f64;
+    clipped.iter().map(|v| v - mean).collect()
+}
+
 /// Autocorrelation of `x` (mean already removed) at lags `0..=max_lag`.
 fn acf(x: &[f64], max_lag: usize) -> Vec<f64> {
     let var: f64 = x.iter().map(|v| v * v).sum();
@@ -43,6 +61,28 @@ fn acf(x: &[f64], max_lag: usize) -> Vec<f64> {
     (0..=max_lag)
         .map(|k| x.iter().zip(&x[k..]).map(|(a, b)| a * b).sum::<f64>() / var)
         .collect()
+}
+
+/// The lag next to a peak `k` whose multiples repeat best: a true period keeps its
+/// autocorrelation at 2 and 3 times itself, a neighbour drifts out of phase.
+fn refine(r: &[f64], k: usize) -> Period {
+    let echo = |lag: usize| {
+        let multiples: Vec<f64> = (1..=3)
+            .map(|j| j * lag)
+            .filter(|m| *m < r.len())
+            .map(|m| r[m])
+            .collect();
+        multiples.iter().sum::<f64>() / multiples.len().max(1) as f64
+    };
+    let best = [k - 1, k, k + 1]
+        .into_iter()
+        .filter(|l| *l >= 2)
+        .max_by(|a, b| echo(*a).total_cmp(&echo(*b)))
+        .unwrap_or(k);
+    Period {
+        steps: best,
+        strength: r[best],
+    }
 }
 
 /// Seasonal periods of at least 2 steps, main first, at most 3. The main period is the shortest
@@ -55,15 +95,12 @@ pub fn periods(values: &[f64]) -> Vec<Period> {
     if n < 8 {
         return Vec::new();
     }
-    let x = detrend(values);
+    let x = robust(&detrend(values));
     let max_lag = (n / 3).min(1_000);
     let r = acf(&x, max_lag);
     let peaks: Vec<Period> = (2..max_lag)
         .filter(|&k| r[k] > r[k - 1] && r[k] >= r[k + 1] && r[k] >= MIN_STRENGTH)
-        .map(|k| Period {
-            steps: k,
-            strength: r[k],
-        })
+        .map(|k| refine(&r, k))
         .collect();
     let strongest = peaks.iter().map(|p| p.strength).fold(0.0, f64::max);
     let mut chosen: Vec<Period> = Vec::new();
