@@ -12,6 +12,7 @@ use tda_schema::{Profile, ProfileType};
 use crate::app::App;
 use crate::dashboard;
 use crate::ingest;
+use crate::predictive;
 use crate::profiles::CreateError;
 use crate::query::{self, Agg, Filter};
 use crate::stats::performance::PerformanceAcc;
@@ -50,6 +51,10 @@ impl App {
             (Method::GET, "/api/v1/profiles") => self.list_profiles(),
             (Method::GET, "/api/v1/query") => self.query_series(&req).await,
             (Method::GET, "/api/v1/events") => self.query_events(&req).await,
+            (Method::GET, "/api/v1/trends") => self.predict(&req, predictive::trends).await,
+            (Method::GET, "/api/v1/forecast") => self.predict(&req, predictive::forecasts).await,
+            (Method::GET, "/api/v1/anomalies") => self.predict(&req, predictive::anomalies).await,
+            (Method::GET, "/api/v1/patterns") => self.predict(&req, predictive::patterns).await,
             (Method::POST, "/api/v1/profiles") => self.create_profile(req).await,
             (Method::GET, p) if p.starts_with("/api/v1/stats/") => {
                 self.stats(&req, &p["/api/v1/stats/".len()..]).await
@@ -199,6 +204,10 @@ impl App {
                     .await
             }
             ProfileType::Performance => self.performance(from, to).await,
+            ProfileType::Predictive => {
+                self.predictive_stats(req, q.get("profile").map(String::as_str))
+                    .await
+            }
             other => error(
                 StatusCode::NOT_IMPLEMENTED,
                 &format!("{other} analytics are not built yet; usage and performance are"),
@@ -294,6 +303,127 @@ impl App {
 }
 
 type Params = std::collections::HashMap<String, String>;
+
+/// A predictive model run over a stored metric.
+type ModelRun = fn(
+    &dyn crate::store::Storage,
+    &predictive::Ask,
+) -> Result<serde_json::Value, crate::store::StoreError>;
+
+impl App {
+    /// `GET /api/v1/{trends,forecast,anomalies,patterns}?metric=&from=&to=&step=&horizon=&sensitivity=`
+    /// plus the event filters.
+    async fn predict(&self, req: &Request<Incoming>, run: ModelRun) -> Response {
+        let ask = match ask(req, None) {
+            Ok(a) => a,
+            Err(e) => return error(StatusCode::BAD_REQUEST, &e),
+        };
+        let store = self.store.clone();
+        blocking_json(move || run(&*store, &ask)).await
+    }
+
+    /// `GET /api/v1/stats/predictive[?profile=]`: every metric of the predictive profile (the
+    /// first one when none is named; default metrics without one).
+    async fn predictive_stats(&self, req: &Request<Incoming>, id: Option<&str>) -> Response {
+        let entry = match id {
+            Some(id) => match self.profiles.get(id) {
+                Some(e) => Some(e),
+                None => {
+                    return error(
+                        StatusCode::BAD_REQUEST,
+                        &format!("profile: no profile `{id}`"),
+                    )
+                }
+            },
+            None => self
+                .profiles
+                .list()
+                .into_iter()
+                .find(|e| e.profile.kind == ProfileType::Predictive),
+        };
+        let models = entry
+            .as_ref()
+            .map(|e| e.profile.models.clone())
+            .unwrap_or_default();
+        let mut ask = match ask(req, entry.as_ref().map(|e| &e.profile)) {
+            Ok(a) => a,
+            Err(e) => return error(StatusCode::BAD_REQUEST, &e),
+        };
+        if !query(req).contains_key("sensitivity") {
+            ask.sensitivity = models.sensitivity;
+        }
+        let metrics: Vec<String> = if models.metrics.is_empty() {
+            predictive::DEFAULT_METRICS
+                .iter()
+                .map(|m| m.to_string())
+                .collect()
+        } else {
+            models.metrics.clone()
+        };
+        if let Some(bad) = metrics.iter().find_map(|m| predictive::metric(m).err()) {
+            return error(StatusCode::BAD_REQUEST, &bad);
+        }
+        let (store, id) = (self.store.clone(), entry.map(|e| e.id));
+        blocking_json(move || predictive::stats(&*store, &ask, &metrics, id)).await
+    }
+}
+
+/// The model parameters of a request: `metric` (default `requests`), range (default the last
+/// 7 days), `step` (default the profile's aggregation level, else 1h), `horizon` (a duration or a
+/// number of steps; default the profile's, else 24 steps), `sensitivity` (0-1, default 0.5).
+fn ask(req: &Request<Incoming>, profile: Option<&Profile>) -> Result<predictive::Ask, String> {
+    let q = query(req);
+    let (from, to) = range(req, "7d").map_err(|r| r.message)?;
+    let metric = q
+        .get("metric")
+        .cloned()
+        .unwrap_or_else(|| "requests".into());
+    predictive::metric(&metric)?;
+    let duration = |name: &str, text: &str| {
+        humantime::parse_duration(text)
+            .map(|d| d.as_millis() as i64)
+            .map_err(|e| format!("{name}: `{text}`: {e}"))
+    };
+    let step = match q.get("step") {
+        Some(s) => duration("step", s)?,
+        None => profile.map_or(3_600_000, |p| p.settings.aggregation_level.millis()),
+    };
+    if step < 1000 || (to - from) / step > query::MAX_POINTS {
+        return Err(format!(
+            "step: must be at least 1s and give at most {} points",
+            query::MAX_POINTS
+        ));
+    }
+    let horizon = match q.get("horizon") {
+        Some(h) => match h.parse::<usize>() {
+            Ok(n) => n,
+            Err(_) => (duration("horizon", h)? / step) as usize,
+        },
+        None => profile.map_or(24, |p| {
+            (p.models.horizon.0.as_millis() as i64 / step) as usize
+        }),
+    };
+    if !(1..=10_000).contains(&horizon) {
+        return Err("horizon: must be 1-10000 steps".into());
+    }
+    let sensitivity = match q.get("sensitivity") {
+        Some(s) => s
+            .parse::<f64>()
+            .ok()
+            .filter(|v| (0.0..=1.0).contains(v))
+            .ok_or_else(|| format!("sensitivity: `{s}` is not a number from 0 to 1"))?,
+        None => 0.5,
+    };
+    Ok(predictive::Ask {
+        metric,
+        from,
+        to,
+        step,
+        horizon,
+        sensitivity,
+        filter: filter(&q)?,
+    })
+}
 
 /// The series name, step (ms) and aggregation of a series query.
 fn series_params(q: &Params, from: i64, to: i64) -> Result<(String, i64, Agg), String> {

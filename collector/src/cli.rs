@@ -51,9 +51,9 @@ enum Command {
         #[arg(long)]
         output: std::path::PathBuf,
     },
-    /// Show analytics statistics of a type (usage or performance).
+    /// Show analytics statistics of a type (usage, performance or predictive).
     Stats {
-        /// usage | performance
+        /// usage | performance | predictive
         kind: String,
         /// Start: a duration before now (`1h`, `7d`), RFC 3339 or epoch ms.
         #[arg(long, default_value = "24h")]
@@ -208,6 +208,8 @@ pub fn run(cli: Cli) -> anyhow::Result<String> {
                 pretty(&v)
             } else if kind == "performance" {
                 performance_table(&v)
+            } else if kind == "predictive" {
+                predictive_table(&v)
             } else {
                 usage_table(&v)
             })
@@ -350,6 +352,38 @@ fn num(v: &Value, decimals: usize) -> String {
 fn latency_line(out: &mut String, l: &Value) {
     let (p50, p95, p99) = (num(&l["p50"], 1), num(&l["p95"], 1), num(&l["p99"], 1));
     let _ = writeln!(out, "  latency ms      p50 {p50}  p95 {p95}  p99 {p99}");
+}
+
+fn predictive_table(v: &Value) -> String {
+    let mut out = String::new();
+    let profile = v["profile"]
+        .as_str()
+        .unwrap_or("no predictive profile: default metrics");
+    let _ = writeln!(out, "Predictive ({profile}), step {} ms", s(&v["step_ms"]));
+    let _ = writeln!(
+        out,
+        "{:<18} {:>7} {:<44} {:<36} {:>9}",
+        "metric", "points", "trend", "forecast (mean over horizon)", "anomalies"
+    );
+    for m in v["metrics"].as_array().into_iter().flatten() {
+        let trend = m["trend"]["summary"].as_str().unwrap_or("-");
+        let trend = trend.split_once(": ").map_or(trend, |(_, t)| t);
+        let forecast = format!(
+            "{:.1} ({})",
+            m["forecast"]["mean"].as_f64().unwrap_or(0.0),
+            s(&m["forecast"]["model"])
+        );
+        let _ = writeln!(
+            out,
+            "{:<18} {:>7} {:<44} {:<36} {:>9}",
+            s(&m["metric"]),
+            s(&m["points"]),
+            trend,
+            forecast,
+            s(&m["anomalies"]["count"])
+        );
+    }
+    out
 }
 
 fn usage_table(v: &Value) -> String {

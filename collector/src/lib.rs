@@ -10,6 +10,7 @@ pub mod cli;
 pub mod dashboard;
 pub mod ingest;
 pub mod offline;
+pub mod predictive;
 pub mod profiles;
 pub mod query;
 pub mod reload;

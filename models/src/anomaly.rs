@@ -31,6 +31,8 @@ pub struct AnomalyConfig {
     /// Autocorrelation at the season above which a point is compared with the same phase of
     /// earlier seasons instead of with the recent window.
     pub seasonal_strength: f64,
+    /// Points of history at which the season is first looked for (then at every doubling).
+    pub season_after: usize,
 }
 
 impl Default for AnomalyConfig {
@@ -43,6 +45,7 @@ impl Default for AnomalyConfig {
             flag_tail: 1e-5,
             quiet_after_flag: 120,
             seasonal_strength: 0.7,
+            season_after: 512,
         }
     }
 }
@@ -81,10 +84,11 @@ impl Detector {
         }
     }
 
-    /// Re-estimates the season at 512, 1024, 2048 ... points of history.
+    /// Estimates the season at `season_after` points of history and at every power of two after.
     fn update_season(&mut self) {
         let n = self.seen + 1;
-        if n >= 512 && n.is_power_of_two() {
+        let after = self.config.season_after.max(8);
+        if n == after || (n > after && n.is_power_of_two()) {
             let h: Vec<f64> = self.history.iter().copied().collect();
             self.season = crate::seasonality::main_period(&h)
                 .filter(|p| p.strength >= self.config.seasonal_strength)

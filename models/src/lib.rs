@@ -6,5 +6,7 @@
 
 pub mod anomaly;
 pub mod forecast;
+pub mod pattern;
 pub mod robust;
 pub mod seasonality;
+pub mod trend;

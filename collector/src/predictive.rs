@@ -1,0 +1,282 @@
+//! Predictive analytics over stored series, computed on request: the trend, forecast, anomalies
+//! and patterns of a metric (usage metrics from events and rollups, host metrics from samples),
+//! and the predictive stats of a profile.
+
+use serde::Serialize;
+use serde_json::{json, Value};
+use tda_models::anomaly::{AnomalyConfig, Detector};
+use tda_models::forecast::{forecast, ForecastConfig};
+use tda_models::pattern::{change_points, peaks};
+use tda_models::seasonality::periods;
+use tda_models::trend::trend;
+use tda_schema::Timestamp;
+
+use crate::query::{self, Agg, Filter, SAMPLE_SERIES};
+use crate::store::{Storage, StoreError};
+
+/// Metrics when a predictive profile names none.
+pub const DEFAULT_METRICS: [&str; 3] = ["requests", "active_users", "latency_p95_ms"];
+
+/// The stored series and aggregation behind a metric name: `requests`, `errors`,
+/// `active_users`, `latency_pNN_ms`, `latency_avg_ms`, or a host/process series (averaged).
+pub fn metric(name: &str) -> Result<(&'static str, Agg), String> {
+    let quantile = name
+        .strip_prefix("latency_p")
+        .and_then(|r| r.strip_suffix("_ms"))
+        .and_then(|n| n.parse::<u8>().ok())
+        .filter(|n| (1..=99).contains(n));
+    if let Some(q) = quantile {
+        return Ok(("latency_ms", Agg::Quantile(q)));
+    }
+    Ok(match name {
+        "requests" => ("requests", Agg::Count),
+        "errors" => ("errors", Agg::Count),
+        "active_users" | "users" => ("users", Agg::Distinct),
+        "latency_avg_ms" => ("latency_ms", Agg::Avg),
+        _ => match SAMPLE_SERIES.iter().find(|s| **s == name) {
+            Some(s) => (s, Agg::Avg),
+            None => {
+                return Err(format!(
+                    "metric: `{name}` is not requests, errors, active_users, latency_pNN_ms, latency_avg_ms, or one of {}",
+                    SAMPLE_SERIES.join(", ")
+                ))
+            }
+        },
+    })
+}
+
+/// What to model: a metric over `[from, to)` in steps.
+#[derive(Debug, Clone)]
+pub struct Ask {
+    /// Metric name (see [`metric`]).
+    pub metric: String,
+    /// Start, epoch ms (aligned down to the step).
+    pub from: i64,
+    /// End, epoch ms.
+    pub to: i64,
+    /// Step, ms.
+    pub step: i64,
+    /// Forecast steps.
+    pub horizon: usize,
+    /// Anomaly sensitivity, 0-1 (0.5: a tail probability of 1e-5 flags).
+    pub sensitivity: f64,
+    /// Event filters.
+    pub filter: Filter,
+}
+
+/// The metric's values by step, gaps (steps without data) carried from the previous value.
+fn load(store: &dyn Storage, ask: &Ask) -> Result<(Vec<i64>, Vec<f64>), StoreError> {
+    let (series, agg) = metric(&ask.metric).map_err(|m| StoreError::Corrupt {
+        key: "metric".into(),
+        message: m,
+    })?;
+    let from = ask.from.div_euclid(ask.step) * ask.step;
+    let points = query::series(store, series, from, ask.to, ask.step, agg, &ask.filter)?;
+    let mut last = None;
+    let mut times = Vec::with_capacity(points.len());
+    let mut values = Vec::with_capacity(points.len());
+    for p in points {
+        let v = p.v.or(last);
+        if let Some(v) = v {
+            times.push(p.t);
+            values.push(v);
+            last = Some(v);
+        }
+    }
+    Ok((times, values))
+}
+
+/// Detector settings for a series of `n` points at a sensitivity: the default model, with its
+/// windows shrunk for short series so that hourly data over a week is scored too.
+pub fn detector_config(n: usize, sensitivity: f64) -> AnomalyConfig {
+    let d = AnomalyConfig::default();
+    let s = sensitivity.clamp(0.05, 0.95);
+    AnomalyConfig {
+        window: d.window.min((n / 6).max(24)),
+        warmup: d.warmup.min((n / 8).max(12)),
+        short: if n < 1_000 { 2 } else { d.short },
+        quiet_after_flag: d.quiet_after_flag.min((n / 20).max(3)),
+        flag_tail: 10f64.powf(-10.0 * (1.0 - s)),
+        season_after: d.season_after.min((n / 4).max(64)),
+        seasonal_strength: 0.4,
+        ..d
+    }
+}
+
+/// A flagged stretch of the series.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Anomaly {
+    /// Start of the first flagged step, epoch ms.
+    pub start_ms: i64,
+    /// End of the last step still scoring >= 0.3 after it, epoch ms.
+    pub end_ms: i64,
+    /// Start, RFC 3339.
+    pub start: String,
+    /// End, RFC 3339.
+    pub end: String,
+    /// Highest score in the stretch.
+    pub score: f64,
+    /// The value at the flag.
+    pub value: f64,
+}
+
+fn anomalies_in(times: &[i64], values: &[f64], step: i64, sensitivity: f64) -> Vec<Anomaly> {
+    let mut d = Detector::new(detector_config(values.len(), sensitivity));
+    let scores: Vec<f64> = values.iter().map(|v| d.score(*v)).collect();
+    let mut out: Vec<Anomaly> = Vec::new();
+    let mut i = 0;
+    while i < scores.len() {
+        if scores[i] < 0.5 {
+            i += 1;
+            continue;
+        }
+        let mut j = i;
+        while j + 1 < scores.len() && scores[j + 1] >= 0.3 {
+            j += 1;
+        }
+        let (start_ms, end_ms) = (times[i], times[j] + step);
+        out.push(Anomaly {
+            start_ms,
+            end_ms,
+            start: Timestamp(start_ms).to_rfc3339(),
+            end: Timestamp(end_ms).to_rfc3339(),
+            score: scores[i..=j].iter().copied().fold(0.0, f64::max),
+            value: values[i],
+        });
+        i = j + 1;
+    }
+    out
+}
+
+fn header(ask: &Ask, n: usize) -> Value {
+    json!({"metric": ask.metric, "from": ask.from, "to": ask.to, "step_ms": ask.step, "points": n})
+}
+
+/// `GET /api/v1/trends`.
+pub fn trends(store: &dyn Storage, ask: &Ask) -> Result<Value, StoreError> {
+    let (_, values) = load(store, ask)?;
+    let mut v = header(ask, values.len());
+    let t = trend(&values);
+    let per_week = t
+        .as_ref()
+        .and_then(|t| t.percent_per_step)
+        .map(|p| p * (604_800_000 / ask.step) as f64);
+    v["trend"] = json!(t);
+    v["percent_per_week"] = json!(per_week);
+    v["summary"] =
+        json!(t
+            .as_ref()
+            .map(|t| summary(&ask.metric, t.direction, per_week, t.p_value)));
+    Ok(v)
+}
+
+fn summary(metric: &str, direction: &str, per_week: Option<f64>, p: f64) -> String {
+    match per_week {
+        Some(w) if direction != "flat" => format!("{metric}: {w:+.1} % per week (p {})", p_text(p)),
+        _ => format!("{metric}: no significant trend (p {})", p_text(p)),
+    }
+}
+
+fn p_text(p: f64) -> String {
+    if p < 0.001 {
+        "< 0.001".into()
+    } else {
+        format!("= {p:.3}")
+    }
+}
+
+/// `GET /api/v1/forecast`.
+pub fn forecasts(store: &dyn Storage, ask: &Ask) -> Result<Value, StoreError> {
+    let (times, values) = load(store, ask)?;
+    let mut v = header(ask, values.len());
+    let f = forecast(&values, ask.horizon, &ForecastConfig::default());
+    let next = times.last().copied().unwrap_or(ask.from);
+    let points: Vec<Value> = (0..ask.horizon)
+        .map(|i| {
+            json!({"t": next + (i as i64 + 1) * ask.step, "forecast": f.mean[i],
+                "lower80": f.lower80[i], "upper80": f.upper80[i], "lower95": f.lower95[i], "upper95": f.upper95[i]})
+        })
+        .collect();
+    v["model"] = json!(f.model);
+    v["period_steps"] = json!(f.period);
+    v["backtest_mae"] = json!(f.backtest_mae.is_finite().then_some(f.backtest_mae));
+    v["forecast"] = json!(points);
+    Ok(v)
+}
+
+/// `GET /api/v1/anomalies`.
+pub fn anomalies(store: &dyn Storage, ask: &Ask) -> Result<Value, StoreError> {
+    let (times, values) = load(store, ask)?;
+    let mut v = header(ask, values.len());
+    v["anomalies"] = json!(anomalies_in(&times, &values, ask.step, ask.sensitivity));
+    Ok(v)
+}
+
+/// `GET /api/v1/patterns`.
+pub fn patterns(store: &dyn Storage, ask: &Ask) -> Result<Value, StoreError> {
+    let (times, values) = load(store, ask)?;
+    let mut v = header(ask, values.len());
+    v["seasonal_periods"] = json!(periods(&values)
+        .iter()
+        .map(|p| json!({"steps": p.steps, "ms": p.steps as i64 * ask.step, "strength": p.strength}))
+        .collect::<Vec<_>>());
+    v["change_points"] = json!(change_points(&values)
+        .iter()
+        .map(|c| json!({"t": times[c.index.min(times.len() - 1)], "kind": c.kind, "before": c.before, "after": c.after}))
+        .collect::<Vec<_>>());
+    let pairs: Vec<(i64, f64)> = times.iter().copied().zip(values.iter().copied()).collect();
+    let p = peaks(&pairs);
+    v["peak_hours_utc"] = json!(p.hours);
+    v["peak_weekdays"] = json!(p
+        .weekdays
+        .iter()
+        .map(|d| WEEKDAYS[*d as usize])
+        .collect::<Vec<_>>());
+    Ok(v)
+}
+
+const WEEKDAYS: [&str; 7] = [
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+    "Sunday",
+];
+
+/// `GET /api/v1/stats/predictive`: trend, forecast, anomalies and seasons of each metric.
+pub fn stats(
+    store: &dyn Storage,
+    base: &Ask,
+    metrics: &[String],
+    profile: Option<String>,
+) -> Result<Value, StoreError> {
+    let mut out = Vec::new();
+    for m in metrics {
+        let ask = Ask {
+            metric: m.clone(),
+            ..base.clone()
+        };
+        let (times, values) = load(store, &ask)?;
+        let t = trend(&values);
+        let per_week = t
+            .as_ref()
+            .and_then(|t| t.percent_per_step)
+            .map(|p| p * (604_800_000 / ask.step) as f64);
+        let f = forecast(&values, ask.horizon, &ForecastConfig::default());
+        let found = anomalies_in(&times, &values, ask.step, ask.sensitivity);
+        out.push(json!({
+            "metric": m, "points": values.len(),
+            "trend": t.as_ref().map(|t| json!({"direction": t.direction, "percent_per_week": per_week, "p_value": t.p_value,
+                "summary": summary(m, t.direction, per_week, t.p_value)})),
+            "forecast": {"model": f.model, "horizon_steps": ask.horizon, "mean": f.mean.iter().sum::<f64>() / f.mean.len().max(1) as f64,
+                "last": f.mean.last(), "upper95_last": f.upper95.last()},
+            "anomalies": {"count": found.len(), "latest": found.last()},
+            "seasonal_periods_steps": periods(&values).iter().map(|p| p.steps).collect::<Vec<_>>(),
+        }));
+    }
+    Ok(
+        json!({"type": "predictive", "profile": profile, "from": base.from, "to": base.to, "step_ms": base.step, "metrics": out}),
+    )
+}
