@@ -210,7 +210,7 @@ impl App {
             }
             other => error(
                 StatusCode::NOT_IMPLEMENTED,
-                &format!("{other} analytics are not built yet; usage and performance are"),
+                &format!("{other} analytics are not built yet; usage, performance and predictive are"),
             ),
         }
     }
