@@ -53,6 +53,9 @@ impl App {
             (Method::GET, "/api/v1/events") => self.query_events(&req).await,
             (Method::GET, "/api/v1/trends") => self.predict(&req, predictive::trends).await,
             (Method::GET, "/api/v1/forecast") => self.predict(&req, predictive::forecasts).await,
+            (Method::GET, "/api/v1/anomalies") if query(&req).contains_key("profile") => {
+                self.streamed_anomalies(&req)
+            }
             (Method::GET, "/api/v1/anomalies") => self.predict(&req, predictive::anomalies).await,
             (Method::GET, "/api/v1/patterns") => self.predict(&req, predictive::patterns).await,
             (Method::POST, "/api/v1/profiles") => self.create_profile(req).await,
@@ -210,7 +213,9 @@ impl App {
             }
             other => error(
                 StatusCode::NOT_IMPLEMENTED,
-                &format!("{other} analytics are not built yet; usage, performance and predictive are"),
+                &format!(
+                    "{other} analytics are not built yet; usage, performance and predictive are"
+                ),
             ),
         }
     }
@@ -322,8 +327,41 @@ impl App {
         blocking_json(move || run(&*store, &ask)).await
     }
 
+    /// `GET /api/v1/anomalies?profile=ID`: what the scheduler's streaming detectors flagged for
+    /// the profile's metrics, oldest first.
+    fn streamed_anomalies(&self, req: &Request<Incoming>) -> Response {
+        let id = query(req).get("profile").cloned().unwrap_or_default();
+        if self.profiles.get(&id).is_none() {
+            return error(
+                StatusCode::BAD_REQUEST,
+                &format!("profile: no profile `{id}`"),
+            );
+        }
+        let state = match self.models.load(&id) {
+            Ok(s) => s,
+            Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+        };
+        let mut flags: Vec<serde_json::Value> = Vec::new();
+        for (metric, stream) in &state.streams {
+            for a in &stream.flags {
+                let mut v = serde_json::json!(a);
+                v["metric"] = serde_json::json!(metric);
+                flags.push(v);
+            }
+        }
+        flags.sort_by_key(|f| f["start_ms"].as_i64());
+        let scored: serde_json::Map<String, serde_json::Value> = state
+            .streams
+            .iter()
+            .map(|(m, s)| (m.clone(), serde_json::json!(s.next_ms)))
+            .collect();
+        let body = serde_json::json!({"profile": id, "scored_until": scored, "anomalies": flags});
+        json(StatusCode::OK, &body)
+    }
+
     /// `GET /api/v1/stats/predictive[?profile=]`: every metric of the predictive profile (the
-    /// first one when none is named; default metrics without one).
+    /// first one when none is named; default metrics without one): the scheduler's last answer
+    /// (with `computed_at`) when no range is asked for, else computed now.
     async fn predictive_stats(&self, req: &Request<Incoming>, id: Option<&str>) -> Response {
         let entry = match id {
             Some(id) => match self.profiles.get(id) {
@@ -341,6 +379,16 @@ impl App {
                 .into_iter()
                 .find(|e| e.profile.kind == ProfileType::Predictive),
         };
+        let asks_range = query(req).contains_key("from") || query(req).contains_key("to");
+        if let (Some(e), false) = (&entry, asks_range) {
+            match self.models.load(&e.id) {
+                Ok(state) if state.result.is_some() && state.profile_hash == e.hash => {
+                    return json(StatusCode::OK, &state.result);
+                }
+                Ok(_) => {}
+                Err(err) => return error(StatusCode::INTERNAL_SERVER_ERROR, &err.to_string()),
+            }
+        }
         let models = entry
             .as_ref()
             .map(|e| e.profile.models.clone())

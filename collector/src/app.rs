@@ -114,6 +114,8 @@ pub struct App {
     pub ingest: IngestCounters,
     /// Profiles in force.
     pub profiles: Profiles,
+    /// Model state (`analytics/models/`).
+    pub models: crate::model_state::ModelStore,
     /// The store's files exceed `storage.max_disk_bytes` (checked by the compaction loop).
     pub disk_full: std::sync::atomic::AtomicBool,
     live: RwLock<Live>,
@@ -133,6 +135,8 @@ impl App {
         }
         let store = SledStore::open(&analytics)
             .with_context(|| format!("opening storage under {}", analytics.display()))?;
+        let models = crate::model_state::ModelStore::open(&analytics.join("models").join("state"))
+            .with_context(|| format!("opening model state under {}", analytics.display()))?;
         let profiles_dir = live.config.profiles_dir();
         let profiles = Profiles::load(&profiles_dir)
             .with_context(|| format!("profiles directory {}", profiles_dir.display()))?;
@@ -148,6 +152,7 @@ impl App {
             ingest: IngestCounters::default(),
             profiles,
             disk_full: Default::default(),
+            models,
             live: RwLock::new(live),
             status: RwLock::new(status),
         })

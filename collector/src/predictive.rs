@@ -2,7 +2,7 @@
 //! and patterns of a metric (usage metrics from events and rollups, host metrics from samples),
 //! and the predictive stats of a profile.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tda_models::anomaly::{AnomalyConfig, Detector};
 use tda_models::forecast::{forecast, ForecastConfig};
@@ -65,7 +65,7 @@ pub struct Ask {
 }
 
 /// The metric's values by step, gaps (steps without data) carried from the previous value.
-fn load(store: &dyn Storage, ask: &Ask) -> Result<(Vec<i64>, Vec<f64>), StoreError> {
+pub fn load(store: &dyn Storage, ask: &Ask) -> Result<(Vec<i64>, Vec<f64>), StoreError> {
     let (series, agg) = metric(&ask.metric).map_err(|m| StoreError::Corrupt {
         key: "metric".into(),
         message: m,
@@ -104,7 +104,7 @@ pub fn detector_config(n: usize, sensitivity: f64) -> AnomalyConfig {
 }
 
 /// A flagged stretch of the series.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Anomaly {
     /// Start of the first flagged step, epoch ms.
     pub start_ms: i64,
@@ -120,7 +120,8 @@ pub struct Anomaly {
     pub value: f64,
 }
 
-fn anomalies_in(times: &[i64], values: &[f64], step: i64, sensitivity: f64) -> Vec<Anomaly> {
+/// The stretches of `values` (at `times`, `step` apart) the detector flags.
+pub fn anomalies_in(times: &[i64], values: &[f64], step: i64, sensitivity: f64) -> Vec<Anomaly> {
     let mut d = Detector::new(detector_config(values.len(), sensitivity));
     let scores: Vec<f64> = values.iter().map(|v| d.score(*v)).collect();
     let mut out: Vec<Anomaly> = Vec::new();
@@ -134,18 +135,25 @@ fn anomalies_in(times: &[i64], values: &[f64], step: i64, sensitivity: f64) -> V
         while j + 1 < scores.len() && scores[j + 1] >= 0.3 {
             j += 1;
         }
-        let (start_ms, end_ms) = (times[i], times[j] + step);
-        out.push(Anomaly {
+        let score = scores[i..=j].iter().copied().fold(0.0, f64::max);
+        out.push(Anomaly::at(times[i], times[j] + step, score, values[i]));
+        i = j + 1;
+    }
+    out
+}
+
+impl Anomaly {
+    /// An anomaly over `[start_ms, end_ms)`.
+    pub fn at(start_ms: i64, end_ms: i64, score: f64, value: f64) -> Self {
+        Anomaly {
             start_ms,
             end_ms,
             start: Timestamp(start_ms).to_rfc3339(),
             end: Timestamp(end_ms).to_rfc3339(),
-            score: scores[i..=j].iter().copied().fold(0.0, f64::max),
-            value: values[i],
-        });
-        i = j + 1;
+            score,
+            value,
+        }
     }
-    out
 }
 
 fn header(ask: &Ask, n: usize) -> Value {

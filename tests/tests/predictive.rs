@@ -8,16 +8,18 @@ use tda_tests::*;
 const HOUR: i64 = 3_600_000;
 const WEEK: i64 = 7 * 86_400_000;
 
+const PROFILE: &str = "name = \"Growth\"\ntype = \"predictive\"\n[settings]\naggregation_level = \"hour\"\n\
+     [models]\nrun = [\"trend\", \"forecast\", \"anomaly\", \"pattern\"]\nmetrics = [\"requests\", \"latency_p95_ms\"]\nhorizon = \"1d\"\n";
+
 /// Three weeks of simulated traffic growing 20 % a week, with a latency spike on day 16 and a
-/// traffic drop on day 18; returns the collector, the agent and the simulator's truth.
-fn simulated() -> (tempfile::TempDir, Daemon, Daemon, Value) {
+/// traffic drop on day 18; returns the collector, the agent and the simulator's truth. The
+/// predictive profile is in place from the start, or (`profile_after`) added once the data is.
+fn simulated_with(profile_after: bool) -> (tempfile::TempDir, Daemon, Daemon, Value) {
     let tmp = tempfile::tempdir().unwrap();
     let setup = CollectorSetup::new(&tmp.path().join("collector"), "");
-    setup.profile(
-        "predictive.toml",
-        "name = \"Growth\"\ntype = \"predictive\"\n[settings]\naggregation_level = \"hour\"\n\
-         [models]\nrun = [\"trend\", \"forecast\", \"anomaly\", \"pattern\"]\nmetrics = [\"requests\", \"latency_p95_ms\"]\nhorizon = \"1d\"\n",
-    );
+    if !profile_after {
+        setup.profile("predictive.toml", PROFILE);
+    }
     let collector = setup.start();
     let agent = start_agent(&tmp.path().join("agent"), &collector.url, collector.pid());
     let truth_file = tmp.path().join("truth.json");
@@ -55,7 +57,18 @@ fn simulated() -> (tempfile::TempDir, Daemon, Daemon, Value) {
     wait_for("every simulated event stored", || {
         (agent_counters(&agent.url)["events_sent"].as_u64() == Some(events)).then_some(())
     });
+    if profile_after {
+        setup.profile("predictive.toml", PROFILE);
+        wait_for("the predictive profile loaded", || {
+            let (_, v) = get_json(&format!("{}/api/v1/profiles", collector.url));
+            v.to_string().contains("\"growth\"").then_some(())
+        });
+    }
     (tmp, collector, agent, truth)
+}
+
+fn simulated() -> (tempfile::TempDir, Daemon, Daemon, Value) {
+    simulated_with(false)
 }
 
 fn get(collector: &Daemon, path: &str) -> Value {
@@ -198,5 +211,79 @@ fn forecasts_patterns_and_predictive_stats_answer() {
             .unwrap()
             .starts_with("metric: `bogus`"),
         "{bad}"
+    );
+}
+
+#[test]
+fn the_scheduler_flags_incidents_as_data_arrives_and_keeps_its_state_across_restarts() {
+    let (tmp, c, _agent, truth) = simulated_with(true);
+    let incident = truth["incidents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["kind"] == "latency_spike")
+        .unwrap()
+        .clone();
+    let (spike_start, spike_end) = (
+        incident["start"].as_i64().unwrap(),
+        incident["end"].as_i64().unwrap(),
+    );
+    let streamed = |c: &Daemon| get(c, "/api/v1/anomalies?profile=growth");
+    let flags = wait_for("the streaming detector to reach the present", || {
+        let v = streamed(&c);
+        let until = v["scored_until"]["latency_p95_ms"].as_i64()?;
+        (until > truth["end"].as_i64().unwrap()).then_some(v)
+    });
+    let spike_flagged = flags["anomalies"].as_array().unwrap().iter().any(|a| {
+        a["metric"] == "latency_p95_ms"
+            && a["start_ms"].as_i64().unwrap() >= spike_start - HOUR
+            && a["start_ms"].as_i64().unwrap() < spike_end
+    });
+    assert!(
+        spike_flagged,
+        "latency spike {spike_start}..{spike_end}: {flags}"
+    );
+    let scheduled = wait_for("the scheduled models' answer", || {
+        let v = get(&c, "/api/v1/stats/predictive");
+        v["computed_at"].as_i64().map(|t| (t, v))
+    });
+    assert_eq!(
+        scheduled.1["metrics"].as_array().unwrap().len(),
+        2,
+        "{}",
+        scheduled.1
+    );
+
+    let mut c = c;
+    c.terminate();
+    let restarted = CollectorSetup {
+        dir: tmp.path().join("collector"),
+        port: free_port(),
+    };
+    let config = std::fs::read_to_string(restarted.config_file()).unwrap();
+    let old_port = config
+        .split("127.0.0.1:")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    std::fs::write(
+        restarted.config_file(),
+        config.replace(&old_port, &restarted.port.to_string()),
+    )
+    .unwrap();
+    let c2 = restarted.start();
+    let again = get(&c2, "/api/v1/stats/predictive");
+    assert_eq!(
+        again["computed_at"].as_i64(),
+        Some(scheduled.0),
+        "last run survives a restart"
+    );
+    assert_eq!(
+        streamed(&c2)["anomalies"],
+        flags["anomalies"],
+        "flags survive a restart"
     );
 }

@@ -1,0 +1,171 @@
+//! The model scheduler: every few seconds, for each predictive profile, feeds each metric's
+//! streaming detector the steps that closed since it last ran (flagging anomalies as data
+//! arrives), and reruns the profile's models when `models.every` has passed or the profile
+//! changed. State lives in `analytics/models/`, so a restart resumes where it stopped. One loop
+//! runs the profiles in turn: a job never overlaps itself.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tda_models::anomaly::Detector;
+use tda_schema::timestamp::now_ms;
+use tda_schema::ProfileType;
+
+use crate::app::App;
+use crate::model_state::{ProfileState, Stream, MAX_FLAGS};
+use crate::predictive::{self, Anomaly, Ask};
+use crate::profiles::Entry;
+use crate::query::Filter;
+use crate::store::StoreError;
+
+/// How often the scheduler looks for work.
+const TICK: Duration = Duration::from_secs(5);
+/// How long after a step ends before it is scored (late batches).
+const GRACE_MS: i64 = 60_000;
+/// Steps of history a new detector learns from (and the most a restart catches up).
+const WARM_STEPS: i64 = 2_000;
+/// History the scheduled models look at: at least two weeks.
+const LOOKBACK_MS: i64 = 14 * 86_400_000;
+
+/// Runs until the process ends.
+pub async fn run(app: Arc<App>) {
+    let mut tick = tokio::time::interval(TICK);
+    loop {
+        tick.tick().await;
+        let app = app.clone();
+        let _ = tokio::task::spawn_blocking(move || run_once(&app, now_ms())).await;
+    }
+}
+
+/// One pass over every predictive profile.
+pub fn run_once(app: &App, now: i64) {
+    let profiles = app.profiles.list();
+    for entry in profiles
+        .iter()
+        .filter(|e| e.profile.kind == ProfileType::Predictive)
+    {
+        if let Err(e) = run_profile(app, entry, now) {
+            tracing::error!(profile = %entry.id, error = %e, "predictive models failed; will try again");
+        }
+    }
+}
+
+fn metrics_of(entry: &Entry) -> Vec<String> {
+    let m = &entry.profile.models.metrics;
+    if m.is_empty() {
+        predictive::DEFAULT_METRICS
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    } else {
+        m.clone()
+    }
+}
+
+fn run_profile(app: &App, entry: &Entry, now: i64) -> Result<(), StoreError> {
+    let mut state = app.models.load(&entry.id)?;
+    let metrics: Vec<String> = metrics_of(entry)
+        .into_iter()
+        .filter(|m| predictive::metric(m).is_ok())
+        .collect();
+    let step = entry.profile.settings.aggregation_level.millis();
+    let sensitivity = entry.profile.models.sensitivity;
+    for m in &metrics {
+        stream(app, &mut state, m, step, sensitivity, now, &entry.id)?;
+    }
+    state.streams.retain(|k, _| metrics.contains(k));
+    let every = entry.profile.models.every.0.as_millis() as i64;
+    if state.profile_hash != entry.hash || now - state.last_run_ms >= every {
+        refit(app, entry, &mut state, &metrics, step, now)?;
+    }
+    app.models.save(&entry.id, &state)
+}
+
+/// Reruns the profile's models over the lookback and keeps their answer.
+fn refit(
+    app: &App,
+    entry: &Entry,
+    state: &mut ProfileState,
+    metrics: &[String],
+    step: i64,
+    now: i64,
+) -> Result<(), StoreError> {
+    let started = std::time::Instant::now();
+    let horizon_ms = entry.profile.models.horizon.0.as_millis() as i64;
+    let lookback = LOOKBACK_MS
+        .max(8 * horizon_ms)
+        .min(step * crate::query::MAX_POINTS);
+    let ask = Ask {
+        metric: String::new(),
+        from: now - lookback,
+        to: now,
+        step,
+        horizon: ((horizon_ms / step).max(1) as usize).min(10_000),
+        sensitivity: entry.profile.models.sensitivity,
+        filter: Filter::default(),
+    };
+    let mut result = predictive::stats(&*app.store, &ask, metrics, Some(entry.id.clone()))?;
+    result["computed_at"] = serde_json::json!(now);
+    state.result = Some(result);
+    state.last_run_ms = now;
+    state.profile_hash = entry.hash.clone();
+    tracing::info!(profile = %entry.id, metrics = metrics.len(), elapsed_ms = started.elapsed().as_millis() as u64, "predictive models ran");
+    Ok(())
+}
+
+/// Scores the steps of `metric` that closed since the stream's last step.
+fn stream(
+    app: &App,
+    state: &mut ProfileState,
+    metric: &str,
+    step: i64,
+    sensitivity: f64,
+    now: i64,
+    profile: &str,
+) -> Result<(), StoreError> {
+    let closed_end = (now - GRACE_MS).div_euclid(step) * step;
+    let fresh = || Stream {
+        detector: None,
+        next_ms: closed_end - WARM_STEPS * step,
+        step_ms: step,
+        flags: Vec::new(),
+    };
+    let s = state
+        .streams
+        .entry(metric.to_string())
+        .or_insert_with(fresh);
+    if s.step_ms != step {
+        *s = fresh();
+    }
+    let from = s.next_ms.max(closed_end - WARM_STEPS * step);
+    if from >= closed_end {
+        return Ok(());
+    }
+    let ask = Ask {
+        metric: metric.to_string(),
+        from,
+        to: closed_end,
+        step,
+        horizon: 1,
+        sensitivity,
+        filter: Filter::default(),
+    };
+    let (times, values) = predictive::load(&*app.store, &ask)?;
+    if values.is_empty() {
+        return Ok(()); // nothing stored yet: wait, so the first data is learnt from, not skipped
+    }
+    let config = predictive::detector_config(values.len().max(200), sensitivity);
+    let detector = s.detector.get_or_insert_with(|| Detector::new(config));
+    for (t, v) in times.iter().zip(&values) {
+        let score = detector.score(*v);
+        if score >= 0.5 {
+            tracing::warn!(%profile, %metric, at = %tda_schema::Timestamp(*t).to_rfc3339(), value = v, score, "anomaly flagged");
+            s.flags.push(Anomaly::at(*t, t + step, score, *v));
+            if s.flags.len() > MAX_FLAGS {
+                s.flags.remove(0);
+            }
+        }
+    }
+    s.next_ms = closed_end;
+    Ok(())
+}
