@@ -5,10 +5,11 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tda_models::anomaly::{AnomalyConfig, Detector};
-use tda_models::forecast::{forecast, ForecastConfig};
-use tda_models::pattern::{change_points, peaks};
-use tda_models::seasonality::periods;
-use tda_models::trend::trend;
+use tda_models::forecast::{Forecast, ForecastConfig};
+use tda_models::model::{ForecastModel, PatternModel, TrendModel};
+use tda_models::pattern::peaks;
+use tda_models::trend::Trend;
+use tda_models::run;
 use tda_schema::Timestamp;
 
 use crate::query::{self, Agg, Filter, SAMPLE_SERIES};
@@ -122,8 +123,7 @@ pub struct Anomaly {
 
 /// The stretches of `values` (at `times`, `step` apart) the detector flags.
 pub fn anomalies_in(times: &[i64], values: &[f64], step: i64, sensitivity: f64) -> Vec<Anomaly> {
-    let mut d = Detector::new(detector_config(values.len(), sensitivity));
-    let scores: Vec<f64> = values.iter().map(|v| d.score(*v)).collect();
+    let scores = run::<Detector>(detector_config(values.len(), sensitivity), values);
     let mut out: Vec<Anomaly> = Vec::new();
     let mut i = 0;
     while i < scores.len() {
@@ -156,6 +156,16 @@ impl Anomaly {
     }
 }
 
+fn forecast_of(values: &[f64], horizon: usize) -> Forecast {
+    run::<ForecastModel>(
+        ForecastConfig {
+            horizon,
+            ..ForecastConfig::default()
+        },
+        values,
+    )
+}
+
 fn header(ask: &Ask, n: usize) -> Value {
     json!({"metric": ask.metric, "from": ask.from, "to": ask.to, "step_ms": ask.step, "points": n})
 }
@@ -164,7 +174,7 @@ fn header(ask: &Ask, n: usize) -> Value {
 pub fn trends(store: &dyn Storage, ask: &Ask) -> Result<Value, StoreError> {
     let (_, values) = load(store, ask)?;
     let mut v = header(ask, values.len());
-    let t = trend(&values);
+    let t: Option<Trend> = run::<TrendModel>((), &values);
     let per_week = t
         .as_ref()
         .and_then(|t| t.percent_per_step)
@@ -197,7 +207,7 @@ fn p_text(p: f64) -> String {
 pub fn forecasts(store: &dyn Storage, ask: &Ask) -> Result<Value, StoreError> {
     let (times, values) = load(store, ask)?;
     let mut v = header(ask, values.len());
-    let f = forecast(&values, ask.horizon, &ForecastConfig::default());
+    let f: Forecast = forecast_of(&values, ask.horizon);
     let next = times.last().copied().unwrap_or(ask.from);
     let points: Vec<Value> = (0..ask.horizon)
         .map(|i| {
@@ -224,11 +234,14 @@ pub fn anomalies(store: &dyn Storage, ask: &Ask) -> Result<Value, StoreError> {
 pub fn patterns(store: &dyn Storage, ask: &Ask) -> Result<Value, StoreError> {
     let (times, values) = load(store, ask)?;
     let mut v = header(ask, values.len());
-    v["seasonal_periods"] = json!(periods(&values)
+    let found = run::<PatternModel>((), &values);
+    v["seasonal_periods"] = json!(found
+        .periods
         .iter()
         .map(|p| json!({"steps": p.steps, "ms": p.steps as i64 * ask.step, "strength": p.strength}))
         .collect::<Vec<_>>());
-    v["change_points"] = json!(change_points(&values)
+    v["change_points"] = json!(found
+        .change_points
         .iter()
         .map(|c| json!({"t": times[c.index.min(times.len() - 1)], "kind": c.kind, "before": c.before, "after": c.after}))
         .collect::<Vec<_>>());
@@ -267,12 +280,12 @@ pub fn stats(
             ..base.clone()
         };
         let (times, values) = load(store, &ask)?;
-        let t = trend(&values);
+        let t: Option<Trend> = run::<TrendModel>((), &values);
         let per_week = t
             .as_ref()
             .and_then(|t| t.percent_per_step)
             .map(|p| p * (604_800_000 / ask.step) as f64);
-        let f = forecast(&values, ask.horizon, &ForecastConfig::default());
+        let f: Forecast = forecast_of(&values, ask.horizon);
         let found = anomalies_in(&times, &values, ask.step, ask.sensitivity);
         out.push(json!({
             "metric": m, "points": values.len(),
@@ -281,7 +294,7 @@ pub fn stats(
             "forecast": {"model": f.model, "horizon_steps": ask.horizon, "mean": f.mean.iter().sum::<f64>() / f.mean.len().max(1) as f64,
                 "last": f.mean.last(), "upper95_last": f.upper95.last()},
             "anomalies": {"count": found.len(), "latest": found.last()},
-            "seasonal_periods_steps": periods(&values).iter().map(|p| p.steps).collect::<Vec<_>>(),
+            "seasonal_periods_steps": run::<PatternModel>((), &values).periods.iter().map(|p| p.steps).collect::<Vec<_>>(),
         }));
     }
     Ok(

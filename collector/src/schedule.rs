@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tda_models::anomaly::Detector;
+use tda_models::Model;
 use tda_schema::timestamp::now_ms;
 use tda_schema::ProfileType;
 
@@ -155,9 +156,9 @@ fn stream(
         return Ok(()); // nothing stored yet: wait, so the first data is learnt from, not skipped
     }
     let config = predictive::detector_config(values.len().max(200), sensitivity);
-    let detector = s.detector.get_or_insert_with(|| Detector::new(config));
-    for (t, v) in times.iter().zip(&values) {
-        let score = detector.score(*v);
+    let detector = s.detector.get_or_insert_with(|| Detector::build(config));
+    detector.fit(&values);
+    for ((t, v), score) in times.iter().zip(&values).zip(detector.output()) {
         if score >= 0.5 {
             tracing::warn!(%profile, %metric, at = %tda_schema::Timestamp(*t).to_rfc3339(), value = v, score, "anomaly flagged");
             s.flags.push(Anomaly::at(*t, t + step, score, *v));

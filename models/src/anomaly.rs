@@ -64,6 +64,9 @@ pub struct Detector {
     season: Option<usize>,
     /// Recent differences from the same phase of earlier seasons.
     residuals: VecDeque<f64>,
+    /// Scores of the last [`crate::Model::fit`] (not kept across saves).
+    #[serde(skip)]
+    pub(crate) last_scores: Vec<f64>,
 }
 
 /// Longest season looked for, in points.
@@ -81,6 +84,7 @@ impl Detector {
             history: VecDeque::new(),
             season: None,
             residuals: VecDeque::new(),
+            last_scores: Vec::new(),
         }
     }
 

@@ -14,11 +14,16 @@ use crate::seasonality::periods;
 pub struct ForecastConfig {
     /// Backtest origins used to choose a model.
     pub backtests: usize,
+    /// Steps a [`crate::Model`] forecast looks ahead.
+    pub horizon: usize,
 }
 
 impl Default for ForecastConfig {
     fn default() -> Self {
-        ForecastConfig { backtests: 3 }
+        ForecastConfig {
+            backtests: 3,
+            horizon: 24,
+        }
     }
 }
 
@@ -51,31 +56,31 @@ struct Fit {
 
 /// One candidate model.
 #[derive(Debug, Clone, Copy)]
-enum Model {
+enum Candidate {
     SeasonalNaive(usize),
     HoltWinters(usize),
 }
 
-impl Model {
+impl Candidate {
     fn name(self) -> String {
         match self {
-            Model::SeasonalNaive(1) => "naive".into(),
-            Model::SeasonalNaive(p) => format!("seasonal naive ({p})"),
-            Model::HoltWinters(1) => "damped Holt".into(),
-            Model::HoltWinters(p) => format!("Holt-Winters additive damped ({p})"),
+            Candidate::SeasonalNaive(1) => "naive".into(),
+            Candidate::SeasonalNaive(p) => format!("seasonal naive ({p})"),
+            Candidate::HoltWinters(1) => "damped Holt".into(),
+            Candidate::HoltWinters(p) => format!("Holt-Winters additive damped ({p})"),
         }
     }
 
     fn period(self) -> usize {
         match self {
-            Model::SeasonalNaive(p) | Model::HoltWinters(p) => p,
+            Candidate::SeasonalNaive(p) | Candidate::HoltWinters(p) => p,
         }
     }
 
     fn fit(self, y: &[f64], h: usize) -> Option<Fit> {
         match self {
-            Model::SeasonalNaive(p) => seasonal_naive(y, p, h),
-            Model::HoltWinters(p) => HoltWinters::best(y, p).map(|hw| hw.forecast(y, h)),
+            Candidate::SeasonalNaive(p) => seasonal_naive(y, p, h),
+            Candidate::HoltWinters(p) => HoltWinters::best(y, p).map(|hw| hw.forecast(y, h)),
         }
     }
 }
@@ -216,7 +221,7 @@ impl HoltWinters {
 }
 
 /// Mean absolute error of `model` forecasting `h` steps from `origins` points before the end.
-fn backtest(model: Model, y: &[f64], h: usize, origins: usize) -> Option<f64> {
+fn backtest(model: Candidate, y: &[f64], h: usize, origins: usize) -> Option<f64> {
     let mut errors = Vec::new();
     for k in 1..=origins {
         let cut = y.len().checked_sub(k * h)?;
@@ -230,20 +235,20 @@ fn backtest(model: Model, y: &[f64], h: usize, origins: usize) -> Option<f64> {
 /// Forecasts `horizon` steps after the end of `y`.
 pub fn forecast(y: &[f64], horizon: usize, config: &ForecastConfig) -> Forecast {
     let clean: Vec<f64> = y.iter().copied().filter(|v| v.is_finite()).collect();
-    let mut candidates = vec![Model::SeasonalNaive(1), Model::HoltWinters(1)];
+    let mut candidates = vec![Candidate::SeasonalNaive(1), Candidate::HoltWinters(1)];
     for p in periods(&clean) {
-        candidates.push(Model::SeasonalNaive(p.steps));
-        candidates.push(Model::HoltWinters(p.steps));
+        candidates.push(Candidate::SeasonalNaive(p.steps));
+        candidates.push(Candidate::HoltWinters(p.steps));
     }
     let h = horizon.max(1);
-    let scored: Vec<(f64, Model)> = candidates
+    let scored: Vec<(f64, Candidate)> = candidates
         .iter()
         .filter_map(|m| backtest(*m, &clean, h, config.backtests).map(|e| (e, *m)))
         .collect();
     let (mae, model) = scored
         .into_iter()
         .min_by(|a, b| a.0.total_cmp(&b.0))
-        .unwrap_or((f64::NAN, Model::SeasonalNaive(1)));
+        .unwrap_or((f64::NAN, Candidate::SeasonalNaive(1)));
     let fit = model
         .fit(&clean, horizon)
         .unwrap_or_else(|| last_value(&clean, horizon));
@@ -258,7 +263,7 @@ fn last_value(y: &[f64], h: usize) -> Fit {
     }
 }
 
-fn finish(model: Model, fit: Fit, backtest_mae: f64, non_negative: bool) -> Forecast {
+fn finish(model: Candidate, fit: Fit, backtest_mae: f64, non_negative: bool) -> Forecast {
     let floor = |v: f64| if non_negative { v.max(0.0) } else { v };
     let band = |z: f64, sign: f64| -> Vec<f64> {
         fit.mean

@@ -4,8 +4,11 @@
 
 #![forbid(unsafe_code)]
 
+pub use model::{run, Model};
+
 pub mod anomaly;
 pub mod forecast;
+pub mod model;
 pub mod pattern;
 pub mod robust;
 pub mod seasonality;
