@@ -8,8 +8,8 @@ use tda_models::anomaly::{AnomalyConfig, Detector};
 use tda_models::forecast::{Forecast, ForecastConfig};
 use tda_models::model::{ForecastModel, PatternModel, TrendModel};
 use tda_models::pattern::peaks;
-use tda_models::trend::Trend;
 use tda_models::run;
+use tda_models::trend::Trend;
 use tda_schema::Timestamp;
 
 use crate::query::{self, Agg, Filter, SAMPLE_SERIES};

@@ -1,7 +1,8 @@
 //! Forecasts with 80 % and 95 % prediction intervals. Candidates — seasonal naive, and
 //! Holt-Winters additive with a damped trend for each seasonal period found in the data (and
-//! without a season) — are compared by their own rolling-origin backtest on the series' last
-//! points; the best refits on everything. Series that never went below zero are never forecast
+//! without a season), and for two periods at once when one is a multiple of the other — are
+//! compared by their own rolling-origin backtest on the series' last points; the best refits on
+//! everything. Series that never went below zero are never forecast
 //! below zero.
 
 use serde::{Deserialize, Serialize};
@@ -59,6 +60,9 @@ struct Fit {
 enum Candidate {
     SeasonalNaive(usize),
     HoltWinters(usize),
+    /// Holt-Winters on the short season after removing what the long one (a multiple of it)
+    /// adds: daily and weekly at once on hourly data.
+    TwoSeasons(usize, usize),
 }
 
 impl Candidate {
@@ -68,12 +72,17 @@ impl Candidate {
             Candidate::SeasonalNaive(p) => format!("seasonal naive ({p})"),
             Candidate::HoltWinters(1) => "damped Holt".into(),
             Candidate::HoltWinters(p) => format!("Holt-Winters additive damped ({p})"),
+            Candidate::TwoSeasons(a, b) => {
+                format!("Holt-Winters additive damped ({a}) with a {b}-step season")
+            }
         }
     }
 
     fn period(self) -> usize {
         match self {
-            Candidate::SeasonalNaive(p) | Candidate::HoltWinters(p) => p,
+            Candidate::SeasonalNaive(p)
+            | Candidate::HoltWinters(p)
+            | Candidate::TwoSeasons(p, _) => p,
         }
     }
 
@@ -81,6 +90,7 @@ impl Candidate {
         match self {
             Candidate::SeasonalNaive(p) => seasonal_naive(y, p, h),
             Candidate::HoltWinters(p) => HoltWinters::best(y, p).map(|hw| hw.forecast(y, h)),
+            Candidate::TwoSeasons(short, long) => two_seasons(y, short, long, h),
         }
     }
 }
@@ -97,6 +107,54 @@ fn seasonal_naive(y: &[f64], p: usize, h: usize) -> Option<Fit> {
         .map(|i| sigma * ((i / p) as f64 + 1.0).sqrt())
         .collect();
     Some(Fit { mean, se })
+}
+
+/// What the long season adds beyond the short one, by phase of the long season: deviations
+/// from a trailing mean over the long season, averaged by long phase, minus their average by
+/// short phase.
+fn long_season_extra(y: &[f64], short: usize, long: usize) -> Vec<f64> {
+    let mut sums = vec![(0.0, 0u32); long];
+    let mut window: f64 = y[..long].iter().sum();
+    for i in long..y.len() {
+        window += y[i] - y[i - long];
+        let cell = &mut sums[i % long];
+        cell.0 += y[i] - window / long as f64;
+        cell.1 += 1;
+    }
+    let profile: Vec<f64> = sums
+        .iter()
+        .map(|(s, n)| if *n > 0 { s / f64::from(*n) } else { 0.0 })
+        .collect();
+    let mut by_short = vec![(0.0, 0u32); short];
+    for (phase, v) in profile.iter().enumerate() {
+        by_short[phase % short].0 += v;
+        by_short[phase % short].1 += 1;
+    }
+    profile
+        .iter()
+        .enumerate()
+        .map(|(phase, v)| {
+            let (s, n) = by_short[phase % short];
+            v - s / f64::from(n.max(1))
+        })
+        .collect()
+}
+
+fn two_seasons(y: &[f64], short: usize, long: usize, h: usize) -> Option<Fit> {
+    if y.len() < 3 * long || long % short != 0 {
+        return None;
+    }
+    let extra = long_season_extra(y, short, long);
+    let z: Vec<f64> = y
+        .iter()
+        .enumerate()
+        .map(|(i, v)| v - extra[i % long])
+        .collect();
+    let mut fit = HoltWinters::best(&z, short)?.forecast(&z, h);
+    for (k, m) in fit.mean.iter_mut().enumerate() {
+        *m += extra[(y.len() + k) % long];
+    }
+    Some(fit)
 }
 
 fn rms(e: &[f64]) -> f64 {
@@ -236,9 +294,13 @@ fn backtest(model: Candidate, y: &[f64], h: usize, origins: usize) -> Option<f64
 pub fn forecast(y: &[f64], horizon: usize, config: &ForecastConfig) -> Forecast {
     let clean: Vec<f64> = y.iter().copied().filter(|v| v.is_finite()).collect();
     let mut candidates = vec![Candidate::SeasonalNaive(1), Candidate::HoltWinters(1)];
-    for p in periods(&clean) {
-        candidates.push(Candidate::SeasonalNaive(p.steps));
-        candidates.push(Candidate::HoltWinters(p.steps));
+    let found: Vec<usize> = periods(&clean).iter().map(|p| p.steps).collect();
+    for p in &found {
+        candidates.push(Candidate::SeasonalNaive(*p));
+        candidates.push(Candidate::HoltWinters(*p));
+        for long in found.iter().filter(|l| **l > *p && *l % *p == 0) {
+            candidates.push(Candidate::TwoSeasons(*p, *long));
+        }
     }
     let h = horizon.max(1);
     let scored: Vec<(f64, Candidate)> = candidates
@@ -306,6 +368,33 @@ mod tests {
             assert!(f.lower95[i] <= *m && *m <= f.upper95[i]);
             assert!(f.lower80[i] >= f.lower95[i] && f.upper80[i] <= f.upper95[i]);
         }
+    }
+
+    #[test]
+    fn daily_and_weekly_seasons_at_once() {
+        let y: Vec<f64> = (0..24 * 7 * 8)
+            .map(|i| {
+                let day = 20.0 * (i as f64 * std::f64::consts::TAU / 24.0).sin();
+                let weekend = if (i / 24) % 7 >= 5 { -30.0 } else { 0.0 };
+                100.0 + day + weekend + ((i * 7919) % 7) as f64
+            })
+            .collect();
+        let cut = y.len() - 48;
+        let f = forecast(&y[..cut], 48, &ForecastConfig::default());
+        assert!(
+            f.model.contains("168-step season"),
+            "{} {:?}",
+            f.model,
+            periods(&y[..cut])
+        );
+        let mae = f
+            .mean
+            .iter()
+            .zip(&y[cut..])
+            .map(|(a, b)| (a - b).abs())
+            .sum::<f64>()
+            / 48.0;
+        assert!(mae < 4.0, "{mae}");
     }
 
     #[test]

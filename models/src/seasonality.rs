@@ -109,11 +109,15 @@ pub fn periods(values: &[f64]) -> Vec<Period> {
         if p.strength < share * strongest {
             continue;
         }
-        let divisor = chosen.iter().find(|c| {
+        let is_multiple_of = |c: &&Period| {
             let ratio = p.steps as f64 / c.steps as f64;
             (ratio - ratio.round()).abs() < 0.05 * ratio
-        });
-        if divisor.is_none_or(|c| p.strength > c.strength + 0.05) {
+        };
+        if chosen
+            .iter()
+            .filter(is_multiple_of)
+            .all(|c| p.strength > c.strength + 0.05)
+        {
             chosen.push(p);
         }
         if chosen.len() == 3 {
