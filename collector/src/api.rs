@@ -10,6 +10,7 @@ use tda_schema::timestamp::{now_ms, parse_bound};
 use tda_schema::{Profile, ProfileType};
 
 use crate::app::App;
+use crate::behavior;
 use crate::dashboard;
 use crate::ingest;
 use crate::predictive;
@@ -51,6 +52,10 @@ impl App {
             (Method::GET, "/api/v1/profiles") => self.list_profiles(),
             (Method::GET, "/api/v1/query") => self.query_series(&req).await,
             (Method::GET, "/api/v1/events") => self.query_events(&req).await,
+            (Method::GET, "/api/v1/sessions") => self.behavioral(&req, Behavior::Sessions).await,
+            (Method::GET, "/api/v1/journeys") => self.behavioral(&req, Behavior::Journeys).await,
+            (Method::GET, "/api/v1/funnels") => self.behavioral(&req, Behavior::Funnels).await,
+            (Method::GET, "/api/v1/retention") => self.behavioral(&req, Behavior::Retention).await,
             (Method::GET, "/api/v1/trends") => self.predict(&req, predictive::trends).await,
             (Method::GET, "/api/v1/forecast") => self.predict(&req, predictive::forecasts).await,
             (Method::GET, "/api/v1/anomalies") if query(&req).contains_key("profile") => {
@@ -207,16 +212,11 @@ impl App {
                     .await
             }
             ProfileType::Performance => self.performance(from, to).await,
+            ProfileType::Behavioral => self.behavioral(req, Behavior::Summary).await,
             ProfileType::Predictive => {
                 self.predictive_stats(req, q.get("profile").map(String::as_str))
                     .await
             }
-            other => error(
-                StatusCode::NOT_IMPLEMENTED,
-                &format!(
-                    "{other} analytics are not built yet; usage, performance and predictive are"
-                ),
-            ),
         }
     }
 
@@ -308,6 +308,162 @@ impl App {
 }
 
 type Params = std::collections::HashMap<String, String>;
+
+/// The behavioral analyses the API serves.
+#[derive(Debug, Clone, Copy)]
+enum Behavior {
+    Sessions,
+    Journeys,
+    Funnels,
+    Retention,
+    Summary,
+}
+
+impl App {
+    /// `GET /api/v1/{sessions,journeys,funnels,retention}` and `/api/v1/stats/behavioral`:
+    /// over the events of the range (default the last 7 days) and the event filters, with the
+    /// session rules of the behavioral profile (`?profile=`, else the first one, else 30 min and
+    /// 24 h).
+    async fn behavioral(&self, req: &Request<Incoming>, what: Behavior) -> Response {
+        let q = query(req);
+        let (from, to) = match range(req, "7d") {
+            Ok(r) => r,
+            Err(refusal) => return refusal.response(),
+        };
+        let profile = match q.get("profile") {
+            Some(id) => match self.profiles.get(id) {
+                Some(e) => Some(e),
+                None => {
+                    return error(
+                        StatusCode::BAD_REQUEST,
+                        &format!("profile: no profile `{id}`"),
+                    )
+                }
+            },
+            None => self
+                .profiles
+                .list()
+                .into_iter()
+                .find(|e| e.profile.kind == ProfileType::Behavioral),
+        };
+        let rules = behavior::rules(&profile.map(|e| e.profile.models).unwrap_or_default());
+        let parsed = filter(&q).and_then(|f| behavior_params(&q, what).map(|p| (f, p)));
+        let (filter, params) = match parsed {
+            Ok(x) => x,
+            Err(e) => return error(StatusCode::BAD_REQUEST, &e),
+        };
+        let store = self.store.clone();
+        blocking_json(move || {
+            let users = behavior::load(&*store, from, to, &filter, params.breakdown.is_some())?;
+            Ok(behavior_answer(&users, what, &params, rules, to))
+        })
+        .await
+    }
+}
+
+/// The parameters of a behavioral request.
+#[derive(Debug, Clone, Default)]
+struct BehaviorParams {
+    steps: Vec<String>,
+    window_ms: i64,
+    mode: Option<behavior::funnels::Mode>,
+    breakdown: Option<String>,
+    period: Option<behavior::retention::Period>,
+    start: Option<String>,
+    length: usize,
+    feature: Option<String>,
+}
+
+fn behavior_params(q: &Params, what: Behavior) -> Result<BehaviorParams, String> {
+    let mut p = BehaviorParams {
+        length: 4,
+        window_ms: 86_400_000,
+        ..Default::default()
+    };
+    if let Some(w) = q.get("window") {
+        p.window_ms = humantime::parse_duration(w)
+            .map_err(|e| format!("window: `{w}`: {e}"))?
+            .as_millis() as i64;
+    }
+    if let Some(n) = q.get("length") {
+        p.length = n
+            .parse()
+            .ok()
+            .filter(|n| (1..=20).contains(n))
+            .ok_or("length: must be 1-20")?;
+    }
+    p.start = q.get("start").cloned();
+    p.feature = q.get("feature_of_interest").cloned();
+    p.breakdown = q.get("breakdown").cloned();
+    if let Behavior::Funnels = what {
+        p.steps = q
+            .get("steps")
+            .map(|s| {
+                s.split(',')
+                    .map(|x| x.trim().to_string())
+                    .filter(|x| !x.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
+        if !(2..=20).contains(&p.steps.len()) {
+            return Err(
+                "steps: 2 to 20 comma-separated features, for example `steps=login,search,export`"
+                    .into(),
+            );
+        }
+        p.mode = Some(behavior::funnels::Mode::parse(
+            q.get("mode").map_or("ordered", String::as_str),
+        )?);
+    }
+    if let Behavior::Retention = what {
+        p.period = Some(behavior::retention::Period::parse(
+            q.get("period").map_or("day", String::as_str),
+        )?);
+    }
+    Ok(p)
+}
+
+fn behavior_answer(
+    users: &std::collections::BTreeMap<String, Vec<tda_schema::Event>>,
+    what: Behavior,
+    p: &BehaviorParams,
+    rules: behavior::sessions::SessionRules,
+    to: i64,
+) -> serde_json::Value {
+    use behavior::{funnels, journeys, retention, sessions};
+    match what {
+        Behavior::Sessions => serde_json::json!(sessions::stats(users.iter(), rules)),
+        Behavior::Journeys => {
+            let steps = behavior::session_steps(users, rules);
+            let mut v = serde_json::json!({
+                "top_paths": journeys::top_paths(&steps, p.start.as_deref(), p.length, 20),
+                "transitions": journeys::transitions(&steps, 50),
+            });
+            if let Some(f) = &p.feature {
+                let (next, previous) = journeys::neighbours(&steps, f);
+                v["next"] = serde_json::json!(next);
+                v["previous"] = serde_json::json!(previous);
+            }
+            v
+        }
+        Behavior::Funnels => {
+            let mode = p.mode.unwrap_or(funnels::Mode::Ordered);
+            let f = funnels::funnel(
+                users.values(),
+                &p.steps,
+                p.window_ms,
+                mode,
+                p.breakdown.as_deref(),
+            );
+            serde_json::json!({"mode": mode, "window_ms": p.window_ms, "funnel": f})
+        }
+        Behavior::Retention => {
+            let period = p.period.unwrap_or(retention::Period::Day);
+            serde_json::json!(retention::retention(users.values(), period, to))
+        }
+        Behavior::Summary => behavior::summary(users, rules, to),
+    }
+}
 
 /// A predictive model run over a stored metric.
 type ModelRun = fn(

@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod app;
+pub mod behavior;
 pub mod cli;
 pub mod dashboard;
 pub mod ingest;

@@ -85,6 +85,11 @@ pub struct Filter {
 }
 
 impl Filter {
+    /// Whether an event passes every event filter.
+    pub fn matches(&self, e: &Event) -> bool {
+        self.event(e)
+    }
+
     fn event(&self, e: &Event) -> bool {
         self.feature.as_ref().is_none_or(|f| *f == e.feature)
             && self.user.as_ref().is_none_or(|u| *u == e.user_id)

@@ -187,7 +187,10 @@ fn api_refuses_bad_queries_and_profiles() {
         400,
         "a series of 1.44 M minute buckets is refused"
     );
-    assert_eq!(stats("behavioral").0, 501);
+    assert_eq!(
+        stats("behavioral?profile=nope").1["error"],
+        "profile: no profile `nope`"
+    );
     assert_eq!(
         stats("predictive?profile=nope").1["error"],
         "profile: no profile `nope`"

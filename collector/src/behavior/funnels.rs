@@ -1,0 +1,287 @@
+//! Funnels: ordered steps that a user must take within a conversion window after the first.
+//! `ordered` allows other events between steps; `strict` allows none; `unordered` counts the
+//! steps in any order. Each user counts once, from their first entry into step 1 that gets
+//! furthest. Per step: users, conversion from step 1, drop-off from the step before, median time
+//! from step 1. Optionally broken down by an event property of the entry event.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use tda_schema::Event;
+
+/// How steps must follow each other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// In order, other events allowed between.
+    Ordered,
+    /// In order, nothing between.
+    Strict,
+    /// In any order.
+    Unordered,
+}
+
+impl Mode {
+    /// Parses `ordered`, `strict` or `unordered`.
+    pub fn parse(text: &str) -> Result<Mode, String> {
+        match text {
+            "ordered" => Ok(Mode::Ordered),
+            "strict" => Ok(Mode::Strict),
+            "unordered" => Ok(Mode::Unordered),
+            _ => Err(format!(
+                "mode: `{text}` is not ordered, strict or unordered"
+            )),
+        }
+    }
+}
+
+/// One step's figures.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Step {
+    /// The feature.
+    pub step: String,
+    /// Users who reached it.
+    pub users: u64,
+    /// Share of step 1's users.
+    pub conversion: f64,
+    /// Share of the previous step's users who did not reach it.
+    pub drop_off: f64,
+    /// Median time from step 1 to this step, ms.
+    pub median_time_ms: Option<i64>,
+}
+
+/// A funnel's answer.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Funnel {
+    /// Steps.
+    pub steps: Vec<Step>,
+    /// Per value of the breakdown property (absent: `(none)`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub breakdown: BTreeMap<String, Vec<Step>>,
+}
+
+/// How far one entry at `start` gets: the times (ms after it) each step was reached.
+fn progress(events: &[Event], start: usize, steps: &[String], window: i64, mode: Mode) -> Vec<i64> {
+    let t0 = events[start].timestamp.0;
+    let mut reached = vec![0];
+    match mode {
+        Mode::Ordered => {
+            for e in &events[start + 1..] {
+                if e.timestamp.0 - t0 > window || reached.len() == steps.len() {
+                    break;
+                }
+                if e.feature == steps[reached.len()] {
+                    reached.push(e.timestamp.0 - t0);
+                }
+            }
+        }
+        Mode::Strict => {
+            for e in &events[start + 1..] {
+                if e.timestamp.0 - t0 > window
+                    || reached.len() == steps.len()
+                    || e.feature != steps[reached.len()]
+                {
+                    break;
+                }
+                reached.push(e.timestamp.0 - t0);
+            }
+        }
+        Mode::Unordered => {
+            let mut seen = vec![false; steps.len()];
+            seen[0] = true;
+            for e in &events[start + 1..] {
+                if e.timestamp.0 - t0 > window {
+                    break;
+                }
+                if let Some(i) = steps
+                    .iter()
+                    .position(|s| *s == e.feature)
+                    .filter(|i| !seen[*i])
+                {
+                    seen[i] = true;
+                    reached.push(e.timestamp.0 - t0);
+                }
+            }
+        }
+    }
+    reached
+}
+
+/// The best entry of one user: (index of the entry event, times of the steps reached).
+fn best_entry(
+    events: &[Event],
+    steps: &[String],
+    window: i64,
+    mode: Mode,
+) -> Option<(usize, Vec<i64>)> {
+    let entry_feature = |e: &Event| match mode {
+        Mode::Unordered => steps.contains(&e.feature),
+        _ => e.feature == steps[0],
+    };
+    let mut best: Option<(usize, Vec<i64>)> = None;
+    for (i, _) in events.iter().enumerate().filter(|(_, e)| entry_feature(e)) {
+        let p = progress_from(events, i, steps, window, mode);
+        if best.as_ref().is_none_or(|(_, b)| p.len() > b.len()) {
+            let done = p.len() == steps.len();
+            best = Some((i, p));
+            if done {
+                break;
+            }
+        }
+    }
+    best
+}
+
+fn progress_from(
+    events: &[Event],
+    i: usize,
+    steps: &[String],
+    window: i64,
+    mode: Mode,
+) -> Vec<i64> {
+    if mode == Mode::Unordered {
+        // The entry may be any step: put it first.
+        let mut order: Vec<String> = vec![events[i].feature.clone()];
+        order.extend(steps.iter().filter(|s| **s != events[i].feature).cloned());
+        return progress(events, i, &order, window, mode);
+    }
+    progress(events, i, steps, window, mode)
+}
+
+fn figures(steps: &[String], reached: &[Vec<i64>]) -> Vec<Step> {
+    let entered = reached.len() as u64;
+    let mut prev = entered;
+    steps
+        .iter()
+        .enumerate()
+        .map(|(k, name)| {
+            let mut times: Vec<i64> = reached
+                .iter()
+                .filter(|r| r.len() > k)
+                .map(|r| r[k])
+                .collect();
+            let users = times.len() as u64;
+            let step = Step {
+                step: name.clone(),
+                users,
+                conversion: if entered == 0 {
+                    0.0
+                } else {
+                    users as f64 / entered as f64
+                },
+                drop_off: if prev == 0 {
+                    0.0
+                } else {
+                    1.0 - users as f64 / prev as f64
+                },
+                median_time_ms: if k == 0 {
+                    Some(0).filter(|_| users > 0)
+                } else {
+                    super::median_ms(&mut times)
+                },
+            };
+            prev = users;
+            step
+        })
+        .collect()
+}
+
+/// The funnel over every user's events (oldest first).
+pub fn funnel<'a>(
+    users: impl Iterator<Item = &'a Vec<Event>>,
+    steps: &[String],
+    window_ms: i64,
+    mode: Mode,
+    breakdown: Option<&str>,
+) -> Funnel {
+    let mut all = Vec::new();
+    let mut groups: BTreeMap<String, Vec<Vec<i64>>> = BTreeMap::new();
+    for events in users {
+        let Some((entry, reached)) = best_entry(events, steps, window_ms, mode) else {
+            continue;
+        };
+        if let Some(key) = breakdown {
+            let value = match events[entry].properties.get(key) {
+                Some(serde_json::Value::String(s)) => s.clone(),
+                Some(other) => other.to_string(),
+                None => "(none)".into(),
+            };
+            groups.entry(value).or_default().push(reached.clone());
+        }
+        all.push(reached);
+    }
+    Funnel {
+        steps: figures(steps, &all),
+        breakdown: groups
+            .into_iter()
+            .map(|(k, r)| (k, figures(steps, &r)))
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::by_user;
+    use super::super::tests::ev;
+    use super::*;
+
+    fn steps() -> Vec<String> {
+        ["login", "search", "export"].map(String::from).to_vec()
+    }
+
+    fn users() -> BTreeMap<String, Vec<Event>> {
+        by_user(vec![
+            // a: all three, with something between: ordered yes, strict no.
+            ev("a", "login", 0),
+            ev("a", "help", 1),
+            ev("a", "search", 2),
+            ev("a", "export", 5),
+            // b: all three back to back.
+            ev("b", "login", 0),
+            ev("b", "search", 1),
+            ev("b", "export", 2),
+            // c: login, then search too late (window 60 min).
+            ev("c", "login", 0),
+            ev("c", "search", 90),
+            // d: reverse order.
+            ev("d", "export", 0),
+            ev("d", "search", 1),
+            ev("d", "login", 2),
+            // e: a failed first entry, then a complete one later.
+            ev("e", "login", 0),
+            ev("e", "login", 200),
+            ev("e", "search", 201),
+            ev("e", "export", 230),
+        ])
+    }
+
+    fn users_per_step(mode: Mode) -> Vec<u64> {
+        funnel(users().values(), &steps(), 60 * 60_000, mode, None)
+            .steps
+            .iter()
+            .map(|s| s.users)
+            .collect()
+    }
+
+    #[test]
+    fn counts_each_mode_exactly() {
+        // Step 1: everyone has a login. Ordered: a, b and e's second entry convert.
+        assert_eq!(users_per_step(Mode::Ordered), vec![5, 3, 3]);
+        // Strict: a has `help` between, so only b and e's second entry.
+        assert_eq!(users_per_step(Mode::Strict), vec![5, 2, 2]);
+        // Unordered: d's reverse order counts too; c's search is outside the window.
+        assert_eq!(users_per_step(Mode::Unordered), vec![5, 4, 4]);
+    }
+
+    #[test]
+    fn conversion_drop_off_and_time() {
+        let f = funnel(users().values(), &steps(), 60 * 60_000, Mode::Ordered, None);
+        assert_eq!(f.steps[2].conversion, 0.6);
+        assert_eq!(f.steps[1].drop_off, 0.4);
+        assert_eq!(
+            f.steps[2].median_time_ms,
+            Some(5 * 60_000),
+            "a 5, b 2, e 30 minutes"
+        );
+    }
+}

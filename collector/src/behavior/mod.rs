@@ -1,0 +1,117 @@
+//! Behavioral analytics over the events of a range, per user: sessions, journeys (paths and
+//! transitions), funnels, and retention with lifecycle and active-user counts. Each takes the
+//! events grouped by user in time order ([`by_user`]).
+
+pub mod funnels;
+pub mod journeys;
+pub mod retention;
+pub mod sessions;
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Value};
+use tda_schema::Event;
+
+use crate::query::Filter;
+use crate::store::{Storage, StoreError};
+
+/// The events of `[from, to)` passing `filter`, grouped by user; properties only when asked for.
+pub fn load(
+    store: &dyn Storage,
+    from: i64,
+    to: i64,
+    filter: &Filter,
+    properties: bool,
+) -> Result<BTreeMap<String, Vec<Event>>, StoreError> {
+    let mut events = Vec::new();
+    let mut keep = |e: &Event| {
+        if filter.matches(e) {
+            events.push(e.clone());
+        }
+    };
+    if properties || !filter.labels.is_empty() {
+        store.scan_events(from, to, &mut keep)?;
+    } else {
+        store.scan_event_facts(from, to, &mut keep)?;
+    }
+    Ok(by_user(events))
+}
+
+/// Session rules from a profile's `[models]` (or the defaults: 30 minutes, 24 hours).
+pub fn rules(models: &tda_schema::sections::ModelSettings) -> sessions::SessionRules {
+    sessions::SessionRules {
+        timeout_ms: models.session_timeout.0.as_millis() as i64,
+        max_ms: models.session_max.0.as_millis() as i64,
+    }
+}
+
+/// Every session's collapsed features.
+pub fn session_steps(
+    users: &BTreeMap<String, Vec<Event>>,
+    rules: sessions::SessionRules,
+) -> Vec<Vec<&str>> {
+    users
+        .iter()
+        .flat_map(|(u, list)| sessions::sessions_of(u, list, rules))
+        .map(|s| journeys::steps(&s))
+        .collect()
+}
+
+/// `GET /api/v1/stats/behavioral`: sessions, top paths, the busiest transitions, and daily
+/// retention with active-user counts.
+pub fn summary(
+    users: &BTreeMap<String, Vec<Event>>,
+    rules: sessions::SessionRules,
+    to: i64,
+) -> Value {
+    let steps = session_steps(users, rules);
+    let r = retention::retention(users.values(), retention::Period::Day, to);
+    json!({
+        "type": "behavioral",
+        "sessions": sessions::stats(users.iter(), rules),
+        "top_paths": journeys::top_paths(&steps, None, 4, 10),
+        "transitions": journeys::transitions(&steps, 20),
+        "active_users": {"dau": r.dau, "wau": r.wau, "mau": r.mau},
+        "lifecycle": r.lifecycle,
+        "stickiness": r.stickiness,
+    })
+}
+
+/// Each user's events, oldest first (ties keep their order).
+pub fn by_user(events: Vec<Event>) -> BTreeMap<String, Vec<Event>> {
+    let mut users: BTreeMap<String, Vec<Event>> = BTreeMap::new();
+    for e in events {
+        users.entry(e.user_id.clone()).or_default().push(e);
+    }
+    for list in users.values_mut() {
+        list.sort_by_key(|e| e.timestamp);
+    }
+    users
+}
+
+/// The median of `values` (reordered), `None` when empty.
+pub fn median_ms(values: &mut [i64]) -> Option<i64> {
+    if values.is_empty() {
+        return None;
+    }
+    values.sort_unstable();
+    let mid = values.len() / 2;
+    Some(if values.len() % 2 == 1 {
+        values[mid]
+    } else {
+        (values[mid - 1] + values[mid]) / 2
+    })
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use tda_schema::Event;
+
+    /// An event of `user` on `feature` at `minute` minutes after a fixed Monday 00:00 UTC.
+    pub fn ev(user: &str, feature: &str, minute: i64) -> Event {
+        serde_json::from_value(serde_json::json!({
+            "timestamp": 1_795_392_000_000i64 + minute * 60_000, "user_id": user, "feature": feature
+        }))
+        .unwrap()
+    }
+}

@@ -1,0 +1,175 @@
+//! Behavioral analytics against a real collector: funnels, sessions, journeys and retention over
+//! generated users equal counts computed independently here by brute force.
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Value};
+use tda_tests::*;
+
+const MIN: i64 = 60_000;
+const DAY: i64 = 86_400_000;
+const FEATURES: [&str; 5] = ["login", "search", "export", "help", "logout"];
+
+/// 120 users over 4 days: each day a user may visit (pseudo-random), doing 1-6 features a few
+/// minutes apart. Returns each user's (time, feature) in order, and the first day's start.
+fn generate() -> (BTreeMap<String, Vec<(i64, &'static str)>>, i64) {
+    let day0 = (now_ms() / DAY - 5) * DAY;
+    let mut state = 0x2545_F491_4F6C_DD1Du64;
+    let mut next = move |n: u64| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state % n
+    };
+    let mut users = BTreeMap::new();
+    for u in 0..120 {
+        let mut events = Vec::new();
+        for d in 0..4 {
+            if next(3) == 0 {
+                continue;
+            }
+            let mut t = day0 + d * DAY + (next(600) as i64 + 60) * MIN;
+            for _ in 0..=next(6) {
+                events.push((t, FEATURES[next(5) as usize]));
+                t += (next(40) as i64 + 1) * MIN;
+            }
+        }
+        if !events.is_empty() {
+            users.insert(format!("user-{u:03}"), events);
+        }
+    }
+    (users, day0)
+}
+
+fn post_all(c: &Daemon, users: &BTreeMap<String, Vec<(i64, &'static str)>>) {
+    let events: Vec<Value> = users
+        .iter()
+        .flat_map(|(u, list)| {
+            list.iter()
+                .map(move |(t, f)| json!({"timestamp": t, "user_id": u, "feature": f}))
+        })
+        .collect();
+    let body = json!({"version": 1, "agent_id": "t", "batch_id": "behavior", "created_at": now_ms(), "events": events});
+    let (status, v) = post(
+        &format!("{}/v1/batches", c.url),
+        &[("authorization", &format!("Bearer {TOKEN}"))],
+        body.to_string().into_bytes(),
+    );
+    assert_eq!(status, 200, "{v}");
+}
+
+/// Users reaching each step of an ordered funnel within `window` of an entry, best entry each.
+fn brute_force_funnel(
+    users: &BTreeMap<String, Vec<(i64, &str)>>,
+    steps: &[&str],
+    window: i64,
+) -> Vec<u64> {
+    let mut reached = vec![0u64; steps.len()];
+    for events in users.values() {
+        let mut best = 0;
+        for (i, (t0, f)) in events.iter().enumerate() {
+            if *f != steps[0] {
+                continue;
+            }
+            let mut k = 1;
+            for (t, f) in &events[i + 1..] {
+                if t - t0 > window || k == steps.len() {
+                    break;
+                }
+                if *f == steps[k] {
+                    k += 1;
+                }
+            }
+            best = best.max(k);
+        }
+        for r in reached.iter_mut().take(best) {
+            *r += 1;
+        }
+    }
+    reached
+}
+
+fn brute_force_sessions(users: &BTreeMap<String, Vec<(i64, &str)>>, timeout: i64) -> u64 {
+    users
+        .values()
+        .map(|e| 1 + e.windows(2).filter(|w| w[1].0 - w[0].0 > timeout).count() as u64)
+        .sum()
+}
+
+#[test]
+fn funnels_sessions_and_retention_equal_brute_force_counts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = CollectorSetup::new(tmp.path(), "").start();
+    let (users, day0) = generate();
+    post_all(&c, &users);
+    let range = format!("from={day0}&to={}", day0 + 4 * DAY);
+    let get = |path: &str| {
+        let (status, v) = get_json(&format!("{}{path}", c.url));
+        assert_eq!(status, 200, "{path}: {v}");
+        v
+    };
+
+    let steps = ["login", "search", "export"];
+    let f = get(&format!(
+        "/api/v1/funnels?{range}&steps=login,search,export&window=1h"
+    ));
+    let got: Vec<u64> = f["funnel"]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["users"].as_u64().unwrap())
+        .collect();
+    let want = brute_force_funnel(&users, &steps, 3_600_000);
+    assert!(
+        want[2] > 0 && want[0] > want[2],
+        "the data exercises the funnel: {want:?}"
+    );
+    assert_eq!(got, want, "{f}");
+
+    let s = get(&format!("/api/v1/sessions?{range}"));
+    assert_eq!(
+        s["sessions"].as_u64(),
+        Some(brute_force_sessions(&users, 30 * MIN)),
+        "{s}"
+    );
+    assert_eq!(s["users"].as_u64(), Some(users.len() as u64));
+
+    let r = get(&format!("/api/v1/retention?{range}&period=day"));
+    let first_day_users = users.values().filter(|e| e[0].0 < day0 + DAY).count() as u64;
+    assert_eq!(
+        r["cohorts"][0]["users"].as_u64(),
+        Some(first_day_users),
+        "{r}"
+    );
+    let back_on_day3 = users
+        .values()
+        .filter(|e| {
+            e[0].0 < day0 + DAY
+                && e.iter()
+                    .any(|(t, _)| (day0 + 3 * DAY..day0 + 4 * DAY).contains(t))
+        })
+        .count() as u64;
+    assert_eq!(
+        r["cohorts"][0]["active"][3].as_u64(),
+        Some(back_on_day3),
+        "{r}"
+    );
+
+    let j = get(&format!(
+        "/api/v1/journeys?{range}&feature_of_interest=search"
+    ));
+    let transitions = j["transitions"].as_array().unwrap();
+    assert!(!transitions.is_empty() && j["next"].is_array(), "{j}");
+    let b = get(&format!("/api/v1/stats/behavioral?{range}"));
+    assert_eq!(
+        b["sessions"], s,
+        "the summary's sessions are the sessions endpoint's"
+    );
+
+    let (status, bad) = get_json(&format!("{}/api/v1/funnels?{range}&steps=login", c.url));
+    assert_eq!(status, 400);
+    assert!(
+        bad["error"].as_str().unwrap().starts_with("steps:"),
+        "{bad}"
+    );
+}
