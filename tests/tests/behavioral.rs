@@ -8,11 +8,14 @@ use tda_tests::*;
 
 const MIN: i64 = 60_000;
 const DAY: i64 = 86_400_000;
+/// Each user's (time, feature), oldest first.
+type Users = BTreeMap<String, Vec<(i64, &'static str)>>;
+
 const FEATURES: [&str; 5] = ["login", "search", "export", "help", "logout"];
 
 /// 120 users over 4 days: each day a user may visit (pseudo-random), doing 1-6 features a few
 /// minutes apart. Returns each user's (time, feature) in order, and the first day's start.
-fn generate() -> (BTreeMap<String, Vec<(i64, &'static str)>>, i64) {
+fn generate() -> (Users, i64) {
     let day0 = (now_ms() / DAY - 5) * DAY;
     let mut state = 0x2545_F491_4F6C_DD1Du64;
     let mut next = move |n: u64| {
@@ -41,7 +44,7 @@ fn generate() -> (BTreeMap<String, Vec<(i64, &'static str)>>, i64) {
     (users, day0)
 }
 
-fn post_all(c: &Daemon, users: &BTreeMap<String, Vec<(i64, &'static str)>>) {
+fn post_all(c: &Daemon, users: &Users) {
     let events: Vec<Value> = users
         .iter()
         .flat_map(|(u, list)| {
@@ -89,7 +92,7 @@ fn brute_force_funnel(
     reached
 }
 
-fn brute_force_sessions(users: &BTreeMap<String, Vec<(i64, &str)>>, timeout: i64) -> u64 {
+fn brute_force_sessions(users: &Users, timeout: i64) -> u64 {
     users
         .values()
         .map(|e| 1 + e.windows(2).filter(|w| w[1].0 - w[0].0 > timeout).count() as u64)
