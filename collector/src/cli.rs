@@ -80,6 +80,17 @@ enum Command {
         #[command(flatten)]
         filter: FilterArgs,
     },
+    /// Behavioral analyses: sessions, journeys, a funnel, or retention.
+    Behavior {
+        #[command(subcommand)]
+        command: BehaviorCommand,
+        /// Start: a duration before now (`7d`), RFC 3339 or epoch ms.
+        #[arg(long, default_value = "7d", global = true)]
+        since: String,
+        /// End: RFC 3339, epoch ms or a duration before now; now when absent.
+        #[arg(long, global = true)]
+        until: Option<String>,
+    },
     /// Raw events, oldest first, a page at a time.
     Events {
         #[command(flatten)]
@@ -153,6 +164,39 @@ impl FilterArgs {
 }
 
 #[derive(Debug, Subcommand)]
+enum BehaviorCommand {
+    /// Session counts and lengths.
+    Sessions,
+    /// Top paths and transitions.
+    Journeys {
+        /// Paths start at this feature (else at the session start).
+        #[arg(long)]
+        start: Option<String>,
+        /// Steps per path.
+        #[arg(long, default_value_t = 4)]
+        length: usize,
+    },
+    /// A funnel: `--steps login,search,export`.
+    Funnel {
+        /// Comma-separated features, in order.
+        #[arg(long)]
+        steps: String,
+        /// Conversion window after the first step.
+        #[arg(long, default_value = "1d")]
+        window: String,
+        /// ordered | strict | unordered
+        #[arg(long, default_value = "ordered")]
+        mode: String,
+    },
+    /// Cohort retention (day or week).
+    Retention {
+        /// day | week
+        #[arg(long, default_value = "day")]
+        period: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum ProfileCommand {
     /// Create a profile (written as a TOML file by the collector).
     Create {
@@ -210,6 +254,8 @@ pub fn run(cli: Cli) -> anyhow::Result<String> {
                 performance_table(&v)
             } else if kind == "predictive" {
                 predictive_table(&v)
+            } else if kind == "behavioral" {
+                pretty(&v)
             } else {
                 usage_table(&v)
             })
@@ -233,6 +279,42 @@ pub fn run(cli: Cli) -> anyhow::Result<String> {
                 pretty(&v)
             } else {
                 series_table(&v)
+            })
+        }
+        Command::Behavior {
+            command,
+            since,
+            until,
+        } => {
+            let mut q = vec![
+                ("from", since),
+                ("to", until.unwrap_or_else(|| "0s".into())),
+            ];
+            let path = match command {
+                BehaviorCommand::Sessions => "/api/v1/sessions",
+                BehaviorCommand::Journeys { start, length } => {
+                    q.extend(start.map(|s| ("start", s)));
+                    q.push(("length", length.to_string()));
+                    "/api/v1/journeys"
+                }
+                BehaviorCommand::Funnel {
+                    steps,
+                    window,
+                    mode,
+                } => {
+                    q.extend([("steps", steps), ("window", window), ("mode", mode)]);
+                    "/api/v1/funnels"
+                }
+                BehaviorCommand::Retention { period } => {
+                    q.push(("period", period));
+                    "/api/v1/retention"
+                }
+            };
+            let v = api.get(path, &q)?;
+            Ok(if cli.json {
+                pretty(&v)
+            } else {
+                behavior_table(path, &v)
             })
         }
         Command::Events {
@@ -352,6 +434,71 @@ fn num(v: &Value, decimals: usize) -> String {
 fn latency_line(out: &mut String, l: &Value) {
     let (p50, p95, p99) = (num(&l["p50"], 1), num(&l["p95"], 1), num(&l["p99"], 1));
     let _ = writeln!(out, "  latency ms      p50 {p50}  p95 {p95}  p99 {p99}");
+}
+
+fn behavior_table(path: &str, v: &Value) -> String {
+    let mut out = String::new();
+    match path {
+        "/api/v1/funnels" => {
+            let _ = writeln!(
+                out,
+                "{:<24} {:>8} {:>11} {:>9} {:>14}",
+                "step", "users", "conversion", "drop-off", "median time"
+            );
+            for st in v["funnel"]["steps"].as_array().into_iter().flatten() {
+                let pct = |k: &str| format!("{:.1} %", st[k].as_f64().unwrap_or(0.0) * 100.0);
+                let time = st["median_time_ms"]
+                    .as_i64()
+                    .map_or("-".into(), |ms| format!("{:.1} min", ms as f64 / 60_000.0));
+                let _ = writeln!(
+                    out,
+                    "{:<24} {:>8} {:>11} {:>9} {:>14}",
+                    s(&st["step"]),
+                    s(&st["users"]),
+                    pct("conversion"),
+                    pct("drop_off"),
+                    time
+                );
+            }
+        }
+        "/api/v1/retention" => {
+            let _ = writeln!(out, "cohort start              users  retention by period");
+            for c in v["cohorts"].as_array().into_iter().flatten() {
+                let cells: Vec<String> = c["retention"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|r| format!("{:.0}%", r.as_f64().unwrap_or(0.0) * 100.0))
+                    .collect();
+                let start = tda_schema::Timestamp(c["start_ms"].as_i64().unwrap_or(0)).to_rfc3339();
+                let _ = writeln!(
+                    out,
+                    "{start:<25} {:>5}  {}",
+                    s(&c["users"]),
+                    cells.join(" ")
+                );
+            }
+            let _ = writeln!(
+                out,
+                "DAU {}  WAU {}  MAU {}",
+                s(&v["dau"]),
+                s(&v["wau"]),
+                s(&v["mau"])
+            );
+        }
+        "/api/v1/journeys" => {
+            for p in v["top_paths"].as_array().into_iter().flatten() {
+                let path: Vec<String> = p["path"].as_array().into_iter().flatten().map(s).collect();
+                let _ = writeln!(out, "{:>7}  {}", s(&p["sessions"]), path.join(" → "));
+            }
+        }
+        _ => {
+            for (k, val) in v.as_object().into_iter().flatten() {
+                let _ = writeln!(out, "{k:<20} {}", s(val));
+            }
+        }
+    }
+    out
 }
 
 fn predictive_table(v: &Value) -> String {

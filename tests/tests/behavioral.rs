@@ -169,6 +169,33 @@ fn funnels_sessions_and_retention_equal_brute_force_counts() {
         "the summary's sessions are the sessions endpoint's"
     );
 
+    let (from, to) = (day0.to_string(), (day0 + 4 * DAY).to_string());
+    let out = tda(
+        &c.url,
+        &[
+            "behavior",
+            "funnel",
+            "--steps",
+            "login,search,export",
+            "--window",
+            "1h",
+            "--since",
+            &from,
+            "--until",
+            &to,
+        ],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let export_row = text
+        .lines()
+        .find(|l| l.starts_with("export"))
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        out.status.success() && export_row.split_whitespace().nth(1) == Some(&want[2].to_string()),
+        "{text}"
+    );
+
     let (status, bad) = get_json(&format!("{}/api/v1/funnels?{range}&steps=login", c.url));
     assert_eq!(status, 400);
     assert!(
