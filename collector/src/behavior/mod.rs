@@ -115,3 +115,74 @@ pub(crate) mod tests {
         .unwrap()
     }
 }
+
+#[cfg(test)]
+mod worked_example {
+    //! The worked example of docs/analysis.md, exactly.
+    use super::tests::ev;
+    use super::*;
+
+    const D: i64 = 24 * 60;
+
+    fn users() -> BTreeMap<String, Vec<Event>> {
+        by_user(vec![
+            ev("a", "login", 0),
+            ev("a", "help", 1),
+            ev("a", "search", 2),
+            ev("a", "export", 5),
+            ev("a", "login", D + 5),
+            ev("a", "export", 3 * D),
+            ev("b", "login", 10),
+            ev("b", "search", 11),
+            ev("b", "export", 12),
+            ev("b", "search", 3 * D + 1),
+            ev("c", "login", D),
+            ev("c", "search", 2 * D),
+            ev("d", "export", 3 * D + 7),
+        ])
+    }
+
+    #[test]
+    fn the_documented_figures() {
+        let users = users();
+        let rules = sessions::SessionRules {
+            timeout_ms: 30 * 60_000,
+            max_ms: 86_400_000,
+        };
+        let s = sessions::stats(users.iter(), rules);
+        assert_eq!((s.sessions, s.users, s.bounce_rate), (8, 4, 0.75));
+        let steps: Vec<String> = ["login", "search", "export"].map(String::from).to_vec();
+        let count = |mode| {
+            let f = funnels::funnel(users.values(), &steps, 3_600_000, mode, None);
+            f.steps.iter().map(|s| s.users).collect::<Vec<_>>()
+        };
+        assert_eq!(count(funnels::Mode::Ordered), vec![3, 2, 2]);
+        assert_eq!(count(funnels::Mode::Strict), vec![3, 1, 1]);
+        let f = funnels::funnel(
+            users.values(),
+            &steps,
+            3_600_000,
+            funnels::Mode::Ordered,
+            None,
+        );
+        assert_eq!(f.steps[2].median_time_ms, Some(210_000));
+        let end = 1_795_392_000_000i64 + 4 * D * 60_000;
+        let r = retention::retention(users.values(), retention::Period::Day, end);
+        let rows: Vec<Vec<u64>> = r
+            .cohorts
+            .iter()
+            .filter(|c| c.users > 0)
+            .map(|c| c.active.clone())
+            .collect();
+        assert_eq!(rows, vec![vec![2, 1, 0, 2], vec![1, 1, 0], vec![1]]);
+        let life: Vec<(u64, u64, u64, u64)> = r
+            .lifecycle
+            .iter()
+            .map(|l| (l.new, l.returning, l.resurrecting, l.dormant))
+            .collect();
+        assert_eq!(
+            life,
+            vec![(2, 0, 0, 0), (1, 1, 0, 1), (0, 1, 0, 1), (1, 0, 2, 1)]
+        );
+    }
+}
