@@ -56,6 +56,7 @@ impl App {
             (Method::GET, "/api/v1/journeys") => self.behavioral(&req, Behavior::Journeys).await,
             (Method::GET, "/api/v1/funnels") => self.behavioral(&req, Behavior::Funnels).await,
             (Method::GET, "/api/v1/retention") => self.behavioral(&req, Behavior::Retention).await,
+            (Method::GET, "/api/v1/segments") => self.behavioral(&req, Behavior::Segments).await,
             (Method::GET, "/api/v1/trends") => self.predict(&req, predictive::trends).await,
             (Method::GET, "/api/v1/forecast") => self.predict(&req, predictive::forecasts).await,
             (Method::GET, "/api/v1/anomalies") if query(&req).contains_key("profile") => {
@@ -316,11 +317,12 @@ enum Behavior {
     Journeys,
     Funnels,
     Retention,
+    Segments,
     Summary,
 }
 
 impl App {
-    /// `GET /api/v1/{sessions,journeys,funnels,retention}` and `/api/v1/stats/behavioral`:
+    /// `GET /api/v1/{sessions,journeys,funnels,retention,segments}` and `/api/v1/stats/behavioral`:
     /// over the events of the range (default the last 7 days) and the event filters, with the
     /// session rules of the behavioral profile (`?profile=`, else the first one, else 30 min and
     /// 24 h).
@@ -372,6 +374,7 @@ struct BehaviorParams {
     start: Option<String>,
     length: usize,
     feature: Option<String>,
+    with_users: bool,
 }
 
 fn behavior_params(q: &Params, what: Behavior) -> Result<BehaviorParams, String> {
@@ -395,6 +398,7 @@ fn behavior_params(q: &Params, what: Behavior) -> Result<BehaviorParams, String>
     p.start = q.get("start").cloned();
     p.feature = q.get("feature_of_interest").cloned();
     p.breakdown = q.get("breakdown").cloned();
+    p.with_users = q.get("users").is_some_and(|v| v == "true");
     if let Behavior::Funnels = what {
         p.steps = q
             .get("steps")
@@ -460,6 +464,15 @@ fn behavior_answer(
         Behavior::Retention => {
             let period = p.period.unwrap_or(retention::Period::Day);
             serde_json::json!(retention::retention(users.values(), period, to))
+        }
+        Behavior::Segments => {
+            let seg = behavior::segments::segment(users, rules, to);
+            let mut v = serde_json::json!({ "users": users.len(), "segmentation": seg });
+            if p.with_users {
+                let assignment = seg.map(|s| s.assignment).unwrap_or_default();
+                v["assignment"] = serde_json::json!(assignment);
+            }
+            v
         }
         Behavior::Summary => behavior::summary(users, rules, to),
     }

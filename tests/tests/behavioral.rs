@@ -203,3 +203,100 @@ fn funnels_sessions_and_retention_equal_brute_force_counts() {
         "{bad}"
     );
 }
+
+/// Adjusted Rand index of two labelings of the same items.
+fn adjusted_rand(a: &[usize], b: &[usize]) -> f64 {
+    let mut table: BTreeMap<(usize, usize), f64> = BTreeMap::new();
+    let (mut rows, mut cols): (BTreeMap<usize, f64>, BTreeMap<usize, f64>) = Default::default();
+    for (x, y) in a.iter().zip(b) {
+        *table.entry((*x, *y)).or_default() += 1.0;
+        *rows.entry(*x).or_default() += 1.0;
+        *cols.entry(*y).or_default() += 1.0;
+    }
+    let pairs = |n: f64| n * (n - 1.0) / 2.0;
+    let index: f64 = table.values().map(|n| pairs(*n)).sum();
+    let (sa, sb): (f64, f64) = (
+        rows.values().map(|n| pairs(*n)).sum(),
+        cols.values().map(|n| pairs(*n)).sum(),
+    );
+    let expected = sa * sb / pairs(a.len() as f64);
+    (index - expected) / ((sa + sb) / 2.0 - expected)
+}
+
+#[test]
+fn clustering_recovers_the_simulated_personas() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = CollectorSetup::new(&tmp.path().join("collector"), "").start();
+    let agent = start_agent_with(
+        &tmp.path().join("agent"),
+        &c.url,
+        c.pid(),
+        "max_events = 5000\nmax_age_ms = 500",
+    );
+    let truth_file = tmp.path().join("truth.json");
+    let start = (now_ms() / DAY - 8) * DAY;
+    let out = std::process::Command::new(bin("tda-agent"))
+        .args([
+            "simulate",
+            "--intake",
+            &agent.url,
+            "--users",
+            "10000",
+            "--duration",
+            "7d",
+            "--seed",
+            "5",
+        ])
+        .args(["--start", &start.to_string(), "--truth"])
+        .arg(&truth_file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let truth: Value = serde_json::from_slice(&std::fs::read(&truth_file).unwrap()).unwrap();
+    let events = truth["events"].as_u64().unwrap();
+    wait_for("every simulated event stored", || {
+        (agent_counters(&agent.url)["events_sent"].as_u64() == Some(events)).then_some(())
+    });
+    let persona_of: BTreeMap<String, usize> = truth["personas"]
+        .as_object()
+        .unwrap()
+        .values()
+        .enumerate()
+        .flat_map(|(i, p)| {
+            p["users"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(move |u| (u.as_str().unwrap().to_string(), i))
+        })
+        .collect();
+    let (status, v) = get_json(&format!(
+        "{}/api/v1/segments?from={start}&to={}&users=true",
+        c.url,
+        start + 7 * DAY
+    ));
+    assert_eq!(status, 200, "{v}");
+    let assignment = v["assignment"].as_object().unwrap();
+    assert_eq!(
+        assignment.len(),
+        persona_of.len(),
+        "every simulated user is clustered"
+    );
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    for (user, cluster) in assignment {
+        ours.push(cluster.as_u64().unwrap() as usize);
+        theirs.push(persona_of[user]);
+    }
+    let ari = adjusted_rand(&ours, &theirs);
+    let clusters = &v["segmentation"]["clusters"];
+    eprintln!("adjusted Rand index {ari:.3} over {} users; clusters: {clusters}", ours.len());
+    assert!(
+        ari >= 0.8,
+        "adjusted Rand index {ari:.3} (goal 0.8) over {} users; clusters: {clusters}",
+        ours.len()
+    );
+}

@@ -5,6 +5,7 @@
 pub mod funnels;
 pub mod journeys;
 pub mod retention;
+pub mod segments;
 pub mod sessions;
 
 use std::collections::BTreeMap;
