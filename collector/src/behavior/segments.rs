@@ -300,7 +300,7 @@ pub fn segment(
         })
         .filter(|(m, _, _)| !m.is_empty())
         .collect();
-    clusters.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+    clusters.sort_by_key(|c| std::cmp::Reverse(c.0.len()));
     let mut assignment = BTreeMap::new();
     let out = clusters
         .iter()
