@@ -57,6 +57,9 @@ impl App {
             (Method::GET, "/api/v1/funnels") => self.behavioral(&req, Behavior::Funnels).await,
             (Method::GET, "/api/v1/retention") => self.behavioral(&req, Behavior::Retention).await,
             (Method::GET, "/api/v1/segments") => self.behavioral(&req, Behavior::Segments).await,
+            (Method::GET, "/api/v1/interactions") => {
+                self.behavioral(&req, Behavior::Interactions).await
+            }
             (Method::GET, "/api/v1/trends") => self.predict(&req, predictive::trends).await,
             (Method::GET, "/api/v1/forecast") => self.predict(&req, predictive::forecasts).await,
             (Method::GET, "/api/v1/anomalies") if query(&req).contains_key("profile") => {
@@ -318,6 +321,7 @@ enum Behavior {
     Funnels,
     Retention,
     Segments,
+    Interactions,
     Summary,
 }
 
@@ -474,6 +478,7 @@ fn behavior_answer(
             }
             v
         }
+        Behavior::Interactions => serde_json::json!(behavior::interactions::interactions(users)),
         Behavior::Summary => behavior::summary(users, rules, to),
     }
 }

@@ -163,6 +163,35 @@ fn funnels_sessions_and_retention_equal_brute_force_counts() {
     ));
     let transitions = j["transitions"].as_array().unwrap();
     assert!(!transitions.is_empty() && j["next"].is_array(), "{j}");
+    let i = get(&format!("/api/v1/interactions?{range}"));
+    let features: Vec<&str> = i["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
+    let users_of = |f: &str| {
+        users
+            .values()
+            .filter(|e| e.iter().any(|(_, g)| *g == f))
+            .count() as u64
+    };
+    let both = |f: &str, g: &str| {
+        users
+            .values()
+            .filter(|e| e.iter().any(|(_, x)| *x == f) && e.iter().any(|(_, x)| *x == g))
+            .count() as u64
+    };
+    assert_eq!(
+        i["co_usage"][0][0].as_u64(),
+        Some(users_of(features[0])),
+        "{i}"
+    );
+    assert_eq!(
+        i["co_usage"][0][1].as_u64(),
+        Some(both(features[0], features[1])),
+        "{i}"
+    );
     let b = get(&format!("/api/v1/stats/behavioral?{range}"));
     assert_eq!(
         b["sessions"], s,
@@ -293,7 +322,10 @@ fn clustering_recovers_the_simulated_personas() {
     }
     let ari = adjusted_rand(&ours, &theirs);
     let clusters = &v["segmentation"]["clusters"];
-    eprintln!("adjusted Rand index {ari:.3} over {} users; clusters: {clusters}", ours.len());
+    eprintln!(
+        "adjusted Rand index {ari:.3} over {} users; clusters: {clusters}",
+        ours.len()
+    );
     assert!(
         ari >= 0.8,
         "adjusted Rand index {ari:.3} (goal 0.8) over {} users; clusters: {clusters}",

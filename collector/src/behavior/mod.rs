@@ -3,6 +3,7 @@
 //! events grouped by user in time order ([`by_user`]).
 
 pub mod funnels;
+pub mod interactions;
 pub mod journeys;
 pub mod retention;
 pub mod segments;
