@@ -352,12 +352,17 @@ impl App {
                 .into_iter()
                 .find(|e| e.profile.kind == ProfileType::Behavioral),
         };
+        let segments = profile
+            .as_ref()
+            .map(|e| e.profile.segments.clone())
+            .unwrap_or_default();
         let rules = behavior::rules(&profile.map(|e| e.profile.models).unwrap_or_default());
         let parsed = filter(&q).and_then(|f| behavior_params(&q, what).map(|p| (f, p)));
-        let (filter, params) = match parsed {
+        let (filter, mut params) = match parsed {
             Ok(x) => x,
             Err(e) => return error(StatusCode::BAD_REQUEST, &e),
         };
+        params.segments = segments;
         let store = self.store.clone();
         blocking_json(move || {
             let users = behavior::load(&*store, from, to, &filter, params.breakdown.is_some())?;
@@ -379,6 +384,7 @@ struct BehaviorParams {
     length: usize,
     feature: Option<String>,
     with_users: bool,
+    segments: Vec<tda_schema::segment_rule::Segment>,
 }
 
 fn behavior_params(q: &Params, what: Behavior) -> Result<BehaviorParams, String> {
@@ -471,7 +477,9 @@ fn behavior_answer(
         }
         Behavior::Segments => {
             let seg = behavior::segments::segment(users, rules, to);
-            let mut v = serde_json::json!({ "users": users.len(), "segmentation": seg });
+            let by_rule = behavior::segments::rule_segments(users, &p.segments, rules, to);
+            let mut v =
+                serde_json::json!({ "users": users.len(), "rules": by_rule, "segmentation": seg });
             if p.with_users {
                 let assignment = seg.map(|s| s.assignment).unwrap_or_default();
                 v["assignment"] = serde_json::json!(assignment);

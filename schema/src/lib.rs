@@ -8,6 +8,7 @@ pub mod duration;
 pub mod json_schema;
 pub mod profile;
 pub mod sections;
+pub mod segment_rule;
 pub mod timestamp;
 pub mod wire;
 

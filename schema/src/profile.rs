@@ -164,6 +164,9 @@ pub struct Profile {
     /// Custom dashboard views (`[[view]]`).
     #[serde(default, rename = "view", skip_serializing_if = "Vec::is_empty")]
     pub views: Vec<View>,
+    /// Rule-based user segments (`[[segment]]`), for behavioral profiles.
+    #[serde(default, rename = "segment", skip_serializing_if = "Vec::is_empty")]
+    pub segments: Vec<crate::segment_rule::Segment>,
 }
 
 /// Why a profile was refused, naming the file (when there is one), the line and the field.
@@ -243,6 +246,7 @@ impl Profile {
             models: ModelSettings::default(),
             reports: Vec::new(),
             views: Vec::new(),
+            segments: Vec::new(),
         }
     }
 
@@ -293,6 +297,7 @@ impl Profile {
             );
         }
         validate_sections(&self.alerts, &self.models, &self.reports, &self.views)
+            .and_then(|()| crate::segment_rule::validate_segments(&self.segments))
             .or_else(|(field, message)| invalid(&field, message))
     }
 
@@ -522,6 +527,14 @@ aggregation_level = "minute"
         assert_eq!(
             e.to_string(),
             "e.toml:19: alert[1].recovery: 0.08 must be <= threshold 0.05 for an `above` rule"
+        );
+        let segments = format!("{SEED}\n[[segment]]\nname = \"Exporters\"\nrule = \"uses(export) and sessions >= 3\"\n\n[[segment]]\nname = \"Bad\"\nrule = \"visits > 3\"\n");
+        let e = Profile::from_toml(&segments, Path::new("s.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("s.toml:") && e.contains("segment[1].rule: `visits` is not"),
+            "{e}"
         );
         let missing = rules.replace("threshold = 0.05\n", "");
         let e = Profile::from_toml(&missing, Path::new("e.toml")).unwrap_err();

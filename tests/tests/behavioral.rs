@@ -102,7 +102,12 @@ fn brute_force_sessions(users: &Users, timeout: i64) -> u64 {
 #[test]
 fn funnels_sessions_and_retention_equal_brute_force_counts() {
     let tmp = tempfile::tempdir().unwrap();
-    let c = CollectorSetup::new(tmp.path(), "").start();
+    let setup = CollectorSetup::new(tmp.path(), "");
+    setup.profile(
+        "behavior.toml",
+        "name = \"Behavior\"\ntype = \"behavioral\"\n[[segment]]\nname = \"Exporters\"\nrule = \"uses(export) and events >= 5\"\n",
+    );
+    let c = setup.start();
     let (users, day0) = generate();
     post_all(&c, &users);
     let range = format!("from={day0}&to={}", day0 + 4 * DAY);
@@ -163,6 +168,13 @@ fn funnels_sessions_and_retention_equal_brute_force_counts() {
     ));
     let transitions = j["transitions"].as_array().unwrap();
     assert!(!transitions.is_empty() && j["next"].is_array(), "{j}");
+    let seg = get(&format!("/api/v1/segments?{range}"));
+    let exporters = users
+        .values()
+        .filter(|e| e.len() >= 5 && e.iter().any(|(_, f)| *f == "export"))
+        .count() as u64;
+    assert_eq!(seg["rules"][0]["name"], "Exporters", "{seg}");
+    assert_eq!(seg["rules"][0]["users"].as_u64(), Some(exporters), "{seg}");
     let i = get(&format!("/api/v1/interactions?{range}"));
     let features: Vec<&str> = i["features"]
         .as_array()

@@ -362,3 +362,154 @@ mod tests {
         );
     }
 }
+
+/// A rule-based segment's members.
+#[derive(Debug, Clone, Serialize)]
+pub struct RuleSegment {
+    /// Its name.
+    pub name: String,
+    /// Its rule.
+    pub rule: String,
+    /// Users meeting it.
+    pub users: u64,
+    /// A few of them.
+    pub examples: Vec<String>,
+}
+
+/// A user's measures for segment rules (see `tda_schema::segment_rule::MEASURES`).
+fn measures(
+    user: &str,
+    events: &[Event],
+    rules: SessionRules,
+    end: i64,
+) -> BTreeMap<&'static str, f64> {
+    let week_ago = end - 7 * 86_400_000;
+    let sessions = sessions_of(user, events, rules);
+    let n = events.len() as f64;
+    let errors = events.iter().filter(|e| e.is_error()).count() as f64;
+    let days: std::collections::BTreeSet<i64> = events
+        .iter()
+        .map(|e| e.timestamp.0.div_euclid(86_400_000))
+        .collect();
+    let last = events.last().map_or(end, |e| e.timestamp.0);
+    let minutes = sessions.iter().map(|s| s.duration_ms()).sum::<i64>() as f64
+        / sessions.len().max(1) as f64
+        / 60_000.0;
+    BTreeMap::from([
+        ("sessions", sessions.len() as f64),
+        (
+            "sessions_7d",
+            sessions
+                .iter()
+                .filter(|s| s.events[0].timestamp.0 >= week_ago)
+                .count() as f64,
+        ),
+        ("events", n),
+        (
+            "events_7d",
+            events.iter().filter(|e| e.timestamp.0 >= week_ago).count() as f64,
+        ),
+        ("active_days", days.len() as f64),
+        ("errors", errors),
+        ("error_share", if n > 0.0 { errors / n } else { 0.0 }),
+        ("days_since_seen", (end - last) as f64 / 86_400_000.0),
+        ("session_minutes", minutes),
+    ])
+}
+
+fn holds(
+    rule: &tda_schema::segment_rule::Rule,
+    m: &BTreeMap<&'static str, f64>,
+    events: &[Event],
+) -> bool {
+    use tda_schema::segment_rule::Rule;
+    match rule {
+        Rule::And(a, b) => holds(a, m, events) && holds(b, m, events),
+        Rule::Or(a, b) => holds(a, m, events) || holds(b, m, events),
+        Rule::Not(a) => !holds(a, m, events),
+        Rule::Uses(f) => events.iter().any(|e| e.feature == *f),
+        Rule::Compare(name, op, v) => m.get(name.as_str()).is_some_and(|x| op.holds(*x, *v)),
+    }
+}
+
+/// The members of each rule-based segment (rules were checked when the profile loaded; one
+/// that does not parse matches nobody).
+pub fn rule_segments(
+    users: &BTreeMap<String, Vec<Event>>,
+    segments: &[tda_schema::segment_rule::Segment],
+    rules: SessionRules,
+    end: i64,
+) -> Vec<RuleSegment> {
+    let parsed: Vec<Option<tda_schema::segment_rule::Rule>> = segments
+        .iter()
+        .map(|s| tda_schema::segment_rule::parse(&s.rule).ok())
+        .collect();
+    let mut members: Vec<Vec<&String>> = vec![Vec::new(); segments.len()];
+    for (u, events) in users {
+        let m = measures(u, events, rules, end);
+        for (i, rule) in parsed.iter().enumerate() {
+            if rule.as_ref().is_some_and(|r| holds(r, &m, events)) {
+                members[i].push(u);
+            }
+        }
+    }
+    segments
+        .iter()
+        .zip(members)
+        .map(|(s, m)| RuleSegment {
+            name: s.name.clone(),
+            rule: s.rule.clone(),
+            users: m.len() as u64,
+            examples: m.iter().take(5).map(|u| u.to_string()).collect(),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod rule_tests {
+    use super::super::by_user;
+    use super::super::tests::ev;
+    use super::*;
+    use tda_schema::segment_rule::Segment;
+
+    #[test]
+    fn members_meet_the_rule() {
+        let users = by_user(vec![
+            ev("a", "export", 0),
+            ev("a", "search", 60),
+            ev("a", "export", 120),
+            ev("b", "search", 0),
+            ev("c", "export", 0),
+        ]);
+        let rules = SessionRules {
+            timeout_ms: 1_800_000,
+            max_ms: 86_400_000,
+        };
+        let seg = |rule: &str| Segment {
+            name: rule.into(),
+            rule: rule.into(),
+        };
+        let found = rule_segments(
+            &users,
+            &[
+                seg("uses(export) and sessions >= 2"),
+                seg("not uses(export)"),
+                seg("events == 1 or sessions > 5"),
+            ],
+            rules,
+            1_795_392_000_000 + 86_400_000,
+        );
+        let counts: Vec<(u64, Vec<String>)> = found
+            .iter()
+            .map(|s| (s.users, s.examples.clone()))
+            .collect();
+        assert_eq!(
+            counts,
+            vec![
+                (1, vec!["a".into()]),
+                (1, vec!["b".into()]),
+                (2, vec!["b".into(), "c".into()])
+            ]
+        );
+    }
+}
