@@ -5,54 +5,13 @@
 //!
 //! Run with `scripts/bench-storage [ROWS]` (default 1,000,000; the peers used 5,000,000).
 
-use std::io::BufRead;
-use std::path::Path;
 use std::time::Instant;
 
-use serde_json::{json, Value};
+use serde_json::Value;
 use tda_tests::bench::*;
 use tda_tests::*;
 
 const BATCH: usize = 10_000;
-
-/// Reads the generator's JSONEachRow files as our events.
-/// Reads one of the generator's JSONEachRow files as our events.
-fn events_of(file: &Path) -> Vec<Value> {
-    let lines = std::io::BufReader::new(std::fs::File::open(file).expect("file")).lines();
-    lines
-        .map(|line| {
-            let row: Value = serde_json::from_str(&line.expect("line")).expect("row");
-            let ts = row["ts"].as_str().expect("ts").replace(' ', "T") + "Z";
-            let props: Value =
-                serde_json::from_str(row["props"].as_str().unwrap_or("{}")).unwrap_or(json!({}));
-            json!({"timestamp": ts, "user_id": row["user_id"], "feature": row["event"],
-                "status": row["status"], "latency_ms": row["latency_ms"], "properties": props})
-        })
-        .collect()
-}
-
-/// The generator's files (one batch each, in time order) as zstd batch bodies, with the first
-/// and last timestamps; one file at a time, so 5 M events never sit in memory as JSON values.
-fn load(dir: &Path) -> (Vec<Vec<u8>>, Value, Value) {
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .expect("gen dir")
-        .map(|e| e.expect("entry").path())
-        .collect();
-    files.sort();
-    let (mut bodies, mut first, mut last) = (Vec::new(), Value::Null, Value::Null);
-    for (i, f) in files.iter().enumerate() {
-        let events = events_of(f);
-        if first.is_null() {
-            first = events[0]["timestamp"].clone();
-        }
-        last = events[events.len() - 1]["timestamp"].clone();
-        let batch = json!({"version": 1, "agent_id": "bench", "batch_id": format!("bench-{i}"), "created_at": first, "events": events});
-        bodies.push(
-            zstd::bulk::compress(&serde_json::to_vec(&batch).expect("json"), 3).expect("zstd"),
-        );
-    }
-    (bodies, first, last)
-}
 
 fn main() {
     let rows: usize = std::env::args()
@@ -60,20 +19,7 @@ fn main() {
         .find_map(|a| a.parse().ok())
         .unwrap_or(1_000_000);
     let tmp = tempfile::tempdir().expect("tmp");
-    let gen = tmp.path().join("gen");
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/bench/peers/gen_events.py"
-    );
-    let status = std::process::Command::new("python3")
-        .arg(script)
-        .arg(&gen)
-        .arg(rows.to_string())
-        .arg(BATCH.to_string())
-        .status()
-        .expect("python3");
-    assert!(status.success(), "gen_events.py failed");
-    let (bodies, t_first, t_last) = load(&gen);
+    let (bodies, t_first, t_last) = peer_event_batches(&tmp.path().join("gen"), rows, BATCH);
     let wire: usize = bodies.iter().map(Vec::len).sum();
 
     let setup = CollectorSetup::new(
