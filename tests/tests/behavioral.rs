@@ -344,3 +344,80 @@ fn clustering_recovers_the_simulated_personas() {
         ours.len()
     );
 }
+
+#[test]
+fn the_top_paths_are_the_planted_journeys() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = CollectorSetup::new(&tmp.path().join("collector"), "").start();
+    let agent = start_agent(&tmp.path().join("agent"), &c.url, c.pid());
+    let truth_file = tmp.path().join("truth.json");
+    let start = (now_ms() / DAY - 4) * DAY;
+    let out = std::process::Command::new(bin("tda-agent"))
+        .args([
+            "simulate",
+            "--intake",
+            &agent.url,
+            "--users",
+            "400",
+            "--duration",
+            "2d",
+            "--seed",
+            "9",
+        ])
+        .args(["--start", &start.to_string(), "--truth"])
+        .arg(&truth_file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let truth: Value = serde_json::from_slice(&std::fs::read(&truth_file).unwrap()).unwrap();
+    let events = truth["events"].as_u64().unwrap();
+    wait_for("every simulated event stored", || {
+        (agent_counters(&agent.url)["events_sent"].as_u64() == Some(events)).then_some(())
+    });
+    // Planted journeys as the collector reports paths: consecutive repeats collapsed.
+    let planted: Vec<Vec<String>> = truth["journeys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| {
+            let mut steps: Vec<String> = Vec::new();
+            for s in j["steps"].as_array().unwrap() {
+                let s = s.as_str().unwrap().to_string();
+                if steps.last() != Some(&s) {
+                    steps.push(s);
+                }
+            }
+            steps
+        })
+        .collect();
+    let (status, v) = get_json(&format!(
+        "{}/api/v1/journeys?from={start}&to={}&length=10",
+        c.url,
+        start + 2 * DAY
+    ));
+    assert_eq!(status, 200, "{v}");
+    let top: Vec<Vec<String>> = v["top_paths"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .take(3)
+        .map(|p| {
+            p["path"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s.as_str().unwrap().to_string())
+                .collect()
+        })
+        .collect();
+    for path in &top {
+        assert!(
+            planted.contains(path),
+            "top path {path:?} is not a planted journey; planted: {planted:?}; top: {top:?}"
+        );
+    }
+}

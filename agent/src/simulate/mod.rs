@@ -86,6 +86,19 @@ pub struct Truth {
     pub personas: BTreeMap<String, PersonaTruth>,
     /// Planted incidents, with absolute windows.
     pub incidents: Vec<IncidentTruth>,
+    /// The journeys sessions follow, per persona (a session may stop early: drop-off).
+    pub journeys: Vec<JourneyTruth>,
+}
+
+/// A planted journey.
+#[derive(Debug, Default, Serialize)]
+pub struct JourneyTruth {
+    /// Persona that takes it.
+    pub persona: String,
+    /// Share of the persona's sessions that follow it.
+    pub weight: f64,
+    /// Its features, in order.
+    pub steps: Vec<String>,
 }
 
 /// Ground truth of one persona.
@@ -190,6 +203,16 @@ async fn drive(
         end,
         ..Truth::default()
     };
+    truth.journeys = PERSONAS
+        .iter()
+        .flat_map(|p| {
+            p.journeys.iter().map(|(weight, steps)| JourneyTruth {
+                persona: p.name.to_string(),
+                weight: *weight,
+                steps: steps.iter().map(|s| s.to_string()).collect(),
+            })
+        })
+        .collect();
     truth.incidents = cfg
         .incidents
         .iter()
