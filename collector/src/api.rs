@@ -313,6 +313,28 @@ impl App {
 
 type Params = std::collections::HashMap<String, String>;
 
+impl App {
+    /// The profile named `id`, or (none named) the first profile of `kind`, if any.
+    fn profile_or_first(
+        &self,
+        id: Option<&str>,
+        kind: ProfileType,
+    ) -> Result<Option<crate::profiles::Entry>, String> {
+        match id {
+            Some(id) => self
+                .profiles
+                .get(id)
+                .map(Some)
+                .ok_or_else(|| format!("profile: no profile `{id}`")),
+            None => Ok(self
+                .profiles
+                .list()
+                .into_iter()
+                .find(|e| e.profile.kind == kind)),
+        }
+    }
+}
+
 /// The behavioral analyses the API serves.
 #[derive(Debug, Clone, Copy)]
 enum Behavior {
@@ -336,21 +358,12 @@ impl App {
             Ok(r) => r,
             Err(refusal) => return refusal.response(),
         };
-        let profile = match q.get("profile") {
-            Some(id) => match self.profiles.get(id) {
-                Some(e) => Some(e),
-                None => {
-                    return error(
-                        StatusCode::BAD_REQUEST,
-                        &format!("profile: no profile `{id}`"),
-                    )
-                }
-            },
-            None => self
-                .profiles
-                .list()
-                .into_iter()
-                .find(|e| e.profile.kind == ProfileType::Behavioral),
+        let profile = match self.profile_or_first(
+            q.get("profile").map(String::as_str),
+            ProfileType::Behavioral,
+        ) {
+            Ok(p) => p,
+            Err(e) => return error(StatusCode::BAD_REQUEST, &e),
         };
         let segments = profile
             .as_ref()
@@ -545,21 +558,9 @@ impl App {
     /// first one when none is named; default metrics without one): the scheduler's last answer
     /// (with `computed_at`) when no range is asked for, else computed now.
     async fn predictive_stats(&self, req: &Request<Incoming>, id: Option<&str>) -> Response {
-        let entry = match id {
-            Some(id) => match self.profiles.get(id) {
-                Some(e) => Some(e),
-                None => {
-                    return error(
-                        StatusCode::BAD_REQUEST,
-                        &format!("profile: no profile `{id}`"),
-                    )
-                }
-            },
-            None => self
-                .profiles
-                .list()
-                .into_iter()
-                .find(|e| e.profile.kind == ProfileType::Predictive),
+        let entry = match self.profile_or_first(id, ProfileType::Predictive) {
+            Ok(e) => e,
+            Err(e) => return error(StatusCode::BAD_REQUEST, &e),
         };
         let asks_range = query(req).contains_key("from") || query(req).contains_key("to");
         if let (Some(e), false) = (&entry, asks_range) {

@@ -353,3 +353,29 @@ pub fn post_declaring_length(url: &str, path: &str, length: usize) -> u16 {
         .parse()
         .expect("status code")
 }
+
+/// Runs `tda-agent simulate` against an agent's intake with `args` (plus `--intake` and
+/// `--truth`), and returns the simulator's ground truth.
+pub fn simulate(agent: &Daemon, args: &[&str], truth_file: &Path) -> Value {
+    let out = Command::new(bin("tda-agent"))
+        .args(["simulate", "--intake", &agent.url])
+        .args(args)
+        .arg("--truth")
+        .arg(truth_file)
+        .output()
+        .expect("tda-agent simulate");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&fs::read(truth_file).expect("truth file")).expect("truth JSON")
+}
+
+/// Waits until the agent has had every event of a simulation acknowledged.
+pub fn wait_all_sent(agent: &Daemon, truth: &Value) {
+    let events = truth["events"].as_u64().expect("events");
+    wait_for("every simulated event stored", || {
+        (agent_counters(&agent.url)["events_sent"].as_u64() == Some(events)).then_some(())
+    });
+}

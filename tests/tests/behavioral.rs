@@ -276,32 +276,19 @@ fn clustering_recovers_the_simulated_personas() {
     );
     let truth_file = tmp.path().join("truth.json");
     let start = (now_ms() / DAY - 8) * DAY;
-    let out = std::process::Command::new(bin("tda-agent"))
-        .args([
-            "simulate",
-            "--intake",
-            &agent.url,
-            "--users",
-            "10000",
-            "--duration",
-            "7d",
-            "--seed",
-            "5",
-        ])
-        .args(["--start", &start.to_string(), "--truth"])
-        .arg(&truth_file)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let truth: Value = serde_json::from_slice(&std::fs::read(&truth_file).unwrap()).unwrap();
-    let events = truth["events"].as_u64().unwrap();
-    wait_for("every simulated event stored", || {
-        (agent_counters(&agent.url)["events_sent"].as_u64() == Some(events)).then_some(())
-    });
+    let start_text = start.to_string();
+    let args = [
+        "--users",
+        "10000",
+        "--duration",
+        "7d",
+        "--seed",
+        "5",
+        "--start",
+        &start_text,
+    ];
+    let truth = simulate(&agent, &args, &truth_file);
+    wait_all_sent(&agent, &truth);
     let persona_of: BTreeMap<String, usize> = truth["personas"]
         .as_object()
         .unwrap()
@@ -352,32 +339,19 @@ fn the_top_paths_are_the_planted_journeys() {
     let agent = start_agent(&tmp.path().join("agent"), &c.url, c.pid());
     let truth_file = tmp.path().join("truth.json");
     let start = (now_ms() / DAY - 4) * DAY;
-    let out = std::process::Command::new(bin("tda-agent"))
-        .args([
-            "simulate",
-            "--intake",
-            &agent.url,
-            "--users",
-            "400",
-            "--duration",
-            "2d",
-            "--seed",
-            "9",
-        ])
-        .args(["--start", &start.to_string(), "--truth"])
-        .arg(&truth_file)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let truth: Value = serde_json::from_slice(&std::fs::read(&truth_file).unwrap()).unwrap();
-    let events = truth["events"].as_u64().unwrap();
-    wait_for("every simulated event stored", || {
-        (agent_counters(&agent.url)["events_sent"].as_u64() == Some(events)).then_some(())
-    });
+    let start_text = start.to_string();
+    let args = [
+        "--users",
+        "400",
+        "--duration",
+        "2d",
+        "--seed",
+        "9",
+        "--start",
+        &start_text,
+    ];
+    let truth = simulate(&agent, &args, &truth_file);
+    wait_all_sent(&agent, &truth);
     // Planted journeys as the collector reports paths: consecutive repeats collapsed.
     let planted: Vec<Vec<String>> = truth["journeys"]
         .as_array()

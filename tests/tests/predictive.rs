@@ -24,39 +24,29 @@ fn simulated_with(profile_after: bool) -> (tempfile::TempDir, Daemon, Daemon, Va
     let agent = start_agent(&tmp.path().join("agent"), &collector.url, collector.pid());
     let truth_file = tmp.path().join("truth.json");
     let start = now_ms() - (now_ms() + 3 * 86_400_000).rem_euclid(WEEK) - 4 * WEEK;
-    let out = std::process::Command::new(bin("tda-agent"))
-        .args([
-            "simulate",
-            "--intake",
-            &agent.url,
-            "--users",
-            "200",
-            "--duration",
-            "21d",
-            "--seed",
-            "3",
-        ])
-        .args(["--growth-per-week", "0.2", "--start", &start.to_string()])
-        .args([
-            "--incident",
-            "latency_spike@15d14h+3h",
-            "--incident",
-            "traffic_drop@18d10h+4h",
-        ])
-        .arg("--truth")
-        .arg(&truth_file)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let start = start.to_string();
+    let args = [
+        "--users",
+        "200",
+        "--duration",
+        "21d",
+        "--seed",
+        "3",
+        "--growth-per-week",
+        "0.2",
+    ];
+    let incidents = [
+        "--incident",
+        "latency_spike@15d14h+3h",
+        "--incident",
+        "traffic_drop@18d10h+4h",
+    ];
+    let truth = simulate(
+        &agent,
+        &[&args[..], &["--start", &start], &incidents[..]].concat(),
+        &truth_file,
     );
-    let truth: Value = serde_json::from_slice(&std::fs::read(&truth_file).unwrap()).unwrap();
-    let events = truth["events"].as_u64().unwrap();
-    wait_for("every simulated event stored", || {
-        (agent_counters(&agent.url)["events_sent"].as_u64() == Some(events)).then_some(())
-    });
+    wait_all_sent(&agent, &truth);
     if profile_after {
         setup.profile("predictive.toml", PROFILE);
         wait_for("the predictive profile loaded", || {

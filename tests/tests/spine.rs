@@ -143,34 +143,24 @@ fn simulator_ground_truth_equals_the_stats() {
     let truth_file = tmp.path().join("truth.json");
     const WEEK: i64 = 7 * 86_400_000;
     let monday_two_weeks_ago = now_ms() - (now_ms() + 3 * 86_400_000).rem_euclid(WEEK) - 2 * WEEK;
-    let out = std::process::Command::new(bin("tda-agent"))
-        .args([
-            "simulate",
-            "--intake",
-            &agent.url,
-            "--users",
-            "150",
-            "--duration",
-            "2d",
-            "--seed",
-            "7",
-            // A Monday 00:00 UTC start makes the traffic the same on every run (seasonality is
-            // weekly); the burst is on Tuesday at 15:00 UTC.
-            "--start",
-            &monday_two_weeks_ago.to_string(),
-            "--incident",
-            "error_burst@39h+1h",
-            "--truth",
-        ])
-        .arg(&truth_file)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let start = monday_two_weeks_ago.to_string();
+    // A Monday 00:00 UTC start makes the traffic the same on every run (seasonality is weekly);
+    // the burst is on Tuesday at 15:00 UTC.
+    let args = [
+        "--users",
+        "150",
+        "--duration",
+        "2d",
+        "--seed",
+        "7",
+        "--start",
+        &start,
+    ];
+    let truth = simulate(
+        &agent,
+        &[&args[..], &["--incident", "error_burst@39h+1h"]].concat(),
+        &truth_file,
     );
-    let truth: Value = serde_json::from_slice(&std::fs::read(&truth_file).unwrap()).unwrap();
     let (from, to) = (
         truth["start"].as_i64().unwrap(),
         truth["end"].as_i64().unwrap(),
