@@ -378,7 +378,11 @@ impl App {
         params.segments = segments;
         let store = self.store.clone();
         blocking_json(move || {
-            let users = behavior::load(&*store, from, to, &filter, params.breakdown.is_some())?;
+            let breakdown = params
+                .breakdown
+                .as_deref()
+                .filter(|_| matches!(what, Behavior::Funnels));
+            let users = behavior::Activity::load(&*store, from, to, &filter, breakdown)?;
             Ok(behavior_answer(&users, what, &params, rules, to))
         })
         .await
@@ -451,7 +455,7 @@ fn behavior_params(q: &Params, what: Behavior) -> Result<BehaviorParams, String>
 }
 
 fn behavior_answer(
-    users: &std::collections::BTreeMap<String, Vec<tda_schema::Event>>,
+    users: &behavior::Activity,
     what: Behavior,
     p: &BehaviorParams,
     rules: behavior::sessions::SessionRules,
@@ -459,15 +463,15 @@ fn behavior_answer(
 ) -> serde_json::Value {
     use behavior::{funnels, journeys, retention, sessions};
     match what {
-        Behavior::Sessions => serde_json::json!(sessions::stats(users.iter(), rules)),
+        Behavior::Sessions => serde_json::json!(sessions::stats(users, rules)),
         Behavior::Journeys => {
-            let steps = behavior::session_steps(users, rules);
+            let paths = journeys::Paths::of(users, rules);
             let mut v = serde_json::json!({
-                "top_paths": journeys::top_paths(&steps, p.start.as_deref(), p.length, 20),
-                "transitions": journeys::transitions(&steps, 50),
+                "top_paths": journeys::top_paths(users, &paths, p.start.as_deref(), p.length, 20),
+                "transitions": journeys::transitions(users, &paths, 50),
             });
             if let Some(f) = &p.feature {
-                let (next, previous) = journeys::neighbours(&steps, f);
+                let (next, previous) = journeys::neighbours(users, &paths, f);
                 v["next"] = serde_json::json!(next);
                 v["previous"] = serde_json::json!(previous);
             }
@@ -475,18 +479,12 @@ fn behavior_answer(
         }
         Behavior::Funnels => {
             let mode = p.mode.unwrap_or(funnels::Mode::Ordered);
-            let f = funnels::funnel(
-                users.values(),
-                &p.steps,
-                p.window_ms,
-                mode,
-                p.breakdown.as_deref(),
-            );
+            let f = funnels::funnel(users, &p.steps, p.window_ms, mode);
             serde_json::json!({"mode": mode, "window_ms": p.window_ms, "funnel": f})
         }
         Behavior::Retention => {
             let period = p.period.unwrap_or(retention::Period::Day);
-            serde_json::json!(retention::retention(users.values(), period, to))
+            serde_json::json!(retention::retention(users, period, to))
         }
         Behavior::Segments => {
             let seg = behavior::segments::segment(users, rules, to);

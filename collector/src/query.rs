@@ -103,7 +103,7 @@ impl Filter {
 
 /// Whether a property has the value a label filter names: a string equal to it, or another
 /// JSON value whose text is it.
-fn label_is(property: Option<&serde_json::Value>, wanted: &str) -> bool {
+pub(crate) fn label_is(property: Option<&serde_json::Value>, wanted: &str) -> bool {
     match property {
         Some(serde_json::Value::String(s)) => s == wanted,
         Some(other) => serde_json::to_string(other).is_ok_and(|text| text == wanted),

@@ -340,3 +340,82 @@ fn event_facts_are_the_events_perhaps_without_properties() {
         );
     });
 }
+
+/// A scan's facts as one (timestamp, user, feature, status, failed, properties) row per event,
+/// sorted.
+type FactRow = (i64, String, String, u16, bool, String);
+
+fn fact_rows(store: &dyn Storage, from: i64, to: i64, properties: bool) -> Vec<FactRow> {
+    let mut rows = Vec::new();
+    store
+        .scan_facts(from, to, properties, &mut |f| {
+            for i in 0..f.len() {
+                let props = match f.property_rows.get(i) {
+                    Some(p) if *p > 0 => f.properties.get(*p as usize - 1).to_string(),
+                    _ => String::new(),
+                };
+                rows.push((
+                    f.timestamps[i],
+                    f.users.get(f.user_rows[i] as usize).to_string(),
+                    f.features.get(f.feature_rows[i] as usize).to_string(),
+                    f.statuses[i],
+                    f.errors[i],
+                    props,
+                ));
+            }
+        })
+        .unwrap();
+    rows.sort();
+    rows
+}
+
+#[test]
+fn column_facts_equal_the_events_before_and_after_compaction() {
+    each(|name, dir, open| {
+        let store = open(dir);
+        let mut evs = traffic(3_000);
+        evs[700]
+            .properties
+            .insert("plan".into(), serde_json::json!("pro"));
+        evs[701].error = Some("timeout".into());
+        for (i, chunk) in evs.chunks(250).enumerate() {
+            store
+                .append(&batch("a", &format!("b{i}"), chunk.to_vec(), vec![]))
+                .unwrap();
+        }
+        let (from, to) = (T0 + HOUR / 2, T0 + 2 * HOUR + 7);
+        let mut want: Vec<FactRow> = evs
+            .iter()
+            .filter(|e| (from..to).contains(&e.timestamp.0))
+            .map(|e| {
+                let props = if e.properties.is_empty() {
+                    String::new()
+                } else {
+                    serde_json::to_string(&e.properties).unwrap()
+                };
+                let status = e.status.unwrap_or(0);
+                let row = (e.timestamp.0, e.user_id.clone(), e.feature.clone(), status);
+                (row.0, row.1, row.2, row.3, e.is_error(), props)
+            })
+            .collect();
+        want.sort();
+        assert_eq!(want.len(), 1_501, "{name}");
+        assert!(want.iter().any(|r| r.5.contains("pro")), "{name}");
+        assert!(
+            want.iter().any(|r| r.4 && r.3 == 200),
+            "{name}: the error text fails it"
+        );
+        assert_eq!(fact_rows(&*store, from, to, true), want, "{name}");
+        store.compact(T0 + 3 * HOUR).unwrap();
+        assert_eq!(
+            fact_rows(&*store, from, to, true),
+            want,
+            "{name}: compacted"
+        );
+        let bare: Vec<FactRow> = want
+            .into_iter()
+            .map(|(t, u, f, s, e, _)| (t, u, f, s, e, String::new()))
+            .collect();
+        assert_eq!(fact_rows(&*store, from, to, false), bare, "{name}");
+    });
+}

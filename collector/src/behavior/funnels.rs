@@ -6,8 +6,8 @@
 
 use std::collections::BTreeMap;
 
+use super::activity::{Activity, User};
 use serde::Serialize;
-use tda_schema::Event;
 
 /// How steps must follow each other.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -61,45 +61,40 @@ pub struct Funnel {
 }
 
 /// How far one entry at `start` gets: the times (ms after it) each step was reached.
-fn progress(events: &[Event], start: usize, steps: &[String], window: i64, mode: Mode) -> Vec<i64> {
-    let t0 = events[start].timestamp.0;
+fn progress(user: &User, start: usize, steps: &[u32], window: i64, mode: Mode) -> Vec<i64> {
+    let t0 = user.ts[start];
     let mut reached = vec![0];
+    let after = (start + 1..user.len()).take_while(|i| user.ts[*i] - t0 <= window);
     match mode {
         Mode::Ordered => {
-            for e in &events[start + 1..] {
-                if e.timestamp.0 - t0 > window || reached.len() == steps.len() {
+            for i in after {
+                if reached.len() == steps.len() {
                     break;
                 }
-                if e.feature == steps[reached.len()] {
-                    reached.push(e.timestamp.0 - t0);
+                if user.feature[i] == steps[reached.len()] {
+                    reached.push(user.ts[i] - t0);
                 }
             }
         }
         Mode::Strict => {
-            for e in &events[start + 1..] {
-                if e.timestamp.0 - t0 > window
-                    || reached.len() == steps.len()
-                    || e.feature != steps[reached.len()]
-                {
+            for i in after {
+                if reached.len() == steps.len() || user.feature[i] != steps[reached.len()] {
                     break;
                 }
-                reached.push(e.timestamp.0 - t0);
+                reached.push(user.ts[i] - t0);
             }
         }
         Mode::Unordered => {
             let mut seen = vec![false; steps.len()];
             seen[0] = true;
-            for e in &events[start + 1..] {
-                if e.timestamp.0 - t0 > window {
-                    break;
-                }
-                if let Some(i) = steps
+            for i in after {
+                if let Some(k) = steps
                     .iter()
-                    .position(|s| *s == e.feature)
-                    .filter(|i| !seen[*i])
+                    .position(|s| *s == user.feature[i])
+                    .filter(|k| !seen[*k])
                 {
-                    seen[i] = true;
-                    reached.push(e.timestamp.0 - t0);
+                    seen[k] = true;
+                    reached.push(user.ts[i] - t0);
                 }
             }
         }
@@ -108,19 +103,14 @@ fn progress(events: &[Event], start: usize, steps: &[String], window: i64, mode:
 }
 
 /// The best entry of one user: (index of the entry event, times of the steps reached).
-fn best_entry(
-    events: &[Event],
-    steps: &[String],
-    window: i64,
-    mode: Mode,
-) -> Option<(usize, Vec<i64>)> {
-    let entry_feature = |e: &Event| match mode {
-        Mode::Unordered => steps.contains(&e.feature),
-        _ => e.feature == steps[0],
+fn best_entry(user: &User, steps: &[u32], window: i64, mode: Mode) -> Option<(usize, Vec<i64>)> {
+    let is_entry = |f: u32| match mode {
+        Mode::Unordered => steps.contains(&f),
+        _ => f == steps[0],
     };
     let mut best: Option<(usize, Vec<i64>)> = None;
-    for (i, _) in events.iter().enumerate().filter(|(_, e)| entry_feature(e)) {
-        let p = progress_from(events, i, steps, window, mode);
+    for i in (0..user.len()).filter(|i| is_entry(user.feature[*i])) {
+        let p = progress_from(user, i, steps, window, mode);
         if best.as_ref().is_none_or(|(_, b)| p.len() > b.len()) {
             let done = p.len() == steps.len();
             best = Some((i, p));
@@ -132,20 +122,15 @@ fn best_entry(
     best
 }
 
-fn progress_from(
-    events: &[Event],
-    i: usize,
-    steps: &[String],
-    window: i64,
-    mode: Mode,
-) -> Vec<i64> {
+fn progress_from(user: &User, i: usize, steps: &[u32], window: i64, mode: Mode) -> Vec<i64> {
     if mode == Mode::Unordered {
         // The entry may be any step: put it first.
-        let mut order: Vec<String> = vec![events[i].feature.clone()];
-        order.extend(steps.iter().filter(|s| **s != events[i].feature).cloned());
-        return progress(events, i, &order, window, mode);
+        let entry = user.feature[i];
+        let mut order = vec![entry];
+        order.extend(steps.iter().filter(|s| **s != entry));
+        return progress(user, i, &order, window, mode);
     }
-    progress(events, i, steps, window, mode)
+    progress(user, i, steps, window, mode)
 }
 
 fn figures(steps: &[String], reached: &[Vec<i64>]) -> Vec<Step> {
@@ -186,27 +171,21 @@ fn figures(steps: &[String], reached: &[Vec<i64>]) -> Vec<Step> {
         .collect()
 }
 
-/// The funnel over every user's events (oldest first).
-pub fn funnel<'a>(
-    users: impl Iterator<Item = &'a Vec<Event>>,
-    steps: &[String],
-    window_ms: i64,
-    mode: Mode,
-    breakdown: Option<&str>,
-) -> Funnel {
+/// The funnel over every user's events; broken down by the activity's breakdown property
+/// (of the entry event) when it was loaded with one.
+pub fn funnel(users: &Activity, steps: &[String], window_ms: i64, mode: Mode) -> Funnel {
+    let ids: Vec<u32> = steps.iter().map(|s| users.feature_id(s)).collect();
     let mut all = Vec::new();
     let mut groups: BTreeMap<String, Vec<Vec<i64>>> = BTreeMap::new();
-    for events in users {
-        let Some((entry, reached)) = best_entry(events, steps, window_ms, mode) else {
+    for user in users.users() {
+        let Some((entry, reached)) = best_entry(&user, &ids, window_ms, mode) else {
             continue;
         };
-        if let Some(key) = breakdown {
-            let value = match events[entry].properties.get(key) {
-                Some(serde_json::Value::String(s)) => s.clone(),
-                Some(other) => other.to_string(),
-                None => "(none)".into(),
-            };
-            groups.entry(value).or_default().push(reached.clone());
+        if let Some(v) = user.value.get(entry) {
+            groups
+                .entry(users.value_name(*v).to_string())
+                .or_default()
+                .push(reached.clone());
         }
         all.push(reached);
     }
@@ -229,7 +208,7 @@ mod tests {
         ["login", "search", "export"].map(String::from).to_vec()
     }
 
-    fn users() -> BTreeMap<String, Vec<Event>> {
+    fn users() -> Activity {
         by_user(vec![
             // a: all three, with something between: ordered yes, strict no.
             ev("a", "login", 0),
@@ -256,7 +235,7 @@ mod tests {
     }
 
     fn users_per_step(mode: Mode) -> Vec<u64> {
-        funnel(users().values(), &steps(), 60 * 60_000, mode, None)
+        funnel(&users(), &steps(), 60 * 60_000, mode)
             .steps
             .iter()
             .map(|s| s.users)
@@ -274,8 +253,42 @@ mod tests {
     }
 
     #[test]
+    fn breaks_down_by_the_entry_event_property() {
+        let mut events = Vec::new();
+        for (u, plan, convert) in [
+            ("a", "pro", true),
+            ("b", "free", true),
+            ("c", "free", false),
+        ] {
+            let mut login = ev(u, "login", 0);
+            login.properties.insert("plan".into(), plan.into());
+            events.push(login);
+            if convert {
+                events.push(ev(u, "search", 1));
+            }
+        }
+        events.push(ev("d", "login", 0));
+        let users = Activity::of_events(&events, Some("plan"));
+        let steps = ["login", "search"].map(String::from);
+        let f = funnel(&users, &steps, 60 * 60_000, Mode::Ordered);
+        let per: Vec<(&str, Vec<u64>)> = f
+            .breakdown
+            .iter()
+            .map(|(k, s)| (k.as_str(), s.iter().map(|s| s.users).collect()))
+            .collect();
+        assert_eq!(
+            per,
+            vec![
+                ("(none)", vec![1, 0]),
+                ("free", vec![2, 1]),
+                ("pro", vec![1, 1])
+            ]
+        );
+    }
+
+    #[test]
     fn conversion_drop_off_and_time() {
-        let f = funnel(users().values(), &steps(), 60 * 60_000, Mode::Ordered, None);
+        let f = funnel(&users(), &steps(), 60 * 60_000, Mode::Ordered);
         assert_eq!(f.steps[2].conversion, 0.6);
         assert_eq!(f.steps[1].drop_off, 0.4);
         assert_eq!(

@@ -2,10 +2,11 @@
 //! feature's users grew (adoption by day), and the time between a user's interactions (overall
 //! and between two uses of the same feature).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use serde::Serialize;
-use tda_schema::Event;
+
+use super::activity::Activity;
 
 /// Features in the co-usage matrix (the most used ones).
 const TOP: usize = 15;
@@ -28,41 +29,65 @@ pub struct Interactions {
 }
 
 /// Interactions over every user's events (oldest first).
-pub fn interactions(users: &BTreeMap<String, Vec<Event>>) -> Interactions {
-    let mut users_of: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
-    let mut first_use: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
-    let mut gaps = Vec::new();
-    let mut reuse: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
-    for (u, events) in users {
-        let mut last_of: BTreeMap<&str, i64> = BTreeMap::new();
-        for (i, e) in events.iter().enumerate() {
+pub fn interactions(users: &Activity) -> Interactions {
+    let nf = users.feature_count();
+    let mut users_of = vec![0u64; nf];
+    let mut first_use: Vec<Vec<i64>> = vec![Vec::new(); nf];
+    let mut reuse: Vec<Vec<i64>> = vec![Vec::new(); nf];
+    let mut gaps = Vec::with_capacity(users.events());
+    // Per user: the features used, with the time of the last use (reset between users).
+    let mut last_of: Vec<Option<i64>> = vec![None; nf];
+    let mut used: Vec<Vec<u32>> = Vec::with_capacity(users.len());
+    for user in users.users() {
+        let mut mine = Vec::new();
+        for (i, (t, f)) in user.ts.iter().zip(user.feature).enumerate() {
             if i > 0 {
-                gaps.push(e.timestamp.0 - events[i - 1].timestamp.0);
+                gaps.push(t - user.ts[i - 1]);
             }
-            match last_of.insert(&e.feature, e.timestamp.0) {
-                Some(prev) => reuse
-                    .entry(&e.feature)
-                    .or_default()
-                    .push(e.timestamp.0 - prev),
-                None => first_use.entry(&e.feature).or_default().push(e.timestamp.0),
+            match last_of[*f as usize].replace(*t) {
+                Some(prev) => reuse[*f as usize].push(t - prev),
+                None => {
+                    first_use[*f as usize].push(*t);
+                    users_of[*f as usize] += 1;
+                    mine.push(*f);
+                }
             }
-            users_of.entry(&e.feature).or_default().insert(u);
+        }
+        mine.iter().for_each(|f| last_of[*f as usize] = None);
+        used.push(mine);
+    }
+    let mut ranked: Vec<u32> = (0..nf as u32)
+        .filter(|f| users_of[*f as usize] > 0)
+        .collect();
+    ranked.sort_by(|a, b| {
+        users_of[*b as usize]
+            .cmp(&users_of[*a as usize])
+            .then_with(|| users.feature_name(*a).cmp(users.feature_name(*b)))
+    });
+    ranked.truncate(TOP);
+    let mut slot = vec![usize::MAX; nf];
+    ranked
+        .iter()
+        .enumerate()
+        .for_each(|(i, f)| slot[*f as usize] = i);
+    let mut co_usage = vec![vec![0u64; ranked.len()]; ranked.len()];
+    for mine in &used {
+        let top: Vec<usize> = mine
+            .iter()
+            .map(|f| slot[*f as usize])
+            .filter(|s| *s != usize::MAX)
+            .collect();
+        for a in &top {
+            for b in &top {
+                co_usage[*a][*b] += 1;
+            }
         }
     }
-    let mut ranked: Vec<(&str, usize)> = users_of.iter().map(|(f, s)| (*f, s.len())).collect();
-    ranked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
-    ranked.truncate(TOP);
-    let co_usage = ranked
-        .iter()
-        .map(|(a, _)| {
-            ranked
-                .iter()
-                .map(|(b, _)| users_of[a].intersection(&users_of[b]).count() as u64)
-                .collect()
-        })
-        .collect();
+    let name = |f: usize| users.feature_name(f as u32).to_string();
     let adoption = first_use
         .into_iter()
+        .enumerate()
+        .filter(|(_, firsts)| !firsts.is_empty())
         .map(|(f, mut firsts)| {
             firsts.sort_unstable();
             let mut days: Vec<(i64, u64)> = Vec::new();
@@ -73,17 +98,18 @@ pub fn interactions(users: &BTreeMap<String, Vec<Event>>) -> Interactions {
                     _ => days.push((day, n as u64 + 1)),
                 }
             }
-            (f.to_string(), days)
+            (name(f), days)
         })
         .collect();
     Interactions {
-        features: ranked.iter().map(|(f, _)| f.to_string()).collect(),
+        features: ranked.iter().map(|f| name(*f as usize)).collect(),
         co_usage,
         adoption,
         median_gap_ms: super::median_ms(&mut gaps),
         median_reuse_ms: reuse
             .into_iter()
-            .filter_map(|(f, mut v)| super::median_ms(&mut v).map(|m| (f.to_string(), m)))
+            .enumerate()
+            .filter_map(|(f, mut v)| super::median_ms(&mut v).map(|m| (name(f), m)))
             .collect(),
     }
 }

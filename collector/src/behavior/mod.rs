@@ -1,7 +1,8 @@
 //! Behavioral analytics over the events of a range, per user: sessions, journeys (paths and
-//! transitions), funnels, and retention with lifecycle and active-user counts. Each takes the
-//! events grouped by user in time order ([`by_user`]).
+//! transitions), funnels, retention with lifecycle and active-user counts, segments and
+//! interactions. Each reads the range's [`Activity`]: every user's events in time order.
 
+pub mod activity;
 pub mod funnels;
 pub mod interactions;
 pub mod journeys;
@@ -9,35 +10,9 @@ pub mod retention;
 pub mod segments;
 pub mod sessions;
 
-use std::collections::BTreeMap;
-
 use serde_json::{json, Value};
-use tda_schema::Event;
 
-use crate::query::Filter;
-use crate::store::{Storage, StoreError};
-
-/// The events of `[from, to)` passing `filter`, grouped by user; properties only when asked for.
-pub fn load(
-    store: &dyn Storage,
-    from: i64,
-    to: i64,
-    filter: &Filter,
-    properties: bool,
-) -> Result<BTreeMap<String, Vec<Event>>, StoreError> {
-    let mut events = Vec::new();
-    let mut keep = |e: &Event| {
-        if filter.matches(e) {
-            events.push(e.clone());
-        }
-    };
-    if properties || !filter.labels.is_empty() {
-        store.scan_events(from, to, &mut keep)?;
-    } else {
-        store.scan_event_facts(from, to, &mut keep)?;
-    }
-    Ok(by_user(events))
-}
+pub use activity::Activity;
 
 /// Session rules from a profile's `[models]` (or the defaults: 30 minutes, 24 hours).
 pub fn rules(models: &tda_schema::sections::ModelSettings) -> sessions::SessionRules {
@@ -47,48 +22,26 @@ pub fn rules(models: &tda_schema::sections::ModelSettings) -> sessions::SessionR
     }
 }
 
-/// Every session's collapsed features.
-pub fn session_steps(
-    users: &BTreeMap<String, Vec<Event>>,
-    rules: sessions::SessionRules,
-) -> Vec<Vec<&str>> {
-    users
-        .iter()
-        .flat_map(|(u, list)| sessions::sessions_of(u, list, rules))
-        .map(|s| journeys::steps(&s))
-        .collect()
-}
-
 /// `GET /api/v1/stats/behavioral`: sessions, top paths, the busiest transitions, and daily
 /// retention with active-user counts.
-pub fn summary(
-    users: &BTreeMap<String, Vec<Event>>,
-    rules: sessions::SessionRules,
-    to: i64,
-) -> Value {
-    let steps = session_steps(users, rules);
-    let r = retention::retention(users.values(), retention::Period::Day, to);
+pub fn summary(users: &Activity, rules: sessions::SessionRules, to: i64) -> Value {
+    let paths = journeys::Paths::of(users, rules);
+    let r = retention::retention(users, retention::Period::Day, to);
     json!({
         "type": "behavioral",
-        "sessions": sessions::stats(users.iter(), rules),
-        "top_paths": journeys::top_paths(&steps, None, 4, 10),
-        "transitions": journeys::transitions(&steps, 20),
+        "sessions": sessions::stats(users, rules),
+        "top_paths": journeys::top_paths(users, &paths, None, 4, 10),
+        "transitions": journeys::transitions(users, &paths, 20),
         "active_users": {"dau": r.dau, "wau": r.wau, "mau": r.mau},
         "lifecycle": r.lifecycle,
         "stickiness": r.stickiness,
     })
 }
 
-/// Each user's events, oldest first (ties keep their order).
-pub fn by_user(events: Vec<Event>) -> BTreeMap<String, Vec<Event>> {
-    let mut users: BTreeMap<String, Vec<Event>> = BTreeMap::new();
-    for e in events {
-        users.entry(e.user_id.clone()).or_default().push(e);
-    }
-    for list in users.values_mut() {
-        list.sort_by_key(|e| e.timestamp);
-    }
-    users
+/// The activity of some events (for tests).
+#[cfg(test)]
+pub fn by_user(events: Vec<tda_schema::Event>) -> Activity {
+    Activity::of_events(&events, None)
 }
 
 /// The median of `values` (reordered), `None` when empty.
@@ -96,12 +49,13 @@ pub fn median_ms(values: &mut [i64]) -> Option<i64> {
     if values.is_empty() {
         return None;
     }
-    values.sort_unstable();
-    let mid = values.len() / 2;
-    Some(if values.len() % 2 == 1 {
-        values[mid]
+    let (mid, odd) = (values.len() / 2, values.len() % 2 == 1);
+    let (below, m, _) = values.select_nth_unstable(mid);
+    let m = *m;
+    Some(if odd {
+        m
     } else {
-        (values[mid - 1] + values[mid]) / 2
+        (below.iter().copied().max().unwrap_or(m) + m) / 2
     })
 }
 
@@ -126,7 +80,7 @@ mod worked_example {
 
     const D: i64 = 24 * 60;
 
-    fn users() -> BTreeMap<String, Vec<Event>> {
+    fn users() -> Activity {
         by_user(vec![
             ev("a", "login", 0),
             ev("a", "help", 1),
@@ -151,25 +105,19 @@ mod worked_example {
             timeout_ms: 30 * 60_000,
             max_ms: 86_400_000,
         };
-        let s = sessions::stats(users.iter(), rules);
+        let s = sessions::stats(&users, rules);
         assert_eq!((s.sessions, s.users, s.bounce_rate), (8, 4, 0.75));
         let steps: Vec<String> = ["login", "search", "export"].map(String::from).to_vec();
         let count = |mode| {
-            let f = funnels::funnel(users.values(), &steps, 3_600_000, mode, None);
+            let f = funnels::funnel(&users, &steps, 3_600_000, mode);
             f.steps.iter().map(|s| s.users).collect::<Vec<_>>()
         };
         assert_eq!(count(funnels::Mode::Ordered), vec![3, 2, 2]);
         assert_eq!(count(funnels::Mode::Strict), vec![3, 1, 1]);
-        let f = funnels::funnel(
-            users.values(),
-            &steps,
-            3_600_000,
-            funnels::Mode::Ordered,
-            None,
-        );
+        let f = funnels::funnel(&users, &steps, 3_600_000, funnels::Mode::Ordered);
         assert_eq!(f.steps[2].median_time_ms, Some(210_000));
         let end = 1_795_392_000_000i64 + 4 * D * 60_000;
-        let r = retention::retention(users.values(), retention::Period::Day, end);
+        let r = retention::retention(&users, retention::Period::Day, end);
         let rows: Vec<Vec<u64>> = r
             .cohorts
             .iter()

@@ -3,10 +3,10 @@
 //! (new, returning, resurrecting, dormant users); stickiness (days active per week); and
 //! DAU/WAU/MAU at the end of the range.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
+use super::activity::Activity;
 use serde::Serialize;
-use tda_schema::Event;
 
 const DAY_MS: i64 = 86_400_000;
 
@@ -95,84 +95,109 @@ pub struct Retention {
     pub mau: u64,
 }
 
+/// The distinct values of a nondecreasing sequence.
+fn distinct(values: impl Iterator<Item = i64>) -> Vec<i64> {
+    let mut out: Vec<i64> = Vec::new();
+    for v in values {
+        if out.last() != Some(&v) {
+            out.push(v);
+        }
+    }
+    out
+}
+
+/// Per-period counts gathered user by user.
+struct Tally {
+    lo: i64,
+    /// `cohort[c][k]`: users first seen in period `lo + c` and active in `lo + c + k`.
+    cohort: Vec<Vec<u64>>,
+    active: Vec<u64>,
+    new: Vec<u64>,
+    returning: Vec<u64>,
+    dormant: Vec<u64>,
+}
+
+impl Tally {
+    fn new(lo: i64, hi: i64) -> Self {
+        let n = (hi - lo + 1).max(0) as usize;
+        Tally {
+            lo,
+            cohort: (0..n).map(|c| vec![0; n - c]).collect(),
+            active: vec![0; n],
+            new: vec![0; n],
+            returning: vec![0; n],
+            dormant: vec![0; n],
+        }
+    }
+
+    /// Adds one user's active periods (distinct, ascending).
+    fn add(&mut self, periods: &[i64]) {
+        let n = self.active.len();
+        let at = |p: i64| (p - self.lo) as usize;
+        let first = at(periods[0]);
+        for (k, p) in periods.iter().enumerate() {
+            let i = at(*p);
+            self.cohort[first][i - first] += 1;
+            self.active[i] += 1;
+            if k == 0 {
+                self.new[i] += 1;
+            } else if periods[k - 1] == p - 1 {
+                self.returning[i] += 1;
+            }
+            if i + 1 < n && periods.get(k + 1) != Some(&(p + 1)) {
+                self.dormant[i + 1] += 1;
+            }
+        }
+    }
+}
+
 /// Retention over the users' events, which lie in `[from, to)`.
-pub fn retention<'a>(
-    users: impl Iterator<Item = &'a Vec<Event>>,
-    period: Period,
-    to: i64,
-) -> Retention {
-    let mut active: BTreeMap<i64, BTreeSet<usize>> = BTreeMap::new();
-    let mut first_of: Vec<i64> = Vec::new();
+pub fn retention(users: &Activity, period: Period, to: i64) -> Retention {
+    let lo = users.users().map(|u| period.index(u.first())).min();
+    let hi = users.users().map(|u| period.index(u.last())).max();
+    let (lo, hi) = lo.zip(hi).unwrap_or((0, -1));
+    let mut tally = Tally::new(lo, hi);
     let mut stickiness: BTreeMap<u8, u64> = BTreeMap::new();
     let (mut dau, mut wau, mut mau) = (0, 0, 0);
-    for (u, events) in users.enumerate() {
-        let Some(first) = events.first() else {
-            continue;
-        };
-        first_of.push(period.index(first.timestamp.0));
-        let days: BTreeSet<i64> = events
+    for user in users.users() {
+        tally.add(&distinct(user.ts.iter().map(|t| period.index(*t))));
+        let days = distinct(user.ts.iter().map(|t| Period::Day.index(*t)));
+        let weeks: Vec<i64> = days
             .iter()
-            .map(|e| Period::Day.index(e.timestamp.0))
+            .map(|d| Period::Week.index(d * DAY_MS))
             .collect();
-        let mut per_week: BTreeMap<i64, u8> = BTreeMap::new();
-        for d in &days {
-            *per_week.entry(Period::Week.index(d * DAY_MS)).or_default() += 1;
+        for run in weeks.chunk_by(|a, b| a == b) {
+            *stickiness.entry(run.len() as u8).or_default() += 1;
         }
-        for n in per_week.values() {
-            *stickiness.entry(*n).or_default() += 1;
-        }
-        let last = events.last().map_or(0, |e| e.timestamp.0);
+        let last = user.last();
         dau += u64::from(last >= to - DAY_MS);
         wau += u64::from(last >= to - 7 * DAY_MS);
         mau += u64::from(last >= to - 30 * DAY_MS);
-        for e in events {
-            active
-                .entry(period.index(e.timestamp.0))
-                .or_default()
-                .insert(u);
-        }
     }
-    let (lo, hi) = match (active.keys().next(), active.keys().last()) {
-        (Some(a), Some(b)) => (*a, *b),
-        _ => (0, -1),
-    };
-    let cohorts = (lo..=hi)
-        .map(|c| {
-            let members: BTreeSet<usize> =
-                (0..first_of.len()).filter(|u| first_of[*u] == c).collect();
-            let counts: Vec<u64> = (c..=hi)
-                .map(|p| {
-                    active
-                        .get(&p)
-                        .map_or(0, |a| a.intersection(&members).count() as u64)
-                })
-                .collect();
-            let n = members.len() as u64;
+    let cohorts = tally
+        .cohort
+        .iter()
+        .enumerate()
+        .map(|(c, counts)| {
+            let n = counts.first().copied().unwrap_or(0);
             Cohort {
-                start_ms: period.start(c),
+                start_ms: period.start(lo + c as i64),
                 users: n,
                 retention: counts
                     .iter()
                     .map(|k| if n == 0 { 0.0 } else { *k as f64 / n as f64 })
                     .collect(),
-                active: counts,
+                active: counts.clone(),
             }
         })
         .collect();
-    let empty = BTreeSet::new();
-    let lifecycle = (lo..=hi)
-        .map(|p| {
-            let now = active.get(&p).unwrap_or(&empty);
-            let before = active.get(&(p - 1)).unwrap_or(&empty);
-            let new = now.iter().filter(|u| first_of[**u] == p).count() as u64;
-            let returning = now.intersection(before).count() as u64;
-            Lifecycle {
-                start_ms: period.start(p),
-                new,
-                returning,
-                resurrecting: now.len() as u64 - new - returning,
-                dormant: before.difference(now).count() as u64,
-            }
+    let lifecycle = (0..tally.active.len())
+        .map(|i| Lifecycle {
+            start_ms: period.start(lo + i as i64),
+            new: tally.new[i],
+            returning: tally.returning[i],
+            resurrecting: tally.active[i] - tally.new[i] - tally.returning[i],
+            dormant: tally.dormant[i],
         })
         .collect();
     Retention {
@@ -209,7 +234,7 @@ mod tests {
         ];
         let users = by_user(events);
         let end = 1_795_392_000_000i64 + 4 * DAY * 60_000;
-        let r = retention(users.values(), Period::Day, end);
+        let r = retention(&users, Period::Day, end);
         let rows: Vec<(u64, Vec<u64>)> = r
             .cohorts
             .iter()

@@ -6,9 +6,10 @@
 use std::collections::BTreeMap;
 
 use serde::Serialize;
-use tda_schema::Event;
+use tda_schema::segment_rule::Rule;
 
-use super::sessions::{sessions_of, SessionRules};
+use super::activity::{Activity, User};
+use super::sessions::{duration_ms, sessions_of, SessionRules};
 
 /// Users used to choose k (the silhouette costs the square of this).
 const SAMPLE: usize = 1_500;
@@ -16,6 +17,8 @@ const SAMPLE: usize = 1_500;
 const MAX_K: usize = 8;
 /// Features of the mix (the most used ones).
 const MIX: usize = 20;
+/// Most users the centres are fitted on (every user is then assigned to the nearest).
+const FIT: usize = 20_000;
 
 /// One behavioral column.
 struct Column {
@@ -51,18 +54,26 @@ pub struct Segmentation {
     pub assignment: BTreeMap<String, usize>,
 }
 
+/// The behavioral columns and each user's row (users in `order`).
 fn features(
-    users: &BTreeMap<String, Vec<Event>>,
+    users: &Activity,
+    order: &[usize],
     rules: SessionRules,
     end: i64,
 ) -> (Vec<Column>, Vec<Vec<f64>>) {
-    let mut totals: BTreeMap<&str, u64> = BTreeMap::new();
-    for e in users.values().flatten() {
-        *totals.entry(&e.feature).or_default() += 1;
+    let mut totals = vec![0u64; users.feature_count()];
+    for u in users.users() {
+        u.feature.iter().for_each(|f| totals[*f as usize] += 1);
     }
-    let mut mix: Vec<(&str, u64)> = totals.into_iter().collect();
-    mix.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+    let mut mix: Vec<(&str, u32, u64)> = (0..totals.len())
+        .map(|f| (users.feature_name(f as u32), f as u32, totals[f]))
+        .collect();
+    mix.sort_by(|a, b| b.2.cmp(&a.2).then_with(|| a.0.cmp(b.0)));
     mix.truncate(MIX);
+    let mut slot = vec![usize::MAX; totals.len()];
+    for (i, (_, f, _)) in mix.iter().enumerate() {
+        slot[*f as usize] = i;
+    }
     let mut columns: Vec<Column> = [
         "events per active day",
         "session length (minutes)",
@@ -75,33 +86,28 @@ fn features(
         share_of: None,
     })
     .collect();
-    columns.extend(mix.iter().map(|(f, _)| Column {
+    columns.extend(mix.iter().map(|(f, _, _)| Column {
         name: f.to_string(),
         share_of: Some(f.to_string()),
     }));
-    let rows = users
+    let rows = order
         .iter()
-        .map(|(u, events)| {
-            let days: std::collections::BTreeSet<i64> = events
-                .iter()
-                .map(|e| e.timestamp.0.div_euclid(86_400_000))
-                .collect();
-            let sessions = sessions_of(u, events, rules);
-            let mean_len = sessions.iter().map(|s| s.duration_ms()).sum::<i64>() as f64
-                / sessions.len().max(1) as f64
-                / 60_000.0;
-            let last = events.last().map_or(end, |e| e.timestamp.0);
-            let n = events.len() as f64;
+        .map(|u| {
+            let user = users.user(*u);
+            let m = Measures::of(&user, rules, end);
             let mut row = vec![
-                (n / days.len().max(1) as f64).ln_1p(),
-                mean_len.ln_1p(),
-                ((end - last) as f64 / 86_400_000.0).ln_1p(),
-                events.iter().filter(|e| e.is_error()).count() as f64 / n,
+                (m.events / m.active_days.max(1.0)).ln_1p(),
+                m.session_minutes.ln_1p(),
+                m.days_since_seen.ln_1p(),
+                m.error_share,
             ];
-            row.extend(
-                mix.iter()
-                    .map(|(f, _)| events.iter().filter(|e| e.feature == *f).count() as f64 / n),
-            );
+            let mut mixed = vec![0.0; mix.len()];
+            for f in user.feature {
+                if let Some(x) = mixed.get_mut(slot[*f as usize]) {
+                    *x += 1.0;
+                }
+            }
+            row.extend(mixed.iter().map(|c| c / m.events));
             row
         })
         .collect();
@@ -149,8 +155,15 @@ impl Rng {
     }
 }
 
-/// k-means with k-means++ starts; returns each point's cluster.
-fn kmeans(points: &[Vec<f64>], k: usize, rng: &mut Rng) -> Vec<usize> {
+/// The centre nearest to `p`.
+fn nearest(p: &[f64], centres: &[Vec<f64>]) -> usize {
+    (0..centres.len())
+        .min_by(|a, b| dist2(p, &centres[*a]).total_cmp(&dist2(p, &centres[*b])))
+        .unwrap_or(0)
+}
+
+/// k-means with k-means++ starts; returns each point's cluster and the centres.
+fn kmeans(points: &[Vec<f64>], k: usize, rng: &mut Rng) -> (Vec<usize>, Vec<Vec<f64>>) {
     let mut centres: Vec<Vec<f64>> =
         vec![points[(rng.next() * points.len() as f64) as usize].clone()];
     while centres.len() < k {
@@ -173,30 +186,26 @@ fn kmeans(points: &[Vec<f64>], k: usize, rng: &mut Rng) -> Vec<usize> {
     for _ in 0..50 {
         let mut changed = false;
         for (i, p) in points.iter().enumerate() {
-            let best = (0..k)
-                .min_by(|a, b| dist2(p, &centres[*a]).total_cmp(&dist2(p, &centres[*b])))
-                .unwrap_or(0);
+            let best = nearest(p, &centres);
             changed |= assign[i] != best;
             assign[i] = best;
         }
-        for (c, centre) in centres.iter_mut().enumerate() {
-            let members: Vec<&Vec<f64>> = points
-                .iter()
-                .zip(&assign)
-                .filter(|(_, a)| **a == c)
-                .map(|(p, _)| p)
-                .collect();
-            if !members.is_empty() {
-                for (j, v) in centre.iter_mut().enumerate() {
-                    *v = members.iter().map(|m| m[j]).sum::<f64>() / members.len() as f64;
-                }
+        let d = points.first().map_or(0, Vec::len);
+        let mut sums = vec![(vec![0.0; d], 0usize); k];
+        for (p, a) in points.iter().zip(&assign) {
+            sums[*a].0.iter_mut().zip(p).for_each(|(s, x)| *s += x);
+            sums[*a].1 += 1;
+        }
+        for (centre, (sum, n)) in centres.iter_mut().zip(sums) {
+            if n > 0 {
+                *centre = sum.iter().map(|s| s / n as f64).collect();
             }
         }
         if !changed {
             break;
         }
     }
-    assign
+    (assign, centres)
 }
 
 /// Mean silhouette of a clustering.
@@ -260,29 +269,29 @@ fn describe(columns: &[Column], mean_z: &[f64], raw_mean: &[f64], overall: &[f64
 }
 
 /// Clusters the users of a range; `None` with fewer than 10 users.
-pub fn segment(
-    users: &BTreeMap<String, Vec<Event>>,
-    rules: SessionRules,
-    end: i64,
-) -> Option<Segmentation> {
+pub fn segment(users: &Activity, rules: SessionRules, end: i64) -> Option<Segmentation> {
     if users.len() < 10 {
         return None;
     }
-    let (columns, rows) = features(users, rules, end);
+    let order = users.by_name();
+    let (columns, rows) = features(users, &order, rules, end);
     let (z, _, _) = standardise(&rows);
     let stride = z.len().div_ceil(SAMPLE);
     let sample: Vec<Vec<f64>> = z.iter().step_by(stride).cloned().collect();
     let mut best: Option<(f64, usize)> = None;
     for k in 2..=MAX_K.min(sample.len() - 1) {
-        let a = kmeans(&sample, k, &mut Rng(0x9E37_79B9_7F4A_7C15 ^ k as u64));
+        let a = kmeans(&sample, k, &mut Rng(0x9E37_79B9_7F4A_7C15 ^ k as u64)).0;
         let s = silhouette(&sample, &a, k);
         if best.is_none_or(|(b, _)| s > b) {
             best = Some((s, k));
         }
     }
     let (score, k) = best?;
-    let assign = kmeans(&z, k, &mut Rng(0x2545_F491_4F6C_DD1D));
-    let names: Vec<&String> = users.keys().collect();
+    let fit_stride = z.len().div_ceil(FIT);
+    let fit: Vec<Vec<f64>> = z.iter().step_by(fit_stride).cloned().collect();
+    let centres = kmeans(&fit, k, &mut Rng(0x2545_F491_4F6C_DD1D)).1;
+    let assign: Vec<usize> = z.iter().map(|p| nearest(p, &centres)).collect();
+    let names: Vec<&str> = order.iter().map(|u| users.user(*u).name).collect();
     let overall: Vec<f64> = (0..columns.len())
         .map(|j| rows.iter().map(|r| r[j]).sum::<f64>() / rows.len() as f64)
         .collect();
@@ -307,14 +316,18 @@ pub fn segment(
         .enumerate()
         .map(|(id, (members, mean_z, raw))| {
             for i in members {
-                assignment.insert(names[*i].clone(), id);
+                assignment.insert(names[*i].to_string(), id);
             }
             Cluster {
                 id,
                 users: members.len() as u64,
                 share: members.len() as f64 / z.len() as f64,
                 description: describe(&columns, mean_z, raw, &overall),
-                examples: members.iter().take(5).map(|i| names[*i].clone()).collect(),
+                examples: members
+                    .iter()
+                    .take(5)
+                    .map(|i| names[*i].to_string())
+                    .collect(),
             }
         })
         .collect();
@@ -376,80 +389,100 @@ pub struct RuleSegment {
     pub examples: Vec<String>,
 }
 
-/// A user's measures for segment rules (see `tda_schema::segment_rule::MEASURES`).
-fn measures(
-    user: &str,
-    events: &[Event],
-    rules: SessionRules,
-    end: i64,
-) -> BTreeMap<&'static str, f64> {
-    let week_ago = end - 7 * 86_400_000;
-    let sessions = sessions_of(user, events, rules);
-    let n = events.len() as f64;
-    let errors = events.iter().filter(|e| e.is_error()).count() as f64;
-    let days: std::collections::BTreeSet<i64> = events
-        .iter()
-        .map(|e| e.timestamp.0.div_euclid(86_400_000))
-        .collect();
-    let last = events.last().map_or(end, |e| e.timestamp.0);
-    let minutes = sessions.iter().map(|s| s.duration_ms()).sum::<i64>() as f64
-        / sessions.len().max(1) as f64
-        / 60_000.0;
-    BTreeMap::from([
-        ("sessions", sessions.len() as f64),
-        (
-            "sessions_7d",
-            sessions
-                .iter()
-                .filter(|s| s.events[0].timestamp.0 >= week_ago)
-                .count() as f64,
-        ),
-        ("events", n),
-        (
-            "events_7d",
-            events.iter().filter(|e| e.timestamp.0 >= week_ago).count() as f64,
-        ),
-        ("active_days", days.len() as f64),
-        ("errors", errors),
-        ("error_share", if n > 0.0 { errors / n } else { 0.0 }),
-        ("days_since_seen", (end - last) as f64 / 86_400_000.0),
-        ("session_minutes", minutes),
-    ])
+/// A user's measures (see `tda_schema::segment_rule::MEASURES`).
+struct Measures {
+    sessions: f64,
+    sessions_7d: f64,
+    events: f64,
+    events_7d: f64,
+    active_days: f64,
+    errors: f64,
+    error_share: f64,
+    days_since_seen: f64,
+    session_minutes: f64,
 }
 
-fn holds(
-    rule: &tda_schema::segment_rule::Rule,
-    m: &BTreeMap<&'static str, f64>,
-    events: &[Event],
-) -> bool {
-    use tda_schema::segment_rule::Rule;
+impl Measures {
+    fn of(user: &User, rules: SessionRules, end: i64) -> Measures {
+        let week_ago = end - 7 * 86_400_000;
+        let (mut sessions, mut sessions_7d, mut length) = (0.0, 0.0, 0i64);
+        for s in sessions_of(user.ts, rules) {
+            sessions += 1.0;
+            sessions_7d += f64::from(u8::from(user.ts[s.start] >= week_ago));
+            length += duration_ms(user.ts, &s);
+        }
+        let n = user.len() as f64;
+        let errors = user.error.iter().filter(|e| **e).count() as f64;
+        let mut days = user
+            .ts
+            .iter()
+            .map(|t| t.div_euclid(86_400_000))
+            .collect::<Vec<_>>();
+        days.dedup();
+        Measures {
+            sessions,
+            sessions_7d,
+            events: n,
+            events_7d: user.ts.iter().filter(|t| **t >= week_ago).count() as f64,
+            active_days: days.len() as f64,
+            errors,
+            error_share: if n > 0.0 { errors / n } else { 0.0 },
+            days_since_seen: (end - user.last()) as f64 / 86_400_000.0,
+            session_minutes: length as f64 / sessions.max(1.0) / 60_000.0,
+        }
+    }
+
+    fn get(&self, name: &str) -> Option<f64> {
+        Some(match name {
+            "sessions" => self.sessions,
+            "sessions_7d" => self.sessions_7d,
+            "events" => self.events,
+            "events_7d" => self.events_7d,
+            "active_days" => self.active_days,
+            "errors" => self.errors,
+            "error_share" => self.error_share,
+            "days_since_seen" => self.days_since_seen,
+            "session_minutes" => self.session_minutes,
+            _ => return None,
+        })
+    }
+}
+
+fn holds(rule: &Rule, m: &Measures, user: &User, uses: &dyn Fn(&str) -> u32) -> bool {
     match rule {
-        Rule::And(a, b) => holds(a, m, events) && holds(b, m, events),
-        Rule::Or(a, b) => holds(a, m, events) || holds(b, m, events),
-        Rule::Not(a) => !holds(a, m, events),
-        Rule::Uses(f) => events.iter().any(|e| e.feature == *f),
-        Rule::Compare(name, op, v) => m.get(name.as_str()).is_some_and(|x| op.holds(*x, *v)),
+        Rule::And(a, b) => holds(a, m, user, uses) && holds(b, m, user, uses),
+        Rule::Or(a, b) => holds(a, m, user, uses) || holds(b, m, user, uses),
+        Rule::Not(a) => !holds(a, m, user, uses),
+        Rule::Uses(f) => {
+            let id = uses(f);
+            user.feature.contains(&id)
+        }
+        Rule::Compare(name, op, v) => m.get(name).is_some_and(|x| op.holds(x, *v)),
     }
 }
 
 /// The members of each rule-based segment (rules were checked when the profile loaded; one
 /// that does not parse matches nobody).
 pub fn rule_segments(
-    users: &BTreeMap<String, Vec<Event>>,
+    users: &Activity,
     segments: &[tda_schema::segment_rule::Segment],
     rules: SessionRules,
     end: i64,
 ) -> Vec<RuleSegment> {
-    let parsed: Vec<Option<tda_schema::segment_rule::Rule>> = segments
+    let parsed: Vec<Option<Rule>> = segments
         .iter()
         .map(|s| tda_schema::segment_rule::parse(&s.rule).ok())
         .collect();
-    let mut members: Vec<Vec<&String>> = vec![Vec::new(); segments.len()];
-    for (u, events) in users {
-        let m = measures(u, events, rules, end);
-        for (i, rule) in parsed.iter().enumerate() {
-            if rule.as_ref().is_some_and(|r| holds(r, &m, events)) {
-                members[i].push(u);
+    let uses = |f: &str| users.feature_id(f);
+    let mut members: Vec<Vec<&str>> = vec![Vec::new(); segments.len()];
+    if !segments.is_empty() {
+        for u in users.by_name() {
+            let user = users.user(u);
+            let m = Measures::of(&user, rules, end);
+            for (i, rule) in parsed.iter().enumerate() {
+                if rule.as_ref().is_some_and(|r| holds(r, &m, &user, &uses)) {
+                    members[i].push(user.name);
+                }
             }
         }
     }

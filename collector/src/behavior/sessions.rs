@@ -1,8 +1,11 @@
 //! Sessions, built on the server: a user's events split where they were inactive for longer than
 //! the timeout, or where a session would last longer than its maximum.
 
+use std::ops::Range;
+
 use serde::Serialize;
-use tda_schema::Event;
+
+use super::activity::Activity;
 
 /// How sessions are cut.
 #[derive(Debug, Clone, Copy)]
@@ -13,46 +16,24 @@ pub struct SessionRules {
     pub max_ms: i64,
 }
 
-/// One session: a run of one user's events.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Session<'a> {
-    /// The user.
-    pub user: &'a str,
-    /// Its events, oldest first.
-    pub events: &'a [Event],
-}
-
-impl Session<'_> {
-    /// From the first event to the last, ms.
-    pub fn duration_ms(&self) -> i64 {
-        match (self.events.first(), self.events.last()) {
-            (Some(a), Some(b)) => b.timestamp.0 - a.timestamp.0,
-            _ => 0,
-        }
-    }
-}
-
-/// Cuts one user's events (oldest first) into sessions.
-pub fn sessions_of<'a>(
-    user: &'a str,
-    events: &'a [Event],
-    rules: SessionRules,
-) -> Vec<Session<'a>> {
-    let mut out = Vec::new();
+/// Cuts one user's event times (oldest first) into sessions: the index range of each.
+pub fn sessions_of(ts: &[i64], rules: SessionRules) -> impl Iterator<Item = Range<usize>> + '_ {
     let mut start = 0;
-    for i in 1..=events.len() {
-        let cut = i == events.len()
-            || events[i].timestamp.0 - events[i - 1].timestamp.0 > rules.timeout_ms
-            || events[i].timestamp.0 - events[start].timestamp.0 > rules.max_ms;
-        if cut {
-            out.push(Session {
-                user,
-                events: &events[start..i],
-            });
+    (1..=ts.len()).filter_map(move |i| {
+        let cut = i == ts.len()
+            || ts[i] - ts[i - 1] > rules.timeout_ms
+            || ts[i] - ts[start] > rules.max_ms;
+        cut.then(|| {
+            let r = start..i;
             start = i;
-        }
-    }
-    out
+            r
+        })
+    })
+}
+
+/// From a session's first event to its last, ms.
+pub fn duration_ms(ts: &[i64], session: &Range<usize>) -> i64 {
+    ts[session.end - 1] - ts[session.start]
 }
 
 /// A summary of the sessions of a range.
@@ -75,20 +56,16 @@ pub struct SessionStats {
 }
 
 /// Summarises every user's sessions.
-pub fn stats<'a>(
-    users: impl Iterator<Item = (&'a String, &'a Vec<Event>)>,
-    rules: SessionRules,
-) -> SessionStats {
+pub fn stats(users: &Activity, rules: SessionRules) -> SessionStats {
     let (mut n, mut people, mut events, mut bounces) = (0u64, 0u64, 0u64, 0u64);
     let mut durations = Vec::new();
-    for (user, list) in users {
-        let s = sessions_of(user, list, rules);
-        people += u64::from(!s.is_empty());
-        for session in &s {
+    for user in users.users() {
+        people += 1;
+        for session in sessions_of(user.ts, rules) {
             n += 1;
-            events += session.events.len() as u64;
-            bounces += u64::from(session.events.len() == 1);
-            durations.push(session.duration_ms());
+            events += session.len() as u64;
+            bounces += u64::from(session.len() == 1);
+            durations.push(duration_ms(user.ts, &session));
         }
     }
     let mean = (!durations.is_empty())
@@ -117,26 +94,17 @@ mod tests {
 
     #[test]
     fn cuts_at_inactivity_and_at_the_maximum_length() {
-        let events = vec![
-            ev("u", "a", 0),
-            ev("u", "b", 10),
-            ev("u", "c", 41),
-            ev("u", "d", 70),
-        ];
-        let lens: Vec<usize> = sessions_of("u", &events, RULES)
-            .iter()
-            .map(|s| s.events.len())
+        let minutes = |m: &[i64]| -> Vec<i64> { m.iter().map(|m| m * 60_000).collect() };
+        let lens: Vec<usize> = sessions_of(&minutes(&[0, 10, 41, 70]), RULES)
+            .map(|s| s.len())
             .collect();
         assert_eq!(lens, vec![2, 2], "31 minutes apart cuts; 29 does not");
-        let busy: Vec<_> = (0..60).map(|i| ev("u", "a", i * 20)).collect(); // 20 h, every 20 min
+        let busy = minutes(&(0..60).map(|i| i * 20).collect::<Vec<_>>()); // 20 h, every 20 min
         let short = SessionRules {
             max_ms: 8 * 3_600_000,
             ..RULES
         };
-        let lens: Vec<usize> = sessions_of("u", &busy, short)
-            .iter()
-            .map(|s| s.events.len())
-            .collect();
+        let lens: Vec<usize> = sessions_of(&busy, short).map(|s| s.len()).collect();
         assert_eq!(lens, vec![25, 25, 10]);
     }
 
@@ -148,7 +116,7 @@ mod tests {
             ev("b", "x", 5),
             ev("a", "z", 100),
         ]);
-        let s = stats(users.iter(), RULES);
+        let s = stats(&users, RULES);
         assert_eq!((s.sessions, s.users), (3, 2));
         assert_eq!(s.median_duration_ms, Some(0));
         assert!((s.bounce_rate - 2.0 / 3.0).abs() < 1e-12);

@@ -2,6 +2,8 @@
 
 pub(crate) mod codec;
 mod columns;
+pub mod facts;
+mod parallel;
 pub mod rollup;
 mod samples;
 mod segments;
@@ -92,6 +94,35 @@ pub trait Storage: Send + Sync {
         visit: &mut dyn FnMut(&Event),
     ) -> Result<(), StoreError> {
         self.scan_events(from, to, visit)
+    }
+
+    /// Calls `visit` with the facts of every stored event in `[from, to)` (properties only when
+    /// asked for), a block at a time, in the store's order. This default builds them from the
+    /// events; a backend that stores columns overrides it.
+    fn scan_facts(
+        &self,
+        from: i64,
+        to: i64,
+        properties: bool,
+        visit: &mut dyn FnMut(&facts::Facts),
+    ) -> Result<(), StoreError> {
+        const CHUNK: usize = 65_536;
+        let mut b = facts::FactsBuilder::new(properties);
+        let mut add = |e: &Event| {
+            b.push(e);
+            if b.len() >= CHUNK {
+                visit(&b.take());
+            }
+        };
+        if properties {
+            self.scan_events(from, to, &mut add)?;
+        } else {
+            self.scan_event_facts(from, to, &mut add)?;
+        }
+        if !b.is_empty() {
+            visit(&b.take());
+        }
+        Ok(())
     }
 
     /// Calls `visit` with every stored sample (and its agent id) in `[from, to)`, of `agent`

@@ -11,9 +11,10 @@ use sled::{Db, Transactional, Tree};
 use tda_schema::{Batch, Event, HostSample, Timestamp};
 
 use super::columns::Properties;
+use super::facts::{Facts, FactsBuilder};
 use super::rollup::Rollup;
 use super::segments::Segments;
-use super::{columns, samples, Appended, Compacted, Deleted, Storage, StoreError};
+use super::{columns, parallel, samples, Appended, Compacted, Deleted, Storage, StoreError};
 
 /// Format version written as the first byte of every block and batch marker.
 pub const BLOCK_VERSION: u8 = 1;
@@ -534,6 +535,41 @@ impl Storage for SledStore {
 
     fn disk_bytes(&self) -> Result<u64, StoreError> {
         Ok(self.events.disk_bytes()? + self.samples.disk_bytes()?)
+    }
+
+    /// Decodes the range's blocks on every core (columnar blocks straight to facts, older
+    /// blocks through events) and visits them in key order on this thread.
+    fn scan_facts(
+        &self,
+        from: i64,
+        to: i64,
+        properties: bool,
+        visit: &mut dyn FnMut(&Facts),
+    ) -> Result<(), StoreError> {
+        let part = &self.events;
+        let mut blocks = Vec::new();
+        part.each_block(from, to, &mut |key, value| {
+            blocks.push((key.to_vec(), value.to_vec()));
+            Ok(())
+        })?;
+        let p = if properties {
+            Properties::Read
+        } else {
+            Properties::Skip
+        };
+        let decode = |(key, value): &(Vec<u8>, Vec<u8>)| -> Result<Facts, StoreError> {
+            let payload = part.payload(key, value)?;
+            if payload.first() == Some(&columns::VERSION) {
+                return columns::decode_facts(&payload, p, from..to)
+                    .map_err(|message| corrupt(key, message));
+            }
+            let mut b = FactsBuilder::new(properties);
+            decode_events_with(key, &payload, p, from..to)?
+                .iter()
+                .for_each(|e| b.push(e));
+            Ok(b.take())
+        };
+        parallel::in_order(&blocks, decode, |f| visit(&f))
     }
 
     fn scan_rollups(
