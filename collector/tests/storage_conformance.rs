@@ -348,7 +348,7 @@ type FactRow = (i64, String, String, u16, bool, String);
 fn fact_rows(store: &dyn Storage, from: i64, to: i64, properties: bool) -> Vec<FactRow> {
     let mut rows = Vec::new();
     store
-        .scan_facts(from, to, properties, &mut |f| {
+        .scan_facts(from, to, properties, &|_| {}, &mut |f| {
             for i in 0..f.len() {
                 let props = match f.property_rows.get(i) {
                     Some(p) if *p > 0 => f.properties.get(*p as usize - 1).to_string(),

@@ -101,7 +101,10 @@ impl Daemon {
             .args(extra)
             .arg("--config")
             .arg(config)
-            .env("RUST_LOG", "info")
+            .env(
+                "RUST_LOG",
+                std::env::var("TDA_TEST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdout(Stdio::null())
             .stderr(out)
             .spawn()

@@ -2,12 +2,15 @@
 //! breakdown, one property's value), each user's events oldest first: what every behavioral
 //! analysis reads. Built from the store's event facts without materialising events.
 
-use fxhash::FxHashMap;
+use std::hash::BuildHasher;
+use std::sync::Mutex;
+
+use hashbrown::HashTable;
 use serde_json::{Map, Value};
 use tda_schema::Event;
 
 use crate::query::Filter;
-use crate::store::facts::{Facts, FactsBuilder};
+use crate::store::facts::{Facts, FactsBuilder, Words};
 use crate::store::{Storage, StoreError};
 
 /// A feature id that matches no feature (a step naming a feature nobody used).
@@ -20,7 +23,7 @@ pub const NONE_VALUE: &str = "(none)";
 /// Every user's events of a range, in columns.
 #[derive(Debug, Default)]
 pub struct Activity {
-    names: Vec<Box<str>>,
+    names: Words,
     features: Vec<Box<str>>,
     values: Vec<Box<str>>,
     /// User `u`'s events are rows `starts[u]..starts[u + 1]`.
@@ -79,20 +82,36 @@ impl Activity {
         filter: &Filter,
         breakdown: Option<&str>,
     ) -> Result<Activity, StoreError> {
-        let mut loader = Loader::new(filter, breakdown);
+        let started = std::time::Instant::now();
+        let (dictionaries, mut loader) = Loader::new(filter, breakdown);
         let properties = breakdown.is_some() || !filter.labels.is_empty();
-        store.scan_facts(from, to, properties, &mut |f| loader.add(f))?;
-        Ok(loader.finish())
+        let prepare = |f: &mut Facts| dictionaries.prepare(f);
+        store.scan_facts(from, to, properties, &prepare, &mut |f| loader.add(f))?;
+        let scanned = started.elapsed();
+        let activity = loader.finish(dictionaries);
+        tracing::debug!(
+            events = activity.events(),
+            users = activity.len(),
+            scan_ms = scanned.as_millis() as u64,
+            group_ms = (started.elapsed() - scanned).as_millis() as u64,
+            "activity loaded"
+        );
+        Ok(activity)
     }
 
     /// The activity of some events (for tests and small inputs).
     pub fn of_events(events: &[Event], breakdown: Option<&str>) -> Activity {
-        let filter = Filter::default();
-        let mut loader = Loader::new(&filter, breakdown);
+        Self::of_events_filtered(events, &Filter::default(), breakdown)
+    }
+
+    fn of_events_filtered(events: &[Event], filter: &Filter, breakdown: Option<&str>) -> Activity {
+        let (dictionaries, mut loader) = Loader::new(filter, breakdown);
         let mut b = FactsBuilder::new(breakdown.is_some());
         events.iter().for_each(|e| b.push(e));
-        loader.add(&b.take());
-        loader.finish()
+        let mut facts = b.take();
+        dictionaries.prepare(&mut facts);
+        loader.add(&facts);
+        loader.finish(dictionaries)
     }
 
     /// Number of users.
@@ -114,7 +133,7 @@ impl Activity {
     pub fn user(&self, u: usize) -> User<'_> {
         let r = self.starts[u]..self.starts[u + 1];
         User {
-            name: &self.names[u],
+            name: self.names.get(u),
             ts: &self.ts[r.clone()],
             feature: &self.feature[r.clone()],
             error: &self.error[r.clone()],
@@ -134,7 +153,7 @@ impl Activity {
     /// User indexes ordered by user id, for answers that list users.
     pub fn by_name(&self) -> Vec<usize> {
         let mut order: Vec<usize> = (0..self.len()).collect();
-        order.sort_unstable_by(|a, b| self.names[*a].cmp(&self.names[*b]));
+        order.sort_unstable_by(|a, b| self.names.get(*a).cmp(self.names.get(*b)));
         order
     }
 
@@ -162,32 +181,145 @@ impl Activity {
     }
 }
 
-/// A dictionary from words to dense ids.
-#[derive(Debug, Default)]
+/// A dictionary from words to dense ids, the words stored end to end (one allocation for all).
+/// Words of up to 15 bytes (user ids usually are) are also kept in the table itself, so a
+/// lookup compares without reading the word store.
+#[derive(Default)]
 struct Interner {
-    words: Vec<Box<str>>,
-    ids: FxHashMap<Box<str>, u32>,
+    words: Words,
+    table: HashTable<(Inline, u32)>,
 }
 
+/// A word of up to 15 bytes and its length, or (length byte 255) a longer one.
+type Inline = [u8; 16];
+
+fn inline(word: &str) -> Inline {
+    let mut key = [0u8; 16];
+    match word.len() {
+        n @ 0..=15 => {
+            key[..n].copy_from_slice(word.as_bytes());
+            key[15] = n as u8;
+        }
+        _ => key[15] = 255,
+    }
+    key
+}
+
+type Hasher = foldhash::fast::RandomState;
+
 impl Interner {
-    fn id(&mut self, word: &str) -> u32 {
-        if let Some(i) = self.ids.get(word) {
+    /// The id of `word`, whose hash by `hasher` is `h`.
+    fn id(&mut self, word: &str, h: u64, hasher: &Hasher) -> u32 {
+        let Interner { words, table } = self;
+        let key = inline(word);
+        let same = |(k, i): &(Inline, u32)| {
+            *k == key && (key[15] != 255 || words.get(*i as usize) == word)
+        };
+        if let Some((_, i)) = table.find(h, same) {
             return *i;
         }
-        let i = self.words.len() as u32;
-        self.words.push(word.into());
-        self.ids.insert(word.into(), i);
+        let i = words.push(word);
+        table.insert_unique(h, (key, i), |(_, i)| {
+            hasher.hash_one(words.get(*i as usize))
+        });
         i
     }
 }
 
-/// Gathers facts block by block, then groups them by user.
+/// An interner split in shards by hash, so the threads decoding blocks intern their words at
+/// once; an id is `local id x SHARDS + shard`.
+struct Shared {
+    shards: Vec<Mutex<Interner>>,
+    hasher: Hasher,
+}
+
+const SHARDS: usize = 16;
+
+impl Shared {
+    fn new() -> Self {
+        Shared {
+            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            hasher: Hasher::default(),
+        }
+    }
+
+    /// The ids of a block's words (taking each shard's lock once); [`SKIP`] where `keep` says no.
+    fn ids(&self, words: &Words, keep: impl Fn(&str) -> bool) -> Vec<u32> {
+        let mut buckets: Vec<Vec<(usize, u64)>> = vec![Vec::new(); SHARDS];
+        for (i, w) in words.iter().enumerate().filter(|(_, w)| keep(w)) {
+            let h = self.hasher.hash_one(w);
+            buckets[(h >> 50) as usize % SHARDS].push((i, h));
+        }
+        let mut out = vec![SKIP; words.len()];
+        for (s, bucket) in buckets.iter().enumerate().filter(|(_, b)| !b.is_empty()) {
+            let mut shard = self.shards[s].lock().unwrap_or_else(|p| p.into_inner());
+            for (i, h) in bucket {
+                out[*i] = shard.id(words.get(*i), *h, &self.hasher) * SHARDS as u32 + s as u32;
+            }
+        }
+        out
+    }
+
+    /// The shards' words, to look ids up in.
+    fn into_words(self) -> Vec<Words> {
+        let shards = self.shards.into_iter();
+        shards
+            .map(|m| m.into_inner().unwrap_or_else(|p| p.into_inner()).words)
+            .collect()
+    }
+}
+
+/// A small single-threaded dictionary (features, breakdown values).
+#[derive(Default)]
+struct Small {
+    interner: Interner,
+    hasher: Hasher,
+}
+
+impl Small {
+    fn id(&mut self, word: &str) -> u32 {
+        let h = self.hasher.hash_one(word);
+        self.interner.id(word, h, &self.hasher)
+    }
+}
+
+/// The dictionaries of a load, shared by the threads decoding blocks.
+struct Dictionaries<'a> {
+    filter: &'a Filter,
+    users: Shared,
+    features: Mutex<Small>,
+}
+
+impl Dictionaries<'_> {
+    /// On the decoding thread: the ids of the block's users and features (the filter's
+    /// exclusions as [`SKIP`]).
+    fn prepare(&self, f: &mut Facts) {
+        let filter = self.filter;
+        f.user_ids = self
+            .users
+            .ids(&f.users, |w| filter.user.as_ref().is_none_or(|u| u == w));
+        let mut features = self.features.lock().unwrap_or_else(|p| p.into_inner());
+        f.feature_ids = f
+            .features
+            .iter()
+            .map(|w| match &filter.feature {
+                Some(x) if x != w => SKIP,
+                _ => features.id(w),
+            })
+            .collect();
+    }
+}
+
+/// Gathers the rows of each block (on the scanning thread), then groups them by user.
 struct Loader<'a> {
     filter: &'a Filter,
     breakdown: Option<&'a str>,
-    users: Interner,
-    features: Interner,
-    values: Interner,
+    values: Small,
+    /// Per interner id, the user's number here (in order of first row; `u32::MAX`: none yet).
+    dense: Vec<u32>,
+    /// Per user number, its interner id.
+    interned: Vec<u32>,
+    /// Per row, the user's number.
     user: Vec<u32>,
     ts: Vec<i64>,
     feature: Vec<u32>,
@@ -196,19 +328,25 @@ struct Loader<'a> {
 }
 
 impl<'a> Loader<'a> {
-    fn new(filter: &'a Filter, breakdown: Option<&'a str>) -> Self {
-        Loader {
+    fn new(filter: &'a Filter, breakdown: Option<&'a str>) -> (Dictionaries<'a>, Self) {
+        let dictionaries = Dictionaries {
+            filter,
+            users: Shared::new(),
+            features: Mutex::default(),
+        };
+        let loader = Loader {
             filter,
             breakdown,
-            users: Interner::default(),
-            features: Interner::default(),
-            values: Interner::default(),
+            values: Small::default(),
+            dense: Vec::new(),
+            interned: Vec::new(),
             user: Vec::new(),
             ts: Vec::new(),
             feature: Vec::new(),
             error: Vec::new(),
             value: Vec::new(),
-        }
+        };
+        (dictionaries, loader)
     }
 
     /// Per properties word (index 0: none), whether the label filters pass and the breakdown
@@ -236,32 +374,21 @@ impl<'a> Loader<'a> {
         out
     }
 
+    /// On this thread: the block's rows that pass the filter (after [`Loader::prepare`]).
     fn add(&mut self, f: &Facts) {
         let filter = self.filter;
-        let users: Vec<u32> = f
-            .users
-            .iter()
-            .map(|w| match &filter.user {
-                Some(u) if u != w => SKIP,
-                _ => self.users.id(w),
-            })
-            .collect();
-        let features: Vec<u32> = f
-            .features
-            .iter()
-            .map(|w| match &filter.feature {
-                Some(x) if x != w => SKIP,
-                _ => self.features.id(w),
-            })
-            .collect();
         let props = (!f.property_rows.is_empty()).then(|| self.property_rows(f));
         self.reserve(f.len());
+        let mut numbers = vec![u32::MAX; f.user_ids.len()];
         for i in 0..f.len() {
-            let (u, ft) = (
-                users[f.user_rows[i] as usize],
-                features[f.feature_rows[i] as usize],
+            let (w, ft) = (
+                f.user_rows[i] as usize,
+                f.feature_ids[f.feature_rows[i] as usize],
             );
-            if u == SKIP || ft == SKIP || filter.status.is_some_and(|s| s != f.statuses[i]) {
+            if f.user_ids[w] == SKIP
+                || ft == SKIP
+                || filter.status.is_some_and(|s| s != f.statuses[i])
+            {
                 continue;
             }
             if let Some(p) = &props {
@@ -273,11 +400,27 @@ impl<'a> Loader<'a> {
                     self.value.push(value);
                 }
             }
-            self.user.push(u);
+            if numbers[w] == u32::MAX {
+                numbers[w] = self.number(f.user_ids[w]);
+            }
+            self.user.push(numbers[w]);
             self.ts.push(f.timestamps[i]);
             self.feature.push(ft);
             self.error.push(f.errors[i]);
         }
+    }
+
+    /// The number of the user with interner id `id`, given on first sight.
+    fn number(&mut self, id: u32) -> u32 {
+        let i = id as usize;
+        if i >= self.dense.len() {
+            self.dense.resize((i + 1).next_power_of_two(), u32::MAX);
+        }
+        if self.dense[i] == u32::MAX {
+            self.dense[i] = self.interned.len() as u32;
+            self.interned.push(id);
+        }
+        self.dense[i]
     }
 
     fn reserve(&mut self, n: usize) {
@@ -288,81 +431,130 @@ impl<'a> Loader<'a> {
     }
 
     /// Groups the rows by user (a counting sort, so each user's rows keep the store's order),
-    /// then puts each user's rows in time order; users without rows are dropped.
-    fn finish(self) -> Activity {
-        let mut count = vec![0usize; self.users.words.len()];
+    /// then puts each user's rows in time order. Users are numbered in the order they first
+    /// appear ([`Loader::number`]), so users active at the same time sit near each other and
+    /// the scatter stays in cache far more than in hash order.
+    fn finish(self, dictionaries: Dictionaries) -> Activity {
+        let shard_words = dictionaries.users.into_words();
+        let mut names = Words::default();
+        for id in &self.interned {
+            names.push(shard_words[*id as usize % SHARDS].get(*id as usize / SHARDS));
+        }
+        let mut count = vec![0u32; self.interned.len()];
         for u in &self.user {
             count[*u as usize] += 1;
         }
-        let mut names = Vec::new();
-        let mut new_id = vec![u32::MAX; count.len()];
-        let mut starts = vec![0usize];
-        for (u, name) in self.users.words.into_iter().enumerate() {
-            if count[u] > 0 {
-                new_id[u] = names.len() as u32;
-                names.push(name);
-                starts.push(starts[starts.len() - 1] + count[u]);
-            }
+        let mut starts = Vec::with_capacity(count.len() + 1);
+        starts.push(0usize);
+        for c in &count {
+            starts.push(starts[starts.len() - 1] + *c as usize);
         }
-        let mut next: Vec<usize> = starts[..starts.len() - 1].to_vec();
-        let slot: Vec<usize> = self
+        let mut next: Vec<u32> = starts[..count.len()].iter().map(|s| *s as u32).collect();
+        let slot: Vec<u32> = self
             .user
             .iter()
             .map(|u| {
-                let n = &mut next[new_id[*u as usize] as usize];
+                let n = &mut next[*u as usize];
                 *n += 1;
                 *n - 1
             })
             .collect();
-        let mut a = Activity {
-            names,
-            features: self.features.words,
-            values: self.values.words,
-            ts: scatter(&self.ts, &slot),
-            feature: scatter(&self.feature, &slot),
-            error: scatter(&self.error, &slot),
-            value: scatter(&self.value, &slot),
-            starts,
+        let (ts, (feature, error, value)) = std::thread::scope(|s| {
+            let ts = s.spawn(|| scatter(&self.ts, &slot));
+            let rest = (
+                scatter(&self.feature, &slot),
+                scatter(&self.error, &slot),
+                scatter(&self.value, &slot),
+            );
+            (ts.join().unwrap_or_default(), rest)
+        });
+        let mut out = Columns {
+            ts,
+            feature,
+            error,
+            value,
         };
-        a.sort_each_user();
-        a
+        let mut rows = out.parts();
+        for w in starts.windows(2) {
+            rows.sort_range(w[0]..w[1]);
+        }
+        Activity {
+            names,
+            features: (dictionaries.features.into_inner())
+                .unwrap_or_else(|p| p.into_inner())
+                .interner
+                .words
+                .iter()
+                .map(Into::into)
+                .collect(),
+            values: self.values.interner.words.iter().map(Into::into).collect(),
+            ts: out.ts,
+            feature: out.feature,
+            error: out.error,
+            value: out.value,
+            starts,
+        }
     }
 }
 
 /// `out[slot[i]] = rows[i]`.
-fn scatter<T: Copy + Default>(rows: &[T], slot: &[usize]) -> Vec<T> {
+fn scatter<T: Copy + Default>(rows: &[T], slot: &[u32]) -> Vec<T> {
     if rows.is_empty() {
         return Vec::new();
     }
     let mut out = vec![T::default(); rows.len()];
     for (v, s) in rows.iter().zip(slot) {
-        out[*s] = *v;
+        out[*s as usize] = *v;
     }
     out
 }
 
-impl Activity {
-    /// Puts each user's rows in time order (stable), where they are not already.
-    fn sort_each_user(&mut self) {
-        for u in 0..self.len() {
-            let r = self.starts[u]..self.starts[u + 1];
-            if self.ts[r.clone()].is_sorted() {
-                continue;
-            }
-            let mut order: Vec<usize> = r.clone().collect();
-            order.sort_by_key(|i| self.ts[*i]);
-            fn apply<T: Copy>(col: &mut [T], order: &[usize], start: usize) {
-                if col.is_empty() {
-                    return;
-                }
-                let sorted: Vec<T> = order.iter().map(|i| col[*i]).collect();
-                col[start..start + sorted.len()].copy_from_slice(&sorted);
-            }
-            apply(&mut self.ts, &order, r.start);
-            apply(&mut self.feature, &order, r.start);
-            apply(&mut self.error, &order, r.start);
-            apply(&mut self.value, &order, r.start);
+/// The grouped columns.
+struct Columns {
+    ts: Vec<i64>,
+    feature: Vec<u32>,
+    error: Vec<bool>,
+    value: Vec<u32>,
+}
+
+impl Columns {
+    fn parts(&mut self) -> ColumnsMut<'_> {
+        ColumnsMut {
+            ts: &mut self.ts,
+            feature: &mut self.feature,
+            error: &mut self.error,
+            value: &mut self.value,
         }
+    }
+}
+
+/// The rows of [`Columns`], to sort in place.
+struct ColumnsMut<'a> {
+    ts: &'a mut [i64],
+    feature: &'a mut [u32],
+    error: &'a mut [bool],
+    value: &'a mut [u32],
+}
+
+impl ColumnsMut<'_> {
+    /// Puts rows `r` (one user's) in time order, stably, unless they are already.
+    fn sort_range(&mut self, r: std::ops::Range<usize>) {
+        if self.ts[r.clone()].is_sorted() {
+            return;
+        }
+        let mut order: Vec<usize> = r.clone().collect();
+        order.sort_by_key(|i| self.ts[*i]);
+        fn apply<T: Copy>(col: &mut [T], order: &[usize], start: usize) {
+            if col.is_empty() {
+                return;
+            }
+            let sorted: Vec<T> = order.iter().map(|i| col[*i]).collect();
+            col[start..start + sorted.len()].copy_from_slice(&sorted);
+        }
+        apply(self.ts, &order, r.start);
+        apply(self.feature, &order, r.start);
+        apply(self.error, &order, r.start);
+        apply(self.value, &order, r.start);
     }
 }
 
@@ -378,8 +570,7 @@ mod tests {
         let events = vec![late, ev("b", "y", 1), ev("a", "y", 2), ev("a", "x", 2)];
         let a = Activity::of_events(&events, Some("plan"));
         assert_eq!((a.len(), a.events()), (2, 4));
-        let u = a.user(0);
-        assert_eq!(u.name, "a");
+        let u = a.users().find(|u| u.name == "a").unwrap();
         let names: Vec<&str> = u.feature.iter().map(|f| a.feature_name(*f)).collect();
         assert_eq!(
             names,
@@ -394,12 +585,9 @@ mod tests {
             feature: Some("y".into()),
             ..Filter::default()
         };
-        let mut loader = Loader::new(&only_y, None);
-        let mut b = FactsBuilder::new(false);
-        events.iter().for_each(|e| b.push(e));
-        loader.add(&b.take());
-        let y = loader.finish();
+        let y = Activity::of_events_filtered(&events, &only_y, None);
         assert_eq!((y.len(), y.events()), (2, 2));
-        assert_eq!(y.by_name(), vec![0, 1]);
+        let names: Vec<&str> = y.by_name().iter().map(|u| y.user(*u).name).collect();
+        assert_eq!(names, vec!["a", "b"]);
     }
 }

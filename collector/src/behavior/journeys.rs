@@ -4,9 +4,7 @@
 //! `$end`), and the next and previous steps of a feature.
 
 use std::collections::HashMap;
-use std::hash::BuildHasherDefault;
 
-use fxhash::FxHasher;
 use serde::Serialize;
 
 use super::activity::{Activity, NO_FEATURE};
@@ -20,7 +18,7 @@ pub const END: &str = "$end";
 const START_ID: u32 = u32::MAX - 1;
 const END_ID: u32 = u32::MAX - 2;
 
-type Counts<K> = HashMap<K, u64, BuildHasherDefault<FxHasher>>;
+type Counts<K> = HashMap<K, u64, foldhash::fast::RandomState>;
 
 /// Every session's feature ids, consecutive repeats collapsed, stored end to end.
 #[derive(Debug, Default)]

@@ -95,15 +95,14 @@ pub struct Retention {
     pub mau: u64,
 }
 
-/// The distinct values of a nondecreasing sequence.
-fn distinct(values: impl Iterator<Item = i64>) -> Vec<i64> {
-    let mut out: Vec<i64> = Vec::new();
+/// The distinct values of a nondecreasing sequence, into `out` (cleared first).
+fn distinct(values: impl Iterator<Item = i64>, out: &mut Vec<i64>) {
+    out.clear();
     for v in values {
         if out.last() != Some(&v) {
             out.push(v);
         }
     }
-    out
 }
 
 /// Per-period counts gathered user by user.
@@ -159,20 +158,32 @@ pub fn retention(users: &Activity, period: Period, to: i64) -> Retention {
     let mut tally = Tally::new(lo, hi);
     let mut stickiness: BTreeMap<u8, u64> = BTreeMap::new();
     let (mut dau, mut wau, mut mau) = (0, 0, 0);
+    let (mut periods, mut days) = (Vec::new(), Vec::new());
+    let mut per_week = [0u64; 8];
     for user in users.users() {
-        tally.add(&distinct(user.ts.iter().map(|t| period.index(*t))));
-        let days = distinct(user.ts.iter().map(|t| Period::Day.index(*t)));
-        let weeks: Vec<i64> = days
+        distinct(user.ts.iter().map(|t| period.index(*t)), &mut periods);
+        tally.add(&periods);
+        distinct(user.ts.iter().map(|t| Period::Day.index(*t)), &mut days);
+        // Days active in each week: runs of the same week among the (sorted) days.
+        let (mut week, mut n) = (i64::MIN, 0usize);
+        for w in days
             .iter()
             .map(|d| Period::Week.index(d * DAY_MS))
-            .collect();
-        for run in weeks.chunk_by(|a, b| a == b) {
-            *stickiness.entry(run.len() as u8).or_default() += 1;
+            .chain([i64::MAX])
+        {
+            if w != week {
+                per_week[n.min(7)] += u64::from(n > 0);
+                (week, n) = (w, 0);
+            }
+            n += 1;
         }
         let last = user.last();
         dau += u64::from(last >= to - DAY_MS);
         wau += u64::from(last >= to - 7 * DAY_MS);
         mau += u64::from(last >= to - 30 * DAY_MS);
+    }
+    for (n, users) in per_week.iter().enumerate().filter(|(_, u)| **u > 0) {
+        stickiness.insert(n as u8, *users);
     }
     let cohorts = tally
         .cohort

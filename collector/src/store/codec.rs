@@ -62,6 +62,12 @@ impl<'a> Reader<'a> {
 
     /// An LEB128 varint.
     pub fn varint(&mut self) -> Result<u64, String> {
+        if let Some(&b) = self.data.get(self.at) {
+            if b < 0x80 {
+                self.at += 1;
+                return Ok(u64::from(b));
+            }
+        }
         let mut v = 0u64;
         for shift in (0..64).step_by(7) {
             let b = self.byte()?;
@@ -71,6 +77,34 @@ impl<'a> Reader<'a> {
             }
         }
         Err("varint too long".into())
+    }
+
+    /// Skips `n` varints (counting their last bytes, without decoding them).
+    pub fn skip_varints(&mut self, mut n: usize) -> Result<(), String> {
+        const CHUNK: usize = 64;
+        while n > 0 {
+            let rest = &self.data[self.at..];
+            if rest.is_empty() {
+                return Err("block ends early".into());
+            }
+            let chunk = &rest[..rest.len().min(CHUNK)];
+            let ends = chunk.iter().filter(|b| **b < 0x80).count();
+            if ends < n {
+                n -= ends;
+                self.at += chunk.len();
+                continue;
+            }
+            for (i, b) in chunk.iter().enumerate() {
+                if *b < 0x80 {
+                    n -= 1;
+                    if n == 0 {
+                        self.at += i + 1;
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// A varint that counts items which each take at least one byte: refuses counts larger than
@@ -112,6 +146,20 @@ impl<'a> Reader<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn skips_varints_exactly() {
+        let mut out = Vec::new();
+        let values: Vec<u64> = (0..300u64).map(|i| i * i * 977).collect();
+        values.iter().for_each(|v| put_varint(&mut out, *v));
+        for n in [0, 1, 63, 64, 65, 299] {
+            let mut r = Reader::new(&out);
+            r.skip_varints(n).unwrap();
+            assert_eq!(r.varint().unwrap(), values[n], "after skipping {n}");
+        }
+        let mut r = Reader::new(&out);
+        assert!(r.skip_varints(301).is_err());
+    }
 
     #[test]
     fn round_trips_and_refuses_truncation() {

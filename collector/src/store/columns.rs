@@ -228,28 +228,49 @@ pub fn decode(
         .collect())
 }
 
-/// Reads a dictionary column's words into `words` (when given) and returns its rows (0 = absent).
-fn read_dict(r: &mut Reader, rows: usize, words: Option<&mut Words>) -> Result<Vec<u32>, String> {
+/// Reads a dictionary column's words into `words` and returns its rows (0 = absent).
+fn read_dict(r: &mut Reader, rows: usize, words: &mut Words) -> Result<Vec<u32>, String> {
     let n = r.count()?;
-    match words {
-        Some(w) => {
-            for _ in 0..n {
-                w.push(r.str()?);
-            }
-        }
-        None => {
-            for _ in 0..n {
-                let len = r.varint()? as usize;
-                r.bytes(len)?;
-            }
-        }
+    for _ in 0..n {
+        words.push(r.str()?);
     }
-    (0..rows)
-        .map(|_| match r.varint()? {
-            i if i <= n as u64 => Ok(i as u32),
-            _ => Err("dictionary index out of range".to_string()),
-        })
-        .collect()
+    let mut out = Vec::with_capacity(rows);
+    for _ in 0..rows {
+        let i = r.varint()?;
+        if i > n as u64 {
+            return Err("dictionary index out of range".into());
+        }
+        out.push(i as u32);
+    }
+    Ok(out)
+}
+
+/// Skips a dictionary column of `rows` rows.
+fn skip_dict(r: &mut Reader, rows: usize) -> Result<(), String> {
+    let n = r.count()?;
+    for _ in 0..n {
+        let len = r.varint()? as usize;
+        r.bytes(len)?;
+    }
+    r.skip_varints(rows)
+}
+
+/// Reads a dictionary column's rows as whether each is present (its words skipped).
+fn read_presence(r: &mut Reader, rows: usize) -> Result<Vec<bool>, String> {
+    let n = r.count()?;
+    for _ in 0..n {
+        let len = r.varint()? as usize;
+        r.bytes(len)?;
+    }
+    let mut out = Vec::with_capacity(rows);
+    for _ in 0..rows {
+        let i = r.varint()?;
+        if i > n as u64 {
+            return Err("dictionary index out of range".into());
+        }
+        out.push(i != 0);
+    }
+    Ok(out)
 }
 
 /// Decodes the facts of a block written by [`encode`] (version byte included) whose timestamp
@@ -280,28 +301,24 @@ pub fn decode_facts(
             })
             .collect()
     };
-    f.user_rows = present(read_dict(&mut r, n, Some(&mut f.users))?, "user")?;
-    read_dict(&mut r, n, None)?; // sessions
-    f.feature_rows = present(read_dict(&mut r, n, Some(&mut f.features))?, "feature")?;
-    read_dict(&mut r, n, None)?; // routes
-    let errors = read_dict(&mut r, n, None)?;
-    let props = match properties {
-        Properties::Read => Some(&mut f.properties),
-        Properties::Skip => None,
-    };
-    let property_rows = read_dict(&mut r, n, props)?;
-    if properties == Properties::Read {
-        f.property_rows = property_rows;
+    f.user_rows = present(read_dict(&mut r, n, &mut f.users)?, "user")?;
+    skip_dict(&mut r, n)?; // sessions
+    f.feature_rows = present(read_dict(&mut r, n, &mut f.features)?, "feature")?;
+    skip_dict(&mut r, n)?; // routes
+    let errors = read_presence(&mut r, n)?;
+    match properties {
+        Properties::Read => f.property_rows = read_dict(&mut r, n, &mut f.properties)?,
+        Properties::Skip => skip_dict(&mut r, n)?,
     }
     f.statuses.reserve_exact(n);
     f.errors.reserve_exact(n);
-    for e in errors {
+    for failed in errors {
         let status = match r.varint()? {
             0 => 0,
             s => u16::try_from(s - 1).map_err(|_| "status out of range")?,
         };
         f.statuses.push(status);
-        f.errors.push(e != 0 || status >= 500);
+        f.errors.push(failed || status >= 500);
     }
     if f.timestamps.iter().any(|t| !within.contains(t)) {
         let ts = f.timestamps.clone();

@@ -64,6 +64,11 @@ pub struct Facts {
     pub properties: Words,
     /// Per event, 1 + index into `properties`, 0 for none (empty unless asked for).
     pub property_rows: Vec<u32>,
+    /// The reader's own ids for `users` (the store leaves it empty; a scan's `prepare` may
+    /// fill it on the decoding thread).
+    pub user_ids: Vec<u32>,
+    /// The reader's own ids for `features`, like `user_ids`.
+    pub feature_ids: Vec<u32>,
 }
 
 impl Facts {

@@ -97,13 +97,15 @@ pub trait Storage: Send + Sync {
     }
 
     /// Calls `visit` with the facts of every stored event in `[from, to)` (properties only when
-    /// asked for), a block at a time, in the store's order. This default builds them from the
-    /// events; a backend that stores columns overrides it.
+    /// asked for), a block at a time, in the store's order, each after `prepare` (which a
+    /// backend may run on several threads at once, as it decodes). This default builds them
+    /// from the events; a backend that stores columns overrides it.
     fn scan_facts(
         &self,
         from: i64,
         to: i64,
         properties: bool,
+        prepare: &(dyn Fn(&mut facts::Facts) + Sync),
         visit: &mut dyn FnMut(&facts::Facts),
     ) -> Result<(), StoreError> {
         const CHUNK: usize = 65_536;
@@ -111,7 +113,9 @@ pub trait Storage: Send + Sync {
         let mut add = |e: &Event| {
             b.push(e);
             if b.len() >= CHUNK {
-                visit(&b.take());
+                let mut f = b.take();
+                prepare(&mut f);
+                visit(&f);
             }
         };
         if properties {
@@ -120,7 +124,9 @@ pub trait Storage: Send + Sync {
             self.scan_event_facts(from, to, &mut add)?;
         }
         if !b.is_empty() {
-            visit(&b.take());
+            let mut f = b.take();
+            prepare(&mut f);
+            visit(&f);
         }
         Ok(())
     }

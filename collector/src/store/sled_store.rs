@@ -544,6 +544,7 @@ impl Storage for SledStore {
         from: i64,
         to: i64,
         properties: bool,
+        prepare: &(dyn Fn(&mut Facts) + Sync),
         visit: &mut dyn FnMut(&Facts),
     ) -> Result<(), StoreError> {
         let part = &self.events;
@@ -559,15 +560,18 @@ impl Storage for SledStore {
         };
         let decode = |(key, value): &(Vec<u8>, Vec<u8>)| -> Result<Facts, StoreError> {
             let payload = part.payload(key, value)?;
-            if payload.first() == Some(&columns::VERSION) {
-                return columns::decode_facts(&payload, p, from..to)
-                    .map_err(|message| corrupt(key, message));
-            }
-            let mut b = FactsBuilder::new(properties);
-            decode_events_with(key, &payload, p, from..to)?
-                .iter()
-                .for_each(|e| b.push(e));
-            Ok(b.take())
+            let mut facts = if payload.first() == Some(&columns::VERSION) {
+                columns::decode_facts(&payload, p, from..to)
+                    .map_err(|message| corrupt(key, message))?
+            } else {
+                let mut b = FactsBuilder::new(properties);
+                decode_events_with(key, &payload, p, from..to)?
+                    .iter()
+                    .for_each(|e| b.push(e));
+                b.take()
+            };
+            prepare(&mut facts);
+            Ok(facts)
         };
         parallel::in_order(&blocks, decode, |f| visit(&f))
     }
