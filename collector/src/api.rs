@@ -216,7 +216,13 @@ impl App {
                     .await
             }
             ProfileType::Performance => self.performance(from, to).await,
-            ProfileType::Behavioral => self.behavioral(req, Behavior::Summary).await,
+            ProfileType::Behavioral => {
+                let id = q.get("profile").map(String::as_str);
+                match self.scheduled_answer(req, id, ProfileType::Behavioral) {
+                    Some(answer) => answer,
+                    None => self.behavioral(req, Behavior::Summary).await,
+                }
+            }
             ProfileType::Predictive => {
                 self.predictive_stats(req, q.get("profile").map(String::as_str))
                     .await
@@ -315,6 +321,28 @@ type Params = std::collections::HashMap<String, String>;
 
 impl App {
     /// The profile named `id`, or (none named) the first profile of `kind`, if any.
+    /// The scheduler's last answer for the profile (`?profile=`, else the first of `kind`),
+    /// when no range is asked for and it ran for the profile's version in force.
+    fn scheduled_answer(
+        &self,
+        req: &Request<Incoming>,
+        id: Option<&str>,
+        kind: ProfileType,
+    ) -> Option<Response> {
+        let q = query(req);
+        if q.contains_key("from") || q.contains_key("to") {
+            return None;
+        }
+        let entry = self.profile_or_first(id, kind).ok().flatten()?;
+        match self.models.load(&entry.id) {
+            Ok(state) if state.result.is_some() && state.profile_hash == entry.hash => {
+                Some(json(StatusCode::OK, &state.result))
+            }
+            Ok(_) => None,
+            Err(err) => Some(error(StatusCode::INTERNAL_SERVER_ERROR, &err.to_string())),
+        }
+    }
+
     fn profile_or_first(
         &self,
         id: Option<&str>,
@@ -560,15 +588,8 @@ impl App {
             Ok(e) => e,
             Err(e) => return error(StatusCode::BAD_REQUEST, &e),
         };
-        let asks_range = query(req).contains_key("from") || query(req).contains_key("to");
-        if let (Some(e), false) = (&entry, asks_range) {
-            match self.models.load(&e.id) {
-                Ok(state) if state.result.is_some() && state.profile_hash == e.hash => {
-                    return json(StatusCode::OK, &state.result);
-                }
-                Ok(_) => {}
-                Err(err) => return error(StatusCode::INTERNAL_SERVER_ERROR, &err.to_string()),
-            }
+        if let Some(answer) = self.scheduled_answer(req, id, ProfileType::Predictive) {
+            return answer;
         }
         let models = entry
             .as_ref()

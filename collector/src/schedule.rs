@@ -1,8 +1,9 @@
 //! The model scheduler: every few seconds, for each predictive profile, feeds each metric's
 //! streaming detector the steps that closed since it last ran (flagging anomalies as data
 //! arrives), and reruns the profile's models when `models.every` has passed or the profile
-//! changed. State lives in `analytics/models/`, so a restart resumes where it stopped. One loop
-//! runs the profiles in turn: a job never overlaps itself.
+//! changed; for each behavioral profile, reruns its analyses (summary, funnels, segments) on the
+//! same rule. State lives in `analytics/models/`, so a restart resumes where it stopped. One
+//! loop runs the profiles in turn: a job never overlaps itself.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,17 +39,34 @@ pub async fn run(app: Arc<App>) {
     }
 }
 
-/// One pass over every predictive profile.
+/// One pass over every predictive and behavioral profile.
 pub fn run_once(app: &App, now: i64) {
-    let profiles = app.profiles.list();
-    for entry in profiles
-        .iter()
-        .filter(|e| e.profile.kind == ProfileType::Predictive)
-    {
-        if let Err(e) = run_profile(app, entry, now) {
-            tracing::error!(profile = %entry.id, error = %e, "predictive models failed; will try again");
+    for entry in app.profiles.list() {
+        let done = match entry.profile.kind {
+            ProfileType::Predictive => run_profile(app, &entry, now),
+            ProfileType::Behavioral => run_behavioral(app, &entry, now),
+            _ => continue,
+        };
+        if let Err(e) = done {
+            tracing::error!(profile = %entry.id, error = %e, "scheduled models failed; will try again");
         }
     }
+}
+
+/// Reruns a behavioral profile's analyses when `models.every` has passed or it changed.
+fn run_behavioral(app: &App, entry: &Entry, now: i64) -> Result<(), StoreError> {
+    let mut state = app.models.load(&entry.id)?;
+    let every = entry.profile.models.every.0.as_millis() as i64;
+    if state.profile_hash == entry.hash && now - state.last_run_ms < every {
+        return Ok(());
+    }
+    let started = std::time::Instant::now();
+    state.result = Some(crate::behavior::scheduled::run(&*app.store, entry, now)?);
+    state.last_run_ms = now;
+    state.profile_hash = entry.hash.clone();
+    app.models.save(&entry.id, &state)?;
+    tracing::info!(profile = %entry.id, funnels = entry.profile.funnels.len(), elapsed_ms = started.elapsed().as_millis() as u64, "behavioral analyses ran");
+    Ok(())
 }
 
 fn metrics_of(entry: &Entry) -> Vec<String> {

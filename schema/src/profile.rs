@@ -167,6 +167,9 @@ pub struct Profile {
     /// Rule-based user segments (`[[segment]]`), for behavioral profiles.
     #[serde(default, rename = "segment", skip_serializing_if = "Vec::is_empty")]
     pub segments: Vec<crate::segment_rule::Segment>,
+    /// Funnels the scheduler computes (`[[funnel]]`), for behavioral profiles.
+    #[serde(default, rename = "funnel", skip_serializing_if = "Vec::is_empty")]
+    pub funnels: Vec<crate::sections::FunnelSpec>,
 }
 
 /// Why a profile was refused, naming the file (when there is one), the line and the field.
@@ -247,6 +250,7 @@ impl Profile {
             reports: Vec::new(),
             views: Vec::new(),
             segments: Vec::new(),
+            funnels: Vec::new(),
         }
     }
 
@@ -298,6 +302,7 @@ impl Profile {
         }
         validate_sections(&self.alerts, &self.models, &self.reports, &self.views)
             .and_then(|()| crate::segment_rule::validate_segments(&self.segments))
+            .and_then(|()| crate::sections::validate_funnels(&self.funnels))
             .or_else(|(field, message)| invalid(&field, message))
     }
 
@@ -535,6 +540,19 @@ aggregation_level = "minute"
         assert!(
             e.starts_with("s.toml:") && e.contains("segment[1].rule: `visits` is not"),
             "{e}"
+        );
+        let funnels = format!("{SEED}\n[[funnel]]\nname = \"Signup\"\nsteps = [\"landing\", \"pricing\"]\nwindow = \"2h\"\nmode = \"strict\"\n\n[[funnel]]\nname = \"Short\"\nsteps = [\"login\"]\n");
+        let e = Profile::from_toml(&funnels, Path::new("f.toml")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "f.toml:17: funnel[1].steps: 2 to 20 features, none empty"
+        );
+        let ok = funnels.replace("steps = [\"login\"]", "steps = [\"login\", \"export\"]");
+        let p = Profile::from_toml(&ok, Path::new("f.toml")).unwrap();
+        assert_eq!(p.funnels[0].mode, crate::sections::FunnelMode::Strict);
+        assert_eq!(
+            p.funnels[1].window,
+            crate::duration::HumanDuration::secs(86_400)
         );
         let missing = rules.replace("threshold = 0.05\n", "");
         let e = Profile::from_toml(&missing, Path::new("e.toml")).unwrap_err();

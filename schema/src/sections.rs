@@ -187,6 +187,13 @@ fn default_session_max() -> HumanDuration {
     HumanDuration::secs(86_400)
 }
 
+fn default_lookback() -> HumanDuration {
+    HumanDuration::secs(7 * 86_400)
+}
+
+/// Longest history a scheduled behavioral run covers.
+const MAX_LOOKBACK_SECS: u64 = 366 * 86_400;
+
 /// Which models run for this profile and how (`[models]`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -213,6 +220,10 @@ pub struct ModelSettings {
     /// Longest a session may last.
     #[serde(default = "default_session_max")]
     pub session_max: HumanDuration,
+    /// History the scheduled behavioral analyses of a behavioral profile cover (ending at
+    /// each run).
+    #[serde(default = "default_lookback")]
+    pub lookback: HumanDuration,
 }
 
 impl Default for ModelSettings {
@@ -225,6 +236,7 @@ impl Default for ModelSettings {
             sensitivity: default_sensitivity(),
             session_timeout: default_session_timeout(),
             session_max: default_session_max(),
+            lookback: default_lookback(),
         }
     }
 }
@@ -260,8 +272,77 @@ impl ModelSettings {
                 ),
             ));
         }
+        if self.lookback.is_zero() || self.lookback.0.as_secs() > MAX_LOOKBACK_SECS {
+            return Err(violation(
+                "models.lookback".into(),
+                format!("{} must be > 0 and at most 366d", self.lookback),
+            ));
+        }
         Ok(())
     }
+}
+
+/// How a funnel's steps must follow each other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum FunnelMode {
+    /// In order, other events allowed between.
+    #[default]
+    Ordered,
+    /// In order, nothing between.
+    Strict,
+    /// In any order.
+    Unordered,
+}
+
+fn default_funnel_window() -> HumanDuration {
+    HumanDuration::secs(86_400)
+}
+
+/// A funnel the scheduler computes for a behavioral profile (`[[funnel]]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FunnelSpec {
+    /// Funnel name, unique within the profile.
+    pub name: String,
+    /// The features of its steps, in order (2-20).
+    pub steps: Vec<String>,
+    /// How long after step 1 the last step may come.
+    #[serde(default = "default_funnel_window")]
+    pub window: HumanDuration,
+    /// ordered | strict | unordered.
+    #[serde(default)]
+    pub mode: FunnelMode,
+    /// An event property to break the funnel down by (of the entry event).
+    #[serde(default)]
+    pub breakdown: Option<String>,
+}
+
+/// Checks the funnels of a profile: names unique, 2-20 non-empty steps, a window.
+pub fn validate_funnels(funnels: &[FunnelSpec]) -> Result<(), Violation> {
+    let mut names = HashSet::new();
+    for (i, f) in funnels.iter().enumerate() {
+        let at = format!("funnel[{i}]");
+        if f.name.trim().is_empty() {
+            return Err(violation(format!("{at}.name"), "must not be empty"));
+        }
+        if !names.insert(f.name.as_str()) {
+            return Err(violation(
+                format!("{at}.name"),
+                format!("`{}` is used by another funnel", f.name),
+            ));
+        }
+        if !(2..=20).contains(&f.steps.len()) || f.steps.iter().any(|s| s.trim().is_empty()) {
+            return Err(violation(
+                format!("{at}.steps"),
+                "2 to 20 features, none empty",
+            ));
+        }
+        if f.window.is_zero() {
+            return Err(violation(format!("{at}.window"), "must be > 0"));
+        }
+    }
+    Ok(())
 }
 
 /// How often a report is made.

@@ -3,7 +3,7 @@
 //! and compacted; then a 3-step funnel, daily and weekly retention, journeys, sessions,
 //! interactions and the behavioral summary over the whole range are timed over HTTP (median of
 //! 3 runs). Prints `key=value` figures. Run with `scripts/bench-behavior [EVENTS [USERS]]`
-//! (default 10,000,000 events and 1,250,000 simulated users, of whom about 1 M send events).
+//! (default 10,000,000 events and 1,350,000 simulated users, of whom about 1 M send events).
 
 use std::collections::HashSet;
 use std::time::Instant;
@@ -47,7 +47,7 @@ fn main() {
         .skip(1)
         .filter_map(|a| a.replace('_', "").parse::<usize>().ok());
     let events = args.next().unwrap_or(10_000_000);
-    let users = args.next().unwrap_or(1_250_000);
+    let users = args.next().unwrap_or(1_350_000);
     let end = (now_ms() / DAY_MS) * DAY_MS;
     let start = end - DAYS * DAY_MS;
     // TDA_BENCH_DIR keeps the stored data for the next run (with the same arguments, on the

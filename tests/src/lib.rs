@@ -216,6 +216,22 @@ impl CollectorSetup {
         fs::write(self.dir.join("profiles").join(file), toml).expect("profile");
     }
 
+    /// The same files with the config moved to a new free port (for a restart while the old
+    /// port may linger in TIME_WAIT).
+    pub fn on_new_port(&self) -> CollectorSetup {
+        let port = free_port();
+        let config = fs::read_to_string(self.config_file()).expect("collector.toml");
+        let moved = config.replace(
+            &format!("127.0.0.1:{}\"", self.port),
+            &format!("127.0.0.1:{port}\""),
+        );
+        fs::write(self.config_file(), moved).expect("collector.toml");
+        CollectorSetup {
+            dir: self.dir.clone(),
+            port,
+        }
+    }
+
     /// The collector's config file.
     pub fn config_file(&self) -> PathBuf {
         self.dir.join("collector.toml")

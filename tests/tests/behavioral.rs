@@ -333,6 +333,67 @@ fn clustering_recovers_the_simulated_personas() {
 }
 
 #[test]
+fn scheduled_analyses_run_when_a_profile_arrives_and_survive_a_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let setup = CollectorSetup::new(tmp.path(), "");
+    let mut c = setup.start();
+    let (users, _) = generate();
+    post_all(&c, &users);
+    let (status, _) = get_json(&format!(
+        "{}/api/v1/stats/behavioral?profile=scheduled",
+        c.url
+    ));
+    assert_eq!(status, 400, "no such profile yet");
+    setup.profile(
+        "scheduled.toml",
+        "name = \"Scheduled\"\ntype = \"behavioral\"\n[models]\nevery = \"1h\"\nlookback = \"6d\"\n\n[[funnel]]\nname = \"Export\"\nsteps = [\"login\", \"search\", \"export\"]\nwindow = \"1h\"\n\n[[segment]]\nname = \"Exporters\"\nrule = \"uses(export)\"\n",
+    );
+    let url = format!("{}/api/v1/stats/behavioral", c.url);
+    let run = wait_for("the scheduled run", || {
+        let (status, v) = get_json(&url);
+        (status == 200 && v["computed_at"].is_i64()).then_some(v)
+    });
+    let funnel = &run["funnels"][0];
+    assert_eq!(funnel["name"], "Export");
+    let per_step: Vec<u64> = funnel["funnel"]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["users"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        per_step,
+        brute_force_funnel(&users, &["login", "search", "export"], 60 * MIN)
+    );
+    let exporters = users
+        .values()
+        .filter(|e| e.iter().any(|(_, f)| *f == "export"))
+        .count() as u64;
+    assert_eq!(
+        run["segments"]["rules"][0]["users"].as_u64(),
+        Some(exporters)
+    );
+    assert_eq!(
+        run["sessions"]["sessions"].as_u64(),
+        Some(brute_force_sessions(&users, 30 * MIN))
+    );
+    assert_eq!(
+        run["to"].as_i64().unwrap() - run["from"].as_i64().unwrap(),
+        6 * DAY,
+        "models.lookback"
+    );
+
+    c.terminate();
+    let c2 = setup.on_new_port().start();
+    let (status, again) = get_json(&format!("{}/api/v1/stats/behavioral", c2.url));
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(
+        again["computed_at"], run["computed_at"],
+        "the last run survives a restart and is not redone before models.every"
+    );
+}
+
+#[test]
 fn the_top_paths_are_the_planted_journeys() {
     let tmp = tempfile::tempdir().unwrap();
     let c = CollectorSetup::new(&tmp.path().join("collector"), "").start();

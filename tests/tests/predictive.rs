@@ -248,22 +248,9 @@ fn the_scheduler_flags_incidents_as_data_arrives_and_keeps_its_state_across_rest
     c.terminate();
     let restarted = CollectorSetup {
         dir: tmp.path().join("collector"),
-        port: free_port(),
-    };
-    let config = std::fs::read_to_string(restarted.config_file()).unwrap();
-    let old_port = config
-        .split("127.0.0.1:")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_string();
-    std::fs::write(
-        restarted.config_file(),
-        config.replace(&old_port, &restarted.port.to_string()),
-    )
-    .unwrap();
+        port: c.url.rsplit(':').next().unwrap().parse().unwrap(),
+    }
+    .on_new_port();
     let c2 = restarted.start();
     let again = get(&c2, "/api/v1/stats/predictive");
     assert_eq!(

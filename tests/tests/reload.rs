@@ -401,7 +401,7 @@ fn validate_commands_list_every_problem() {
     assert_eq!(code, Some(1));
     let dir = setup.dir.join("profiles");
     assert_eq!(stderr, format!(
-        "{}:4: settings.retention_period: 0 must be 1-36500 days\n{}:3:1: unknown field `bogus`, expected one of `name`, `type`, `agents`, `settings`, `alert`, `models`, `report`, `view`, `segment`\n2 problem(s)\n",
+        "{}:4: settings.retention_period: 0 must be 1-36500 days\n{}:3:1: unknown field `bogus`, expected one of `name`, `type`, `agents`, `settings`, `alert`, `models`, `report`, `view`, `segment`, `funnel`\n2 problem(s)\n",
         dir.join("a.toml").display(), dir.join("b.toml").display()));
 
     let agent_dir = tmp.path().join("agent");

@@ -7,6 +7,7 @@ pub mod funnels;
 pub mod interactions;
 pub mod journeys;
 pub mod retention;
+pub mod scheduled;
 pub mod segments;
 pub mod sessions;
 
