@@ -68,6 +68,12 @@ impl App {
             (Method::GET, "/api/v1/anomalies") => self.predict(&req, predictive::anomalies).await,
             (Method::GET, "/api/v1/patterns") => self.predict(&req, predictive::patterns).await,
             (Method::POST, "/api/v1/profiles") => self.create_profile(req).await,
+            (Method::GET, "/api/v1/alerts") => self.alerts_endpoint().await,
+            (Method::GET, "/api/v1/silences") => self.list_silences(),
+            (Method::POST, "/api/v1/silences") => self.create_silence(req).await,
+            (Method::DELETE, p) if p.starts_with("/api/v1/silences/") => {
+                self.expire_silence(&req, &p["/api/v1/silences/".len()..])
+            }
             (Method::GET, p) if p.starts_with("/api/v1/stats/") => {
                 self.stats(&req, &p["/api/v1/stats/".len()..]).await
             }

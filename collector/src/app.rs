@@ -116,6 +116,8 @@ pub struct App {
     pub profiles: Profiles,
     /// Model state (`analytics/models/`).
     pub models: crate::model_state::ModelStore,
+    /// Alert state, groups, outbox and silences (`analytics/alerts/`).
+    pub alerts: crate::alert::Alerting,
     /// The store's files exceed `storage.max_disk_bytes` (checked by the compaction loop).
     pub disk_full: std::sync::atomic::AtomicBool,
     live: RwLock<Live>,
@@ -137,6 +139,8 @@ impl App {
             .with_context(|| format!("opening storage under {}", analytics.display()))?;
         let models = crate::model_state::ModelStore::open(&analytics.join("models").join("state"))
             .with_context(|| format!("opening model state under {}", analytics.display()))?;
+        let alerts = crate::alert::Alerting::open(&analytics.join("alerts"))
+            .with_context(|| format!("opening alert state under {}", analytics.display()))?;
         let profiles_dir = live.config.profiles_dir();
         let profiles = Profiles::load(&profiles_dir)
             .with_context(|| format!("profiles directory {}", profiles_dir.display()))?;
@@ -153,6 +157,7 @@ impl App {
             profiles,
             disk_full: Default::default(),
             models,
+            alerts,
             live: RwLock::new(live),
             status: RwLock::new(status),
         })

@@ -21,6 +21,9 @@ pub struct Cli {
     /// Print the API's JSON instead of tables.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Admin token for commands that change state (silences).
+    #[arg(long, env = "TDA_ADMIN_TOKEN", global = true, hide_env_values = true)]
+    pub token: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -108,6 +111,39 @@ enum Command {
     Profile {
         #[command(subcommand)]
         command: ProfileCommand,
+    },
+    /// Alerts and their state (pending, firing, resolved), silenced or inhibited.
+    Alerts,
+    /// Silence alerts: add (admin token), list, expire (admin token).
+    Silence {
+        #[command(subcommand)]
+        command: SilenceCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SilenceCommand {
+    /// Silence alerts matching every `--matcher` (`alertname=HighErrors`, `severity=~crit*`).
+    Add {
+        /// A label matcher; repeat for more.
+        #[arg(long = "matcher", required = true)]
+        matchers: Vec<String>,
+        /// How long, from now.
+        #[arg(long = "for", default_value = "1h")]
+        duration: String,
+        /// Why.
+        #[arg(long, default_value = "")]
+        comment: String,
+        /// Who.
+        #[arg(long, default_value = "tda")]
+        by: String,
+    },
+    /// List silences.
+    List,
+    /// End a silence now.
+    Expire {
+        /// Its id.
+        id: String,
     },
 }
 
@@ -356,6 +392,37 @@ pub fn run(cli: Cli) -> anyhow::Result<String> {
                 format!("Profile created: {} ({})\n", s(&v["id"]), s(&v["file"]))
             })
         }
+        Command::Alerts => {
+            let v = api.get("/api/v1/alerts", &[])?;
+            Ok(if cli.json {
+                pretty(&v)
+            } else {
+                alerts_table(&v)
+            })
+        }
+        Command::Silence { command } => {
+            let v = match command {
+                SilenceCommand::Add {
+                    matchers,
+                    duration,
+                    comment,
+                    by,
+                } => {
+                    let body = json!({"matchers": matchers, "duration": duration, "comment": comment, "created_by": by});
+                    api.with_token(cli.token.as_deref())?
+                        .post("/api/v1/silences", &body)?
+                }
+                SilenceCommand::List => api.get("/api/v1/silences", &[])?,
+                SilenceCommand::Expire { id } => api
+                    .with_token(cli.token.as_deref())?
+                    .delete(&format!("/api/v1/silences/{id}"))?,
+            };
+            Ok(if cli.json {
+                pretty(&v)
+            } else {
+                silences_table(&v)
+            })
+        }
         Command::Profile {
             command: ProfileCommand::List,
         } => {
@@ -372,6 +439,7 @@ pub fn run(cli: Cli) -> anyhow::Result<String> {
 struct Api {
     client: reqwest::blocking::Client,
     base: String,
+    token: Option<String>,
 }
 
 impl Api {
@@ -382,7 +450,38 @@ impl Api {
         Ok(Api {
             client,
             base: base.trim_end_matches('/').to_string(),
+            token: None,
         })
+    }
+
+    /// The same API sending an admin token (`--token` or `TDA_ADMIN_TOKEN`).
+    fn with_token(&self, token: Option<&str>) -> anyhow::Result<Api> {
+        let Some(t) = token else {
+            bail!("this command needs the admin token: --token or TDA_ADMIN_TOKEN");
+        };
+        Ok(Api {
+            client: self.client.clone(),
+            base: self.base.clone(),
+            token: Some(t.to_string()),
+        })
+    }
+
+    fn authorized(
+        &self,
+        req: reqwest::blocking::RequestBuilder,
+    ) -> reqwest::blocking::RequestBuilder {
+        match &self.token {
+            Some(t) => req.bearer_auth(t),
+            None => req,
+        }
+    }
+
+    fn delete(&self, path: &str) -> anyhow::Result<Value> {
+        let req = self.authorized(self.client.delete(format!("{}{path}", self.base)));
+        answer(
+            req.send()
+                .with_context(|| format!("cannot reach the collector at {}", self.base))?,
+        )
     }
 
     fn get(&self, path: &str, query: &[(&str, String)]) -> anyhow::Result<Value> {
@@ -394,7 +493,7 @@ impl Api {
     }
 
     fn post(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
-        let req = self.client.post(format!("{}{path}", self.base)).json(body);
+        let req = self.authorized(self.client.post(format!("{}{path}", self.base)).json(body));
         answer(
             req.send()
                 .with_context(|| format!("cannot reach the collector at {}", self.base))?,
@@ -413,6 +512,69 @@ fn answer(resp: reqwest::blocking::Response) -> anyhow::Result<Value> {
         );
     }
     Ok(v)
+}
+
+fn alerts_table(v: &Value) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<16} {:<24} {:<9} {:>12}  summary",
+        "profile", "rule", "state", "value"
+    );
+    for a in v["alerts"].as_array().into_iter().flatten() {
+        let state = match (&a["silenced_by"], a["inhibited"].as_bool()) {
+            (Value::String(id), _) => format!("{} (silenced {id})", s(&a["state"])),
+            (_, Some(true)) => format!("{} (inhibited)", s(&a["state"])),
+            _ => s(&a["state"]),
+        };
+        let summary = a["error"].as_str().map_or_else(
+            || s(&a["annotations"]["summary"]),
+            |e| format!("error: {e}"),
+        );
+        let _ = writeln!(
+            out,
+            "{:<16} {:<24} {:<9} {:>12}  {summary}",
+            s(&a["profile"]),
+            s(&a["rule"]),
+            state,
+            num(&a["value"], 3)
+        );
+    }
+    let n = &v["notifications"];
+    let _ = writeln!(
+        out,
+        "notifications: {} sent, {} retried, {} dropped; {} waiting",
+        s(&n["sent"]),
+        s(&n["retried"]),
+        s(&n["dropped"]),
+        s(&v["outbox"])
+    );
+    out
+}
+
+fn silences_table(v: &Value) -> String {
+    let one = v.get("id").map(|_| vec![v.clone()]);
+    let list = one.unwrap_or_else(|| v["silences"].as_array().cloned().unwrap_or_default());
+    let mut out = String::new();
+    for x in list {
+        let until = x["ends_at"]
+            .as_i64()
+            .map_or("-".into(), |t| tda_schema::Timestamp(t).to_rfc3339());
+        let matchers: Vec<String> = x["matchers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(s)
+            .collect();
+        let _ = writeln!(
+            out,
+            "{:<8} until {until}  {}  {}",
+            s(&x["id"]),
+            matchers.join(", "),
+            s(&x["comment"])
+        );
+    }
+    out
 }
 
 fn pretty(v: &Value) -> String {

@@ -2,8 +2,9 @@
 //! profiles and the dashboard; and the `tda` operator CLI that talks to it.
 //!
 //! Request path: [`api`] routes; [`ingest`] takes batches into [`store`]; [`stats`] and [`query`] fold stored
-//! data into answers; [`profiles`] holds the profiles in force. [`app`] holds the state and reloads it; [`reload`] decides when; [`server`] starts it all.
+//! data into answers; [`profiles`] holds the profiles in force; [`alert`] evaluates alert rules and notifies. [`app`] holds the state and reloads it; [`reload`] decides when; [`server`] starts it all.
 
+pub mod alert;
 pub mod api;
 pub mod app;
 pub mod behavior;

@@ -22,6 +22,7 @@ pub async fn run(config_file: &Path) -> anyhow::Result<()> {
     tokio::spawn(retention::run(app.clone(), cfg.retention.every.0));
     tokio::spawn(compaction::run(app.clone(), cfg.storage.compact_every.0));
     tokio::spawn(crate::schedule::run(app.clone()));
+    tokio::spawn(crate::alert::run(app.clone()));
     tracing::info!(listen = %cfg.listen, data_dir = %cfg.data_dir.display(), profiles = app.profiles.list().len(),
         profile_errors = app.profiles.errors().len(), "collector started");
     tda_daemon::serve(

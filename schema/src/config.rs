@@ -344,6 +344,9 @@ pub struct CollectorConfig {
     /// Compaction and the disk-space cap of the embedded store.
     #[serde(default)]
     pub storage: StorageConfig,
+    /// Alert evaluation, receivers, routing and inhibition.
+    #[serde(default)]
+    pub alerting: crate::alerting::AlertingConfig,
 }
 
 fn default_compact_every() -> HumanDuration {
@@ -514,6 +517,13 @@ impl CollectorConfig {
         }
         if cfg.reload.poll_interval.is_zero() {
             return Err(ConfigError::new(file, "reload.poll_interval: must be > 0"));
+        }
+        cfg.alerting
+            .validate()
+            .map_err(|e| ConfigError::new(file, e))?;
+        for r in &mut cfg.alerting.receivers {
+            r.hmac_secret_file = r.hmac_secret_file.as_ref().map(|p| resolve(file, p));
+            r.body_template_file = r.body_template_file.as_ref().map(|p| resolve(file, p));
         }
         Ok(cfg)
     }

@@ -56,6 +56,10 @@ pub enum NoData {
     Alerting,
 }
 
+fn default_alert_window() -> HumanDuration {
+    HumanDuration::secs(300)
+}
+
 /// One alert rule (`[[alert]]`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -84,6 +88,13 @@ pub struct AlertRule {
     /// How far ahead a forecast rule looks (required for forecast rules).
     #[serde(default)]
     pub horizon: Option<HumanDuration>,
+    /// The trailing window the metric's value is taken over at each evaluation (for an anomaly
+    /// rule: the step of the series scored; for an absence rule: how long without data).
+    #[serde(default = "default_alert_window")]
+    pub window: HumanDuration,
+    /// Forecast rules: fire only while the current value is also beyond this.
+    #[serde(default)]
+    pub guard: Option<f64>,
     /// What to do while the metric has no data.
     #[serde(default)]
     pub no_data: NoData,
@@ -118,6 +129,15 @@ impl AlertRule {
             return Err(violation(
                 field("horizon"),
                 "required (> 0) for a forecast rule",
+            ));
+        }
+        if self.window.0.as_millis() < 1_000 {
+            return Err(violation(field("window"), "must be at least 1s"));
+        }
+        if self.guard.is_some() && self.kind != AlertKind::Forecast {
+            return Err(violation(
+                field("guard"),
+                "only forecast rules take a guard",
             ));
         }
         if self.kind == AlertKind::Absence && self.for_duration.is_zero() {

@@ -11,6 +11,7 @@ use serde_json::Value;
 
 pub mod bench;
 pub mod proxy;
+pub mod receiver;
 pub mod traffic;
 
 /// The token the harness's collectors accept and its agents send.
