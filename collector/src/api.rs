@@ -16,9 +16,8 @@ use crate::ingest;
 use crate::predictive;
 use crate::profiles::CreateError;
 use crate::query::{self, Agg, Filter};
-use crate::stats::performance::PerformanceAcc;
-use crate::stats::usage::{bucket_count, UsageAcc};
-use crate::store::{compaction, fold_range};
+use crate::stats::usage::bucket_count;
+use crate::store::compaction;
 
 /// Most buckets a stats series may have; a longer range needs a coarser aggregation level.
 pub const MAX_SERIES_BUCKETS: i64 = 50_000;
@@ -69,6 +68,11 @@ impl App {
             (Method::GET, "/api/v1/patterns") => self.predict(&req, predictive::patterns).await,
             (Method::POST, "/api/v1/profiles") => self.create_profile(req).await,
             (Method::GET, "/api/v1/alerts") => self.alerts_endpoint().await,
+            (Method::GET, "/api/v1/reports") => self.list_reports(),
+            (Method::POST, "/api/v1/reports/run") => self.run_report(&req).await,
+            (Method::GET, p) if p.starts_with("/api/v1/reports/") => {
+                self.report_file(&p["/api/v1/reports/".len()..])
+            }
             (Method::GET, "/api/v1/silences") => self.list_silences(),
             (Method::POST, "/api/v1/silences") => self.create_silence(req).await,
             (Method::DELETE, p) if p.starts_with("/api/v1/silences/") => {
@@ -245,23 +249,12 @@ impl App {
             return error(StatusCode::BAD_REQUEST, &format!("from: range has more than {MAX_SERIES_BUCKETS} {} buckets; narrow it or use a profile with a coarser aggregation_level", level.as_str()));
         }
         let store = self.store.clone();
-        blocking_json(move || {
-            let mut acc = UsageAcc::new(from, to, level);
-            fold_range(&*store, from, to, &mut acc)?;
-            Ok(acc.finish(profile))
-        })
-        .await
+        blocking_json(move || crate::stats::usage::compute(&*store, from, to, level, profile)).await
     }
 
     async fn performance(&self, from: i64, to: i64) -> Response {
         let store = self.store.clone();
-        blocking_json(move || {
-            let mut acc = PerformanceAcc::new(from, to);
-            fold_range(&*store, from, to, &mut acc)?;
-            store.scan_samples(from, to, None, &mut |agent, s| acc.add_sample(agent, s))?;
-            Ok(acc.finish())
-        })
-        .await
+        blocking_json(move || crate::stats::performance::compute(&*store, from, to)).await
     }
 }
 

@@ -114,10 +114,38 @@ enum Command {
     },
     /// Alerts and their state (pending, firing, resolved), silenced or inhibited.
     Alerts,
+    /// Scheduled reports: list, show one, run one now (admin token).
+    Report {
+        #[command(subcommand)]
+        command: ReportCommand,
+    },
     /// Silence alerts: add (admin token), list, expire (admin token).
     Silence {
         #[command(subcommand)]
         command: SilenceCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ReportCommand {
+    /// Reports made, newest first.
+    List,
+    /// Print a report (`md`, `html` or `json`).
+    Show {
+        /// Its id, as `tda report list` prints it (`profile/report/20261201T080000Z`).
+        id: String,
+        /// md | html | json
+        #[arg(long, default_value = "md")]
+        format: String,
+    },
+    /// Make a report now, over the period that ends now.
+    Run {
+        /// Profile id.
+        #[arg(long)]
+        profile: String,
+        /// Report name in the profile.
+        #[arg(long)]
+        report: String,
     },
 }
 
@@ -400,6 +428,30 @@ pub fn run(cli: Cli) -> anyhow::Result<String> {
                 alerts_table(&v)
             })
         }
+        Command::Report { command } => match command {
+            ReportCommand::List => {
+                let v = api.get("/api/v1/reports", &[])?;
+                Ok(if cli.json {
+                    pretty(&v)
+                } else {
+                    reports_table(&v)
+                })
+            }
+            ReportCommand::Show { id, format } => {
+                api.text(&format!("/api/v1/reports/{id}.{format}"))
+            }
+            ReportCommand::Run { profile, report } => {
+                let v = api.with_token(cli.token.as_deref())?.post_query(
+                    "/api/v1/reports/run",
+                    &[("profile", profile), ("report", report)],
+                )?;
+                Ok(if cli.json {
+                    pretty(&v)
+                } else {
+                    format!("Report written: {}\n", s(&v["id"]))
+                })
+            }
+        },
         Command::Silence { command } => {
             let v = match command {
                 SilenceCommand::Add {
@@ -476,6 +528,30 @@ impl Api {
         }
     }
 
+    fn text(&self, path: &str) -> anyhow::Result<String> {
+        let resp = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .with_context(|| format!("cannot reach the collector at {}", self.base))?;
+        if !resp.status().is_success() {
+            return answer(resp).map(|_| String::new());
+        }
+        Ok(resp.text()?)
+    }
+
+    fn post_query(&self, path: &str, query: &[(&str, String)]) -> anyhow::Result<Value> {
+        let req = self.authorized(
+            self.client
+                .post(format!("{}{path}", self.base))
+                .query(query),
+        );
+        answer(
+            req.send()
+                .with_context(|| format!("cannot reach the collector at {}", self.base))?,
+        )
+    }
+
     fn delete(&self, path: &str) -> anyhow::Result<Value> {
         let req = self.authorized(self.client.delete(format!("{}{path}", self.base)));
         answer(
@@ -549,6 +625,25 @@ fn alerts_table(v: &Value) -> String {
         s(&n["dropped"]),
         s(&v["outbox"])
     );
+    out
+}
+
+fn reports_table(v: &Value) -> String {
+    let mut out = String::new();
+    for r in v["reports"].as_array().into_iter().flatten() {
+        let first = r["summary"]
+            .as_array()
+            .and_then(|a| a.first())
+            .map(s)
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "{:<56} {} to {}  {first}",
+            s(&r["id"]),
+            s(&r["from"]),
+            s(&r["to"])
+        );
+    }
     out
 }
 

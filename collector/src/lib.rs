@@ -17,6 +17,7 @@ pub mod predictive;
 pub mod profiles;
 pub mod query;
 pub mod reload;
+pub mod report;
 pub mod schedule;
 pub mod server;
 pub mod stats;

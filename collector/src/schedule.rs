@@ -39,8 +39,13 @@ pub async fn run(app: Arc<App>) {
     }
 }
 
-/// One pass over every predictive and behavioral profile.
+/// One pass over every predictive and behavioral profile, then the reports that are due.
 pub fn run_once(app: &App, now: i64) {
+    run_models(app, now);
+    crate::report::run_due(app, now);
+}
+
+fn run_models(app: &App, now: i64) {
     for entry in app.profiles.list() {
         let done = match entry.profile.kind {
             ProfileType::Predictive => run_profile(app, &entry, now),

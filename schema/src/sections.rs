@@ -371,9 +371,9 @@ pub fn validate_funnels(funnels: &[FunnelSpec]) -> Result<(), Violation> {
 pub enum ReportEvery {
     /// At the top of every hour.
     Hourly,
-    /// Every day at 00:00 UTC.
+    /// Every day at `at` in `timezone`.
     Daily,
-    /// Every Monday at 00:00 UTC.
+    /// Every `weekday` at `at` in `timezone`.
     Weekly,
 }
 
@@ -393,20 +393,89 @@ fn default_formats() -> Vec<ReportFormat> {
     vec![ReportFormat::Html]
 }
 
+fn default_utc() -> String {
+    "UTC".into()
+}
+fn default_report_keep() -> HumanDuration {
+    HumanDuration::secs(90 * 86_400)
+}
+
+/// A day of the week.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Weekday {
+    /// Monday.
+    #[default]
+    Monday,
+    /// Tuesday.
+    Tuesday,
+    /// Wednesday.
+    Wednesday,
+    /// Thursday.
+    Thursday,
+    /// Friday.
+    Friday,
+    /// Saturday.
+    Saturday,
+    /// Sunday.
+    Sunday,
+}
+
+impl Weekday {
+    /// Days after Monday (0-6).
+    pub fn from_monday(self) -> i8 {
+        self as i8
+    }
+}
+
 /// A scheduled report (`[[report]]`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReportSchedule {
     /// Report name, unique within the profile.
     pub name: String,
-    /// hourly | daily | weekly.
+    /// hourly | daily | weekly: it covers the hour, day or week before each run.
     pub every: ReportEvery,
+    /// Time of day (`HH:MM`, in `timezone`) daily and weekly reports run at.
+    #[serde(default)]
+    pub at: Option<String>,
+    /// IANA time zone of `at` and `weekday`, for example `Europe/Paris`.
+    #[serde(default = "default_utc")]
+    pub timezone: String,
+    /// Day weekly reports run on.
+    #[serde(default)]
+    pub weekday: Weekday,
     /// Formats written under `analytics/reports/`.
     #[serde(default = "default_formats")]
     pub formats: Vec<ReportFormat>,
-    /// Webhook URL the report is also posted to.
+    /// Webhook URL told when a report is ready (its summary and links).
     #[serde(default)]
     pub webhook: Option<String>,
+    /// How long reports are kept before they are deleted.
+    #[serde(default = "default_report_keep")]
+    pub keep_for: HumanDuration,
+}
+
+impl ReportSchedule {
+    /// `at` as (hour, minute); 00:00 when absent.
+    pub fn time_of_day(&self) -> Result<(i8, i8), String> {
+        let Some(at) = &self.at else {
+            return Ok((0, 0));
+        };
+        let bad = || format!("`{at}` is not HH:MM");
+        let (h, m) = at.split_once(':').ok_or_else(bad)?;
+        let (h, m): (i8, i8) = (h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
+        if !(0..24).contains(&h) || !(0..60).contains(&m) {
+            return Err(bad());
+        }
+        Ok((h, m))
+    }
+
+    /// The time zone.
+    pub fn zone(&self) -> Result<jiff::tz::TimeZone, String> {
+        jiff::tz::TimeZone::get(&self.timezone)
+            .map_err(|_| format!("`{}` is not a time zone this machine knows", self.timezone))
+    }
 }
 
 impl ReportSchedule {
@@ -416,6 +485,13 @@ impl ReportSchedule {
         }
         if self.formats.is_empty() {
             return Err(violation(format!("{at}.formats"), "at least one format"));
+        }
+        self.time_of_day()
+            .map_err(|e| violation(format!("{at}.at"), e))?;
+        self.zone()
+            .map_err(|e| violation(format!("{at}.timezone"), e))?;
+        if self.keep_for.is_zero() {
+            return Err(violation(format!("{at}.keep_for"), "must be > 0"));
         }
         if let Some(url) = self
             .webhook

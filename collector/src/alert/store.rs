@@ -220,6 +220,14 @@ impl AlertStore {
         Ok(())
     }
 
+    /// Queues a notification on its own (a report's announcement).
+    pub fn enqueue(&self, o: &Outgoing) -> Result<(), StoreError> {
+        let id = self.db.generate_id()?;
+        self.outbox.insert(id.to_be_bytes(), encode(o))?;
+        self.db.flush()?;
+        Ok(())
+    }
+
     /// Notifications waiting, oldest first, with their ids.
     pub fn outbox(&self) -> Result<Vec<(u64, Outgoing)>, StoreError> {
         Ok(all(&self.outbox)?

@@ -22,9 +22,20 @@ impl From<FunnelMode> for funnels::Mode {
 
 /// Runs every analysis of a behavioral profile over `[now - lookback, now)`.
 pub fn run(store: &dyn Storage, entry: &Entry, now: i64) -> Result<Value, StoreError> {
-    let models = &entry.profile.models;
-    let (from, to) = (now - models.lookback.0.as_millis() as i64, now);
-    let rules = super::rules(models);
+    let lookback = entry.profile.models.lookback.0.as_millis() as i64;
+    let mut answer = run_range(store, entry, now - lookback, now)?;
+    answer["computed_at"] = json!(now);
+    Ok(answer)
+}
+
+/// Runs every analysis of a behavioral profile over `[from, to)`.
+pub fn run_range(
+    store: &dyn Storage,
+    entry: &Entry,
+    from: i64,
+    to: i64,
+) -> Result<Value, StoreError> {
+    let rules = super::rules(&entry.profile.models);
     let all = Filter::default();
     let users = Activity::load(store, from, to, &all, None)?;
     let mut answer = summary(&users, rules, to);
@@ -54,6 +65,5 @@ pub fn run(store: &dyn Storage, entry: &Entry, now: i64) -> Result<Value, StoreE
     answer["profile"] = json!(entry.id);
     answer["from"] = json!(from);
     answer["to"] = json!(to);
-    answer["computed_at"] = json!(now);
     Ok(answer)
 }

@@ -354,6 +354,18 @@ fn health(requests: u64, error_rate: f64, latency: &Latency, agents: &[AgentStat
     Health { status, reasons }
 }
 
+/// Performance stats over `[from, to)`: events (whole hours from rollups) and host samples.
+pub fn compute(
+    store: &dyn crate::store::Storage,
+    from: i64,
+    to: i64,
+) -> Result<PerformanceStats, crate::store::StoreError> {
+    let mut acc = PerformanceAcc::new(from, to);
+    crate::store::fold_range(store, from, to, &mut acc)?;
+    store.scan_samples(from, to, None, &mut |agent, s| acc.add_sample(agent, s))?;
+    Ok(acc.finish())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -212,6 +212,19 @@ impl Fold for UsageAcc {
     }
 }
 
+/// Usage stats over `[from, to)` at an aggregation level (whole hours from rollups).
+pub fn compute(
+    store: &dyn crate::store::Storage,
+    from: i64,
+    to: i64,
+    level: AggregationLevel,
+    profile: Option<String>,
+) -> Result<UsageStats, crate::store::StoreError> {
+    let mut acc = UsageAcc::new(from, to, level);
+    crate::store::fold_range(store, from, to, &mut acc)?;
+    Ok(acc.finish(profile))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
