@@ -399,3 +399,49 @@ fn alertmanager_receives_and_lists_the_alert() {
     let _ = am.kill();
     let _ = am.wait();
 }
+
+#[test]
+fn a_receiver_that_refuses_with_400_is_not_retried() {
+    let receiver = Receiver::start();
+    receiver.answer(400);
+    let tmp = tempfile::tempdir().unwrap();
+    let setup = CollectorSetup::new(tmp.path(), &alerting(&receiver.url("/hook"), ""));
+    setup.profile("latency.toml", RULE);
+    let c = setup.start();
+    let feeder = Feeder::start(&c.url, 150.0);
+    wait_for("the refused notification dropped", || {
+        let (_, v) = get_json(&format!("{}/api/v1/alerts", c.url));
+        (v["notifications"]["dropped"] == 1 && v["outbox"] == 0).then_some(())
+    });
+    after_passes(&c.url, 5);
+    assert_eq!(receiver.received().len(), 1, "a 400 is not retried");
+    assert!(c.log_text().contains("notification refused; dropped"));
+    drop(feeder);
+}
+
+#[test]
+fn a_receiver_answering_503_is_retried_with_the_same_dedup_key() {
+    let receiver = Receiver::start();
+    receiver.answer(503);
+    let tmp = tempfile::tempdir().unwrap();
+    let setup = CollectorSetup::new(tmp.path(), &alerting(&receiver.url("/hook"), ""));
+    setup.profile("latency.toml", RULE);
+    let c = setup.start();
+    let feeder = Feeder::start(&c.url, 150.0);
+    receiver.wait_for(2);
+    receiver.answer(200);
+    wait_for("the notification delivered", || {
+        let (_, v) = get_json(&format!("{}/api/v1/alerts", c.url));
+        (v["notifications"]["sent"] == 1 && v["outbox"] == 0).then_some(())
+    });
+    let got = receiver.received();
+    let keys: std::collections::BTreeSet<&String> =
+        got.iter().map(|r| &r.headers["x-tda-dedup-key"]).collect();
+    assert!(got.len() >= 3, "two refusals and the delivery");
+    assert_eq!(keys.len(), 1, "every attempt carries the same key");
+    assert!(
+        got.windows(2).all(|w| w[0].body == w[1].body),
+        "the same body"
+    );
+    drop(feeder);
+}
