@@ -5,7 +5,7 @@ use std::sync::Arc;
 use hyper::body::Incoming;
 use hyper::{Method, Request, StatusCode};
 use serde::Serialize;
-use tda_daemon::{error, json, query, read_body, with_type, Refusal, Response};
+use tda_daemon::{error, json, query, read_body, Refusal, Response};
 use tda_schema::timestamp::{now_ms, parse_bound};
 use tda_schema::{Profile, ProfileType};
 
@@ -31,9 +31,11 @@ impl App {
     pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response {
         let path = req.uri().path().to_string();
         match (req.method().clone(), path.as_str()) {
-            (Method::GET, "/") => {
-                with_type(StatusCode::OK, dashboard::PAGE, "text/html; charset=utf-8")
+            (Method::GET, p) if p == "/" || p.starts_with("/assets/") => {
+                dashboard::asset(p).unwrap_or_else(|| dashboard::not_found(p))
             }
+            (Method::GET, "/api/v1/live") => dashboard::live(&self),
+            (Method::GET, "/api/v1/views") => dashboard::views(&self),
             (Method::GET, "/healthz") => json(
                 StatusCode::OK,
                 &serde_json::json!({ "status": "ok", "ingest": self.ingest.snapshot() }),

@@ -118,6 +118,10 @@ pub struct App {
     pub models: crate::model_state::ModelStore,
     /// Alert state, groups, outbox and silences (`analytics/alerts/`).
     pub alerts: crate::alert::Alerting,
+    /// The dashboard's live snapshot (refreshed while someone watches).
+    pub live_snapshot: tokio::sync::watch::Sender<Option<Arc<serde_json::Value>>>,
+    /// Set when the collector begins to stop (ends live streams).
+    pub stopping: tokio::sync::watch::Sender<bool>,
     /// The store's files exceed `storage.max_disk_bytes` (checked by the compaction loop).
     pub disk_full: std::sync::atomic::AtomicBool,
     live: RwLock<Live>,
@@ -158,6 +162,8 @@ impl App {
             disk_full: Default::default(),
             models,
             alerts,
+            live_snapshot: tokio::sync::watch::Sender::new(None),
+            stopping: tokio::sync::watch::Sender::new(false),
             live: RwLock::new(live),
             status: RwLock::new(status),
         })

@@ -23,14 +23,15 @@ pub async fn run(config_file: &Path) -> anyhow::Result<()> {
     tokio::spawn(compaction::run(app.clone(), cfg.storage.compact_every.0));
     tokio::spawn(crate::schedule::run(app.clone()));
     tokio::spawn(crate::alert::run(app.clone()));
+    tokio::spawn(crate::dashboard::run_live(app.clone()));
     tracing::info!(listen = %cfg.listen, data_dir = %cfg.data_dir.display(), profiles = app.profiles.list().len(),
         profile_errors = app.profiles.errors().len(), "collector started");
-    tda_daemon::serve(
-        listener,
-        move |req| app.clone().handle(req),
-        tda_daemon::stop_signal(),
-    )
-    .await;
+    let stopping = app.clone();
+    let stop = async move {
+        tda_daemon::stop_signal().await;
+        stopping.stopping.send_replace(true);
+    };
+    tda_daemon::serve(listener, move |req| app.clone().handle(req), stop).await;
     tracing::info!("collector stopped");
     Ok(())
 }

@@ -17,8 +17,11 @@ use hyper_util::server::graceful::GracefulShutdown;
 use serde::Serialize;
 use tokio::net::TcpListener;
 
+/// The body of every response: a whole buffer, or a stream (server-sent events).
+pub type Body = http_body_util::combinators::BoxBody<Bytes, Infallible>;
+
 /// The response type every handler returns.
-pub type Response = hyper::Response<Full<Bytes>>;
+pub type Response = hyper::Response<Body>;
 
 /// How long a client may take to send its request headers.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -98,10 +101,38 @@ pub fn with_type(
     body: impl Into<Bytes>,
     content_type: &'static str,
 ) -> Response {
-    let mut resp = hyper::Response::new(Full::new(body.into()));
+    let mut resp = hyper::Response::new(Full::new(body.into()).boxed());
     *resp.status_mut() = status;
     resp.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp
+}
+
+/// A body fed from a channel: each message is sent as it comes; the body ends when every
+/// sender is gone.
+struct Channel(tokio::sync::mpsc::Receiver<Bytes>);
+
+impl hyper::body::Body for Channel {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Infallible>>> {
+        self.0
+            .poll_recv(cx)
+            .map(|m| m.map(|b| Ok(hyper::body::Frame::data(b))))
+    }
+}
+
+/// A streaming `200` response of `content_type` whose chunks come from `rx`.
+pub fn stream(rx: tokio::sync::mpsc::Receiver<Bytes>, content_type: &'static str) -> Response {
+    let mut resp = hyper::Response::new(BodyExt::boxed(Channel(rx)));
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp.headers_mut()
+        .insert("cache-control", HeaderValue::from_static("no-cache"));
     resp
 }
 

@@ -19,7 +19,9 @@ pub struct ConfigStatus {
     pub loaded_at: String,
 }
 
-pub use http::{bearer, error, json, query, read_body, serve, with_type, Refusal, Response};
+pub use http::{
+    bearer, error, json, query, read_body, serve, stream, with_type, Body, Refusal, Response,
+};
 
 /// Logs to stderr in one format for every binary (colour only on a terminal); `RUST_LOG`
 /// filters (default `info`).

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 pub mod bench;
+pub mod browser;
 pub mod proxy;
 pub mod receiver;
 pub mod traffic;

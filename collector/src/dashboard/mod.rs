@@ -1,0 +1,236 @@
+//! The dashboard: its assets (embedded in the binary: no CDN, nothing fetched at run time), the
+//! live snapshot streamed to it by server-sent events (`GET /api/v1/live`), and the custom views
+//! of the profiles' `[[view]]` panels evaluated server-side (`GET /api/v1/views`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use hyper::StatusCode;
+use serde_json::{json, Value};
+use tda_daemon::{error, json, with_type, Response};
+use tda_schema::sections::Chart;
+use tda_schema::timestamp::now_ms;
+
+use crate::app::App;
+use crate::query::{self, Agg};
+use crate::store::StoreError;
+
+/// The embedded assets: path, body, content type.
+pub const ASSETS: [(&str, &str, &str); 4] = [
+    ("/", include_str!("index.html"), "text/html; charset=utf-8"),
+    (
+        "/assets/app.js",
+        include_str!("app.js"),
+        "text/javascript; charset=utf-8",
+    ),
+    (
+        "/assets/charts.js",
+        include_str!("charts.js"),
+        "text/javascript; charset=utf-8",
+    ),
+    (
+        "/assets/style.css",
+        include_str!("style.css"),
+        "text/css; charset=utf-8",
+    ),
+];
+
+/// The asset at `path`, if there is one.
+pub fn asset(path: &str) -> Option<Response> {
+    ASSETS
+        .iter()
+        .find(|(p, _, _)| *p == path)
+        .map(|(_, body, kind)| with_type(StatusCode::OK, *body, kind))
+}
+
+/// How often the live snapshot is recomputed while someone watches.
+const LIVE_EVERY: Duration = Duration::from_secs(1);
+
+/// The live values: requests per second over the last minute; active users, error rate and p95
+/// latency over the last 5 minutes; agents and their health; firing and pending alerts.
+pub fn snapshot(app: &App, now: i64) -> Result<Value, StoreError> {
+    let minute = crate::stats::usage::compute(
+        &*app.store,
+        now - 60_000,
+        now,
+        tda_schema::AggregationLevel::Minute,
+        None,
+    )?;
+    let five = crate::stats::usage::compute(
+        &*app.store,
+        now - 300_000,
+        now,
+        tda_schema::AggregationLevel::Minute,
+        None,
+    )?;
+    let perf = crate::stats::performance::compute(&*app.store, now - 300_000, now)?;
+    let alerts = app.alerts.store.alerts()?;
+    let count = |phase| alerts.iter().filter(|a| a.state.phase == phase).count();
+    Ok(json!({
+        "t": now,
+        "requests_per_s": minute.total_requests as f64 / 60.0,
+        "active_users_5m": five.active_users,
+        "error_rate_5m": if five.total_requests == 0 { 0.0 } else { five.errors as f64 / five.total_requests as f64 },
+        "p95_ms_5m": five.latency_ms.p95,
+        "agents": perf.agents,
+        "health": perf.health,
+        "alerts_firing": count(crate::alert::rule::Phase::Firing),
+        "alerts_pending": count(crate::alert::rule::Phase::Pending),
+    }))
+}
+
+/// Keeps the live snapshot fresh while at least one client watches, until the process ends.
+pub async fn run_live(app: Arc<App>) {
+    let mut tick = tokio::time::interval(LIVE_EVERY);
+    loop {
+        tick.tick().await;
+        if app.live_snapshot.receiver_count() == 0 {
+            continue;
+        }
+        let a = app.clone();
+        match tokio::task::spawn_blocking(move || snapshot(&a, now_ms())).await {
+            Ok(Ok(v)) => {
+                app.live_snapshot.send_replace(Some(Arc::new(v)));
+            }
+            Ok(Err(e)) => tracing::warn!(error = %e, "live snapshot failed"),
+            Err(e) => tracing::warn!(error = %e, "live snapshot task failed"),
+        }
+    }
+}
+
+/// `GET /api/v1/live`: server-sent events, one `snapshot` event per refresh; the stream ends
+/// when the collector stops (so shutdown is not held up by open dashboards).
+pub fn live(app: &Arc<App>) -> Response {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(4);
+    let mut snapshots = app.live_snapshot.subscribe();
+    let mut stopping = app.stopping.subscribe();
+    tokio::spawn(async move {
+        if tx
+            .send(Bytes::from_static(b"retry: 2000\n\n"))
+            .await
+            .is_err()
+        {
+            return;
+        }
+        loop {
+            tokio::select! {
+                _ = stopping.changed() => return,
+                changed = snapshots.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    let Some(v) = snapshots.borrow_and_update().clone() else { continue };
+                    let event = format!("event: snapshot\ndata: {v}\n\n");
+                    if tx.send(Bytes::from(event)).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    tda_daemon::stream(rx, "text/event-stream")
+}
+
+/// A step that gives a view 30-150 points over `range_ms`.
+fn view_step(range_ms: i64) -> i64 {
+    [60_000, 300_000, 900_000, 3_600_000, 21_600_000, 86_400_000]
+        .into_iter()
+        .find(|s| range_ms / s <= 150)
+        .unwrap_or(86_400_000)
+}
+
+/// One `[[view]]` panel's data.
+fn view_data(app: &App, view: &tda_schema::sections::View, now: i64) -> Value {
+    let range = view.range.0.as_millis() as i64;
+    let from = now - range;
+    if view.query == "features" {
+        return match crate::stats::usage::compute(
+            &*app.store,
+            from,
+            now,
+            tda_schema::AggregationLevel::Hour,
+            None,
+        ) {
+            Ok(u) => json!({"features": u.features}),
+            Err(e) => json!({"error": e.to_string()}),
+        };
+    }
+    let selector = match crate::alert::metric::parse_selector(&view.query) {
+        Ok(s) => s,
+        Err(e) => return json!({"error": format!("query: {e}")}),
+    };
+    let (series, agg) = match crate::predictive::metric(&selector.metric) {
+        Ok(x) => x,
+        Err(e) => return json!({"error": format!("query: {e}")}),
+    };
+    let step = if view.chart == Chart::Number {
+        range.max(1)
+    } else {
+        view_step(range)
+    };
+    let from = from.div_euclid(step) * step;
+    match query::series(&*app.store, series, from, now, step, agg, &selector.filter) {
+        Ok(points) => {
+            let pts: Vec<(i64, f64)> = points
+                .iter()
+                .filter_map(|p| p.v.map(|v| (p.t, v)))
+                .collect();
+            json!({"step_ms": step, "points": pts, "value": pts.last().map(|p| p.1), "rate": agg == Agg::Rate})
+        }
+        Err(e) => json!({"error": e.to_string()}),
+    }
+}
+
+/// `GET /api/v1/views`: every profile's `[[view]]` panels with their data.
+pub fn views(app: &App) -> Response {
+    let now = now_ms();
+    let panels: Vec<Value> = app
+        .profiles
+        .list()
+        .iter()
+        .flat_map(|e| e.profile.views.iter().map(move |v| (e.id.clone(), v)))
+        .map(|(profile, v)| {
+            let mut panel = json!({"profile": profile, "title": v.title, "query": v.query, "chart": v.chart,
+                "range_ms": v.range.0.as_millis() as i64});
+            panel["data"] = view_data(app, v, now);
+            panel
+        })
+        .collect();
+    json(StatusCode::OK, &json!({ "views": panels }))
+}
+
+/// Unknown dashboard paths.
+pub fn not_found(path: &str) -> Response {
+    error(StatusCode::NOT_FOUND, &format!("no asset {path}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_assets_are_small_and_self_contained() {
+        let total: usize = ASSETS.iter().map(|(_, body, _)| body.len()).sum();
+        assert!(
+            total < 300 * 1024,
+            "{total} bytes (uncompressed) against a 300 KB gzipped budget"
+        );
+        for (path, body, _) in ASSETS {
+            for external in [
+                "src=\"http",
+                "href=\"http",
+                "url(http",
+                "import(",
+                "fetch('http",
+                "fetch(\"http",
+            ] {
+                assert!(
+                    !body.contains(external),
+                    "{path} loads something from elsewhere: {external}"
+                );
+            }
+        }
+        assert!(asset("/assets/app.js").is_some() && asset("/assets/nope.js").is_none());
+    }
+}

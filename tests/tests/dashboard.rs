@@ -1,0 +1,217 @@
+//! The dashboard in a real headless Chromium, against a collector fed by the simulator through an
+//! agent: every page loads without console errors, charts hold data points, a live value changes
+//! without a reload, dragging across a chart zooms the query range, a profile's `[[view]]` shows,
+//! and the dark theme applies. Screenshots go to `target/test-artifacts/dashboard/`.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use tda_tests::browser::{artifacts, Browser};
+use tda_tests::*;
+
+const PAGES: [&str; 9] = [
+    "overview",
+    "usage",
+    "performance",
+    "predictive",
+    "behavioral",
+    "alerts",
+    "reports",
+    "profiles",
+    "views",
+];
+
+/// Posts a few events a second stamped now until dropped, so live values move.
+struct Traffic(Arc<AtomicBool>, Option<std::thread::JoinHandle<()>>);
+
+impl Traffic {
+    fn start(collector: &str) -> Traffic {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (s, url) = (stop.clone(), format!("{collector}/v1/batches"));
+        let t = std::thread::spawn(move || {
+            let client = http();
+            let mut i = 0u64;
+            while !s.load(Ordering::SeqCst) {
+                i += 1;
+                let n = 1 + i % 7;
+                let events: Vec<_> = (0..n)
+                    .map(|k| json!({"timestamp": now_ms(), "user_id": format!("live-{}", (i + k) % 17), "feature": "generate", "latency_ms": 50 + (i % 40), "status": 200}))
+                    .collect();
+                let body = json!({"version": 1, "agent_id": "live", "batch_id": format!("live-{i}-{}", now_ms()), "created_at": now_ms(), "events": events});
+                let _ = client.post(&url).bearer_auth(TOKEN).json(&body).send();
+                std::thread::sleep(Duration::from_millis(300));
+            }
+        });
+        Traffic(stop, Some(t))
+    }
+}
+
+impl Drop for Traffic {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+        if let Some(t) = self.1.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Loads the dashboard at `page` (a fresh load each time) and waits until it has rendered.
+fn open(b: &Browser, base: &str, page: &str) {
+    static VISITS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = VISITS.fetch_add(1, Ordering::SeqCst);
+    b.goto(&format!("{base}/?visit={n}#/{page}"));
+    b.wait(
+        &format!("the {page} page rendered"),
+        &format!(
+            "document.querySelector('#page').dataset.page === '{page}' && document.querySelector('#page').getAttribute('aria-busy') === 'false' && document.body.dataset.rendered"
+        ),
+    );
+}
+
+fn chart_points(b: &Browser) -> Vec<u64> {
+    let v = b.eval(
+        "return [...document.querySelectorAll('#page svg[data-points]')].map(s => Number(s.dataset.points));",
+        json!([]),
+    );
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|x| x.as_u64())
+        .collect()
+}
+
+#[test]
+fn every_page_works_in_a_real_browser() {
+    let tmp = tempfile::tempdir().unwrap();
+    let setup = CollectorSetup::new(&tmp.path().join("collector"), "");
+    setup.profile(
+        "web.toml",
+        "name = \"Web\"\ntype = \"usage\"\n\n[[view]]\ntitle = \"Generate latency p95\"\nquery = \"latency_p95_ms{feature=\\\"generate\\\"}\"\nchart = \"line\"\nrange = \"7d\"\n\n[[report]]\nname = \"Hourly\"\nevery = \"hourly\"\n",
+    );
+    setup.profile(
+        "behavior.toml",
+        "name = \"Behavior\"\ntype = \"behavioral\"\n",
+    );
+    let collector = setup.start();
+    let agent = start_agent(
+        &tmp.path().join("agent"),
+        &collector.url,
+        std::process::id(),
+    );
+    let truth = simulate(
+        &agent,
+        &["--users", "150", "--duration", "3d"],
+        &tmp.path().join("truth.json"),
+    );
+    wait_all_sent(&agent, &truth);
+    let _traffic = Traffic::start(&collector.url);
+
+    let b = Browser::start();
+    let shots = artifacts("dashboard");
+    b.goto(&format!("{}/#/overview", collector.url));
+    let _ = b.console_errors();
+    for page in PAGES {
+        open(&b, &collector.url, page);
+        if page == "overview" {
+            b.wait(
+                "a live value",
+                "document.getElementById('live-rps').textContent !== '–'",
+            );
+        }
+        b.screenshot(&shots.join(format!("{page}.png")));
+        let errors = b.console_errors();
+        assert!(errors.is_empty(), "{page}: console errors {errors:?}");
+        let error_text = b.eval(
+            "return [...document.querySelectorAll('#page .error')].map(e => e.textContent);",
+            json!([]),
+        );
+        assert_eq!(error_text, json!([]), "{page}: the page shows an error");
+        let points = chart_points(&b);
+        match page {
+            "overview" | "usage" | "performance" | "predictive" | "behavioral" | "views" => {
+                assert!(
+                    !points.is_empty() && points[0] > 0,
+                    "{page}: charts {points:?}"
+                );
+            }
+            _ => {}
+        }
+    }
+
+    // A live value changes without a reload.
+    open(&b, &collector.url, "overview");
+    b.eval("window.__marker = 'same page';", json!([]));
+    let first = b.wait("the live time", "document.getElementById('live-state').textContent.startsWith('live ·') && document.getElementById('live-state').textContent");
+    let changed = b.wait(
+        "the live value to change",
+        &format!("document.getElementById('live-state').textContent !== {first} && document.getElementById('live-state').textContent"),
+    );
+    assert_ne!(first, changed);
+    assert_eq!(
+        b.eval("return window.__marker;", json!([])),
+        "same page",
+        "no reload"
+    );
+
+    // Dragging across the usage chart zooms: the queries then ask for the dragged range.
+    open(&b, &collector.url, "usage");
+    let before = b.eval("return document.body.dataset.lastQuery;", json!([]));
+    b.drag_across("#page figure.chart svg", 0.3, 0.6);
+    let from = b.wait("the zoomed range", "document.body.dataset.from");
+    b.wait("the page redrawn for the zoom", &format!("document.body.dataset.lastQuery !== {before} && document.body.dataset.lastQuery.includes('from={}')", from.as_str().unwrap()));
+    let zoomed = b.eval(
+        "return Number(document.body.dataset.to) - Number(document.body.dataset.from);",
+        json!([]),
+    );
+    let span = zoomed.as_f64().unwrap();
+    assert!(
+        span > 0.0 && span < 0.5 * 86_400_000.0,
+        "dragging 30 % of 24 h selects about 7 h, got {span} ms"
+    );
+    b.wait(
+        "the zoom shown",
+        "!document.getElementById('zoomed').hidden",
+    );
+    b.screenshot(&shots.join("usage-zoomed.png"));
+
+    // Series toggles hide a series.
+    let lines = b.eval("return document.querySelectorAll('#page figure.chart')[0].querySelectorAll('polyline').length;", json!([]));
+    b.eval(
+        "document.querySelector('#page .legend button[data-series=errors]').click();",
+        json!([]),
+    );
+    let after = b.eval("return document.querySelectorAll('#page figure.chart')[0].querySelectorAll('polyline').length;", json!([]));
+    assert_eq!(
+        after.as_u64().unwrap() + 1,
+        lines.as_u64().unwrap(),
+        "toggling `errors` hides its line"
+    );
+
+    // The profile's custom view appears with data.
+    open(&b, &collector.url, "views");
+    let view = b.wait(
+        "the custom view",
+        "document.querySelector('[data-view=\"Generate latency p95\"] svg')?.dataset.points",
+    );
+    assert!(
+        view.as_str().unwrap().parse::<u64>().unwrap() > 10,
+        "{view}"
+    );
+
+    // Dark theme and keyboard: the theme toggle works, charts take focus and show a tooltip.
+    b.eval("document.getElementById('theme').click();", json!([]));
+    let theme = b.eval("return document.documentElement.dataset.theme;", json!([]));
+    assert_eq!(theme, "dark");
+    open(&b, &collector.url, "overview");
+    b.eval("const s = document.querySelector('#page figure.chart svg'); s.focus(); s.dispatchEvent(new KeyboardEvent('keydown', {key: 'ArrowRight', bubbles: true}));", json!([]));
+    b.wait("the keyboard tooltip", "!document.getElementById('tooltip').hidden && document.getElementById('tooltip').textContent");
+    b.screenshot(&shots.join("overview-dark.png"));
+    let label = b.eval(
+        "return document.querySelector('#page figure.chart svg').getAttribute('aria-label');",
+        json!([]),
+    );
+    assert!(label.as_str().unwrap().contains("points"), "{label}");
+    assert!(b.console_errors().is_empty());
+}
