@@ -30,6 +30,9 @@ impl App {
     /// Routes one request.
     pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response {
         let path = req.uri().path().to_string();
+        if req.method() == Method::GET && path.starts_with("/api/v1/") && !self.may_read(&req) {
+            return error(StatusCode::UNAUTHORIZED, "missing or invalid read token");
+        }
         match (req.method().clone(), path.as_str()) {
             (Method::GET, p) if p == "/" || p.starts_with("/assets/") => {
                 dashboard::asset(p).unwrap_or_else(|| dashboard::not_found(p))

@@ -38,6 +38,8 @@ pub struct Live {
     pub ingest: Arc<Tokens>,
     /// Administrators' tokens.
     pub admin: Arc<Tokens>,
+    /// Readers' tokens (empty: reading is open).
+    pub read: Arc<Tokens>,
 }
 
 impl Live {
@@ -52,10 +54,12 @@ impl Live {
             return Err(ConfigError::new(config_file, "auth.ingest_tokens_file: no ingest token configured (set the file or TDA_INGEST_TOKENS); agents could not send batches"));
         }
         let admin = tokens_from(config.auth.admin_tokens_file.as_deref(), "TDA_ADMIN_TOKENS")?;
+        let read = tokens_from(config.auth.read_tokens_file.as_deref(), "TDA_READ_TOKENS")?;
         Ok(Live {
             config,
             ingest: Arc::new(ingest),
             admin: Arc::new(admin),
+            read: Arc::new(read),
         })
     }
 }
@@ -194,6 +198,18 @@ impl App {
             .unwrap_or_else(|p| p.into_inner())
             .admin
             .clone()
+    }
+
+    /// Whether a request may read analytics: no read token is configured, or it carries a read
+    /// or admin token (as a bearer token, or `?token=` for the dashboard's event stream).
+    pub fn may_read<B>(&self, req: &hyper::Request<B>) -> bool {
+        let live = self.live.read().unwrap_or_else(|p| p.into_inner());
+        if live.read.is_empty() {
+            return true;
+        }
+        let query = tda_daemon::query(req);
+        let presented = tda_daemon::bearer(req).or(query.get("token").map(String::as_str));
+        presented.is_some_and(|t| live.read.allows(t) || live.admin.allows(t))
     }
 
     /// Request limits in force.

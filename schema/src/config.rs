@@ -457,6 +457,11 @@ pub struct AuthConfig {
     /// The `TDA_ADMIN_TOKENS` environment variable (comma-separated) adds to it.
     #[serde(default)]
     pub admin_tokens_file: Option<PathBuf>,
+    /// File of bearer tokens allowed to read analytics (the API and the dashboard's data), one
+    /// per line; when none is configured (here or in `TDA_READ_TOKENS`), reading is open.
+    /// Admin tokens may read too.
+    #[serde(default)]
+    pub read_tokens_file: Option<PathBuf>,
 }
 
 /// Limits on what one request may carry.
@@ -497,6 +502,7 @@ impl CollectorConfig {
         cfg.profiles_dir = cfg.profiles_dir.map(|p| resolve(file, &p));
         cfg.auth.ingest_tokens_file = cfg.auth.ingest_tokens_file.map(|p| resolve(file, &p));
         cfg.auth.admin_tokens_file = cfg.auth.admin_tokens_file.map(|p| resolve(file, &p));
+        cfg.auth.read_tokens_file = cfg.auth.read_tokens_file.map(|p| resolve(file, &p));
         if cfg.limits.max_inflight_batches == 0 {
             return Err(ConfigError::new(
                 file,

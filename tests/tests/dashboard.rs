@@ -215,3 +215,51 @@ fn every_page_works_in_a_real_browser() {
     assert!(label.as_str().unwrap().contains("points"), "{label}");
     assert!(b.console_errors().is_empty());
 }
+
+#[test]
+fn a_read_token_guards_the_api_and_the_live_stream() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("read-tokens"), "reader-token\n").unwrap();
+    let setup = CollectorSetup::new(tmp.path(), "");
+    let config = std::fs::read_to_string(setup.config_file()).unwrap();
+    std::fs::write(
+        setup.config_file(),
+        config.replace("[auth]\n", "[auth]\nread_tokens_file = \"read-tokens\"\n"),
+    )
+    .unwrap();
+    let c = setup.start();
+    let url = |path: &str| format!("{}{path}", c.url);
+    let status = |req: reqwest::blocking::RequestBuilder| req.send().unwrap().status().as_u16();
+    assert_eq!(status(http().get(url("/api/v1/stats/usage"))), 401);
+    assert_eq!(
+        status(http().get(url("/api/v1/stats/usage")).bearer_auth("wrong")),
+        401
+    );
+    assert_eq!(
+        status(
+            http()
+                .get(url("/api/v1/stats/usage"))
+                .bearer_auth("reader-token")
+        ),
+        200
+    );
+    assert_eq!(
+        status(http().get(url("/api/v1/alerts")).bearer_auth(ADMIN_TOKEN)),
+        200,
+        "admins read too"
+    );
+    assert_eq!(status(http().get(url("/api/v1/live"))), 401);
+    let live = http()
+        .get(url("/api/v1/live?token=reader-token"))
+        .send()
+        .unwrap();
+    assert_eq!(live.status().as_u16(), 200);
+    assert_eq!(live.headers()["content-type"], "text/event-stream");
+    drop(live);
+    assert_eq!(
+        status(http().get(url("/"))),
+        200,
+        "the page itself holds no data"
+    );
+    assert_eq!(status(http().get(url("/assets/app.js"))), 200);
+}
