@@ -12,6 +12,8 @@ struct Cli {
     /// Agent configuration file.
     #[arg(long, short, default_value = "/etc/tda/agent.toml", global = true)]
     config: PathBuf,
+    #[command(flatten)]
+    service: tda_daemon::service::DaemonArgs,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -32,11 +34,11 @@ fn main() -> std::process::ExitCode {
     if let Command::Validate = command {
         return tda_daemon::report_validation(&cli.config, tda_agent::run::validate(&cli.config));
     }
-    tda_daemon::init_logging();
-    tda_daemon::run_main("tda-agent", async move {
-        match command {
-            Command::Simulate(args) => simulate::run(args).await,
-            _ => tda_agent::run::run(&cli.config).await,
-        }
+    if let Command::Simulate(args) = command {
+        tda_daemon::init_logging();
+        return tda_daemon::run_main("tda-agent", simulate::run(args));
+    }
+    tda_daemon::service::run_service("tda-agent", &cli.service, async {
+        tda_agent::run::run(&cli.config).await
     })
 }

@@ -52,6 +52,7 @@ pub async fn run(config_file: &Path) -> anyhow::Result<()> {
     let (records_tx, records_rx) = mpsc::channel::<Record>(1024);
     let (stop_tx, stop_rx) = watch::channel(false);
     let (drain_tx, drain_rx) = watch::channel(false);
+    let progress = Arc::new(tda_daemon::service::Progress::default());
 
     let listener = TcpListener::bind(cfg.intake.listen)
         .await
@@ -74,6 +75,7 @@ pub async fn run(config_file: &Path) -> anyhow::Result<()> {
         spool.clone(),
         counters.clone(),
         drain_rx,
+        progress.register("shipper", Duration::from_secs(120)),
     ));
     let sampling = tokio::spawn(sample_loop(
         sampler,
@@ -81,6 +83,7 @@ pub async fn run(config_file: &Path) -> anyhow::Result<()> {
         records_tx.clone(),
         counters.clone(),
         stop_rx.clone(),
+        progress.register("sampler", Duration::from_secs(60)),
     ));
     tokio::spawn(settings::poll_collector(live.clone(), stop_rx.clone()));
     tokio::spawn(settings::watch_config(live.clone(), stop_rx.clone()));
@@ -92,6 +95,16 @@ pub async fn run(config_file: &Path) -> anyhow::Result<()> {
         spool: spool.clone(),
     });
     let mut intake_stop = stop_rx.clone();
+    let (status_spool, status_counters) = (spool.clone(), counters.clone());
+    tokio::spawn(tda_daemon::service::watchdog(progress, move || {
+        let c = status_counters.snapshot();
+        format!(
+            "spool {} batches; {} events sent",
+            status_spool.len(),
+            c.events_sent
+        )
+    }));
+    tda_daemon::service::ready(&format!("intake on {}", cfg.intake.listen));
     tda_daemon::serve(
         listener,
         move |req| intake.clone().handle(req),
@@ -101,6 +114,7 @@ pub async fn run(config_file: &Path) -> anyhow::Result<()> {
     )
     .await;
     // Stop is set: the intake no longer accepts; close the open batch, then ship what is queued.
+    tda_daemon::service::stopping();
     let _ = sampling.await;
     let _ = batching.await;
     let _ = drain_tx.send(true);
@@ -130,12 +144,14 @@ async fn sample_loop(
     records: mpsc::Sender<Record>,
     counters: Arc<Counters>,
     mut stop: watch::Receiver<bool>,
+    beat: tda_daemon::service::Beat,
 ) {
     let mut sampling = live.sampling();
     let mut process = live.process();
     let mut period = secs(*sampling.borrow_and_update());
     let mut last = Instant::now();
     loop {
+        beat.idle();
         tokio::select! {
             _ = tokio::time::sleep_until(last + period) => {}
             Ok(()) = sampling.changed() => {
@@ -153,6 +169,7 @@ async fn sample_loop(
         if Instant::now() > last + period {
             last = Instant::now(); // fell behind (suspended host): start afresh rather than burst
         }
+        beat.tick();
         let sample = sampler.sample();
         add(&counters.samples_taken, 1);
         if records

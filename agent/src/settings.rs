@@ -324,7 +324,9 @@ pub async fn watch_config(live: Arc<Live>, mut stop: watch::Receiver<bool>) {
             _ = stop.changed() => return,
         }
         while let Ok(Some(())) = tokio::time::timeout(DEBOUNCE, rx.recv()).await {}
+        tda_daemon::service::reloading();
         live.reload();
+        tda_daemon::service::ready("reloaded");
     }
 }
 

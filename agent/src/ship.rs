@@ -109,13 +109,16 @@ pub async fn run(
     spool: Arc<Spool>,
     counters: Arc<Counters>,
     mut stop: watch::Receiver<bool>,
+    beat: tda_daemon::service::Beat,
 ) {
     let mut attempt = 0u32;
     loop {
+        beat.tick();
         let Some((entry, batch)) = tokio::task::block_in_place(|| spool.front()) else {
             if *stop.borrow() {
                 return;
             }
+            beat.idle();
             tokio::select! {
                 _ = spool.ready.notified() => {}
                 _ = stop.changed() => {}
@@ -141,6 +144,7 @@ pub async fn run(
                 }
                 let delay = backoff(attempt).max(after.unwrap_or_default());
                 attempt = attempt.saturating_add(1);
+                beat.idle();
                 tokio::select! {
                     _ = tokio::time::sleep(delay) => {}
                     _ = stop.changed() => {}

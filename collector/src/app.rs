@@ -126,6 +126,8 @@ pub struct App {
     pub live_snapshot: tokio::sync::watch::Sender<Option<Arc<serde_json::Value>>>,
     /// Set when the collector begins to stop (ends live streams).
     pub stopping: tokio::sync::watch::Sender<bool>,
+    /// The main loops the systemd watchdog watches.
+    pub progress: Arc<tda_daemon::service::Progress>,
     /// The store's files exceed `storage.max_disk_bytes` (checked by the compaction loop).
     pub disk_full: std::sync::atomic::AtomicBool,
     live: RwLock<Live>,
@@ -168,6 +170,7 @@ impl App {
             alerts,
             live_snapshot: tokio::sync::watch::Sender::new(None),
             stopping: tokio::sync::watch::Sender::new(false),
+            progress: Arc::default(),
             live: RwLock::new(live),
             status: RwLock::new(status),
         })

@@ -137,6 +137,8 @@ async fn reload_loop(app: Arc<App>, mut rx: mpsc::UnboundedReceiver<()>, debounc
             }
         }
         let app = app.clone();
+        tda_daemon::service::reloading();
         let _ = tokio::task::spawn_blocking(move || app.reload()).await;
+        tda_daemon::service::ready("reloaded");
     }
 }

@@ -31,9 +31,12 @@ const LOOKBACK_MS: i64 = 14 * 86_400_000;
 
 /// Runs until the process ends.
 pub async fn run(app: Arc<App>) {
+    let beat = app.progress.register("scheduler", Duration::from_secs(600));
     let mut tick = tokio::time::interval(TICK);
     loop {
+        beat.idle();
         tick.tick().await;
+        beat.tick();
         let app = app.clone();
         let _ = tokio::task::spawn_blocking(move || run_once(&app, now_ms())).await;
     }

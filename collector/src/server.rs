@@ -29,8 +29,23 @@ pub async fn run(config_file: &Path) -> anyhow::Result<()> {
     let stopping = app.clone();
     let stop = async move {
         tda_daemon::stop_signal().await;
+        tda_daemon::service::stopping();
         stopping.stopping.send_replace(true);
     };
+    let status = app.clone();
+    tokio::spawn(tda_daemon::service::watchdog(
+        app.progress.clone(),
+        move || {
+            let i = &status.ingest;
+            format!(
+                "listening on {}; {} profiles; {} batches stored",
+                status.config().listen,
+                status.profiles.list().len(),
+                i.batches_stored.load(std::sync::atomic::Ordering::Relaxed)
+            )
+        },
+    ));
+    tda_daemon::service::ready(&format!("listening on {}", cfg.listen));
     tda_daemon::serve(listener, move |req| app.clone().handle(req), stop).await;
     tracing::info!("collector stopped");
     Ok(())

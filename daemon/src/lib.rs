@@ -1,6 +1,7 @@
 //! What both daemons run on: the HTTP server loop and JSON responses, stop signals, logging.
 
 pub mod http;
+pub mod service;
 
 use std::path::PathBuf;
 

@@ -54,9 +54,14 @@ pub async fn run(app: Arc<App>) {
         app.alerts.store.clone(),
         app.alerts.counters.clone(),
     ));
+    let beat = app
+        .progress
+        .register("alerts", std::time::Duration::from_secs(120));
     loop {
         let every = app.config().alerting.evaluation_interval.0;
+        beat.idle();
         tokio::time::sleep(every).await;
+        beat.tick();
         let app = app.clone();
         let _ = tokio::task::spawn_blocking(move || pass(&app, now_ms())).await;
     }

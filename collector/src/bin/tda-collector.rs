@@ -11,6 +11,8 @@ struct Cli {
     /// Collector configuration file.
     #[arg(long, short, default_value = "/etc/tda/collector.toml", global = true)]
     config: PathBuf,
+    #[command(flatten)]
+    service: tda_daemon::service::DaemonArgs,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -31,12 +33,9 @@ enum Command {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Run) {
-        Command::Run => {
-            tda_daemon::init_logging();
-            tda_daemon::run_main("tda-collector", async move {
-                tda_collector::server::run(&cli.config).await
-            })
-        }
+        Command::Run => tda_daemon::service::run_service("tda-collector", &cli.service, async {
+            tda_collector::server::run(&cli.config).await
+        }),
         Command::Validate => {
             tda_daemon::report_validation(&cli.config, tda_collector::server::validate(&cli.config))
         }
