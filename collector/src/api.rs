@@ -606,14 +606,7 @@ impl App {
         if !query(req).contains_key("sensitivity") {
             ask.sensitivity = models.sensitivity;
         }
-        let metrics: Vec<String> = if models.metrics.is_empty() {
-            predictive::DEFAULT_METRICS
-                .iter()
-                .map(|m| m.to_string())
-                .collect()
-        } else {
-            models.metrics.clone()
-        };
+        let metrics = predictive::metrics_of(&models);
         if let Some(bad) = metrics.iter().find_map(|m| predictive::metric(m).err()) {
             return error(StatusCode::BAD_REQUEST, &bad);
         }

@@ -18,6 +18,15 @@ use crate::store::{Storage, StoreError};
 /// Metrics when a predictive profile names none.
 pub const DEFAULT_METRICS: [&str; 3] = ["requests", "active_users", "latency_p95_ms"];
 
+/// The metrics a profile's models work on: its `models.metrics`, else [`DEFAULT_METRICS`].
+pub fn metrics_of(models: &tda_schema::sections::ModelSettings) -> Vec<String> {
+    if models.metrics.is_empty() {
+        DEFAULT_METRICS.iter().map(|m| m.to_string()).collect()
+    } else {
+        models.metrics.clone()
+    }
+}
+
 /// The stored series and aggregation behind a metric name: `requests`, `errors`,
 /// `active_users`, `latency_pNN_ms`, `latency_avg_ms`, or a host/process series (averaged).
 pub fn metric(name: &str) -> Result<(&'static str, Agg), String> {

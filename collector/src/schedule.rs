@@ -77,21 +77,9 @@ fn run_behavioral(app: &App, entry: &Entry, now: i64) -> Result<(), StoreError> 
     Ok(())
 }
 
-fn metrics_of(entry: &Entry) -> Vec<String> {
-    let m = &entry.profile.models.metrics;
-    if m.is_empty() {
-        predictive::DEFAULT_METRICS
-            .iter()
-            .map(|s| s.to_string())
-            .collect()
-    } else {
-        m.clone()
-    }
-}
-
 fn run_profile(app: &App, entry: &Entry, now: i64) -> Result<(), StoreError> {
     let mut state = app.models.load(&entry.id)?;
-    let metrics: Vec<String> = metrics_of(entry)
+    let metrics: Vec<String> = predictive::metrics_of(&entry.profile.models)
         .into_iter()
         .filter(|m| predictive::metric(m).is_ok())
         .collect();

@@ -133,16 +133,18 @@ pub fn evaluate(app: &App, now: i64) -> Result<(), StoreError> {
         .into_iter()
         .map(|a| ((a.profile.clone(), a.rule.clone()), a))
         .collect();
+    let mut changed = Vec::new();
     for entry in app.profiles.list() {
         for rule in &entry.profile.alerts {
             let key = (entry.id.clone(), rule.name.clone());
             let before = stored.remove(&key);
             let after = evaluate_rule(app, &entry, rule, before.clone(), now);
             if before.as_ref() != Some(&after) {
-                store.put_alert(&after)?;
+                changed.push(after);
             }
         }
     }
+    store.put_alerts(&changed)?;
     // Rules no longer in any profile: a firing alert resolves (and is notified), then goes.
     for (_, mut a) in stored {
         match a.state.phase {

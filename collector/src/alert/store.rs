@@ -169,9 +169,18 @@ impl AlertStore {
 
     /// Writes a rule's alert durably.
     pub fn put_alert(&self, a: &StoredAlert) -> Result<(), StoreError> {
-        self.alerts
-            .insert(alert_key(&a.profile, &a.rule), encode(a))?;
-        self.db.flush()?;
+        self.put_alerts(std::slice::from_ref(a))
+    }
+
+    /// Writes several alerts, then makes them durable with one flush.
+    pub fn put_alerts(&self, alerts: &[StoredAlert]) -> Result<(), StoreError> {
+        for a in alerts {
+            self.alerts
+                .insert(alert_key(&a.profile, &a.rule), encode(a))?;
+        }
+        if !alerts.is_empty() {
+            self.db.flush()?;
+        }
         Ok(())
     }
 

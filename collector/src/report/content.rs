@@ -153,14 +153,7 @@ fn predictive_doc(
     to: i64,
 ) -> Result<Value, StoreError> {
     let models = &entry.profile.models;
-    let metrics: Vec<String> = if models.metrics.is_empty() {
-        predictive::DEFAULT_METRICS
-            .iter()
-            .map(|m| m.to_string())
-            .collect()
-    } else {
-        models.metrics.clone()
-    };
+    let metrics = predictive::metrics_of(models);
     let step = step_for(from, to).max(HOUR_MS);
     let horizon_ms = models.horizon.0.as_millis() as i64;
     let base = Ask {
