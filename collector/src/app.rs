@@ -30,6 +30,35 @@ fn tokens_from(file: Option<&Path>, env: &str) -> Result<Tokens, ConfigError> {
     Ok(Tokens::new(tokens))
 }
 
+/// Opens the configured storage backend (ClickHouse on a blocking thread's terms: call it
+/// where blocking is allowed).
+fn open_store(cfg: &CollectorConfig) -> anyhow::Result<Arc<dyn Storage>> {
+    use anyhow::Context;
+    let analytics = cfg.analytics_dir();
+    Ok(match cfg.storage.backend {
+        tda_schema::config::Backend::Sled => Arc::new(
+            SledStore::open(&analytics)
+                .with_context(|| format!("opening storage under {}", analytics.display()))?,
+        ),
+        tda_schema::config::Backend::Clickhouse => {
+            let ch = &cfg.storage.clickhouse;
+            let password = match &ch.password_file {
+                Some(f) => Some(tda_schema::config::read_secret(f)?),
+                None => None,
+            };
+            let store = crate::store::ClickHouseStore::open(crate::store::ClickHouseConfig {
+                url: ch.url.clone(),
+                database: ch.database.clone(),
+                user: ch.user.clone(),
+                password,
+                timeout: ch.timeout.0,
+            })
+            .with_context(|| format!("storage.clickhouse: {}", ch.url))?;
+            Arc::new(store)
+        }
+    })
+}
+
 /// The part of the config that is swapped as a whole on reload.
 pub struct Live {
     /// The config in force (settings that need a restart keep their start-up values).
@@ -145,8 +174,7 @@ impl App {
             std::fs::create_dir_all(&path)
                 .with_context(|| format!("creating {}", path.display()))?;
         }
-        let store = SledStore::open(&analytics)
-            .with_context(|| format!("opening storage under {}", analytics.display()))?;
+        let store = open_store(&live.config)?;
         let models = crate::model_state::ModelStore::open(&analytics.join("models").join("state"))
             .with_context(|| format!("opening model state under {}", analytics.display()))?;
         let alerts = crate::alert::Alerting::open(&analytics.join("alerts"))
@@ -161,7 +189,7 @@ impl App {
         };
         let writes = Arc::new(Semaphore::new(live.config.limits.max_inflight_batches));
         Ok(App {
-            store: Arc::new(store),
+            store,
             writes,
             ingest: IngestCounters::default(),
             profiles,
@@ -289,6 +317,11 @@ pub fn restart_needed(running: &CollectorConfig, edited: &CollectorConfig) -> Ve
     if running.retention != edited.retention {
         fields.push("retention".to_string());
     }
+    if running.storage.backend != edited.storage.backend
+        || running.storage.clickhouse != edited.storage.clickhouse
+    {
+        fields.push("storage.backend".to_string());
+    }
     if running.storage.compact_every != edited.storage.compact_every {
         fields.push("storage.compact_every".to_string());
     }
@@ -305,5 +338,7 @@ fn keep_restart_settings(running: &CollectorConfig, edited: &mut CollectorConfig
     edited.reload = running.reload.clone();
     edited.retention = running.retention.clone();
     edited.storage.compact_every = running.storage.compact_every;
+    edited.storage.backend = running.storage.backend;
+    edited.storage.clickhouse = running.storage.clickhouse.clone();
     edited.limits.max_inflight_batches = running.limits.max_inflight_batches;
 }

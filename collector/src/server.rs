@@ -13,7 +13,8 @@ use crate::store::{compaction, retention};
 
 /// Runs the collector until SIGINT or SIGTERM; SIGHUP, `POST /-/reload` and file changes reload.
 pub async fn run(config_file: &Path) -> anyhow::Result<()> {
-    let app = Arc::new(App::start(config_file)?);
+    // Start-up may wait on a storage server: do it where blocking is allowed.
+    let app = Arc::new(tokio::task::block_in_place(|| App::start(config_file))?);
     let cfg = app.config();
     let listener = TcpListener::bind(cfg.listen)
         .await

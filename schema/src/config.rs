@@ -373,6 +373,67 @@ pub struct StorageConfig {
     /// operator frees space; stored data is never deleted early to make room.
     #[serde(default)]
     pub max_disk_bytes: u64,
+    /// Where data is stored: the embedded `sled` store under `data_dir`, or `clickhouse`
+    /// (`[storage.clickhouse]`). Takes effect at restart.
+    #[serde(default)]
+    pub backend: Backend,
+    /// The ClickHouse server, when `backend = "clickhouse"`.
+    #[serde(default)]
+    pub clickhouse: ClickHouseSettings,
+}
+
+/// A storage backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Backend {
+    /// The embedded store (nothing to install).
+    #[default]
+    Sled,
+    /// A ClickHouse server (18.16 or later) over its HTTP interface.
+    Clickhouse,
+}
+
+fn default_clickhouse_url() -> String {
+    "http://127.0.0.1:8123".into()
+}
+fn default_clickhouse_database() -> String {
+    "tda".into()
+}
+fn default_clickhouse_timeout() -> HumanDuration {
+    HumanDuration::secs(60)
+}
+
+/// `[storage.clickhouse]`.
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClickHouseSettings {
+    /// HTTP interface base URL.
+    #[serde(default = "default_clickhouse_url")]
+    pub url: String,
+    /// Database the tables live in (created when missing).
+    #[serde(default = "default_clickhouse_database")]
+    pub database: String,
+    /// User, when not `default`.
+    #[serde(default)]
+    pub user: Option<String>,
+    /// File holding the user's password (one line). Relative to this file.
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    /// Longest a query may take.
+    #[serde(default = "default_clickhouse_timeout")]
+    pub timeout: HumanDuration,
+}
+
+impl Default for ClickHouseSettings {
+    fn default() -> Self {
+        ClickHouseSettings {
+            url: default_clickhouse_url(),
+            database: default_clickhouse_database(),
+            user: None,
+            password_file: None,
+            timeout: default_clickhouse_timeout(),
+        }
+    }
 }
 
 impl Default for StorageConfig {
@@ -381,6 +442,8 @@ impl Default for StorageConfig {
             compact_every: default_compact_every(),
             compact_after: default_compact_after(),
             max_disk_bytes: 0,
+            backend: Backend::Sled,
+            clickhouse: ClickHouseSettings::default(),
         }
     }
 }
@@ -503,6 +566,18 @@ impl CollectorConfig {
         cfg.auth.ingest_tokens_file = cfg.auth.ingest_tokens_file.map(|p| resolve(file, &p));
         cfg.auth.admin_tokens_file = cfg.auth.admin_tokens_file.map(|p| resolve(file, &p));
         cfg.auth.read_tokens_file = cfg.auth.read_tokens_file.map(|p| resolve(file, &p));
+        cfg.storage.clickhouse.password_file = cfg
+            .storage
+            .clickhouse
+            .password_file
+            .map(|p| resolve(file, &p));
+        let db = &cfg.storage.clickhouse.database;
+        if db.is_empty() || !db.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(ConfigError::new(
+                file,
+                format!("storage.clickhouse.database: `{db}` must be letters, digits and _"),
+            ));
+        }
         if cfg.limits.max_inflight_batches == 0 {
             return Err(ConfigError::new(
                 file,

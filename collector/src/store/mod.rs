@@ -1,5 +1,6 @@
 //! The storage interface every backend implements, and the sled backend (the embedded default).
 
+pub mod clickhouse;
 pub(crate) mod codec;
 mod columns;
 pub mod facts;
@@ -9,6 +10,7 @@ mod samples;
 mod segments;
 mod sled_store;
 
+pub use clickhouse::{ClickHouseConfig, ClickHouseStore};
 pub use sled_store::SledStore;
 
 pub mod compaction;
@@ -32,6 +34,9 @@ pub enum StoreError {
         /// What failed.
         message: String,
     },
+    /// A storage server (ClickHouse) failed or refused a query.
+    #[error("{0}")]
+    Backend(String),
     /// A stored block has a format this build does not read.
     #[error("block {key} has format version {version}, this build reads {expected}")]
     Version {
