@@ -8,6 +8,7 @@ use tda_schema::{Event, HostSample};
 
 use crate::stats::distinct::Distinct;
 use crate::stats::quantile::Sketch;
+use crate::store::aggregate::{EventAggregate, EventQuery, Group, Summary};
 use crate::store::rollup::{Moments, Rollup, HOUR_MS, MINUTE_MS};
 use crate::store::{fold_range, Fold, Storage, StoreError};
 
@@ -169,19 +170,127 @@ impl Step {
     }
 
     fn value(&self, agg: Agg, step_ms: i64) -> Option<f64> {
-        let m = &self.moments;
-        let some = (m.count > 0).then_some(());
-        match agg {
-            Agg::Count => Some(m.count as f64),
-            Agg::Sum => Some(m.sum),
-            Agg::Rate => Some(m.sum * 1000.0 / step_ms as f64),
-            Agg::Avg => some.map(|_| m.sum / m.count as f64),
-            Agg::Min => some.map(|_| m.min),
-            Agg::Max => some.map(|_| m.max),
-            Agg::Quantile(q) => self.sketch.quantile(f64::from(q) / 100.0),
-            Agg::Distinct => Some(self.users.count() as f64),
-        }
+        let users = || self.users.count();
+        value_of(
+            &self.moments,
+            |q| self.sketch.quantile(q),
+            users,
+            agg,
+            step_ms,
+        )
     }
+}
+
+/// A step's value under `agg`, from its values' moments, a quantile function and a distinct
+/// count.
+fn value_of(
+    m: &Moments,
+    quantile: impl FnOnce(f64) -> Option<f64>,
+    users: impl FnOnce() -> u64,
+    agg: Agg,
+    step_ms: i64,
+) -> Option<f64> {
+    let some = (m.count > 0).then_some(());
+    match agg {
+        Agg::Count => Some(m.count as f64),
+        Agg::Sum => Some(m.sum),
+        Agg::Rate => Some(m.sum * 1000.0 / step_ms as f64),
+        Agg::Avg => some.map(|_| m.sum / m.count as f64),
+        Agg::Min => some.map(|_| m.min),
+        Agg::Max => some.map(|_| m.max),
+        Agg::Quantile(q) => quantile(f64::from(q) / 100.0),
+        Agg::Distinct => Some(users() as f64),
+    }
+}
+
+/// The quantile an aggregation asks for, if any.
+fn quantile_of(agg: Agg) -> Vec<f64> {
+    match agg {
+        Agg::Quantile(q) => vec![f64::from(q) / 100.0],
+        _ => Vec::new(),
+    }
+}
+
+/// The moments of the values of series `name` in an aggregated group of events.
+fn moments_of(name: &str, a: &EventAggregate) -> Moments {
+    let ones = |n: u64| Moments {
+        count: n,
+        sum: n as f64,
+        min: 1.0,
+        max: 1.0,
+    };
+    match name {
+        "requests" => ones(a.requests),
+        "errors" => ones(a.errors),
+        "latency_ms" => summary_moments(&a.latency),
+        _ => Moments::default(),
+    }
+}
+
+fn summary_moments(s: &Summary) -> Moments {
+    Moments {
+        count: s.count,
+        sum: s.sum,
+        min: s.min,
+        max: s.max,
+    }
+}
+
+/// The series computed by the backend, when it aggregates itself: by step start, the value.
+fn pushed_down(
+    store: &dyn Storage,
+    name: &str,
+    (from, to, step_ms): (i64, i64, i64),
+    agg: Agg,
+    filter: &Filter,
+) -> Result<Option<BTreeMap<i64, Option<f64>>>, StoreError> {
+    let quantiles = quantile_of(agg);
+    if !EVENT_SERIES.contains(&name) {
+        let range = (from, to, step_ms);
+        let steps = store.aggregate_samples(name, range, filter.agent.as_deref(), &quantiles)?;
+        return Ok(steps.map(|steps| {
+            steps
+                .into_iter()
+                .map(|s| {
+                    let q = |_| s.values.quantiles.first().copied();
+                    let m = summary_moments(&s.values);
+                    (s.step, value_of(&m, q, || 0, agg, step_ms))
+                })
+                .collect()
+        }));
+    }
+    let q = EventQuery {
+        from,
+        to,
+        filter,
+        group: Group::Step {
+            origin: from,
+            width: step_ms,
+        },
+        quantiles: if name == "latency_ms" {
+            &quantiles
+        } else {
+            &[]
+        },
+    };
+    let Some(groups) = store.aggregate_events(&q)? else {
+        return Ok(None);
+    };
+    let users = name == "users";
+    Ok(Some(
+        groups
+            .into_iter()
+            .map(|a| {
+                let m = moments_of(name, &a);
+                let quantile = |_| match name {
+                    "latency_ms" => a.latency.quantiles.first().copied(),
+                    _ => (m.count > 0).then_some(1.0),
+                };
+                let n = if users { a.users } else { 0 };
+                (a.step(), value_of(&m, quantile, || n, agg, step_ms))
+            })
+            .collect(),
+    ))
 }
 
 /// Folds events (and, where the query allows, rollups) of an event series into steps.
@@ -276,7 +385,33 @@ pub fn series(
     agg: Agg,
     filter: &Filter,
 ) -> Result<Vec<Point>, StoreError> {
-    let mut steps: BTreeMap<i64, Step> = BTreeMap::new();
+    let range = (from, to, step_ms);
+    let values = match pushed_down(store, name, range, agg, filter)? {
+        Some(values) => values,
+        None => folded(store, name, range, agg, filter)?
+            .into_iter()
+            .map(|(t, s)| (t, s.value(agg, step_ms)))
+            .collect(),
+    };
+    let empty = Step::default().value(agg, step_ms);
+    Ok((0..)
+        .map(|i| from + i * step_ms)
+        .take_while(|t| *t < to)
+        .map(|t| Point {
+            t,
+            v: values.get(&t).copied().unwrap_or(empty),
+        })
+        .collect())
+}
+
+/// The steps of a series folded in the collector from rollups, events or samples.
+fn folded(
+    store: &dyn Storage,
+    name: &str,
+    (from, to, step_ms): (i64, i64, i64),
+    agg: Agg,
+    filter: &Filter,
+) -> Result<BTreeMap<i64, Step>, StoreError> {
     if EVENT_SERIES.contains(&name) {
         let mut acc = EventSeries {
             name,
@@ -292,24 +427,16 @@ pub fn series(
         } else {
             store.scan_event_facts(from, to, &mut |e| acc.event(e))?;
         }
-        steps = acc.steps;
-    } else {
-        let slot = |t: i64| from + (t - from).div_euclid(step_ms) * step_ms;
-        store.scan_samples(from, to, filter.agent.as_deref(), &mut |_, s| {
-            if let Some(v) = sample_value(name, s) {
-                steps.entry(slot(s.timestamp.0)).or_default().add(v);
-            }
-        })?;
+        return Ok(acc.steps);
     }
-    let empty = Step::default();
-    Ok((0..)
-        .map(|i| from + i * step_ms)
-        .take_while(|t| *t < to)
-        .map(|t| Point {
-            t,
-            v: steps.get(&t).unwrap_or(&empty).value(agg, step_ms),
-        })
-        .collect())
+    let mut steps: BTreeMap<i64, Step> = BTreeMap::new();
+    let slot = |t: i64| from + (t - from).div_euclid(step_ms) * step_ms;
+    store.scan_samples(from, to, filter.agent.as_deref(), &mut |_, s| {
+        if let Some(v) = sample_value(name, s) {
+            steps.entry(slot(s.timestamp.0)).or_default().add(v);
+        }
+    })?;
+    Ok(steps)
 }
 
 /// A page of events, oldest first.

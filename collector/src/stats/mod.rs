@@ -25,10 +25,29 @@ pub struct Latency {
     pub relative_error: f64,
 }
 
+/// The quantiles a [`Latency`] reports.
+pub const QUANTILES: [f64; 3] = [0.50, 0.95, 0.99];
+
+fn round3(v: f64) -> f64 {
+    (v * 1000.0).round() / 1000.0
+}
+
 impl Latency {
+    /// Reads exact percentiles (at [`QUANTILES`]) computed by a backend.
+    pub fn from_summary(s: &crate::store::aggregate::Summary) -> Self {
+        let q = |i: usize| s.quantiles.get(i).copied().map(round3);
+        Latency {
+            count: s.count,
+            p50: q(0),
+            p95: q(1),
+            p99: q(2),
+            relative_error: 0.0,
+        }
+    }
+
     /// Reads the percentiles out of a sketch.
     pub fn from_sketch(s: &Sketch) -> Self {
-        let round = |v: Option<f64>| v.map(|x| (x * 1000.0).round() / 1000.0);
+        let round = |v: Option<f64>| v.map(round3);
         Latency {
             count: s.count(),
             p50: round(s.quantile(0.50)),

@@ -87,7 +87,7 @@ pub struct AgentStats {
 }
 
 /// Averages of the host gauges and of the per-sample I/O counters.
-#[derive(Debug, Serialize, Default, PartialEq)]
+#[derive(Debug, Clone, Serialize, Default, PartialEq)]
 pub struct HostAverage {
     /// CPU busy, percent.
     pub cpu_percent: f64,
@@ -110,7 +110,7 @@ pub struct HostAverage {
 }
 
 /// Averages of the watched process's figures.
-#[derive(Debug, Serialize, Default, PartialEq)]
+#[derive(Debug, Clone, Serialize, Default, PartialEq)]
 pub struct ProcessAverage {
     /// CPU, percent of one core.
     pub cpu_percent: f64,
@@ -360,10 +360,75 @@ pub fn compute(
     from: i64,
     to: i64,
 ) -> Result<PerformanceStats, crate::store::StoreError> {
+    if let Some(stats) = pushed_down(store, from, to)? {
+        return Ok(stats);
+    }
     let mut acc = PerformanceAcc::new(from, to);
     crate::store::fold_range(store, from, to, &mut acc)?;
     store.scan_samples(from, to, None, &mut |agent, s| acc.add_sample(agent, s))?;
     Ok(acc.finish())
+}
+
+/// The statistics computed by the backend, when it aggregates itself.
+fn pushed_down(
+    store: &dyn crate::store::Storage,
+    from: i64,
+    to: i64,
+) -> Result<Option<PerformanceStats>, crate::store::StoreError> {
+    use crate::store::aggregate::{EventQuery, Group};
+    let filter = crate::query::Filter::default();
+    let query = |group| EventQuery {
+        from,
+        to,
+        filter: &filter,
+        group,
+        quantiles: &super::QUANTILES,
+    };
+    let Some(all) = store.aggregate_events(&query(Group::All))? else {
+        return Ok(None);
+    };
+    let mut acc = PerformanceAcc::new(from, to);
+    let all = all.into_iter().next();
+    acc.requests = all.as_ref().map_or(0, |a| a.requests);
+    acc.errors = all.as_ref().map_or(0, |a| a.errors);
+    let latency = Latency::from_summary(&all.map(|a| a.latency).unwrap_or_default());
+    let by_feature: BTreeMap<String, Latency> = store
+        .aggregate_events(&query(Group::Feature))?
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|f| f.latency.count > 0)
+        .map(|f| (f.key, Latency::from_summary(&f.latency)))
+        .collect();
+    let kinds = EventQuery {
+        quantiles: &[],
+        ..query(Group::ErrorKind)
+    };
+    for k in store.aggregate_events(&kinds)?.unwrap_or_default() {
+        acc.error_kinds.insert(k.key, k.requests);
+    }
+    let agents = store.aggregate_agents(from, to)?.unwrap_or_default();
+    for a in agents {
+        acc.agents.insert(
+            a.agent,
+            AgentAcc {
+                samples: a.samples,
+                latest: Some(a.latest),
+                host: a.host_sums,
+                process: a.process_sums,
+                process_samples: a.process_samples,
+            },
+        );
+    }
+    let mut stats = acc.finish();
+    stats.latency_ms = latency;
+    stats.latency_by_feature = by_feature;
+    stats.health = health(
+        stats.requests,
+        stats.error_rate,
+        &stats.latency_ms,
+        &stats.agents,
+    );
+    Ok(Some(stats))
 }
 
 #[cfg(test)]

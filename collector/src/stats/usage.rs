@@ -7,9 +7,11 @@ use tda_schema::{AggregationLevel, Event, Timestamp};
 
 use super::distinct::{self, Distinct};
 use super::quantile::Sketch;
-use super::{Latency, Range};
+use super::{Latency, Range, QUANTILES};
+use crate::query::Filter;
+use crate::store::aggregate::{EventQuery, Group};
 use crate::store::rollup::{Rollup, MINUTE_MS};
-use crate::store::Fold;
+use crate::store::{Fold, Storage, StoreError};
 
 /// `GET /api/v1/stats/usage`.
 #[derive(Debug, Serialize)]
@@ -143,7 +145,7 @@ impl UsageAcc {
 
     /// The finished statistics.
     pub fn finish(self, profile: Option<String>) -> UsageStats {
-        let mut features: Vec<FeatureUsage> = self
+        let features = self
             .features
             .into_iter()
             .map(|(feature, f)| FeatureUsage {
@@ -153,37 +155,109 @@ impl UsageAcc {
                 errors: f.errors,
             })
             .collect();
-        features.sort_by(|a, b| {
-            b.requests
-                .cmp(&a.requests)
-                .then_with(|| a.feature.cmp(&b.feature))
-        });
-        let width = self.level.millis();
+        let totals = (self.total, self.users.count(), self.errors);
+        let latency = Latency::from_sketch(&self.latency);
         let (from, to) = self.range;
-        let series = bucket_starts(from, to, width)
-            .map(|start| {
-                let (requests, errors) = self.buckets.get(&start).copied().unwrap_or_default();
-                Bucket {
-                    start: Timestamp(start).to_rfc3339(),
-                    start_ms: start,
-                    requests,
-                    errors,
-                }
-            })
-            .collect();
-        UsageStats {
-            kind: "usage",
-            range: Range::new(from, to),
+        assemble(
+            (from, to, self.level),
             profile,
-            aggregation_level: self.level,
-            total_requests: self.total,
-            active_users: self.users.count(),
-            errors: self.errors,
+            totals,
             features,
-            series,
-            latency_ms: Latency::from_sketch(&self.latency),
-        }
+            &self.buckets,
+            latency,
+        )
     }
+}
+
+/// The statistics from their parts: `totals` are requests, users and errors; `buckets` the
+/// requests and errors by bucket start (missing buckets are zero).
+fn assemble(
+    (from, to, level): (i64, i64, AggregationLevel),
+    profile: Option<String>,
+    (total, users, errors): (u64, u64, u64),
+    mut features: Vec<FeatureUsage>,
+    buckets: &BTreeMap<i64, (u64, u64)>,
+    latency_ms: Latency,
+) -> UsageStats {
+    features.sort_by(|a, b| {
+        b.requests
+            .cmp(&a.requests)
+            .then_with(|| a.feature.cmp(&b.feature))
+    });
+    let series = bucket_starts(from, to, level.millis())
+        .map(|start| {
+            let (requests, errors) = buckets.get(&start).copied().unwrap_or_default();
+            Bucket {
+                start: Timestamp(start).to_rfc3339(),
+                start_ms: start,
+                requests,
+                errors,
+            }
+        })
+        .collect();
+    UsageStats {
+        kind: "usage",
+        range: Range::new(from, to),
+        profile,
+        aggregation_level: level,
+        total_requests: total,
+        active_users: users,
+        errors,
+        features,
+        series,
+        latency_ms,
+    }
+}
+
+/// The statistics computed by the backend, when it aggregates itself.
+fn pushed_down(
+    store: &dyn Storage,
+    (from, to, level): (i64, i64, AggregationLevel),
+    profile: Option<String>,
+) -> Result<Option<UsageStats>, StoreError> {
+    let filter = Filter::default();
+    let query = |group, quantiles| EventQuery {
+        from,
+        to,
+        filter: &filter,
+        group,
+        quantiles,
+    };
+    let Some(all) = store.aggregate_events(&query(Group::All, &QUANTILES))? else {
+        return Ok(None);
+    };
+    let all = all.into_iter().next();
+    let features = store
+        .aggregate_events(&query(Group::Feature, &[]))?
+        .unwrap_or_default()
+        .into_iter()
+        .map(|f| FeatureUsage {
+            feature: f.key,
+            requests: f.requests,
+            users: f.users,
+            errors: f.errors,
+        })
+        .collect();
+    let width = level.millis();
+    let origin = from.div_euclid(width) * width;
+    let buckets = store
+        .aggregate_events(&query(Group::Step { origin, width }, &[]))?
+        .unwrap_or_default()
+        .into_iter()
+        .map(|b| (b.step(), (b.requests, b.errors)))
+        .collect();
+    let totals = all
+        .as_ref()
+        .map_or((0, 0, 0), |a| (a.requests, a.users, a.errors));
+    let latency = Latency::from_summary(&all.map(|a| a.latency).unwrap_or_default());
+    Ok(Some(assemble(
+        (from, to, level),
+        profile,
+        totals,
+        features,
+        &buckets,
+        latency,
+    )))
 }
 
 /// Starts of the buckets of width `width` that overlap `[from, to)`.
@@ -214,12 +288,15 @@ impl Fold for UsageAcc {
 
 /// Usage stats over `[from, to)` at an aggregation level (whole hours from rollups).
 pub fn compute(
-    store: &dyn crate::store::Storage,
+    store: &dyn Storage,
     from: i64,
     to: i64,
     level: AggregationLevel,
     profile: Option<String>,
-) -> Result<UsageStats, crate::store::StoreError> {
+) -> Result<UsageStats, StoreError> {
+    if let Some(s) = pushed_down(store, (from, to, level), profile.clone())? {
+        return Ok(s);
+    }
     let mut acc = UsageAcc::new(from, to, level);
     crate::store::fold_range(store, from, to, &mut acc)?;
     Ok(acc.finish(profile))

@@ -1,5 +1,6 @@
 //! The storage interface every backend implements, and the sled backend (the embedded default).
 
+pub mod aggregate;
 pub mod clickhouse;
 pub(crate) mod codec;
 mod columns;
@@ -173,6 +174,40 @@ pub trait Storage: Send + Sync {
     fn compact(&self, before: i64) -> Result<Compacted, StoreError> {
         let _ = before;
         Ok(Compacted::default())
+    }
+
+    /// The event aggregates of `q`, when the backend computes them itself (a database server);
+    /// `None` (this default) makes the caller fold rollups and events instead.
+    fn aggregate_events(
+        &self,
+        q: &aggregate::EventQuery,
+    ) -> Result<Option<Vec<aggregate::EventAggregate>>, StoreError> {
+        let _ = q;
+        Ok(None)
+    }
+
+    /// Per agent, the sample averages of `[from, to)`, when the backend computes them itself.
+    fn aggregate_agents(
+        &self,
+        from: i64,
+        to: i64,
+    ) -> Result<Option<Vec<aggregate::AgentAggregate>>, StoreError> {
+        let _ = (from, to);
+        Ok(None)
+    }
+
+    /// The values of the sample series `series` (one of [`crate::query::SAMPLE_SERIES`]) in
+    /// steps of `width` from `from`, of `agent` only when given, when the backend computes
+    /// them itself; `quantiles` as in [`aggregate::EventQuery`].
+    fn aggregate_samples(
+        &self,
+        series: &str,
+        (from, to, width): (i64, i64, i64),
+        agent: Option<&str>,
+        quantiles: &[f64],
+    ) -> Result<Option<Vec<aggregate::SampleStep>>, StoreError> {
+        let _ = (series, from, to, width, agent, quantiles);
+        Ok(None)
     }
 
     /// Bytes the store's files take on disk (0 when the backend does not know).

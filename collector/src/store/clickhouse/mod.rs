@@ -9,6 +9,8 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use tda_schema::{Batch, Event, HostSample, Timestamp};
 
+mod aggregate;
+
 use super::{Appended, Deleted, Storage, StoreError};
 
 /// Where the backend's tables live.
@@ -40,6 +42,25 @@ const MIGRATIONS: &[&[&str]] = &[&[
      'events' AS kind, toInt64(toUInt32(now())) * 1000 AS received_ms FROM {db}.events GROUP BY batch_id",
     "CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.samples_batch_ids TO {db}.batch_ids AS SELECT batch_id, \
      'samples' AS kind, toInt64(toUInt32(now())) * 1000 AS received_ms FROM {db}.samples GROUP BY batch_id",
+], &[
+    // Typed host and process figures, computed from the sample as it is inserted (and on
+    // read for samples stored before), so aggregations run in ClickHouse.
+    "ALTER TABLE {db}.samples \
+     ADD COLUMN cpu_percent Float64 MATERIALIZED toFloat64(toFloat32(visitParamExtractFloat(sample, 'cpu_percent'))), \
+     ADD COLUMN mem_used_bytes UInt64 MATERIALIZED visitParamExtractUInt(sample, 'mem_used_bytes'), \
+     ADD COLUMN mem_total_bytes UInt64 MATERIALIZED visitParamExtractUInt(sample, 'mem_total_bytes'), \
+     ADD COLUMN swap_used_bytes UInt64 MATERIALIZED visitParamExtractUInt(sample, 'swap_used_bytes'), \
+     ADD COLUMN load1 Float64 MATERIALIZED toFloat64OrZero(extract(visitParamExtractRaw(sample, 'load'), '^\\\\[\\\\s*([^,\\\\]]+)')), \
+     ADD COLUMN disk_read_bytes UInt64 MATERIALIZED visitParamExtractUInt(sample, 'disk_read_bytes'), \
+     ADD COLUMN disk_written_bytes UInt64 MATERIALIZED visitParamExtractUInt(sample, 'disk_written_bytes'), \
+     ADD COLUMN net_rx_bytes UInt64 MATERIALIZED visitParamExtractUInt(sample, 'net_rx_bytes'), \
+     ADD COLUMN net_tx_bytes UInt64 MATERIALIZED visitParamExtractUInt(sample, 'net_tx_bytes'), \
+     ADD COLUMN process String MATERIALIZED visitParamExtractRaw(sample, 'process'), \
+     ADD COLUMN has_process UInt8 MATERIALIZED process NOT IN ('', 'null'), \
+     ADD COLUMN process_cpu_percent Float64 MATERIALIZED toFloat64(toFloat32(visitParamExtractFloat(process, 'cpu_percent'))), \
+     ADD COLUMN process_rss_bytes UInt64 MATERIALIZED visitParamExtractUInt(process, 'rss_bytes'), \
+     ADD COLUMN process_threads UInt64 MATERIALIZED visitParamExtractUInt(process, 'threads'), \
+     ADD COLUMN process_open_fds UInt64 MATERIALIZED visitParamExtractUInt(process, 'open_fds')",
 ]];
 
 /// The ClickHouse store.
@@ -53,7 +74,7 @@ fn failed(what: &str, message: impl std::fmt::Display) -> StoreError {
 }
 
 /// A string as a ClickHouse literal.
-fn quote(s: &str) -> String {
+pub(super) fn quote(s: &str) -> String {
     format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"))
 }
 
@@ -87,7 +108,7 @@ impl ClickHouseStore {
         Ok(store)
     }
 
-    fn db(&self) -> &str {
+    pub(super) fn db(&self) -> &str {
         &self.cfg.database
     }
 
@@ -121,7 +142,7 @@ impl ClickHouseStore {
         Ok(text)
     }
 
-    fn execute(&self, statement: &str) -> Result<String, StoreError> {
+    pub(super) fn execute(&self, statement: &str) -> Result<String, StoreError> {
         self.request(statement, Vec::new())
     }
 
@@ -160,7 +181,7 @@ impl ClickHouseStore {
         Ok(self.execute(&q)?.trim() != "0")
     }
 
-    fn insert(&self, table: &str, rows: &[Value]) -> Result<(), StoreError> {
+    pub(super) fn insert(&self, table: &str, rows: &[Value]) -> Result<(), StoreError> {
         if rows.is_empty() {
             return Ok(());
         }
@@ -174,7 +195,10 @@ impl ClickHouseStore {
     }
 
     /// Each line of a `JSONEachRow` answer, parsed.
-    fn rows<T: for<'de> Deserialize<'de>>(&self, query: &str) -> Result<Vec<T>, StoreError> {
+    pub(super) fn rows<T: for<'de> Deserialize<'de>>(
+        &self,
+        query: &str,
+    ) -> Result<Vec<T>, StoreError> {
         let text = self.execute(&format!("{query} FORMAT JSONEachRow"))?;
         text.lines()
             .filter(|l| !l.is_empty())
@@ -184,7 +208,7 @@ impl ClickHouseStore {
 
     /// `day` and `ts_ms` bounds of `[from, to)` (the day bounds, where inside ClickHouse's Date
     /// range, let it skip partitions).
-    fn range(from: i64, to: i64) -> String {
+    pub(super) fn range(from: i64, to: i64) -> String {
         const DATE_MAX_MS: i64 = 4_102_444_800_000; // 2100-01-01
         let mut cond = format!("ts_ms >= {from} AND ts_ms < {to}");
         if (0..DATE_MAX_MS).contains(&from) {
@@ -290,6 +314,31 @@ impl Storage for ClickHouseStore {
             visit(&r.agent, &s);
         }
         Ok(())
+    }
+
+    fn aggregate_events(
+        &self,
+        q: &super::aggregate::EventQuery,
+    ) -> Result<Option<Vec<super::aggregate::EventAggregate>>, StoreError> {
+        self.event_aggregates(q).map(Some)
+    }
+
+    fn aggregate_agents(
+        &self,
+        from: i64,
+        to: i64,
+    ) -> Result<Option<Vec<super::aggregate::AgentAggregate>>, StoreError> {
+        self.agent_aggregates(from, to).map(Some)
+    }
+
+    fn aggregate_samples(
+        &self,
+        series: &str,
+        range: (i64, i64, i64),
+        agent: Option<&str>,
+        quantiles: &[f64],
+    ) -> Result<Option<Vec<super::aggregate::SampleStep>>, StoreError> {
+        self.sample_steps(series, range, agent, quantiles)
     }
 
     fn disk_bytes(&self) -> Result<u64, StoreError> {

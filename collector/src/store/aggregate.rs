@@ -1,0 +1,104 @@
+//! Aggregations a backend may compute itself (pushed down to a database server) instead of
+//! handing rows to the collector: event counts, distinct users and exact latency quantiles per
+//! group, and host-sample figures per agent or per step.
+
+use crate::query::Filter;
+
+/// How pushed-down event aggregates are grouped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Group {
+    /// One group for the whole range.
+    All,
+    /// Per feature.
+    Feature,
+    /// Per error kind ([`tda_schema::Event::error_kind`]); only failed events.
+    ErrorKind,
+    /// Per step of `width` ms counted from `origin`.
+    Step {
+        /// Start of the first step, epoch ms.
+        origin: i64,
+        /// Step width, ms.
+        width: i64,
+    },
+}
+
+/// An aggregation over the events of `[from, to)` that pass `filter`.
+#[derive(Debug, Clone, Copy)]
+pub struct EventQuery<'a> {
+    /// Start, epoch ms (inclusive).
+    pub from: i64,
+    /// End, epoch ms (exclusive).
+    pub to: i64,
+    /// Event filters (the agent filter does not apply to events).
+    pub filter: &'a Filter,
+    /// Grouping.
+    pub group: Group,
+    /// Latency quantiles wanted (0-1), in this order.
+    pub quantiles: &'a [f64],
+}
+
+/// Count, sum, extremes and quantiles of some values.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Summary {
+    /// Values (latencies: finite and >= 0).
+    pub count: u64,
+    /// Their sum.
+    pub sum: f64,
+    /// Smallest (meaningless when `count` is 0).
+    pub min: f64,
+    /// Largest (meaningless when `count` is 0).
+    pub max: f64,
+    /// The asked quantiles: exact, the sorted values' element at rank `floor(q·(count−1))`;
+    /// empty when `count` is 0.
+    pub quantiles: Vec<f64>,
+}
+
+/// The figures of one group of events.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventAggregate {
+    /// The group: empty for [`Group::All`], the feature or error kind, or the step start
+    /// (decimal epoch ms).
+    pub key: String,
+    /// Events.
+    pub requests: u64,
+    /// Failed events ([`tda_schema::Event::is_error`]).
+    pub errors: u64,
+    /// Distinct users (exact).
+    pub users: u64,
+    /// Latencies.
+    pub latency: Summary,
+}
+
+impl EventAggregate {
+    /// The step start of a [`Group::Step`] group.
+    pub fn step(&self) -> i64 {
+        self.key.parse().unwrap_or(i64::MIN)
+    }
+}
+
+/// Sums of one agent's sample figures in a range (the fields of an average, summed), and its
+/// latest sample.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgentAggregate {
+    /// Agent id.
+    pub agent: String,
+    /// Samples.
+    pub samples: u64,
+    /// The latest sample, as sent.
+    pub latest: tda_schema::HostSample,
+    /// Host figures, summed over the samples.
+    pub host_sums: crate::stats::performance::HostAverage,
+    /// Samples that had the watched process.
+    pub process_samples: u64,
+    /// Watched-process figures, summed over those.
+    pub process_sums: crate::stats::performance::ProcessAverage,
+}
+
+/// One step of a host-sample series.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SampleStep {
+    /// Step start, epoch ms.
+    pub step: i64,
+    /// The values in the step.
+    pub values: Summary,
+}
