@@ -41,7 +41,8 @@ impl App {
             (Method::GET, "/api/v1/views") => dashboard::views(&self),
             (Method::GET, "/healthz") => json(
                 StatusCode::OK,
-                &serde_json::json!({ "status": "ok", "ingest": self.ingest.snapshot() }),
+                &serde_json::json!({ "status": "ok", "ingest": self.ingest.snapshot(),
+                    "fleet": {"shared_store": self.fleet.shared(), "leads": self.fleet.leads(), "holder": self.fleet.holder()} }),
             ),
             (Method::POST, "/v1/batches") => ingest::handle(req, &self).await,
             (Method::POST, "/-/reload") => self.reload_endpoint(&req).await,

@@ -151,6 +151,8 @@ pub struct App {
     pub models: crate::model_state::ModelStore,
     /// Alert state, groups, outbox and silences (`analytics/alerts/`).
     pub alerts: crate::alert::Alerting,
+    /// Whether this collector runs the scheduled work (several may share a store).
+    pub fleet: crate::fleet::Fleet,
     /// The dashboard's live snapshot (refreshed while someone watches).
     pub live_snapshot: tokio::sync::watch::Sender<Option<Arc<serde_json::Value>>>,
     /// Set when the collector begins to stop (ends live streams).
@@ -188,7 +190,10 @@ impl App {
             ..ConfigStatus::default()
         };
         let writes = Arc::new(Semaphore::new(live.config.limits.max_inflight_batches));
+        let fleet =
+            crate::fleet::Fleet::new(store.shared(), live.config.storage.clickhouse.lease_ttl.0);
         Ok(App {
+            fleet,
             store,
             writes,
             ingest: IngestCounters::default(),

@@ -81,6 +81,16 @@ impl ModelStore {
         }
     }
 
+    /// Every profile's state as one text.
+    pub fn export(&self) -> Result<String, StoreError> {
+        crate::snapshot::export(&[("profiles", &self.tree)])
+    }
+
+    /// Replaces every profile's state with a [`ModelStore::export`].
+    pub fn import(&self, text: &str) -> Result<(), StoreError> {
+        crate::snapshot::import(&[("profiles", &self.tree)], text)
+    }
+
     /// Saves a profile's state durably.
     pub fn save(&self, profile: &str, state: &ProfileState) -> Result<(), StoreError> {
         let mut bytes = vec![VERSION];

@@ -44,8 +44,12 @@ pub async fn run(app: Arc<App>) {
 
 /// One pass over every predictive and behavioral profile, then the reports that are due.
 pub fn run_once(app: &App, now: i64) {
+    if !app.fleet.leads() {
+        return;
+    }
     run_models(app, now);
     crate::report::run_due(app, now);
+    crate::fleet::publish(app);
 }
 
 fn run_models(app: &App, now: i64) {

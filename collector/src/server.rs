@@ -22,6 +22,7 @@ pub async fn run(config_file: &Path) -> anyhow::Result<()> {
     let _watching = reload::spawn(app.clone(), config_file);
     tokio::spawn(retention::run(app.clone(), cfg.retention.every.0));
     tokio::spawn(compaction::run(app.clone(), cfg.storage.compact_every.0));
+    tokio::spawn(crate::fleet::run(app.clone()));
     tokio::spawn(crate::schedule::run(app.clone()));
     tokio::spawn(crate::alert::run(app.clone()));
     tokio::spawn(crate::dashboard::run_live(app.clone()));

@@ -465,3 +465,85 @@ fn column_facts_equal_the_events_before_and_after_compaction() {
         assert_eq!(fact_rows(&*store, from, to, false), bare, "{name}");
     });
 }
+
+#[test]
+fn one_of_two_claimants_holds_a_lease_until_it_lapses() {
+    each(|name, dir, open| {
+        let store = open(dir);
+        if !store.shared() {
+            // One collector's own store: it always leads.
+            assert!(store.hold_lease("work", "a", T0, 10_000).unwrap(), "{name}");
+            return;
+        }
+        let other = open(dir);
+        let (x, y) = std::thread::scope(|s| {
+            let x = s.spawn(|| store.hold_lease("work", "a", T0, 10_000).unwrap());
+            let y = s.spawn(|| other.hold_lease("work", "b", T0, 10_000).unwrap());
+            (x.join().unwrap(), y.join().unwrap())
+        });
+        assert!(
+            x ^ y,
+            "{name}: exactly one of two claimants at once holds it ({x}, {y})"
+        );
+        let (holder, waiting) = if x { ("a", "b") } else { ("b", "a") };
+        assert!(
+            store
+                .hold_lease("work", holder, T0 + 5_000, 10_000)
+                .unwrap(),
+            "renewed"
+        );
+        assert!(
+            !other
+                .hold_lease("work", waiting, T0 + 14_000, 10_000)
+                .unwrap(),
+            "renewal held it"
+        );
+        assert!(
+            other
+                .hold_lease("work", waiting, T0 + 15_001, 10_000)
+                .unwrap(),
+            "lapsed: taken"
+        );
+        assert!(
+            !store
+                .hold_lease("work", holder, T0 + 15_002, 10_000)
+                .unwrap(),
+            "the old holder lost it"
+        );
+    });
+}
+
+#[test]
+fn shared_state_keeps_the_last_put_of_each_scope() {
+    each(|name, dir, open| {
+        let store = open(dir);
+        store.put_state("report/a", Some("one")).unwrap();
+        store.put_state("report/a", Some("two")).unwrap();
+        store.put_state("report/b", Some("three")).unwrap();
+        store.put_state("models", Some("m")).unwrap();
+        if !store.shared() {
+            assert_eq!(
+                store.get_state("report/a").unwrap(),
+                None,
+                "{name} keeps none"
+            );
+            return;
+        }
+        let (v1, text) = store.get_state("report/a").unwrap().unwrap();
+        assert_eq!(text, "two");
+        let scopes: Vec<String> = store
+            .state_scopes("report/")
+            .unwrap()
+            .into_iter()
+            .map(|s| s.0)
+            .collect();
+        assert_eq!(scopes, ["report/a", "report/b"]);
+        store.put_state("report/a", None).unwrap();
+        assert_eq!(store.get_state("report/a").unwrap(), None, "deleted");
+        assert_eq!(store.state_scopes("report/").unwrap().len(), 1);
+        store.put_state("report/a", Some("back")).unwrap();
+        let (v2, text) = open(dir).get_state("report/a").unwrap().unwrap();
+        assert_eq!(text, "back");
+        assert!(v2 > v1, "versions grow");
+    });
+}

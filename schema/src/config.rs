@@ -422,6 +422,14 @@ pub struct ClickHouseSettings {
     /// Longest a query may take.
     #[serde(default = "default_clickhouse_timeout")]
     pub timeout: HumanDuration,
+    /// How long the collector running scheduled work (models, reports, alerts, retention) holds
+    /// its lease between renewals; when it dies, another takes over within about this long.
+    #[serde(default = "default_lease_ttl")]
+    pub lease_ttl: HumanDuration,
+}
+
+fn default_lease_ttl() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(15))
 }
 
 impl Default for ClickHouseSettings {
@@ -432,6 +440,7 @@ impl Default for ClickHouseSettings {
             user: None,
             password_file: None,
             timeout: default_clickhouse_timeout(),
+            lease_ttl: default_lease_ttl(),
         }
     }
 }

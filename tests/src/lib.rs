@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod alerting;
 pub mod bench;
 pub mod browser;
 pub mod proxy;

@@ -132,6 +132,10 @@ impl App {
             Err(e) => return error(StatusCode::BAD_REQUEST, &format!("body: {e}")),
         };
         let id = match self.alerts.store.new_id() {
+            Ok(id) if self.fleet.shared() => format!(
+                "s{id}-{:016x}",
+                crate::stats::distinct::hash(self.fleet.holder())
+            ),
             Ok(id) => format!("s{id}"),
             Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, &format!("storage: {e}")),
         };
@@ -139,7 +143,7 @@ impl App {
             Ok(s) => s,
             Err(e) => return error(StatusCode::BAD_REQUEST, &e),
         };
-        match self.alerts.store.put_silence(&silence) {
+        match crate::fleet::save_silence(self, &silence) {
             Ok(()) => {
                 tracing::info!(id = %silence.id, matchers = ?silence.matchers, ends_at = silence.ends_at, "silence created");
                 json(StatusCode::CREATED, &silence)
@@ -158,7 +162,7 @@ impl App {
         match found {
             Ok(Some(mut s)) => {
                 s.ends_at = s.ends_at.min(now_ms());
-                match store.put_silence(&s) {
+                match crate::fleet::save_silence(self, &s) {
                     Ok(()) => json(StatusCode::OK, &s),
                     Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &format!("storage: {e}")),
                 }

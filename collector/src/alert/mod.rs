@@ -50,10 +50,7 @@ impl Alerting {
 
 /// Runs the evaluation loop (and starts delivery) until the process ends.
 pub async fn run(app: Arc<App>) {
-    tokio::spawn(notify::deliver(
-        app.alerts.store.clone(),
-        app.alerts.counters.clone(),
-    ));
+    tokio::spawn(notify::deliver(app.clone()));
     let beat = app
         .progress
         .register("alerts", std::time::Duration::from_secs(120));
@@ -69,6 +66,9 @@ pub async fn run(app: Arc<App>) {
 
 /// One evaluation of every rule, then one notification pass.
 pub fn pass(app: &App, now: i64) {
+    if !app.fleet.leads() {
+        return;
+    }
     if let Err(e) = evaluate(app, now) {
         tracing::error!(error = %e, "alert evaluation failed; will try again");
     }
@@ -78,6 +78,7 @@ pub fn pass(app: &App, now: i64) {
     app.alerts
         .passes
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    crate::fleet::publish(app);
 }
 
 /// An alert's labels: the rule's, `alertname` and `profile`.

@@ -16,7 +16,7 @@ use tda_schema::Timestamp;
 
 use super::route::Labels;
 use super::rule::Phase;
-use super::store::{AlertStore, GroupState, Outgoing, StoredAlert};
+use super::store::{GroupState, Outgoing, StoredAlert};
 use super::template;
 
 /// The end time Alertmanager's webhook gives alerts still firing.
@@ -270,12 +270,16 @@ fn backoff(attempts: u32) -> i64 {
 }
 
 /// Delivers the outbox until the process ends: every 250 ms, each notification that is due, in
-/// order.
-pub async fn deliver(store: Arc<AlertStore>, counters: Arc<DeliveryCounters>) {
+/// order, while this collector leads the fleet; what was settled is then shared.
+pub async fn deliver(app: Arc<crate::app::App>) {
     let client = reqwest::Client::new();
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     loop {
         tick.tick().await;
+        if !app.fleet.leads() {
+            continue;
+        }
+        let (store, counters) = (&app.alerts.store, &app.alerts.counters);
         let due = match store.outbox() {
             Ok(list) => list,
             Err(e) => {
@@ -322,6 +326,8 @@ pub async fn deliver(store: Arc<AlertStore>, counters: Arc<DeliveryCounters>) {
             if let Err(e) = settled {
                 tracing::error!(error = %e, "alert outbox not updated");
             }
+            let shared = app.clone();
+            let _ = tokio::task::spawn_blocking(move || crate::fleet::publish(&shared)).await;
         }
     }
 }

@@ -97,6 +97,8 @@ pub struct AlertStore {
     groups: sled::Tree,
     outbox: sled::Tree,
     silences: sled::Tree,
+    /// Held while an outbox id is chosen and used (or the outbox replaced).
+    ids: std::sync::Mutex<()>,
 }
 
 fn encode<T: Serialize>(v: &T) -> Vec<u8> {
@@ -158,6 +160,7 @@ impl AlertStore {
             groups: db.open_tree("groups")?,
             outbox: db.open_tree("outbox")?,
             silences: db.open_tree("silences")?,
+            ids: std::sync::Mutex::new(()),
             db,
         })
     }
@@ -202,7 +205,8 @@ impl AlertStore {
     /// Records a notification pass of one group in one transaction: its timing, the alerts
     /// whose resolution it carries, and the notification queued in the outbox.
     pub fn record(&self, sent: &Sent) -> Result<(), StoreError> {
-        let id = self.db.generate_id()?;
+        let _ids = self.ids.lock();
+        let id = self.outbox_id()?;
         let result: Result<(), TransactionError<()>> = (&self.groups, &self.alerts, &self.outbox)
             .transaction(|(groups, alerts, outbox)| {
                 let (key, group) = &sent.group;
@@ -231,7 +235,8 @@ impl AlertStore {
 
     /// Queues a notification on its own (a report's announcement).
     pub fn enqueue(&self, o: &Outgoing) -> Result<(), StoreError> {
-        let id = self.db.generate_id()?;
+        let _ids = self.ids.lock();
+        let id = self.outbox_id()?;
         self.outbox.insert(id.to_be_bytes(), encode(o))?;
         self.db.flush()?;
         Ok(())
@@ -268,6 +273,34 @@ impl AlertStore {
         self.silences.insert(s.id.as_bytes(), encode(s))?;
         self.db.flush()?;
         Ok(())
+    }
+
+    /// The alerts, group timings and outbox as one text (silences travel one by one).
+    pub fn export(&self) -> Result<String, StoreError> {
+        crate::snapshot::export(&self.handed_over())
+    }
+
+    /// Replaces the alerts, group timings and outbox with an [`AlertStore::export`].
+    pub fn import(&self, text: &str) -> Result<(), StoreError> {
+        let _ids = self.ids.lock();
+        crate::snapshot::import(&self.handed_over(), text)
+    }
+
+    fn handed_over(&self) -> [(&'static str, &sled::Tree); 3] {
+        [
+            ("alerts", &self.alerts),
+            ("groups", &self.groups),
+            ("outbox", &self.outbox),
+        ]
+    }
+
+    /// An outbox id after every one queued, also those another collector queued.
+    fn outbox_id(&self) -> Result<u64, StoreError> {
+        let generated = self.db.generate_id()?;
+        let last = self.outbox.last()?.map_or(0, |(k, _)| {
+            u64::from_be_bytes(k.as_ref().try_into().unwrap_or([0; 8]))
+        });
+        Ok(generated.max(last + 1))
     }
 
     /// A new id for a silence.

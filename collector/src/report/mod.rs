@@ -147,10 +147,12 @@ pub fn produce(
         };
         let path = dir.join(format!("{stem}.{}", extension(*f)));
         write_atomic(&path, body.as_bytes()).map_err(|e| io(&path, e))?;
+        crate::fleet::share_report(app, &path, Some(&body));
     }
     let path = dir.join(format!("{stem}.json"));
-    let text = serde_json::to_vec_pretty(&doc).unwrap_or_default();
-    write_atomic(&path, &text).map_err(|e| io(&path, e))?;
+    let text = serde_json::to_string_pretty(&doc).unwrap_or_default();
+    write_atomic(&path, text.as_bytes()).map_err(|e| io(&path, e))?;
+    crate::fleet::share_report(app, &path, Some(&text));
     let listed = listing(&cfg.alerting.external_url, &entry.id, &dir, &stem, &doc);
     tracing::info!(profile = %entry.id, report = %spec.name, from = %Timestamp(from).to_rfc3339(), to = %Timestamp(to).to_rfc3339(), elapsed_ms = started.elapsed().as_millis() as u64, "report written");
     if let Some(url) = &spec.webhook {
@@ -262,7 +264,7 @@ pub fn run_due(app: &App, now: i64) {
                 }
             };
             let dir = dir_of(&analytics, &entry.id, &spec.name);
-            prune(&dir, now - spec.keep_for.0.as_millis() as i64);
+            prune(app, &dir, now - spec.keep_for.0.as_millis() as i64);
             if dir.join(format!("{}.json", stamp(at))).exists() {
                 continue;
             }
@@ -274,7 +276,7 @@ pub fn run_due(app: &App, now: i64) {
 }
 
 /// Deletes a report directory's files stamped before `cutoff`.
-fn prune(dir: &Path, cutoff: i64) {
+fn prune(app: &App, dir: &Path, cutoff: i64) {
     for file in std::fs::read_dir(dir).into_iter().flatten().flatten() {
         let path = file.path();
         let old = path
@@ -282,6 +284,7 @@ fn prune(dir: &Path, cutoff: i64) {
             .and_then(|s| stamp_ms(&s.to_string_lossy()))
             .is_some_and(|t| t < cutoff);
         if old && std::fs::remove_file(&path).is_ok() {
+            crate::fleet::share_report(app, &path, None);
             tracing::info!(file = %path.display(), "old report deleted");
         }
     }

@@ -210,6 +210,46 @@ pub trait Storage: Send + Sync {
         Ok(None)
     }
 
+    /// Whether several collectors may share this store (then scheduled work is led by the
+    /// holder of a lease, and its state is kept here too). The embedded store is one
+    /// collector's own.
+    fn shared(&self) -> bool {
+        false
+    }
+
+    /// Tries to hold the lease `name` for `holder` until `now + ttl_ms` (renewing it when
+    /// `holder` holds it); returns whether `holder` holds it. Where collectors claim it at
+    /// once, all agree on one. A store that is not [`Storage::shared`] grants it always.
+    fn hold_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: i64,
+        ttl_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let _ = (name, holder, now, ttl_ms);
+        Ok(true)
+    }
+
+    /// Keeps a piece of the collectors' shared state (alerting, models, a report) under
+    /// `scope`, replacing what it held; `None` deletes it. Only a shared store keeps it.
+    fn put_state(&self, scope: &str, value: Option<&str>) -> Result<(), StoreError> {
+        let _ = (scope, value);
+        Ok(())
+    }
+
+    /// The shared state under `scope` and its version (which grows with every put).
+    fn get_state(&self, scope: &str) -> Result<Option<(u64, String)>, StoreError> {
+        let _ = scope;
+        Ok(None)
+    }
+
+    /// The scopes of shared state starting with `prefix`, with their versions.
+    fn state_scopes(&self, prefix: &str) -> Result<Vec<(String, u64)>, StoreError> {
+        let _ = prefix;
+        Ok(Vec::new())
+    }
+
     /// Bytes the store's files take on disk (0 when the backend does not know).
     fn disk_bytes(&self) -> Result<u64, StoreError> {
         Ok(0)

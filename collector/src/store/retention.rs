@@ -44,6 +44,9 @@ pub async fn run(app: Arc<App>, every: Duration) {
     let mut tick = tokio::time::interval(every);
     loop {
         tick.tick().await;
+        if !app.fleet.leads() {
+            continue;
+        }
         let app = app.clone();
         let _ = tokio::task::spawn_blocking(move || run_once(&app)).await;
     }

@@ -10,6 +10,7 @@ use serde_json::{json, Map, Value};
 use tda_schema::{Batch, Event, HostSample, Timestamp};
 
 mod aggregate;
+mod lease;
 
 use super::{Appended, Deleted, Storage, StoreError};
 
@@ -61,6 +62,12 @@ const MIGRATIONS: &[&[&str]] = &[&[
      ADD COLUMN process_rss_bytes UInt64 MATERIALIZED visitParamExtractUInt(process, 'rss_bytes'), \
      ADD COLUMN process_threads UInt64 MATERIALIZED visitParamExtractUInt(process, 'threads'), \
      ADD COLUMN process_open_fds UInt64 MATERIALIZED visitParamExtractUInt(process, 'open_fds')",
+], &[
+    // Several collectors: the lease of scheduled work, and the state its holder shares.
+    "CREATE TABLE IF NOT EXISTS {db}.leases (name String, term UInt64, holder String, claimed_ms Int64, \
+     until_ms Int64) ENGINE = ReplacingMergeTree(until_ms) ORDER BY (name, term, holder)",
+    "CREATE TABLE IF NOT EXISTS {db}.state (scope String, version UInt64, deleted UInt8, value String) \
+     ENGINE = ReplacingMergeTree(version) ORDER BY scope",
 ]];
 
 /// The ClickHouse store.
@@ -339,6 +346,32 @@ impl Storage for ClickHouseStore {
         quantiles: &[f64],
     ) -> Result<Option<Vec<super::aggregate::SampleStep>>, StoreError> {
         self.sample_steps(series, range, agent, quantiles)
+    }
+
+    fn shared(&self) -> bool {
+        true
+    }
+
+    fn hold_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: i64,
+        ttl_ms: i64,
+    ) -> Result<bool, StoreError> {
+        self.lease(name, holder, now, ttl_ms)
+    }
+
+    fn put_state(&self, scope: &str, value: Option<&str>) -> Result<(), StoreError> {
+        self.store_state(scope, value)
+    }
+
+    fn get_state(&self, scope: &str) -> Result<Option<(u64, String)>, StoreError> {
+        self.load_state(scope)
+    }
+
+    fn state_scopes(&self, prefix: &str) -> Result<Vec<(String, u64)>, StoreError> {
+        self.scopes(prefix)
     }
 
     fn disk_bytes(&self) -> Result<u64, StoreError> {
