@@ -12,6 +12,7 @@ pub mod cli;
 pub mod dashboard;
 pub mod fleet;
 pub mod ingest;
+pub mod migrate;
 pub mod model_state;
 pub mod offline;
 pub mod predictive;

@@ -117,3 +117,80 @@ fn a_clickhouse_collector_answers_like_a_sled_collector() {
         "ClickHouse computed exact quantiles itself"
     );
 }
+
+fn migrate(from: &std::path::Path, to: &str) -> std::process::Output {
+    std::process::Command::new(bin("tda-collector"))
+        .args(["migrate", "--quiet", "--from"])
+        .arg(format!("sled:{}", from.display()))
+        .args(["--to", to])
+        .output()
+        .expect("tda-collector migrate")
+}
+
+#[test]
+fn migrate_copies_a_sled_store_into_clickhouse_resumably_and_verifies_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sled = CollectorSetup::new(&tmp.path().join("sled"), "");
+    let mut collector = sled.start();
+    let t0 = (now_ms() / (60 * MIN) - 8) * 60 * MIN;
+    for b in batches(t0) {
+        post_batch(&collector, &b);
+    }
+    let range = format!("from={}&to={}", t0 - 30 * MIN, t0 + 7 * 60 * MIN);
+    let paths = [
+        format!("/api/v1/stats/usage?{range}"),
+        format!("/api/v1/stats/performance?{range}"),
+        format!("/api/v1/query?{range}&series=host.load1&agg=avg&step=1h"),
+    ];
+    let before: Vec<Value> = paths
+        .iter()
+        .map(|p| get_json(&format!("{}{p}", collector.url)).1)
+        .collect();
+    collector.terminate();
+
+    let db = format!("tda_migrate_{}", std::process::id());
+    let to = format!("clickhouse:{}/{db}", clickhouse_url());
+    let data = sled.dir.join("data");
+    let first = migrate(&data, &to);
+    let said = String::from_utf8_lossy(&first.stdout);
+    assert!(
+        first.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert!(
+        said.contains("2400 events and 36 samples sent, 0 batches were already there"),
+        "{said}"
+    );
+    let again = migrate(&data, &to);
+    let said = String::from_utf8_lossy(&again.stdout);
+    assert!(again.status.success(), "{said}");
+    assert!(
+        said.contains(": 0 events and 0 samples sent,") && !said.contains(" 0 batches were"),
+        "a second run resumes: nothing is sent twice: {said}"
+    );
+
+    let ch = CollectorSetup::new(
+        &tmp.path().join("ch"),
+        &format!("[storage]\nbackend = \"clickhouse\"\n[storage.clickhouse]\nurl = \"{}\"\ndatabase = \"{db}\"\n", clickhouse_url()),
+    )
+    .start();
+    for (path, old) in paths.iter().zip(&before) {
+        let (status, now) = get_json(&format!("{}{path}", ch.url));
+        assert_eq!(status, 200, "{now}");
+        let ignored = ["computed_at", "relative_error"];
+        assert_json_close(&now, old, (&["p50", "p95", "p99"], 0.01), &ignored);
+    }
+
+    // A target that holds other data for those days fails verification, naming the day.
+    let mut extra = batches(t0 + 60 * MIN)[0].clone();
+    extra["batch_id"] = "extra".into();
+    post_batch(&ch, &extra);
+    let third = migrate(&data, &to);
+    let err = String::from_utf8_lossy(&third.stderr);
+    assert!(!third.status.success());
+    assert!(
+        err.contains("verification failed") && err.contains("events"),
+        "{err}"
+    );
+}

@@ -394,6 +394,18 @@ impl SledStore {
 }
 
 impl SledStore {
+    /// The start (epoch ms) of every hour holding events or samples, oldest first; read from
+    /// the block index alone.
+    pub fn hours(&self) -> Result<Vec<i64>, StoreError> {
+        let mut hours = std::collections::BTreeSet::new();
+        for part in [&self.events, &self.samples] {
+            for key in part.blocks.iter().keys() {
+                hours.insert(key_parts(&key?).0 * HOUR_MS);
+            }
+        }
+        Ok(hours.into_iter().collect())
+    }
+
     fn scan_events_with(
         &self,
         from: i64,
