@@ -415,11 +415,48 @@ impl App {
                 .breakdown
                 .as_deref()
                 .filter(|_| matches!(what, Behavior::Funnels));
+            if let Some(answer) = pushed_down(&*store, (from, to), &filter, what, &params)? {
+                return Ok(answer);
+            }
             let users = behavior::Activity::load(&*store, from, to, &filter, breakdown)?;
             Ok(behavior_answer(&users, what, &params, rules, to))
         })
         .await
     }
+}
+
+/// A funnel or retention answer computed by the backend, when it computes them itself.
+fn pushed_down(
+    store: &dyn crate::store::Storage,
+    (from, to): (i64, i64),
+    filter: &crate::query::Filter,
+    what: Behavior,
+    p: &BehaviorParams,
+) -> Result<Option<serde_json::Value>, crate::store::StoreError> {
+    use behavior::{funnels, retention};
+    Ok(match what {
+        Behavior::Funnels => {
+            let mode = p.mode.unwrap_or(funnels::Mode::Ordered);
+            let q = crate::store::aggregate::FunnelQuery {
+                from,
+                to,
+                filter,
+                steps: &p.steps,
+                window_ms: p.window_ms,
+                mode,
+                breakdown: p.breakdown.as_deref(),
+            };
+            store
+                .funnel(&q)?
+                .map(|f| serde_json::json!({"mode": mode, "window_ms": p.window_ms, "funnel": f}))
+        }
+        Behavior::Retention => {
+            let period = p.period.unwrap_or(retention::Period::Day);
+            let r = store.retention((from, to), filter, period)?;
+            r.map(|r| serde_json::json!(r))
+        }
+        _ => None,
+    })
 }
 
 /// The parameters of a behavioral request.

@@ -20,7 +20,8 @@ fn batches(t0: i64) -> Vec<Value> {
             let events: Vec<Value> = (0..200)
                 .map(|i| {
                     let n = b * 200 + i;
-                    let feature = ["login", "search", "export", "help"][(n % 4) as usize];
+                    // Each user goes through the features in turn, one every 6 minutes.
+                    let feature = ["login", "search", "export", "help"][((n + n / 40) % 4) as usize];
                     let plan = ["free", "pro"][(n % 2) as usize];
                     json!({"timestamp": t0 + n * 6 * 60 * MIN / 2400, "user_id": format!("u{}", n % 40), "feature": feature,
                         "status": if n % 13 == 0 { 503 } else { 200 }, "latency_ms": (n % 300) as f64 + 0.5,
@@ -84,6 +85,10 @@ fn a_clickhouse_collector_answers_like_a_sled_collector() {
         format!("/api/v1/stats/performance?{range}"),
         format!("/api/v1/funnels?{range}&steps=login,search,export&window=30m&breakdown=plan"),
         format!("/api/v1/retention?{range}"),
+        format!("/api/v1/retention?{range}&period=week&feature=search"),
+        format!("/api/v1/funnels?{range}&steps=login,search&window=10m&mode=strict"),
+        format!("/api/v1/funnels?{range}&steps=export,help,login,search&window=2h&label.plan=pro"),
+        format!("/api/v1/funnels?{range}&steps=search,login&window=1h&mode=unordered"),
         format!("/api/v1/query?{range}&series=latency_ms&agg=p95&step=1h"),
         format!("/api/v1/query?{range}&series=latency_ms&agg=avg&step=10m&feature=export"),
         format!("/api/v1/query?{range}&series=requests&agg=rate&step=15m&label.plan=pro"),
@@ -109,6 +114,18 @@ fn a_clickhouse_collector_answers_like_a_sled_collector() {
         let ignored = ["computed_at", "next_cursor", "relative_error"];
         assert_json_close(&a.1, &b.1, approximate, &ignored);
     }
+    let (_, funnel) = get_json(&format!(
+        "{}/api/v1/funnels?{range}&steps=login,search,export&window=30m&breakdown=plan",
+        ch.url
+    ));
+    let steps = &funnel["funnel"]["steps"];
+    assert_eq!(steps[0]["users"], 40, "{funnel}");
+    assert_eq!(steps[2]["users"], 40, "every user converts: {funnel}");
+    assert_eq!(
+        steps[2]["median_time_ms"], 720_000,
+        "two events later: {funnel}"
+    );
+    assert_eq!(funnel["funnel"]["breakdown"]["pro"][0]["users"], 20);
     let (_, usage) = get_json(&format!("{}/api/v1/stats/usage?{range}", ch.url));
     assert_eq!(usage["total_requests"], 2_400);
     assert_eq!(usage["active_users"], 40);

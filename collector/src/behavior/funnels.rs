@@ -134,18 +134,29 @@ fn progress_from(user: &User, i: usize, steps: &[u32], window: i64, mode: Mode) 
 }
 
 fn figures(steps: &[String], reached: &[Vec<i64>]) -> Vec<Step> {
-    let entered = reached.len() as u64;
-    let mut prev = entered;
-    steps
-        .iter()
-        .enumerate()
-        .map(|(k, name)| {
+    let per_step: Vec<(u64, Option<i64>)> = (0..steps.len())
+        .map(|k| {
             let mut times: Vec<i64> = reached
                 .iter()
                 .filter(|r| r.len() > k)
                 .map(|r| r[k])
                 .collect();
-            let users = times.len() as u64;
+            (times.len() as u64, super::median_ms(&mut times))
+        })
+        .collect();
+    steps_of(steps, &per_step)
+}
+
+/// The steps' figures from, per step, the users who reached it and their median time from
+/// step 1 (ignored for step 1, whose time is 0).
+pub fn steps_of(steps: &[String], per_step: &[(u64, Option<i64>)]) -> Vec<Step> {
+    let entered = per_step.first().map_or(0, |s| s.0);
+    let mut prev = entered;
+    steps
+        .iter()
+        .zip(per_step)
+        .enumerate()
+        .map(|(k, (name, &(users, median)))| {
             let step = Step {
                 step: name.clone(),
                 users,
@@ -162,7 +173,7 @@ fn figures(steps: &[String], reached: &[Vec<i64>]) -> Vec<Step> {
                 median_time_ms: if k == 0 {
                     Some(0).filter(|_| users > 0)
                 } else {
-                    super::median_ms(&mut times)
+                    median
                 },
             };
             prev = users;

@@ -110,8 +110,6 @@ struct Tally {
     lo: i64,
     /// `cohort[c][k]`: users first seen in period `lo + c` and active in `lo + c + k`.
     cohort: Vec<Vec<u64>>,
-    active: Vec<u64>,
-    new: Vec<u64>,
     returning: Vec<u64>,
     dormant: Vec<u64>,
 }
@@ -122,8 +120,6 @@ impl Tally {
         Tally {
             lo,
             cohort: (0..n).map(|c| vec![0; n - c]).collect(),
-            active: vec![0; n],
-            new: vec![0; n],
             returning: vec![0; n],
             dormant: vec![0; n],
         }
@@ -131,21 +127,86 @@ impl Tally {
 
     /// Adds one user's active periods (distinct, ascending).
     fn add(&mut self, periods: &[i64]) {
-        let n = self.active.len();
+        let n = self.returning.len();
         let at = |p: i64| (p - self.lo) as usize;
         let first = at(periods[0]);
         for (k, p) in periods.iter().enumerate() {
             let i = at(*p);
             self.cohort[first][i - first] += 1;
-            self.active[i] += 1;
-            if k == 0 {
-                self.new[i] += 1;
-            } else if periods[k - 1] == p - 1 {
+            if k > 0 && periods[k - 1] == p - 1 {
                 self.returning[i] += 1;
             }
             if i + 1 < n && periods.get(k + 1) != Some(&(p + 1)) {
                 self.dormant[i + 1] += 1;
             }
+        }
+    }
+}
+
+/// Counts of a retention table, however gathered: periods from `lo`; `cohort[c][k]` users
+/// first seen in period `lo + c` and active in `lo + c + k`; per period the users returning
+/// from the one before and the users gone dormant since it.
+pub struct Counts {
+    /// The first period.
+    pub lo: i64,
+    /// See the type.
+    pub cohort: Vec<Vec<u64>>,
+    /// See the type.
+    pub returning: Vec<u64>,
+    /// See the type.
+    pub dormant: Vec<u64>,
+    /// Users by days active in a week (1-7), over all weeks.
+    pub stickiness: BTreeMap<u8, u64>,
+    /// Users active on the last day, 7 days and 30 days of the range.
+    pub active_users: (u64, u64, u64),
+}
+
+impl Counts {
+    /// The retention these counts make.
+    pub fn retention(self, period: Period) -> Retention {
+        let n = self.returning.len();
+        let mut active = vec![0u64; n];
+        for (c, counts) in self.cohort.iter().enumerate() {
+            for (k, users) in counts.iter().enumerate() {
+                active[c + k] += users;
+            }
+        }
+        let new = |i: usize| self.cohort[i].first().copied().unwrap_or(0);
+        let lifecycle = (0..n)
+            .map(|i| Lifecycle {
+                start_ms: period.start(self.lo + i as i64),
+                new: new(i),
+                returning: self.returning[i],
+                resurrecting: active[i] - new(i) - self.returning[i],
+                dormant: self.dormant[i],
+            })
+            .collect();
+        let cohorts = self
+            .cohort
+            .iter()
+            .enumerate()
+            .map(|(c, counts)| {
+                let n = counts.first().copied().unwrap_or(0);
+                Cohort {
+                    start_ms: period.start(self.lo + c as i64),
+                    users: n,
+                    retention: counts
+                        .iter()
+                        .map(|k| if n == 0 { 0.0 } else { *k as f64 / n as f64 })
+                        .collect(),
+                    active: counts.clone(),
+                }
+            })
+            .collect();
+        let (dau, wau, mau) = self.active_users;
+        Retention {
+            period,
+            cohorts,
+            lifecycle,
+            stickiness: self.stickiness,
+            dau,
+            wau,
+            mau,
         }
     }
 }
@@ -185,41 +246,15 @@ pub fn retention(users: &Activity, period: Period, to: i64) -> Retention {
     for (n, users) in per_week.iter().enumerate().filter(|(_, u)| **u > 0) {
         stickiness.insert(n as u8, *users);
     }
-    let cohorts = tally
-        .cohort
-        .iter()
-        .enumerate()
-        .map(|(c, counts)| {
-            let n = counts.first().copied().unwrap_or(0);
-            Cohort {
-                start_ms: period.start(lo + c as i64),
-                users: n,
-                retention: counts
-                    .iter()
-                    .map(|k| if n == 0 { 0.0 } else { *k as f64 / n as f64 })
-                    .collect(),
-                active: counts.clone(),
-            }
-        })
-        .collect();
-    let lifecycle = (0..tally.active.len())
-        .map(|i| Lifecycle {
-            start_ms: period.start(lo + i as i64),
-            new: tally.new[i],
-            returning: tally.returning[i],
-            resurrecting: tally.active[i] - tally.new[i] - tally.returning[i],
-            dormant: tally.dormant[i],
-        })
-        .collect();
-    Retention {
-        period,
-        cohorts,
-        lifecycle,
+    Counts {
+        lo: tally.lo,
+        cohort: tally.cohort,
+        returning: tally.returning,
+        dormant: tally.dormant,
         stickiness,
-        dau,
-        wau,
-        mau,
+        active_users: (dau, wau, mau),
     }
+    .retention(period)
 }
 
 #[cfg(test)]

@@ -102,3 +102,22 @@ pub struct SampleStep {
     /// The values in the step.
     pub values: Summary,
 }
+
+/// A funnel over the events of `[from, to)` that pass `filter`.
+#[derive(Debug, Clone, Copy)]
+pub struct FunnelQuery<'a> {
+    /// Start, epoch ms (inclusive).
+    pub from: i64,
+    /// End, epoch ms (exclusive).
+    pub to: i64,
+    /// Event filters.
+    pub filter: &'a Filter,
+    /// The steps' features.
+    pub steps: &'a [String],
+    /// Conversion window after the entry, ms.
+    pub window_ms: i64,
+    /// How steps must follow each other.
+    pub mode: crate::behavior::funnels::Mode,
+    /// Property of the entry event to break the funnel down by.
+    pub breakdown: Option<&'a str>,
+}

@@ -210,6 +210,28 @@ pub trait Storage: Send + Sync {
         Ok(None)
     }
 
+    /// The funnel of `q`, when the backend computes it itself; `None` (this default, or a mode
+    /// the backend cannot do) makes the caller compute it from the events' facts.
+    fn funnel(
+        &self,
+        q: &aggregate::FunnelQuery,
+    ) -> Result<Option<crate::behavior::funnels::Funnel>, StoreError> {
+        let _ = q;
+        Ok(None)
+    }
+
+    /// Retention over `[from, to)` of the events passing `filter`, when the backend computes
+    /// it itself.
+    fn retention(
+        &self,
+        (from, to): (i64, i64),
+        filter: &crate::query::Filter,
+        period: crate::behavior::retention::Period,
+    ) -> Result<Option<crate::behavior::retention::Retention>, StoreError> {
+        let _ = (from, to, filter, period);
+        Ok(None)
+    }
+
     /// Whether several collectors may share this store (then scheduled work is led by the
     /// holder of a lease, and its state is kept here too). The embedded store is one
     /// collector's own.

@@ -67,7 +67,7 @@ impl SummaryRow {
 }
 
 /// The events filter as SQL conditions (after the range).
-fn filter_sql(filter: &Filter) -> String {
+pub(super) fn filter_sql(filter: &Filter) -> String {
     let mut c = String::new();
     if let Some(f) = &filter.feature {
         c += &format!(" AND feature = {}", quote(f));

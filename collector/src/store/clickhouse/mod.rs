@@ -10,6 +10,7 @@ use serde_json::{json, Map, Value};
 use tda_schema::{Batch, Event, HostSample, Timestamp};
 
 mod aggregate;
+mod behavior;
 mod lease;
 
 use super::{Appended, Deleted, Storage, StoreError};
@@ -346,6 +347,22 @@ impl Storage for ClickHouseStore {
         quantiles: &[f64],
     ) -> Result<Option<Vec<super::aggregate::SampleStep>>, StoreError> {
         self.sample_steps(series, range, agent, quantiles)
+    }
+
+    fn funnel(
+        &self,
+        q: &super::aggregate::FunnelQuery,
+    ) -> Result<Option<crate::behavior::funnels::Funnel>, StoreError> {
+        self.funnel_of(q)
+    }
+
+    fn retention(
+        &self,
+        range: (i64, i64),
+        filter: &crate::query::Filter,
+        period: crate::behavior::retention::Period,
+    ) -> Result<Option<crate::behavior::retention::Retention>, StoreError> {
+        self.retention_of(range, filter, period).map(Some)
     }
 
     fn shared(&self) -> bool {
