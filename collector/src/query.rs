@@ -472,15 +472,27 @@ pub fn events(
         }
         None => (from, 0),
     };
-    let mut all = Vec::new();
-    store
-        .scan_events(after_ts.max(from), to, &mut |e| {
-            if filter.event(e) {
-                all.push(e.clone())
-            }
-        })
-        .map_err(|e| e.to_string())?;
-    all.sort_by_key(|e| e.timestamp); // stable: ties keep the store's (deterministic) order
+    let range = (after_ts.max(from), to);
+    // One more than the page, to know whether another follows.
+    let wanted = skip.saturating_add(limit).saturating_add(1);
+    let all = match store
+        .first_events(range, filter, wanted)
+        .map_err(|e| e.to_string())?
+    {
+        Some(first) => first,
+        None => {
+            let mut all = Vec::new();
+            store
+                .scan_events(range.0, range.1, &mut |e| {
+                    if filter.event(e) {
+                        all.push(e.clone())
+                    }
+                })
+                .map_err(|e| e.to_string())?;
+            all.sort_by_key(|e| e.timestamp); // stable: ties keep the store's (deterministic) order
+            all
+        }
+    };
     let start = all.partition_point(|e| e.timestamp.0 < after_ts) + skip;
     let page: Vec<Event> = all.iter().skip(start).take(limit).cloned().collect();
     let end = start + page.len();

@@ -232,6 +232,18 @@ pub trait Storage: Send + Sync {
         Ok(None)
     }
 
+    /// The first `n` events of `[from, to)` passing `filter`, oldest first (ties always in one
+    /// order), when the backend selects them itself; `None` makes the caller scan the range.
+    fn first_events(
+        &self,
+        (from, to): (i64, i64),
+        filter: &crate::query::Filter,
+        n: usize,
+    ) -> Result<Option<Vec<Event>>, StoreError> {
+        let _ = (from, to, filter, n);
+        Ok(None)
+    }
+
     /// Whether several collectors may share this store (then scheduled work is led by the
     /// holder of a lease, and its state is kept here too). The embedded store is one
     /// collector's own.

@@ -12,7 +12,9 @@ use crate::store::aggregate::{
 use crate::store::StoreError;
 
 /// The failure flag and the usable latency of an event, as SQL.
-const EVENT_COLUMNS: &str = "*, isNotNull(error) OR ifNull(status, 0) >= 500 AS failed, \
+/// Only the columns aggregations read: the properties are large and read only by filters.
+const EVENT_COLUMNS: &str = "ts_ms, user_id, feature, status, error, \
+     isNotNull(error) OR ifNull(status, 0) >= 500 AS failed, \
      ifNull(latency_ms, -1) AS l, l >= 0 AND isFinite(l) AS l_ok";
 
 /// SQL for the values' count, sum, extremes and exact quantiles of `value` where `ok`.

@@ -103,7 +103,49 @@ struct EventRow {
     properties: String,
 }
 
+/// The order of event pages: time, then every column, so ties come in the same order each time.
+const EVENT_ORDER: &str =
+    "ts_ms, batch_id, user_id, feature, session_id, route, status, latency_ms, error, properties";
+
 impl ClickHouseStore {
+    /// Calls `visit` with each event where `cond` holds (then `tail`: ORDER BY, LIMIT), as it
+    /// arrives; without `properties` they are left empty.
+    fn events_where(
+        &self,
+        cond: &str,
+        tail: &str,
+        properties: bool,
+        visit: &mut dyn FnMut(&Event),
+    ) -> Result<(), StoreError> {
+        let props = if properties {
+            "properties"
+        } else {
+            "'' AS properties"
+        };
+        let q = format!(
+            "SELECT ts_ms, user_id, session_id, feature, route, status, latency_ms, error, {props} \
+             FROM {}.events WHERE {cond} {tail}",
+            self.db()
+        );
+        self.each_row(&q, &mut |r: EventRow| {
+            let properties: Map<String, Value> = match r.properties.as_str() {
+                "" | "{}" => Map::new(),
+                text => serde_json::from_str(text).unwrap_or_default(),
+            };
+            visit(&Event {
+                timestamp: Timestamp(r.ts_ms),
+                user_id: r.user_id,
+                session_id: r.session_id,
+                feature: r.feature,
+                route: r.route,
+                status: r.status,
+                latency_ms: r.latency_ms,
+                error: r.error,
+                properties,
+            });
+        })
+    }
+
     /// Connects, creates the database and runs the migrations it has not run yet.
     pub fn open(cfg: ClickHouseConfig) -> Result<Self, StoreError> {
         let client = reqwest::blocking::Client::builder()
@@ -122,6 +164,12 @@ impl ClickHouseStore {
 
     /// Runs one statement (`body` is sent after it, for INSERTs) and returns the answer.
     fn request(&self, query: &str, body: Vec<u8>) -> Result<String, StoreError> {
+        let resp = self.send(query, body)?;
+        resp.text().map_err(|e| failed("answer", e))
+    }
+
+    /// Sends one statement and returns the response once its status says it succeeded.
+    fn send(&self, query: &str, body: Vec<u8>) -> Result<reqwest::blocking::Response, StoreError> {
         let mut req = self
             .client
             .post(&self.cfg.url)
@@ -137,9 +185,8 @@ impl ClickHouseStore {
             req = req.header("X-ClickHouse-Key", p);
         }
         let resp = req.send().map_err(|e| failed("request", e))?;
-        let status = resp.status();
-        let text = resp.text().map_err(|e| failed("answer", e))?;
-        if !status.is_success() {
+        if !resp.status().is_success() {
+            let text = resp.text().unwrap_or_default();
             let first = query
                 .split_whitespace()
                 .take(6)
@@ -147,7 +194,7 @@ impl ClickHouseStore {
                 .join(" ");
             return Err(failed(&first, text.trim()));
         }
-        Ok(text)
+        Ok(resp)
     }
 
     pub(super) fn execute(&self, statement: &str) -> Result<String, StoreError> {
@@ -207,11 +254,27 @@ impl ClickHouseStore {
         &self,
         query: &str,
     ) -> Result<Vec<T>, StoreError> {
-        let text = self.execute(&format!("{query} FORMAT JSONEachRow"))?;
-        text.lines()
-            .filter(|l| !l.is_empty())
-            .map(|l| serde_json::from_str(l).map_err(|e| failed("row", e)))
-            .collect()
+        let mut out = Vec::new();
+        self.each_row(query, &mut |r| out.push(r))?;
+        Ok(out)
+    }
+
+    /// Calls `visit` with each row of a `JSONEachRow` answer as it arrives (the answer is never
+    /// held whole).
+    pub(super) fn each_row<T: for<'de> Deserialize<'de>>(
+        &self,
+        query: &str,
+        visit: &mut dyn FnMut(T),
+    ) -> Result<(), StoreError> {
+        use std::io::BufRead;
+        let resp = self.send(&format!("{query} FORMAT JSONEachRow"), Vec::new())?;
+        for line in std::io::BufReader::with_capacity(1 << 16, resp).lines() {
+            let line = line.map_err(|e| failed("answer", e))?;
+            if !line.is_empty() {
+                visit(serde_json::from_str(&line).map_err(|e| failed("row", e))?);
+            }
+        }
+        Ok(())
     }
 
     /// `day` and `ts_ms` bounds of `[from, to)` (the day bounds, where inside ClickHouse's Date
@@ -269,31 +332,29 @@ impl Storage for ClickHouseStore {
         to: i64,
         visit: &mut dyn FnMut(&Event),
     ) -> Result<(), StoreError> {
-        if to <= from {
-            return Ok(());
-        }
-        let q = format!(
-            "SELECT ts_ms, user_id, session_id, feature, route, status, latency_ms, error, properties \
-             FROM {}.events WHERE {}",
-            self.db(),
-            Self::range(from, to)
-        );
-        for r in self.rows::<EventRow>(&q)? {
-            let properties: Map<String, Value> =
-                serde_json::from_str(&r.properties).unwrap_or_default();
-            visit(&Event {
-                timestamp: Timestamp(r.ts_ms),
-                user_id: r.user_id,
-                session_id: r.session_id,
-                feature: r.feature,
-                route: r.route,
-                status: r.status,
-                latency_ms: r.latency_ms,
-                error: r.error,
-                properties,
-            });
-        }
-        Ok(())
+        self.events_where(&Self::range(from, to), "", true, visit)
+    }
+
+    fn scan_event_facts(
+        &self,
+        from: i64,
+        to: i64,
+        visit: &mut dyn FnMut(&Event),
+    ) -> Result<(), StoreError> {
+        self.events_where(&Self::range(from, to), "", false, visit)
+    }
+
+    fn first_events(
+        &self,
+        (from, to): (i64, i64),
+        filter: &crate::query::Filter,
+        n: usize,
+    ) -> Result<Option<Vec<Event>>, StoreError> {
+        let cond = format!("{}{}", Self::range(from, to), aggregate::filter_sql(filter));
+        let order = format!("ORDER BY {EVENT_ORDER} LIMIT {n}");
+        let mut out = Vec::new();
+        self.events_where(&cond, &order, true, &mut |e| out.push(e.clone()))?;
+        Ok(Some(out))
     }
 
     fn scan_samples(
@@ -317,11 +378,15 @@ impl Storage for ClickHouseStore {
             self.db(),
             Self::range(from, to)
         );
-        for r in self.rows::<Row>(&q)? {
-            let s: HostSample = serde_json::from_str(&r.sample).map_err(|e| failed("sample", e))?;
-            visit(&r.agent, &s);
-        }
-        Ok(())
+        let mut bad = None;
+        self.each_row(
+            &q,
+            &mut |r: Row| match serde_json::from_str::<HostSample>(&r.sample) {
+                Ok(s) => visit(&r.agent, &s),
+                Err(e) => bad = Some(failed("sample", e)),
+            },
+        )?;
+        bad.map_or(Ok(()), Err)
     }
 
     fn aggregate_events(
