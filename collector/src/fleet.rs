@@ -113,7 +113,13 @@ fn keep(app: &App) {
     let now = now_ms();
     let leading = f.leads();
     match app.store.hold_lease(LEASE, &f.holder, now, f.ttl_ms) {
-        Ok(true) if leading => f.until_ms.store(now + f.ttl_ms, Ordering::SeqCst),
+        Ok(true) if leading => {
+            f.until_ms.store(now + f.ttl_ms, Ordering::SeqCst);
+            // Silences and reports made on other collectors.
+            if let Err(e) = restore(app, false) {
+                tracing::warn!(error = %e, "shared silences and reports could not be read; will try again");
+            }
+        }
         Ok(true) => match restore(app, true) {
             Ok(()) => {
                 f.until_ms.store(now + f.ttl_ms, Ordering::SeqCst);
@@ -211,16 +217,25 @@ fn hash(text: &str) -> u64 {
     crate::stats::distinct::hash(text)
 }
 
-/// Shares the leader's alerting and model state when it changed since it was last shared.
-pub fn publish(app: &App) {
+/// What the leader shares after a pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Work {
+    /// Alert state, group timings and the outbox.
+    Alerting,
+    /// Model state (predictive streams and results, behavioral runs).
+    Models,
+}
+
+/// Shares the leader's state of `work` when it changed since it was last shared.
+pub fn publish(app: &App, work: Work) {
     let f = &app.fleet;
     if !f.shared || !f.leads() {
         return;
     }
-    let exports = [
-        (ALERTING, app.alerts.store.export()),
-        (MODELS, app.models.export()),
-    ];
+    let exports = match work {
+        Work::Alerting => [(ALERTING, app.alerts.store.export())],
+        Work::Models => [(MODELS, app.models.export())],
+    };
     for (scope, text) in exports {
         let done = text.and_then(|t| {
             if f.new_content(scope, &t) {

@@ -49,7 +49,8 @@ pub fn run_once(app: &App, now: i64) {
     }
     run_models(app, now);
     crate::report::run_due(app, now);
-    crate::fleet::publish(app);
+    crate::fleet::publish(app, crate::fleet::Work::Models);
+    crate::fleet::publish(app, crate::fleet::Work::Alerting);
 }
 
 fn run_models(app: &App, now: i64) {

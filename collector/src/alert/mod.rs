@@ -78,7 +78,7 @@ pub fn pass(app: &App, now: i64) {
     app.alerts
         .passes
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    crate::fleet::publish(app);
+    crate::fleet::publish(app, crate::fleet::Work::Alerting);
 }
 
 /// An alert's labels: the rule's, `alertname` and `profile`.

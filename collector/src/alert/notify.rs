@@ -327,7 +327,10 @@ pub async fn deliver(app: Arc<crate::app::App>) {
                 tracing::error!(error = %e, "alert outbox not updated");
             }
             let shared = app.clone();
-            let _ = tokio::task::spawn_blocking(move || crate::fleet::publish(&shared)).await;
+            let _ = tokio::task::spawn_blocking(move || {
+                crate::fleet::publish(&shared, crate::fleet::Work::Alerting)
+            })
+            .await;
         }
     }
 }

@@ -33,7 +33,7 @@ fn round3(v: f64) -> f64 {
 }
 
 impl Latency {
-    /// Reads exact percentiles (at [`QUANTILES`]) computed by a backend.
+    /// Reads the percentiles (at [`QUANTILES`]) a backend computed from the same sketch.
     pub fn from_summary(s: &crate::store::aggregate::Summary) -> Self {
         let q = |i: usize| s.quantiles.get(i).copied().map(round3);
         Latency {
@@ -41,7 +41,7 @@ impl Latency {
             p50: q(0),
             p95: q(1),
             p99: q(2),
-            relative_error: 0.0,
+            relative_error: RELATIVE_ERROR,
         }
     }
 

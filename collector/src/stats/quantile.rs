@@ -17,8 +17,17 @@ pub struct Sketch {
     count: u64,
 }
 
+/// Values below this count as zero.
+pub const ZERO: f64 = 1e-9;
+
 fn gamma() -> f64 {
     (1.0 + RELATIVE_ERROR) / (1.0 - RELATIVE_ERROR)
+}
+
+/// The natural log of the bucket growth factor: a value `v` (at least [`ZERO`]) is counted in
+/// bucket `ceil(ln(v) / log_gamma())`.
+pub fn log_gamma() -> f64 {
+    gamma().ln()
 }
 
 impl Sketch {
@@ -33,12 +42,27 @@ impl Sketch {
             return;
         }
         self.count += 1;
-        if v < 1e-9 {
+        if v < ZERO {
             self.zeros += 1;
             return;
         }
-        let index = (v.ln() / gamma().ln()).ceil() as i32;
+        let index = (v.ln() / log_gamma()).ceil() as i32;
         *self.buckets.entry(index).or_default() += 1;
+    }
+
+    /// The sketch of bucket counts made elsewhere (by a database server, with the same
+    /// buckets); the bucket `zeros` holds the zeros.
+    pub fn from_buckets(counts: impl IntoIterator<Item = (i32, u64)>, zeros: i32) -> Self {
+        let mut s = Sketch::new();
+        for (b, n) in counts {
+            s.count += n;
+            if b == zeros {
+                s.zeros += n;
+            } else {
+                *s.buckets.entry(b).or_default() += n;
+            }
+        }
+        s
     }
 
     /// Adds every value of another sketch.

@@ -1,6 +1,7 @@
 //! Aggregations a backend may compute itself (pushed down to a database server) instead of
 //! handing rows to the collector: event counts, distinct users and exact latency quantiles per
-//! group, and host-sample figures per agent or per step.
+//! group (quantiles from sketch buckets counted by the backend), and host-sample figures per
+//! agent or per step.
 
 use crate::query::Filter;
 
@@ -48,8 +49,8 @@ pub struct Summary {
     pub min: f64,
     /// Largest (meaningless when `count` is 0).
     pub max: f64,
-    /// The asked quantiles: exact, the sorted values' element at rank `floor(q·(count−1))`;
-    /// empty when `count` is 0.
+    /// The asked quantiles, from the quantile sketch of the values (within its 1 % of the
+    /// element at rank `floor(q·(count−1))`); empty when `count` is 0.
     pub quantiles: Vec<f64>,
 }
 

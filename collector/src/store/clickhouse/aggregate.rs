@@ -1,11 +1,14 @@
 //! Aggregations pushed down to ClickHouse: the collector sends one GROUP BY query and reads one
 //! row per group, never the events or samples themselves.
 
+use std::collections::HashMap;
+
 use serde::Deserialize;
 
 use super::{quote, ClickHouseStore};
 use crate::query::Filter;
 use crate::stats::performance::{HostAverage, ProcessAverage};
+use crate::stats::quantile::{self, Sketch};
 use crate::store::aggregate::{
     AgentAggregate, EventAggregate, EventQuery, Group, SampleStep, Summary,
 };
@@ -17,32 +20,12 @@ const EVENT_COLUMNS: &str = "ts_ms, user_id, feature, status, error, \
      isNotNull(error) OR ifNull(status, 0) >= 500 AS failed, \
      ifNull(latency_ms, -1) AS l, l >= 0 AND isFinite(l) AS l_ok";
 
-/// SQL for the values' count, sum, extremes and exact quantiles of `value` where `ok`.
-fn summary_sql(value: &str, ok: &str, quantiles: &[f64]) -> (String, String) {
-    // Sorting the values is the costly part: only when quantiles are wanted.
-    let sorted = if quantiles.is_empty() {
-        "emptyArrayFloat64()".to_string()
-    } else {
-        format!("arraySort(groupArrayIf({value}, {ok}))")
-    };
-    let inner = format!(
+/// SQL for the values' count, sum and extremes of `value` where `ok`.
+fn summary_sql(value: &str, ok: &str) -> String {
+    format!(
         "countIf({ok}) AS n, sumIf({value}, {ok}) AS total, minIf({value}, {ok}) AS low, \
-         maxIf({value}, {ok}) AS high, {sorted} AS sorted"
-    );
-    // Old servers' lambdas cannot see columns: one element expression per quantile.
-    let picks: Vec<String> = quantiles
-        .iter()
-        .map(|q| format!("toFloat64(arrayElement(sorted, toUInt64(floor({q:?} * (n - 1))) + 1))"))
-        .collect();
-    let outer = format!(
-        "n, total, low, high, if(n = 0, emptyArrayFloat64(), [{}]) AS quantiles",
-        if picks.is_empty() {
-            "0.".into()
-        } else {
-            picks.join(", ")
-        }
-    );
-    (inner, outer)
+         maxIf({value}, {ok}) AS high"
+    )
 }
 
 #[derive(Deserialize)]
@@ -51,13 +34,15 @@ struct SummaryRow {
     total: f64,
     low: f64,
     high: f64,
-    quantiles: Vec<f64>,
 }
 
 impl SummaryRow {
-    fn summary(self, wanted: usize) -> Summary {
-        let mut quantiles = self.quantiles;
-        quantiles.truncate(if self.n == 0 { 0 } else { wanted });
+    /// The summary, with the quantiles read from the group's sketch.
+    fn summary(self, sketch: Option<&Sketch>, quantiles: &[f64]) -> Summary {
+        let quantiles = match sketch {
+            Some(s) if self.n > 0 => quantiles.iter().filter_map(|q| s.quantile(*q)).collect(),
+            _ => Vec::new(),
+        };
         Summary {
             count: self.n,
             sum: self.total,
@@ -66,6 +51,38 @@ impl SummaryRow {
             quantiles,
         }
     }
+}
+
+/// Per group key, the quantile sketch of `value` where `ok`, from its bucket counts computed in
+/// ClickHouse (the sketch the embedded store keeps: the same buckets, the same 1 %). `source`
+/// is a FROM clause that ends in a WHERE condition.
+fn sketches(
+    store: &ClickHouseStore,
+    (source, key): (&str, &str),
+    (value, ok): (&str, &str),
+) -> Result<HashMap<String, Sketch>, StoreError> {
+    #[derive(Deserialize)]
+    struct Bucket {
+        k: String,
+        b: i32,
+        c: u64,
+    }
+    let sql = format!(
+        "SELECT toString({key}) AS k, if({v} < {zero:?}, {zeros}, toInt32(ceil(log({v}) / {lg:?}))) AS b, \
+         count() AS c FROM {source} AND ({ok}) AND {v} >= 0 AND isFinite({v}) GROUP BY k, b",
+        v = format!("toFloat64({value})"),
+        zero = quantile::ZERO,
+        zeros = i32::MIN,
+        lg = quantile::log_gamma(),
+    );
+    let mut buckets: HashMap<String, Vec<(i32, u64)>> = HashMap::new();
+    store.each_row(&sql, &mut |r: Bucket| {
+        buckets.entry(r.k).or_default().push((r.b, r.c))
+    })?;
+    Ok(buckets
+        .into_iter()
+        .map(|(k, list)| (k, Sketch::from_buckets(list, i32::MIN)))
+        .collect())
 }
 
 /// The events filter as SQL conditions (after the range).
@@ -126,24 +143,31 @@ impl ClickHouseStore {
             return Ok(Vec::new());
         }
         let (key, only) = group_sql(q.group);
-        let (inner, outer) = summary_sql("l", "l_ok", q.quantiles);
-        let sql = format!(
-            "SELECT k, requests, errors, users, {outer} FROM (SELECT toString({key}) AS k, count() AS requests, \
-             toUInt64(sum(failed)) AS errors, uniqExact(user_id) AS users, {inner} FROM (SELECT {EVENT_COLUMNS} \
-             FROM {db}.events WHERE {range}{filter}) WHERE 1{only} GROUP BY k) ORDER BY k",
+        let source = format!(
+            "(SELECT {EVENT_COLUMNS} FROM {db}.events WHERE {range}{filter}) WHERE 1{only}",
             db = self.db(),
             range = Self::range(q.from, q.to),
             filter = filter_sql(q.filter),
         );
+        let sql = format!(
+            "SELECT toString({key}) AS k, count() AS requests, toUInt64(sum(failed)) AS errors, \
+             uniqExact(user_id) AS users, {} FROM {source} GROUP BY k ORDER BY k",
+            summary_sql("l", "l_ok")
+        );
+        let sketched = if q.quantiles.is_empty() {
+            HashMap::new()
+        } else {
+            sketches(self, (&source, &key), ("l", "l_ok"))?
+        };
         Ok(self
             .rows::<Row>(&sql)?
             .into_iter()
             .map(|r| EventAggregate {
+                latency: r.latency.summary(sketched.get(&r.k), q.quantiles),
                 key: r.k,
                 requests: r.requests,
                 errors: r.errors,
                 users: r.users,
-                latency: r.latency.summary(q.quantiles.len()),
             })
             .collect())
     }
@@ -246,19 +270,28 @@ impl ClickHouseStore {
             return Ok(Some(Vec::new()));
         }
         let only = agent.map_or(String::new(), |a| format!(" AND agent = {}", quote(a)));
-        let (inner, outer) = summary_sql(&format!("toFloat64({column})"), &ok, quantiles);
-        let sql = format!(
-            "SELECT k, {outer} FROM (SELECT {from} + intDiv(ts_ms - {from}, {width}) * {width} AS k, {inner} \
-             FROM {}.samples WHERE {}{only} GROUP BY k) ORDER BY k",
+        let value = format!("toFloat64({column})");
+        let key = format!("{from} + intDiv(ts_ms - {from}, {width}) * {width}");
+        let source = format!(
+            "{}.samples WHERE {}{only}",
             self.db(),
             Self::range(from, to)
         );
+        let sql = format!(
+            "SELECT {key} AS k, {} FROM {source} GROUP BY k ORDER BY k",
+            summary_sql(&value, &ok)
+        );
+        let sketched = if quantiles.is_empty() {
+            HashMap::new()
+        } else {
+            sketches(self, (&source, &key), (&value, &ok))?
+        };
         Ok(Some(
             self.rows::<Row>(&sql)?
                 .into_iter()
                 .map(|r| SampleStep {
                     step: r.k,
-                    values: r.values.summary(quantiles.len()),
+                    values: r.values.summary(sketched.get(&r.k.to_string()), quantiles),
                 })
                 .collect(),
         ))
