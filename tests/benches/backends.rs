@@ -4,8 +4,6 @@
 //! same queries are timed on each (median of 3, over HTTP). Prints `key=value` figures per
 //! backend. Run with `scripts/bench-backends [EVENTS [USERS]]` (default 2,000,000 and 200,000).
 
-use std::time::Instant;
-
 #[path = "common/simulated.rs"]
 mod simulated;
 
@@ -17,22 +15,6 @@ const DAYS: i64 = 14;
 const DAY_MS: i64 = 86_400_000;
 const LIMITS: &str = "[limits]\nmax_body_bytes = 67108864\nmax_decompressed_bytes = 268435456\n";
 const KEEP: &str = "name = \"Keep\"\ntype = \"usage\"\n[settings]\nretention_period = 60\n";
-
-/// The median of three timings of a GET, ms.
-fn median(base: &str, path: &str) -> f64 {
-    let client = http();
-    let mut times: Vec<f64> = (0..3)
-        .map(|_| {
-            let t = Instant::now();
-            let resp = client.get(format!("{base}{path}")).send().expect("query");
-            assert_eq!(resp.status().as_u16(), 200, "{path}");
-            let _ = resp.bytes();
-            t.elapsed().as_secs_f64() * 1000.0
-        })
-        .collect();
-    times.sort_by(f64::total_cmp);
-    times[1]
-}
 
 fn main() {
     let mut args = std::env::args()
@@ -93,7 +75,10 @@ fn main() {
         println!("backend={name}");
         store_simulated(&collector.url, events, users, start, end);
         for (query, path) in &queries {
-            println!("{name}.{query}={:.0}", median(&collector.url, path));
+            println!(
+                "{name}.{query}={:.0}",
+                median_of_ms(&format!("{}{path}", collector.url), 3)
+            );
         }
         println!(
             "{name}.collector_rss_peak_kib={}",
@@ -109,17 +94,4 @@ fn main() {
         };
         println!("{name}.disk_mib={:.0}", bytes as f64 / 1_048_576.0);
     }
-}
-
-/// Bytes of the files under `dir`.
-fn dir_bytes(dir: &std::path::Path) -> u64 {
-    std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| match e.file_type() {
-            Ok(t) if t.is_dir() => dir_bytes(&e.path()),
-            _ => e.metadata().map_or(0, |m| m.len()),
-        })
-        .sum()
 }

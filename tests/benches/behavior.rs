@@ -5,8 +5,6 @@
 //! 3 runs). Prints `key=value` figures. Run with `scripts/bench-behavior [EVENTS [USERS]]`
 //! (default 10,000,000 events and 1,350,000 simulated users, of whom about 1 M send events).
 
-use std::time::Instant;
-
 #[path = "common/simulated.rs"]
 mod simulated;
 
@@ -45,20 +43,7 @@ fn main() {
     }
     let range = format!("from={start}&to={end}");
     let base = collector.url.clone();
-    let median = |path: &str| {
-        let client = http();
-        let mut times: Vec<f64> = (0..3)
-            .map(|_| {
-                let t = Instant::now();
-                let resp = client.get(format!("{base}{path}")).send().expect("query");
-                assert_eq!(resp.status().as_u16(), 200, "{path}");
-                let _ = resp.bytes();
-                t.elapsed().as_secs_f64() * 1000.0
-            })
-            .collect();
-        times.sort_by(f64::total_cmp);
-        times[1]
-    };
+    let median = |path: &str| median_of_ms(&format!("{base}{path}"), 3);
     let (_, summary) = get_json(&format!("{base}/api/v1/sessions?{range}"));
     println!(
         "stored_users={} sessions={}",

@@ -93,8 +93,13 @@ pub fn ingest(url: &str, bodies: Vec<Vec<u8>>) -> Vec<Duration> {
 
 /// Median time of 10 runs of a GET.
 pub fn p50_ms(url: &str) -> f64 {
+    median_of_ms(url, 10)
+}
+
+/// Median time of `runs` runs of a GET, ms.
+pub fn median_of_ms(url: &str, runs: usize) -> f64 {
     let client = http();
-    let mut times: Vec<Duration> = (0..10)
+    let mut times: Vec<Duration> = (0..runs)
         .map(|_| {
             let start = Instant::now();
             let resp = client.get(url).send().expect("query");
