@@ -6,6 +6,8 @@
 //! collector serves. [`simulate`] is the
 //! TD Generator traffic simulator used by the demo and the tests.
 
+#![forbid(unsafe_code)]
+
 pub mod batch;
 pub mod counters;
 pub mod intake;

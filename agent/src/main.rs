@@ -1,5 +1,7 @@
 //! `tda-agent`: runs the agent, or the TD Generator traffic simulator.
 
+#![forbid(unsafe_code)]
+
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};

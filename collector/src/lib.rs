@@ -4,6 +4,8 @@
 //! Request path: [`api`] routes; [`ingest`] takes batches into [`store`]; [`stats`] and [`query`] fold stored
 //! data into answers; [`profiles`] holds the profiles in force; [`alert`] evaluates alert rules and notifies. [`app`] holds the state and reloads it; [`reload`] decides when; [`server`] starts it all.
 
+#![forbid(unsafe_code)]
+
 pub mod alert;
 pub mod api;
 pub mod app;

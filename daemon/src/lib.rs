@@ -1,5 +1,7 @@
 //! What both daemons run on: the HTTP server loop and JSON responses, stop signals, logging.
 
+#![forbid(unsafe_code)]
+
 pub mod http;
 pub mod service;
 

@@ -3,6 +3,8 @@
 //! This crate holds data definitions and their validation only: no I/O beyond reading a config
 //! file, no storage, no HTTP. Both daemons and the `tda` CLI agree on formats through it.
 
+#![forbid(unsafe_code)]
+
 pub mod alerting;
 pub mod config;
 pub mod duration;

@@ -1,6 +1,8 @@
 //! Test harness: starts the real `tda-collector` and `tda-agent` binaries on free ports with
 //! temporary directories and TOML files, and waits on conditions with deadlines.
 
+#![forbid(unsafe_code)]
+
 use std::fs;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

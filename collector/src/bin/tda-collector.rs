@@ -1,5 +1,7 @@
 //! `tda-collector`: the central TD Analytics daemon.
 
+#![forbid(unsafe_code)]
+
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};

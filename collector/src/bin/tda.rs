@@ -1,5 +1,7 @@
 //! `tda`: the TD Analytics operator CLI.
 
+#![forbid(unsafe_code)]
+
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
