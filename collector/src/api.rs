@@ -30,8 +30,10 @@ impl App {
     /// Routes one request.
     pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response {
         let path = req.uri().path().to_string();
-        if req.method() == Method::GET && path.starts_with("/api/v1/") && !self.may_read(&req) {
-            return error(StatusCode::UNAUTHORIZED, "missing or invalid read token");
+        if req.method() == Method::GET && path.starts_with("/api/v1/") {
+            if let Err(refusal) = self.authorize(&req, crate::app::Scope::Read) {
+                return refusal.response();
+            }
         }
         match (req.method().clone(), path.as_str()) {
             (Method::GET, p) if p == "/" || p.starts_with("/assets/") => {
@@ -124,7 +126,7 @@ impl App {
     }
 
     async fn reload_endpoint(self: &Arc<Self>, req: &Request<Incoming>) -> Response {
-        if let Err(resp) = ingest::authorize(req, &self.admin_tokens()) {
+        if let Err(resp) = self.authorize(req, crate::app::Scope::Admin) {
             return resp.response();
         }
         let app = self.clone();
@@ -140,7 +142,7 @@ impl App {
     /// `POST /-/compact[?before=TIME]` (admin): compacts the hours ended before `before`
     /// (default: `storage.compact_after` ago) now, and answers what it merged.
     async fn compact_endpoint(self: &Arc<Self>, req: &Request<Incoming>) -> Response {
-        if let Err(resp) = ingest::authorize(req, &self.admin_tokens()) {
+        if let Err(resp) = self.authorize(req, crate::app::Scope::Admin) {
             return resp.response();
         }
         let after = self.config().storage.compact_after.0.as_millis() as i64;
@@ -155,7 +157,7 @@ impl App {
 
     /// `GET /v1/agents/{id}/settings`: the sampling an agent should use, from the profiles.
     fn agent_settings(&self, req: &Request<Incoming>, agent: &str) -> Response {
-        if let Err(resp) = ingest::authorize(req, &self.ingest_tokens()) {
+        if let Err(resp) = self.authorize(req, crate::app::Scope::Ingest) {
             return resp.response();
         }
         let (interval, profiles) = self.profiles.sampling_for(agent);
@@ -186,6 +188,9 @@ impl App {
     }
 
     async fn create_profile(&self, req: Request<Incoming>) -> Response {
+        if let Err(refusal) = self.authorize(&req, crate::app::Scope::Admin) {
+            return refusal.response();
+        }
         let body = match read_body(req, MAX_PROFILE_BODY).await {
             Ok(b) => b,
             Err(refusal) => return refusal.response(),

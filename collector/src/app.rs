@@ -59,6 +59,28 @@ fn open_store(cfg: &CollectorConfig) -> anyhow::Result<Arc<dyn Storage>> {
     })
 }
 
+/// What a credential lets its holder do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Send batches and read the agent settings (agents).
+    Ingest,
+    /// Read analytics (`GET /api/v1/…`, the dashboard's data).
+    Read,
+    /// Change state: profiles, reloads, compaction, silences, reports on request.
+    Admin,
+}
+
+impl Scope {
+    /// The scope's name in answers.
+    pub fn name(self) -> &'static str {
+        match self {
+            Scope::Ingest => "ingest",
+            Scope::Read => "read",
+            Scope::Admin => "admin",
+        }
+    }
+}
+
 /// The part of the config that is swapped as a whole on reload.
 pub struct Live {
     /// The config in force (settings that need a restart keep their start-up values).
@@ -239,13 +261,51 @@ impl App {
     /// Whether a request may read analytics: no read token is configured, or it carries a read
     /// or admin token (as a bearer token, or `?token=` for the dashboard's event stream).
     pub fn may_read<B>(&self, req: &hyper::Request<B>) -> bool {
+        self.authorize(req, Scope::Read).is_ok()
+    }
+
+    /// Checks the request's credential for `scope`: `401` without a token or with one this
+    /// collector does not know, `403` with a token of another scope. Admin tokens also read;
+    /// reading is open while no read tokens are configured; a read token may come as `?token=`
+    /// (event streams cannot send headers).
+    pub fn authorize<B>(
+        &self,
+        req: &hyper::Request<B>,
+        scope: Scope,
+    ) -> Result<(), tda_daemon::Refusal> {
+        use hyper::StatusCode;
         let live = self.live.read().unwrap_or_else(|p| p.into_inner());
-        if live.read.is_empty() {
-            return true;
+        if scope == Scope::Read && live.read.is_empty() {
+            return Ok(());
         }
         let query = tda_daemon::query(req);
-        let presented = tda_daemon::bearer(req).or(query.get("token").map(String::as_str));
-        presented.is_some_and(|t| live.read.allows(t) || live.admin.allows(t))
+        let presented = match scope {
+            Scope::Read => tda_daemon::bearer(req).or(query.get("token").map(String::as_str)),
+            _ => tda_daemon::bearer(req),
+        };
+        let Some(token) = presented else {
+            let why = format!("a bearer token with the {} scope is required", scope.name());
+            return Err(tda_daemon::Refusal::new(StatusCode::UNAUTHORIZED, why));
+        };
+        let granted = match scope {
+            Scope::Ingest => live.ingest.allows(token),
+            Scope::Read => live.read.allows(token) || live.admin.allows(token),
+            Scope::Admin => live.admin.allows(token),
+        };
+        if granted {
+            return Ok(());
+        }
+        let known =
+            live.ingest.allows(token) || live.read.allows(token) || live.admin.allows(token);
+        let (status, why) = if known {
+            (
+                StatusCode::FORBIDDEN,
+                format!("this token lacks the {} scope", scope.name()),
+            )
+        } else {
+            (StatusCode::UNAUTHORIZED, "unknown bearer token".to_string())
+        };
+        Err(tda_daemon::Refusal::new(status, why))
     }
 
     /// Request limits in force.

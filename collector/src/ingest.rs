@@ -7,7 +7,7 @@ use std::io::Read;
 use hyper::body::Incoming;
 use hyper::header::CONTENT_ENCODING;
 use hyper::{Request, StatusCode};
-use tda_daemon::{bearer, error, json, read_body, Refusal, Response};
+use tda_daemon::{error, json, read_body, Refusal, Response};
 use tda_schema::config::LimitsConfig;
 use tda_schema::wire::decode_batch;
 use tda_schema::Batch;
@@ -17,12 +17,25 @@ use crate::app::App;
 use crate::store::Appended;
 
 /// The bearer tokens agents may send batches with.
-pub struct Tokens(HashSet<String>);
+pub struct Tokens(HashSet<[u8; 32]>);
+
+/// A token's SHA-256: only these are kept in memory, and a presented token is hashed before it
+/// is compared, so comparisons take the same time wherever tokens differ.
+fn digest(token: &str) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(token.as_bytes()).into()
+}
 
 impl Tokens {
     /// A token set; empty strings are ignored.
     pub fn new(tokens: impl IntoIterator<Item = String>) -> Self {
-        Tokens(tokens.into_iter().filter(|t| !t.is_empty()).collect())
+        Tokens(
+            tokens
+                .into_iter()
+                .filter(|t| !t.is_empty())
+                .map(|t| digest(&t))
+                .collect(),
+        )
     }
 
     /// Number of tokens.
@@ -35,11 +48,13 @@ impl Tokens {
         self.0.is_empty()
     }
 
-    /// Whether `presented` is one of the tokens, comparing in time independent of where they differ.
+    /// Whether `presented` is one of the tokens: its digest is compared with every stored one,
+    /// each in constant time.
     pub fn allows(&self, presented: &str) -> bool {
-        self.0.iter().fold(false, |ok, t| {
-            ok | constant_time_eq(t.as_bytes(), presented.as_bytes())
-        })
+        let wanted = digest(presented);
+        self.0
+            .iter()
+            .fold(false, |ok, t| ok | constant_time_eq(t, &wanted))
     }
 }
 
@@ -68,18 +83,6 @@ pub fn decompress(body: &[u8], limit: usize) -> Result<Vec<u8>, (StatusCode, Str
     Ok(out)
 }
 
-/// Refuses with 401 unless the request carries one of `tokens`.
-pub fn authorize<B>(req: &Request<B>, tokens: &Tokens) -> Result<(), Refusal> {
-    if bearer(req).is_some_and(|t| tokens.allows(t)) {
-        Ok(())
-    } else {
-        Err(Refusal::new(
-            StatusCode::UNAUTHORIZED,
-            "missing or invalid bearer token",
-        ))
-    }
-}
-
 /// `POST /v1/batches`: authorise, take a write permit (or 429), decode, store, answer.
 pub async fn handle(req: Request<Incoming>, app: &App) -> Response {
     match accept(req, app).await {
@@ -97,7 +100,7 @@ pub async fn handle(req: Request<Incoming>, app: &App) -> Response {
 }
 
 async fn accept(req: Request<Incoming>, app: &App) -> Result<Response, Refusal> {
-    authorize(&req, &app.ingest_tokens())?;
+    app.authorize(&req, crate::app::Scope::Ingest)?;
     if app.disk_full.load(std::sync::atomic::Ordering::Relaxed) {
         return Err(Refusal::new(
             StatusCode::INSUFFICIENT_STORAGE,

@@ -339,9 +339,10 @@ pub fn agent_counters(agent_url: &str) -> Value {
     get_json(&format!("{agent_url}/healthz")).1["counters"].clone()
 }
 
-/// Runs the `tda` CLI against a collector.
+/// Runs the `tda` CLI against a collector, with the admin token in its environment.
 pub fn tda(server: &str, args: &[&str]) -> Output {
     Command::new(bin("tda"))
+        .env("TDA_ADMIN_TOKEN", ADMIN_TOKEN)
         .arg("--server")
         .arg(server)
         .args(args)

@@ -248,6 +248,11 @@ fn a_read_token_guards_the_api_and_the_live_stream() {
         200,
         "admins read too"
     );
+    assert_eq!(
+        status(http().get(url("/api/v1/stats/usage")).bearer_auth(TOKEN)),
+        403,
+        "an agent's token does not read analytics"
+    );
     assert_eq!(status(http().get(url("/api/v1/live"))), 401);
     let live = http()
         .get(url("/api/v1/live?token=reader-token"))

@@ -53,7 +53,10 @@ fn collector_refuses_bad_batches_and_keeps_what_it_stored() {
 
     assert_eq!(
         send(url, &[zstd], zstd_json(&batch("b", t0, 1))),
-        (401, "missing or invalid bearer token".into())
+        (
+            401,
+            "a bearer token with the ingest scope is required".into()
+        )
     );
     assert_eq!(
         send(
@@ -63,6 +66,16 @@ fn collector_refuses_bad_batches_and_keeps_what_it_stored() {
         )
         .0,
         401
+    );
+    let admin = format!("Bearer {ADMIN_TOKEN}");
+    assert_eq!(
+        send(
+            url,
+            &[("authorization", &admin), zstd],
+            zstd_json(&batch("b", t0, 1))
+        ),
+        (403, "this token lacks the ingest scope".into()),
+        "a known token of another scope is forbidden, not unknown"
     );
 
     let (status, msg) = send(url, &[AUTH], vec![b' '; 70_000]);
@@ -198,13 +211,32 @@ fn api_refuses_bad_queries_and_profiles() {
     assert_eq!(get_json(&format!("{}/nowhere", c.url)).0, 404);
 
     let profiles = format!("{}/api/v1/profiles", c.url);
+    let admin = format!("Bearer {ADMIN_TOKEN}");
     let create = |v: Value| {
         post(
             &profiles,
-            &[("content-type", "application/json")],
+            &[
+                ("content-type", "application/json"),
+                ("authorization", &admin),
+            ],
             serde_json::to_vec(&v).unwrap(),
         )
     };
+    let unsigned = post(
+        &profiles,
+        &[("content-type", "application/json")],
+        b"{}".to_vec(),
+    );
+    assert_eq!(unsigned.0, 401, "creating a profile needs the admin token");
+    let agent = post(
+        &profiles,
+        &[
+            ("content-type", "application/json"),
+            ("authorization", &format!("Bearer {TOKEN}")),
+        ],
+        b"{}".to_vec(),
+    );
+    assert_eq!(agent.0, 403, "an agent token may not change profiles");
     let (status, v) = create(json!({"name": "X", "type": "sales"}));
     assert_eq!(status, 400);
     assert!(

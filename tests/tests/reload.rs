@@ -203,7 +203,7 @@ fn sighup_and_the_reload_endpoint_reload() {
             vec![]
         )
         .0,
-        401,
+        403,
         "an agent token is not an admin token"
     );
     let (status, v) = post(

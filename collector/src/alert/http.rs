@@ -13,7 +13,6 @@ use tda_schema::timestamp::{now_ms, parse_bound};
 
 use super::store::Silence;
 use crate::app::App;
-use crate::ingest;
 
 /// Largest silence body, bytes.
 const MAX_BODY: usize = 16 * 1024;
@@ -120,7 +119,7 @@ impl App {
 
     /// `POST /api/v1/silences` (admin): creates a silence; `201` with it.
     pub(crate) async fn create_silence(&self, req: Request<Incoming>) -> Response {
-        if let Err(refusal) = ingest::authorize(&req, &self.admin_tokens()) {
+        if let Err(refusal) = self.authorize(&req, crate::app::Scope::Admin) {
             return refusal.response();
         }
         let body = match read_body(req, MAX_BODY).await {
@@ -154,7 +153,7 @@ impl App {
 
     /// `DELETE /api/v1/silences/{id}` (admin): expires a silence now.
     pub(crate) fn expire_silence(&self, req: &Request<Incoming>, id: &str) -> Response {
-        if let Err(refusal) = ingest::authorize(req, &self.admin_tokens()) {
+        if let Err(refusal) = self.authorize(req, crate::app::Scope::Admin) {
             return refusal.response();
         }
         let store = &self.alerts.store;

@@ -8,7 +8,6 @@ use tda_daemon::{error, json, query, with_type, Response};
 use tda_schema::timestamp::now_ms;
 
 use crate::app::App;
-use crate::ingest;
 
 /// Whether a path segment is a safe file name piece (no `..`, no separators).
 fn safe(segment: &str) -> bool {
@@ -59,7 +58,7 @@ impl App {
     /// `POST /api/v1/reports/run?profile=&report=` (admin): the report over the period that
     /// ends now; `201` with its listing entry.
     pub(crate) async fn run_report(&self, req: &Request<Incoming>) -> Response {
-        if let Err(refusal) = ingest::authorize(req, &self.admin_tokens()) {
+        if let Err(refusal) = self.authorize(req, crate::app::Scope::Admin) {
             return refusal.response();
         }
         let q = query(req);
