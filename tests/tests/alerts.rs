@@ -202,7 +202,14 @@ fn a_silenced_alert_is_not_notified() {
     assert!(text.contains(&format!("firing (silenced {id})")), "{text}");
     let refused = std::process::Command::new(bin("tda"))
         .env_remove("TDA_ADMIN_TOKEN")
-        .args(["--server", &c.url, "silence", "add", "--matcher", "alertname=X"])
+        .args([
+            "--server",
+            &c.url,
+            "silence",
+            "add",
+            "--matcher",
+            "alertname=X",
+        ])
         .output()
         .unwrap();
     assert!(!refused.status.success(), "needs the admin token");

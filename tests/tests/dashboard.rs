@@ -268,3 +268,39 @@ fn a_read_token_guards_the_api_and_the_live_stream() {
     );
     assert_eq!(status(http().get(url("/assets/app.js"))), 200);
 }
+
+#[test]
+fn responses_carry_security_headers_and_the_dashboard_a_strict_policy() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = CollectorSetup::new(tmp.path(), "").start();
+    let page = http().get(&c.url).send().unwrap();
+    let header = |r: &reqwest::blocking::Response, name: &str| {
+        r.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let policy = header(&page, "content-security-policy");
+    assert!(
+        policy.contains("script-src 'self'") && policy.contains("default-src 'none'"),
+        "{policy}"
+    );
+    assert!(
+        !policy.contains("unsafe"),
+        "no inline script or style: {policy}"
+    );
+    assert!(policy.contains("frame-ancestors 'none'"), "{policy}");
+    let api = http()
+        .get(format!("{}/api/v1/stats/usage", c.url))
+        .send()
+        .unwrap();
+    for (name, value) in [
+        ("x-content-type-options", "nosniff"),
+        ("x-frame-options", "DENY"),
+        ("referrer-policy", "no-referrer"),
+    ] {
+        assert_eq!(header(&page, name), value, "{name} on the page");
+        assert_eq!(header(&api, name), value, "{name} on the API");
+    }
+}

@@ -41,7 +41,16 @@ pub fn asset(path: &str) -> Option<Response> {
     ASSETS
         .iter()
         .find(|(p, _, _)| *p == path)
-        .map(|(_, body, kind)| with_type(StatusCode::OK, *body, kind))
+        .map(|(_, body, kind)| {
+            let mut resp = with_type(StatusCode::OK, *body, kind);
+            if kind.starts_with("text/html") {
+                resp.headers_mut().insert(
+                    "content-security-policy",
+                    hyper::header::HeaderValue::from_static(tda_daemon::http::PAGE_POLICY),
+                );
+            }
+            resp
+        })
 }
 
 /// How often the live snapshot is recomputed while someone watches.
