@@ -175,6 +175,8 @@ pub struct App {
     pub alerts: crate::alert::Alerting,
     /// Whether this collector runs the scheduled work (several may share a store).
     pub fleet: crate::fleet::Fleet,
+    /// Per-token request buckets (`limits.requests_per_second_per_token`).
+    pub rates: crate::rate::RateLimits,
     /// The dashboard's live snapshot (refreshed while someone watches).
     pub live_snapshot: tokio::sync::watch::Sender<Option<Arc<serde_json::Value>>>,
     /// Set when the collector begins to stop (ends live streams).
@@ -216,6 +218,7 @@ impl App {
             crate::fleet::Fleet::new(store.shared(), live.config.storage.clickhouse.lease_ttl.0);
         Ok(App {
             fleet,
+            rates: Default::default(),
             store,
             writes,
             ingest: IngestCounters::default(),
@@ -293,7 +296,16 @@ impl App {
             Scope::Admin => live.admin.allows(token),
         };
         if granted {
-            return Ok(());
+            let limits = &live.config.limits;
+            let (rate, burst) = (limits.requests_per_second_per_token, limits.burst_per_token);
+            return self
+                .rates
+                .take(token, rate, burst, std::time::Instant::now())
+                .map_err(|wait| {
+                    let why =
+                        format!("more than {rate} requests per second for this token; retry later");
+                    tda_daemon::Refusal::new(StatusCode::TOO_MANY_REQUESTS, why).retry_after(wait)
+                });
         }
         let known =
             live.ingest.allows(token) || live.read.allows(token) || live.admin.allows(token);

@@ -21,7 +21,7 @@ pub struct Tokens(HashSet<[u8; 32]>);
 
 /// A token's SHA-256: only these are kept in memory, and a presented token is hashed before it
 /// is compared, so comparisons take the same time wherever tokens differ.
-fn digest(token: &str) -> [u8; 32] {
+pub(crate) fn digest(token: &str) -> [u8; 32] {
     use sha2::Digest;
     sha2::Sha256::digest(token.as_bytes()).into()
 }
@@ -135,7 +135,17 @@ async fn decode_request(req: Request<Incoming>, limits: &LimitsConfig) -> Result
             return Err(Refusal::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, msg));
         }
     };
-    decode_batch(&json_bytes).map_err(|e| Refusal::new(StatusCode::BAD_REQUEST, e.to_string()))
+    let batch = decode_batch(&json_bytes)
+        .map_err(|e| Refusal::new(StatusCode::BAD_REQUEST, e.to_string()))?;
+    if batch.events.len() > limits.max_events_per_batch {
+        let msg = format!(
+            "events: {} events, more than limits.max_events_per_batch ({})",
+            batch.events.len(),
+            limits.max_events_per_batch
+        );
+        return Err(Refusal::new(StatusCode::PAYLOAD_TOO_LARGE, msg));
+    }
+    Ok(batch)
 }
 
 /// Stores a batch off the async threads and answers once it is durable.

@@ -20,6 +20,7 @@ pub mod offline;
 pub mod predictive;
 pub mod profiles;
 pub mod query;
+pub mod rate;
 pub mod reload;
 pub mod report;
 pub mod schedule;

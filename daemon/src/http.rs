@@ -184,6 +184,8 @@ pub struct Refusal {
     pub status: StatusCode,
     /// What is wrong, naming the field or limit.
     pub message: String,
+    /// Seconds to wait before retrying, when the refusal says (else 429 says 1, 507 says 60).
+    pub retry_after: Option<u64>,
 }
 
 impl Refusal {
@@ -192,7 +194,14 @@ impl Refusal {
         Refusal {
             status,
             message: message.into(),
+            retry_after: None,
         }
+    }
+
+    /// The same refusal, telling the client to retry after `secs` seconds.
+    pub fn retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs);
+        self
     }
 
     /// The answer: `{"error": message}`, with a bearer challenge on 401, `Retry-After: 1` on 429
@@ -205,13 +214,14 @@ impl Refusal {
                 HeaderValue::from_static("Bearer"),
             );
         }
-        if self.status == StatusCode::TOO_MANY_REQUESTS {
+        let wait = match self.status {
+            StatusCode::TOO_MANY_REQUESTS => Some(self.retry_after.unwrap_or(1)),
+            StatusCode::INSUFFICIENT_STORAGE => Some(self.retry_after.unwrap_or(60)),
+            _ => self.retry_after,
+        };
+        if let Some(secs) = wait {
             resp.headers_mut()
-                .insert(hyper::header::RETRY_AFTER, HeaderValue::from_static("1"));
-        }
-        if self.status == StatusCode::INSUFFICIENT_STORAGE {
-            resp.headers_mut()
-                .insert(hyper::header::RETRY_AFTER, HeaderValue::from_static("60"));
+                .insert(hyper::header::RETRY_AFTER, HeaderValue::from(secs));
         }
         resp
     }

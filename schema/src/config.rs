@@ -550,6 +550,24 @@ pub struct LimitsConfig {
     /// without bound. Takes effect at restart.
     #[serde(default = "default_max_inflight")]
     pub max_inflight_batches: usize,
+    /// Most events one batch may hold; more is 413 (the agent's batches hold `batch.max_events`).
+    #[serde(default = "default_max_events_per_batch")]
+    pub max_events_per_batch: usize,
+    /// Requests each token may make per second, on average (0: no limit); more are answered 429
+    /// with `Retry-After`. Bursts of `burst_per_token` are allowed.
+    #[serde(default)]
+    pub requests_per_second_per_token: f64,
+    /// The burst a token may make above its rate (with `requests_per_second_per_token`).
+    #[serde(default = "default_burst_per_token")]
+    pub burst_per_token: u32,
+}
+
+fn default_max_events_per_batch() -> usize {
+    100_000
+}
+
+fn default_burst_per_token() -> u32 {
+    20
 }
 
 fn default_max_inflight() -> usize {
@@ -562,6 +580,9 @@ impl Default for LimitsConfig {
             max_body_bytes: default_max_body(),
             max_decompressed_bytes: default_max_decompressed(),
             max_inflight_batches: default_max_inflight(),
+            max_events_per_batch: default_max_events_per_batch(),
+            requests_per_second_per_token: 0.0,
+            burst_per_token: default_burst_per_token(),
         }
     }
 }
@@ -597,6 +618,19 @@ impl CollectorConfig {
             return Err(ConfigError::new(
                 file,
                 "limits: max_body_bytes and max_decompressed_bytes must be > 0",
+            ));
+        }
+        let rate = cfg.limits.requests_per_second_per_token;
+        if !rate.is_finite() || rate < 0.0 || cfg.limits.burst_per_token == 0 {
+            return Err(ConfigError::new(
+                file,
+                "limits: requests_per_second_per_token must be >= 0 and burst_per_token > 0",
+            ));
+        }
+        if cfg.limits.max_events_per_batch == 0 {
+            return Err(ConfigError::new(
+                file,
+                "limits.max_events_per_batch: must be > 0",
             ));
         }
         if cfg.retention.every.is_zero() {

@@ -310,3 +310,40 @@ fn collector_will_not_start_on_a_bad_config() {
     ));
     assert!(err.contains("no ingest token configured"), "{err}");
 }
+
+#[test]
+fn a_token_over_its_rate_gets_429_and_a_batch_over_the_event_limit_413() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = CollectorSetup::new(
+        tmp.path(),
+        "[limits]\nrequests_per_second_per_token = 0.5\nburst_per_token = 2\nmax_events_per_batch = 3\n",
+    )
+    .start();
+    let url = c.url.as_str();
+    let t0 = now_ms() - 60_000;
+    let zstd = ("content-encoding", "zstd");
+    let (status, msg) = send(url, &[AUTH, zstd], zstd_json(&batch("big", t0, 4)));
+    assert_eq!(
+        (status, msg.as_str()),
+        (413, "events: 4 events, more than limits.max_events_per_batch (3)")
+    );
+    assert_eq!(send(url, &[AUTH, zstd], zstd_json(&batch("r1", t0, 1))).0, 200);
+    let third = http()
+        .post(format!("{url}/v1/batches"))
+        .header(AUTH.0, AUTH.1)
+        .header(zstd.0, zstd.1)
+        .body(zstd_json(&batch("r2", t0, 1)))
+        .send()
+        .unwrap();
+    assert_eq!(third.status().as_u16(), 429, "the burst of 2 is spent");
+    assert_eq!(third.headers()["retry-after"], "2", "one request every 2 s");
+    assert_eq!(get_json(&format!("{url}/healthz")).0, 200, "the collector stays healthy");
+    assert_eq!(
+        usage(url, t0 - 1, t0 + 10)["total_requests"],
+        1,
+        "the refused batches stored nothing; reads are not counted against the agent's token"
+    );
+    wait_for("the token's bucket to refill", || {
+        (send(url, &[AUTH, zstd], zstd_json(&batch("r2", t0, 1))).0 == 200).then_some(())
+    });
+}
