@@ -97,6 +97,18 @@ pub struct Daemon {
 
 impl Daemon {
     fn spawn(binary: &str, config: &Path, log: PathBuf, url: String, extra: &[&str]) -> Daemon {
+        let level = std::env::var("TDA_TEST_LOG").unwrap_or_else(|_| "info".into());
+        Self::spawn_logging(binary, config, (log, &level), url, extra)
+    }
+
+    /// Spawns with `RUST_LOG` set to `level`.
+    fn spawn_logging(
+        binary: &str,
+        config: &Path,
+        (log, level): (PathBuf, &str),
+        url: String,
+        extra: &[&str],
+    ) -> Daemon {
         let out = fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -106,10 +118,7 @@ impl Daemon {
             .args(extra)
             .arg("--config")
             .arg(config)
-            .env(
-                "RUST_LOG",
-                std::env::var("TDA_TEST_LOG").unwrap_or_else(|_| "info".into()),
-            )
+            .env("RUST_LOG", level)
             .stdout(Stdio::null())
             .stderr(out)
             .spawn()
@@ -252,6 +261,17 @@ impl CollectorSetup {
             &[],
         )
     }
+
+    /// Starts the collector logging at `level` (a `RUST_LOG` filter).
+    pub fn start_logging(&self, level: &str) -> Daemon {
+        Daemon::spawn_logging(
+            "tda-collector",
+            &self.dir.join("collector.toml"),
+            (self.dir.join("collector.log"), level),
+            format!("http://127.0.0.1:{}", self.port),
+            &[],
+        )
+    }
 }
 
 /// Starts an agent under `dir` shipping to `collector_url`, sampling every second, watching `pid`,
@@ -309,6 +329,12 @@ impl AgentSetup {
 
     /// Writes the files and starts the agent, waiting until its intake answers.
     pub fn start(&self) -> Daemon {
+        let level = std::env::var("TDA_TEST_LOG").unwrap_or_else(|_| "info".into());
+        self.start_logging(&level)
+    }
+
+    /// [`AgentSetup::start`] logging at `level` (a `RUST_LOG` filter).
+    pub fn start_logging(&self, level: &str) -> Daemon {
         let dir = &self.dir;
         fs::create_dir_all(dir.join("profiles")).expect("agent dir");
         fs::write(dir.join("token"), TOKEN).expect("token");
@@ -324,10 +350,10 @@ impl AgentSetup {
             self.id, self.collector_url, self.port, self.batch, self.spool
         );
         fs::write(dir.join("agent.toml"), config).expect("agent.toml");
-        Daemon::spawn(
+        Daemon::spawn_logging(
             "tda-agent",
             &dir.join("agent.toml"),
-            dir.join("agent.log"),
+            (dir.join("agent.log"), level),
             self.url(),
             &[],
         )

@@ -325,9 +325,15 @@ fn a_token_over_its_rate_gets_429_and_a_batch_over_the_event_limit_413() {
     let (status, msg) = send(url, &[AUTH, zstd], zstd_json(&batch("big", t0, 4)));
     assert_eq!(
         (status, msg.as_str()),
-        (413, "events: 4 events, more than limits.max_events_per_batch (3)")
+        (
+            413,
+            "events: 4 events, more than limits.max_events_per_batch (3)"
+        )
     );
-    assert_eq!(send(url, &[AUTH, zstd], zstd_json(&batch("r1", t0, 1))).0, 200);
+    assert_eq!(
+        send(url, &[AUTH, zstd], zstd_json(&batch("r1", t0, 1))).0,
+        200
+    );
     let third = http()
         .post(format!("{url}/v1/batches"))
         .header(AUTH.0, AUTH.1)
@@ -337,7 +343,11 @@ fn a_token_over_its_rate_gets_429_and_a_batch_over_the_event_limit_413() {
         .unwrap();
     assert_eq!(third.status().as_u16(), 429, "the burst of 2 is spent");
     assert_eq!(third.headers()["retry-after"], "2", "one request every 2 s");
-    assert_eq!(get_json(&format!("{url}/healthz")).0, 200, "the collector stays healthy");
+    assert_eq!(
+        get_json(&format!("{url}/healthz")).0,
+        200,
+        "the collector stays healthy"
+    );
     assert_eq!(
         usage(url, t0 - 1, t0 + 10)["total_requests"],
         1,
