@@ -21,7 +21,8 @@ pub struct Cli {
     /// Print the API's JSON instead of tables.
     #[arg(long, global = true)]
     pub json: bool,
-    /// Admin token for commands that change state (silences).
+    /// Token: admin for commands that change state (profiles, silences, reports), and sent with
+    /// reads too (an admin or read token) when the collector guards reading.
     #[arg(long, env = "TDA_ADMIN_TOKEN", global = true, hide_env_values = true)]
     pub token: Option<String>,
     #[command(subcommand)]
@@ -286,7 +287,8 @@ enum ProfileCommand {
 
 /// Runs one CLI command and returns what to print.
 pub fn run(cli: Cli) -> anyhow::Result<String> {
-    let api = Api::new(&cli.server)?;
+    // Reads carry the token when one is given (admin tokens also read).
+    let api = Api::new(&cli.server)?.reading_with(cli.token.as_deref());
     match cli.command {
         Command::Detect {
             input,
@@ -413,7 +415,9 @@ pub fn run(cli: Cli) -> anyhow::Result<String> {
             let body = json!({"name": name, "type": kind, "settings": {
                 "collection_interval": collection_interval, "retention_period": retention_period,
                 "aggregation_level": aggregation_level }});
-            let v = api.post("/api/v1/profiles", &body)?;
+            let v = api
+                .with_token(cli.token.as_deref())?
+                .post("/api/v1/profiles", &body)?;
             Ok(if cli.json {
                 pretty(&v)
             } else {
@@ -507,6 +511,11 @@ impl Api {
     }
 
     /// The same API sending an admin token (`--token` or `TDA_ADMIN_TOKEN`).
+    fn reading_with(mut self, token: Option<&str>) -> Api {
+        self.token = token.map(String::from);
+        self
+    }
+
     fn with_token(&self, token: Option<&str>) -> anyhow::Result<Api> {
         let Some(t) = token else {
             bail!("this command needs the admin token: --token or TDA_ADMIN_TOKEN");
@@ -561,7 +570,7 @@ impl Api {
     }
 
     fn get(&self, path: &str, query: &[(&str, String)]) -> anyhow::Result<Value> {
-        let req = self.client.get(format!("{}{path}", self.base)).query(query);
+        let req = self.authorized(self.client.get(format!("{}{path}", self.base)).query(query));
         answer(
             req.send()
                 .with_context(|| format!("cannot reach the collector at {}", self.base))?,
