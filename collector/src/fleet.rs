@@ -250,13 +250,24 @@ pub fn publish(app: &App, work: Work) {
     }
 }
 
+/// Runs `f`, which may block on the store's server, where blocking is allowed: at once on a
+/// blocking thread, else (a request handler on the runtime) with the runtime told first.
+pub(crate) fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
+}
+
 /// Writes a silence here and, on a shared store, for every collector.
 pub fn save_silence(app: &App, s: &Silence) -> Result<(), StoreError> {
     app.alerts.store.put_silence(s)?;
     if app.fleet.shared {
         let text = serde_json::to_string(s).map_err(|e| corrupt(SILENCE, e))?;
-        app.store
-            .put_state(&format!("{SILENCE}{}", s.id), Some(&text))?;
+        let scope = format!("{SILENCE}{}", s.id);
+        blocking(|| app.store.put_state(&scope, Some(&text)))?;
     }
     Ok(())
 }
@@ -270,7 +281,7 @@ pub fn share_report(app: &App, path: &Path, body: Option<&str>) {
         return;
     };
     let scope = format!("{REPORT}{}", rel.display());
-    if let Err(e) = app.store.put_state(&scope, body) {
+    if let Err(e) = blocking(|| app.store.put_state(&scope, body)) {
         tracing::warn!(scope = %scope, error = %e, "report could not be shared");
     }
 }
