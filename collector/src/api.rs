@@ -40,7 +40,7 @@ impl App {
                 dashboard::asset(p).unwrap_or_else(|| dashboard::not_found(p))
             }
             (Method::GET, "/api/v1/live") => dashboard::live(&self),
-            (Method::GET, "/api/v1/views") => dashboard::views(&self),
+            (Method::GET, "/api/v1/views") => crate::fleet::blocking(|| dashboard::views(&self)),
             (Method::GET, "/healthz") => json(
                 StatusCode::OK,
                 &serde_json::json!({ "status": "ok", "ingest": self.ingest.snapshot(),
