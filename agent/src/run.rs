@@ -107,6 +107,7 @@ pub async fn run(config_file: &Path) -> anyhow::Result<()> {
     tda_daemon::service::ready(&format!("intake on {}", cfg.intake.listen));
     tda_daemon::serve(
         listener,
+        tda_daemon::Listening::plain(cfg.intake.max_connections),
         move |req| intake.clone().handle(req),
         async move {
             let _ = intake_stop.changed().await;

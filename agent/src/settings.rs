@@ -52,6 +52,8 @@ pub struct Live {
     agent_id: String,
     config: RwLock<AgentConfig>,
     target: RwLock<Target>,
+    /// The HTTP client to the collector, built with the TLS files the config names.
+    client: RwLock<reqwest::Client>,
     status: RwLock<ConfigStatus>,
     served: RwLock<Option<u64>>,
     /// The local profiles' interval, read at load and reload (not at every poll).
@@ -59,6 +61,28 @@ pub struct Live {
     sampling: watch::Sender<Sampling>,
     batch: watch::Sender<BatchConfig>,
     process: watch::Sender<ProcessConfig>,
+}
+
+/// How long the agent waits to connect to the collector.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A client to the collector that verifies it by the configured CA (else the system's roots)
+/// and presents the configured client certificate.
+fn client(file: &Path, cfg: &AgentConfig) -> Result<reqwest::Client, ConfigError> {
+    let c = &cfg.collector;
+    let tls = tda_daemon::tls::ClientTls {
+        ca_file: c.ca_file.clone(),
+        identity: c.client_cert_file.clone().zip(c.client_key_file.clone()),
+    };
+    let builder = tda_daemon::tls::client_builder().connect_timeout(CONNECT_TIMEOUT);
+    tls.apply(builder)
+        .and_then(|b| {
+            b.build().map_err(|e| tda_daemon::tls::TlsError {
+                path: file.to_path_buf(),
+                message: tda_daemon::tls::with_causes(&e),
+            })
+        })
+        .map_err(|e| ConfigError::new(file, format!("collector TLS: {e}")))
 }
 
 fn token(cfg: &AgentConfig) -> Result<Option<String>, ConfigError> {
@@ -98,6 +122,7 @@ impl Live {
             url: config.collector.url.clone(),
             token: token(&config)?,
         };
+        let client = client(config_file, &config)?;
         let status = ConfigStatus {
             file: config_file.to_path_buf(),
             loaded_at: Timestamp::now().to_rfc3339(),
@@ -114,6 +139,7 @@ impl Live {
             agent_id,
             config: RwLock::new(config),
             target: RwLock::new(target),
+            client: RwLock::new(client),
             status: RwLock::new(status),
             served: RwLock::new(None),
             local: RwLock::new(None),
@@ -138,6 +164,14 @@ impl Live {
     /// Where batches go now.
     pub fn target(&self) -> Target {
         self.target
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The HTTP client to the collector in force.
+    pub fn client(&self) -> reqwest::Client {
+        self.client
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
@@ -224,8 +258,10 @@ impl Live {
     /// restart are named and left as they are; the rest applies at once.
     pub fn reload(&self) {
         let file = self.status().file;
-        let loaded = AgentConfig::load(&file).and_then(|c| token(&c).map(|t| (c, t)));
-        let (mut new, token) = match loaded {
+        let loaded = AgentConfig::load(&file)
+            .and_then(|c| token(&c).map(|t| (c, t)))
+            .and_then(|(c, t)| client(&file, &c).map(|client| (c, t, client)));
+        let (mut new, token, client) = match loaded {
             Ok(x) => x,
             Err(e) => {
                 tracing::warn!(error = %e, "config not reloaded; the one in force stays");
@@ -253,6 +289,7 @@ impl Live {
             url: new.collector.url.clone(),
             token,
         };
+        *self.client.write().unwrap_or_else(|p| p.into_inner()) = client;
         self.batch
             .send_if_modified(|b| std::mem::replace(b, new.batch.clone()) != new.batch);
         self.process
@@ -271,10 +308,6 @@ impl Live {
 
 /// Asks the collector for this agent's sampling settings every `settings_poll_interval`.
 pub async fn poll_collector(live: Arc<Live>, mut stop: watch::Receiver<bool>) {
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap_or_default();
     loop {
         let target = live.target();
         let url = format!(
@@ -282,7 +315,7 @@ pub async fn poll_collector(live: Arc<Live>, mut stop: watch::Receiver<bool>) {
             target.url.trim_end_matches('/'),
             live.agent_id()
         );
-        let mut req = client.get(&url);
+        let mut req = live.client().get(&url).timeout(Duration::from_secs(10));
         if let Some(t) = &target.token {
             req = req.bearer_auth(t);
         }
@@ -292,7 +325,9 @@ pub async fn poll_collector(live: Arc<Live>, mut stop: watch::Receiver<bool>) {
                 Err(e) => tracing::warn!(error = %e, "collector settings unreadable"),
             },
             Ok(r) => tracing::warn!(status = %r.status(), "collector refused the settings request"),
-            Err(e) => tracing::debug!(error = %e, "collector unreachable for settings"),
+            Err(e) => {
+                tracing::debug!(error = %tda_daemon::tls::with_causes(&e), "collector unreachable for settings")
+            }
         }
         let every = live.config().collector.settings_poll_interval.0;
         tokio::select! {

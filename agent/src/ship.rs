@@ -31,19 +31,13 @@ pub enum Outcome {
 
 /// Sends batches to one collector.
 pub struct Shipper {
-    client: reqwest::Client,
     live: Arc<Live>,
 }
 
 impl Shipper {
     /// A shipper to the collector the live settings name (read again for every batch).
     pub fn new(live: Arc<Live>) -> Self {
-        let client = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(30))
-            .build()
-            .unwrap_or_default();
-        Shipper { client, live }
+        Shipper { live }
     }
 
     /// One attempt to send one batch.
@@ -51,8 +45,10 @@ impl Shipper {
         let target = self.live.target();
         let url = format!("{}/v1/batches", target.url.trim_end_matches('/'));
         let mut req = self
-            .client
+            .live
+            .client()
             .post(&url)
+            .timeout(Duration::from_secs(30))
             .header(CONTENT_TYPE, "application/json")
             .header(CONTENT_ENCODING, "zstd")
             .body(batch.body.clone());
@@ -62,7 +58,8 @@ impl Shipper {
         let resp = match req.send().await {
             Ok(r) => r,
             Err(e) => {
-                tracing::warn!(batch_id = %batch.batch_id, error = %e, "collector unreachable");
+                let error = tda_daemon::tls::with_causes(&e);
+                tracing::warn!(batch_id = %batch.batch_id, %error, "collector unreachable");
                 return Outcome::Retry(None);
             }
         };

@@ -91,6 +91,8 @@ pub struct Live {
     pub admin: Arc<Tokens>,
     /// Readers' tokens (empty: reading is open).
     pub read: Arc<Tokens>,
+    /// TLS for the next connection, from the files `[tls]` names (none: plain HTTP).
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Live {
@@ -106,7 +108,19 @@ impl Live {
         }
         let admin = tokens_from(config.auth.admin_tokens_file.as_deref(), "TDA_ADMIN_TOKENS")?;
         let read = tokens_from(config.auth.read_tokens_file.as_deref(), "TDA_READ_TOKENS")?;
+        let tls = match &config.tls {
+            Some(t) => Some(
+                tda_daemon::tls::server_config(
+                    &t.cert_file,
+                    &t.key_file,
+                    t.client_ca_file.as_deref(),
+                )
+                .map_err(|e| ConfigError::new(config_file, format!("tls: {e}")))?,
+            ),
+            None => None,
+        };
         Ok(Live {
+            tls,
             config,
             ingest: Arc::new(ingest),
             admin: Arc::new(admin),
@@ -232,6 +246,15 @@ impl App {
             live: RwLock::new(live),
             status: RwLock::new(status),
         })
+    }
+
+    /// The TLS settings in force for the next connection.
+    pub fn tls(&self) -> Option<Arc<rustls::ServerConfig>> {
+        self.live
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .tls
+            .clone()
     }
 
     /// The config in force.
@@ -405,6 +428,9 @@ pub fn restart_needed(running: &CollectorConfig, edited: &CollectorConfig) -> Ve
     if running.limits.max_inflight_batches != edited.limits.max_inflight_batches {
         fields.push("limits.max_inflight_batches".to_string());
     }
+    if running.limits.max_connections != edited.limits.max_connections {
+        fields.push("limits.max_connections".to_string());
+    }
     fields
 }
 
@@ -418,4 +444,5 @@ fn keep_restart_settings(running: &CollectorConfig, edited: &mut CollectorConfig
     edited.storage.backend = running.storage.backend;
     edited.storage.clickhouse = running.storage.clickhouse.clone();
     edited.limits.max_inflight_batches = running.limits.max_inflight_batches;
+    edited.limits.max_connections = running.limits.max_connections;
 }

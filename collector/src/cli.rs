@@ -500,7 +500,7 @@ struct Api {
 
 impl Api {
     fn new(base: &str) -> anyhow::Result<Self> {
-        let client = reqwest::blocking::Client::builder()
+        let client = tda_daemon::tls::blocking_client_builder()
             .timeout(std::time::Duration::from_secs(60))
             .build()?;
         Ok(Api {

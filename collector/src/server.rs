@@ -48,7 +48,18 @@ pub async fn run(config_file: &Path) -> anyhow::Result<()> {
         },
     ));
     tda_daemon::service::ready(&format!("listening on {}", cfg.listen));
-    tda_daemon::serve(listener, move |req| app.clone().handle(req), stop).await;
+    let tls_of = app.clone();
+    let listening = tda_daemon::Listening {
+        tls: Arc::new(move || tls_of.tls()),
+        max_connections: cfg.limits.max_connections,
+    };
+    tda_daemon::serve(
+        listener,
+        listening,
+        move |req| app.clone().handle(req),
+        stop,
+    )
+    .await;
     tracing::info!("collector stopped");
     Ok(())
 }

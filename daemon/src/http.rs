@@ -3,6 +3,8 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -13,9 +15,12 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use rustls::ServerConfig;
 use serde::Serialize;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_rustls::TlsAcceptor;
 
 /// The body of every response: a whole buffer, or a stream (server-sent events).
 pub type Body = http_body_util::combinators::BoxBody<Bytes, Infallible>;
@@ -29,14 +34,42 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long in-flight requests may take to finish once shutdown begins.
 pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
 
+/// The TLS settings for the next connection (read per connection, so a reload that replaces
+/// them applies to the next handshake); `None` serves plain HTTP.
+pub type TlsSource = Arc<dyn Fn() -> Option<Arc<ServerConfig>> + Send + Sync>;
+
+/// How a listener takes connections.
+#[derive(Clone)]
+pub struct Listening {
+    /// TLS for each new connection.
+    pub tls: TlsSource,
+    /// Connections served at once; one more is answered 503 and closed.
+    pub max_connections: usize,
+}
+
+impl Listening {
+    /// Plain HTTP with at most `max_connections` connections.
+    pub fn plain(max_connections: usize) -> Self {
+        Listening {
+            tls: Arc::new(|| None),
+            max_connections,
+        }
+    }
+}
+
 /// Accepts connections until `shutdown` completes, answering each request with `handler`; then
 /// stops accepting and lets in-flight requests finish, for at most [`SHUTDOWN_DEADLINE`].
-pub async fn serve<H, F>(listener: TcpListener, handler: H, shutdown: impl Future<Output = ()>)
-where
+pub async fn serve<H, F>(
+    listener: TcpListener,
+    listening: Listening,
+    handler: H,
+    shutdown: impl Future<Output = ()>,
+) where
     H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Response> + Send + 'static,
 {
     let graceful = GracefulShutdown::new();
+    let open = Arc::new(Semaphore::new(listening.max_connections));
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -50,20 +83,19 @@ where
                 }
             },
         };
+        let permit = open.clone().try_acquire_owned().ok();
+        if permit.is_none() {
+            tracing::debug!(%peer, limit = listening.max_connections, "connection refused at the cap");
+        }
+        let connection = Connection {
+            tls: (listening.tls)(),
+            watcher: graceful.watcher(),
+            cap: listening.max_connections,
+        };
         let handler = handler.clone();
-        let service = service_fn(move |req| {
-            let handler = handler.clone();
-            async move { Ok::<_, Infallible>(hardened(handler(req).await)) }
-        });
-        let conn = http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(HEADER_READ_TIMEOUT)
-            .serve_connection(TokioIo::new(stream), service);
-        let conn = graceful.watch(conn);
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
-            }
+            connection.run(stream, peer, permit, handler).await;
+            // The permit, if any, is released here, when the connection has ended.
         });
     }
     drop(listener);
@@ -75,6 +107,71 @@ where
             deadline_s = SHUTDOWN_DEADLINE.as_secs(),
             "in-flight requests cut at the shutdown deadline"
         );
+    }
+}
+
+/// One accepted connection: its TLS settings and the shutdown it follows.
+struct Connection {
+    tls: Option<Arc<ServerConfig>>,
+    watcher: Watcher,
+    cap: usize,
+}
+
+impl Connection {
+    async fn run<H, F>(
+        self,
+        stream: TcpStream,
+        peer: SocketAddr,
+        permit: Option<OwnedSemaphorePermit>,
+        handler: H,
+    ) where
+        H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+        F: Future<Output = Response> + Send + 'static,
+    {
+        let Some(tls) = self.tls.clone() else {
+            return self.http(TokioIo::new(stream), peer, permit, handler).await;
+        };
+        let handshake = TlsAcceptor::from(tls).accept(stream);
+        match tokio::time::timeout(HEADER_READ_TIMEOUT, handshake).await {
+            Ok(Ok(stream)) => self.http(TokioIo::new(stream), peer, permit, handler).await,
+            Ok(Err(e)) => tracing::info!(%peer, error = %e, "TLS handshake failed"),
+            Err(_) => tracing::info!(%peer, "TLS handshake timed out"),
+        }
+    }
+
+    async fn http<I, H, F>(
+        self,
+        io: TokioIo<I>,
+        peer: SocketAddr,
+        permit: Option<OwnedSemaphorePermit>,
+        handler: H,
+    ) where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+        H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+        F: Future<Output = Response> + Send + 'static,
+    {
+        let cap = self.cap;
+        let over_cap = permit.is_none();
+        let service = service_fn(move |req| {
+            let handler = handler.clone();
+            async move {
+                if over_cap {
+                    let message = format!("connection limit ({cap}) reached; retry shortly");
+                    let refusal = Refusal::new(StatusCode::SERVICE_UNAVAILABLE, message);
+                    return Ok::<_, Infallible>(hardened(refusal.retry_after(1).response()));
+                }
+                Ok(hardened(handler(req).await))
+            }
+        });
+        let conn = http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT)
+            .keep_alive(!over_cap)
+            .serve_connection(io, service);
+        if let Err(e) = self.watcher.watch(conn).await {
+            tracing::debug!(%peer, error = %e, "connection ended with an error");
+        }
+        drop(permit);
     }
 }
 

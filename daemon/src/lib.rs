@@ -4,6 +4,7 @@
 
 pub mod http;
 pub mod service;
+pub mod tls;
 
 use std::path::PathBuf;
 
@@ -23,7 +24,8 @@ pub struct ConfigStatus {
 }
 
 pub use http::{
-    bearer, error, json, query, read_body, serve, stream, with_type, Body, Refusal, Response,
+    bearer, error, json, query, read_body, serve, stream, with_type, Body, Listening, Refusal,
+    Response,
 };
 
 /// Logs to stderr in one format for every binary (colour only on a terminal); `RUST_LOG`

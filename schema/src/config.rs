@@ -140,6 +140,17 @@ pub struct CollectorTarget {
     /// How often the agent asks the collector for its sampling settings.
     #[serde(default = "default_settings_poll")]
     pub settings_poll_interval: HumanDuration,
+    /// PEM CA certificates that sign the collector's certificate (an `https://` URL); the
+    /// system's roots when absent.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// PEM client certificate the agent presents, for a collector that requires mutual TLS
+    /// (with `client_key_file`).
+    #[serde(default)]
+    pub client_cert_file: Option<PathBuf>,
+    /// PEM private key of `client_cert_file`.
+    #[serde(default)]
+    pub client_key_file: Option<PathBuf>,
 }
 
 fn default_settings_poll() -> HumanDuration {
@@ -152,6 +163,9 @@ impl Default for CollectorTarget {
             url: default_collector_url(),
             token_file: None,
             settings_poll_interval: default_settings_poll(),
+            ca_file: None,
+            client_cert_file: None,
+            client_key_file: None,
         }
     }
 }
@@ -166,6 +180,14 @@ pub struct IntakeConfig {
     /// Largest request body accepted, bytes.
     #[serde(default = "default_max_intake_bytes")]
     pub max_body_bytes: usize,
+    /// Connections served at once; one more is answered 503 and closed. Takes effect at
+    /// restart.
+    #[serde(default = "default_intake_connections")]
+    pub max_connections: usize,
+}
+
+fn default_intake_connections() -> usize {
+    256
 }
 
 impl Default for IntakeConfig {
@@ -173,6 +195,7 @@ impl Default for IntakeConfig {
         IntakeConfig {
             listen: default_intake_listen(),
             max_body_bytes: default_max_intake_bytes(),
+            max_connections: default_intake_connections(),
         }
     }
 }
@@ -264,6 +287,20 @@ impl AgentConfig {
         let mut cfg: AgentConfig = load_toml(file)?;
         cfg.profiles_dir = cfg.profiles_dir.map(|p| resolve(file, &p));
         cfg.collector.token_file = cfg.collector.token_file.map(|p| resolve(file, &p));
+        let c = &mut cfg.collector;
+        for path in [
+            &mut c.ca_file,
+            &mut c.client_cert_file,
+            &mut c.client_key_file,
+        ] {
+            *path = path.as_ref().map(|p| resolve(file, p));
+        }
+        if c.client_cert_file.is_some() != c.client_key_file.is_some() {
+            return Err(ConfigError::new(
+                file,
+                "collector.client_cert_file and collector.client_key_file: set both or neither",
+            ));
+        }
         cfg.process.pid_file = cfg.process.pid_file.map(|p| resolve(file, &p));
         cfg.spool.dir = resolve(file, &cfg.spool.dir);
         cfg.validate()
@@ -335,6 +372,9 @@ pub struct CollectorConfig {
     /// Request size limits.
     #[serde(default)]
     pub limits: LimitsConfig,
+    /// TLS on the listener; plain HTTP when absent. Certificate files are read again on reload.
+    #[serde(default)]
+    pub tls: Option<ServerTlsConfig>,
     /// How profile and config changes are picked up.
     #[serde(default)]
     pub reload: ReloadConfig,
@@ -536,6 +576,21 @@ pub struct AuthConfig {
     pub read_tokens_file: Option<PathBuf>,
 }
 
+/// TLS on the collector's listener.
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServerTlsConfig {
+    /// PEM certificate chain the collector presents, leaf first.
+    pub cert_file: PathBuf,
+    /// PEM private key of the certificate (PKCS#8, PKCS#1 or SEC1); keep it readable by the
+    /// collector's user only.
+    pub key_file: PathBuf,
+    /// PEM CA certificates that sign the agents' client certificates: with it set, a client
+    /// without a certificate this CA signed is refused in the handshake (mutual TLS).
+    #[serde(default)]
+    pub client_ca_file: Option<PathBuf>,
+}
+
 /// Limits on what one request may carry.
 #[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -560,6 +615,14 @@ pub struct LimitsConfig {
     /// The burst a token may make above its rate (with `requests_per_second_per_token`).
     #[serde(default = "default_burst_per_token")]
     pub burst_per_token: u32,
+    /// Connections served at once; one more is answered 503 with `Retry-After` and closed.
+    /// Takes effect at restart.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+}
+
+fn default_max_connections() -> usize {
+    1024
 }
 
 fn default_max_events_per_batch() -> usize {
@@ -583,6 +646,7 @@ impl Default for LimitsConfig {
             max_events_per_batch: default_max_events_per_batch(),
             requests_per_second_per_token: 0.0,
             burst_per_token: default_burst_per_token(),
+            max_connections: default_max_connections(),
         }
     }
 }
@@ -596,6 +660,11 @@ impl CollectorConfig {
         cfg.auth.ingest_tokens_file = cfg.auth.ingest_tokens_file.map(|p| resolve(file, &p));
         cfg.auth.admin_tokens_file = cfg.auth.admin_tokens_file.map(|p| resolve(file, &p));
         cfg.auth.read_tokens_file = cfg.auth.read_tokens_file.map(|p| resolve(file, &p));
+        if let Some(tls) = &mut cfg.tls {
+            tls.cert_file = resolve(file, &tls.cert_file);
+            tls.key_file = resolve(file, &tls.key_file);
+            tls.client_ca_file = tls.client_ca_file.as_ref().map(|p| resolve(file, p));
+        }
         cfg.storage.clickhouse.password_file = cfg
             .storage
             .clickhouse
@@ -606,6 +675,12 @@ impl CollectorConfig {
             return Err(ConfigError::new(
                 file,
                 format!("storage.clickhouse.database: `{db}` must be letters, digits and _"),
+            ));
+        }
+        if cfg.limits.max_connections == 0 {
+            return Err(ConfigError::new(
+                file,
+                "limits.max_connections: must be > 0",
             ));
         }
         if cfg.limits.max_inflight_batches == 0 {

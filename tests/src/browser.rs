@@ -39,7 +39,7 @@ impl Browser {
             .spawn()
             .expect("start chromedriver");
         let base = format!("http://127.0.0.1:{port}");
-        let client = reqwest::blocking::Client::builder()
+        let client = tda_daemon::tls::blocking_client_builder()
             .timeout(Duration::from_secs(60))
             .build()
             .expect("client");

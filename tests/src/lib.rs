@@ -14,6 +14,7 @@ use serde_json::Value;
 pub mod alerting;
 pub mod bench;
 pub mod browser;
+pub mod pki;
 pub mod proxy;
 pub mod receiver;
 pub mod traffic;
@@ -63,7 +64,7 @@ pub fn wait_for<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
 
 /// A blocking HTTP client for tests.
 pub fn http() -> reqwest::blocking::Client {
-    reqwest::blocking::Client::builder()
+    tda_daemon::tls::blocking_client_builder()
         .timeout(Duration::from_secs(30))
         .build()
         .expect("client")
@@ -123,14 +124,16 @@ impl Daemon {
             .stderr(out)
             .spawn()
             .expect("spawn daemon");
-        let mut d = Daemon { child, log, url };
-        d.wait_healthy();
-        d
+        Daemon { child, log, url }
     }
 
-    fn wait_healthy(&mut self) {
+    fn healthy(mut self) -> Daemon {
+        self.wait_healthy(&http());
+        self
+    }
+
+    fn wait_healthy(&mut self, client: &reqwest::blocking::Client) {
         let url = format!("{}/healthz", self.url);
-        let client = http();
         let start = Instant::now();
         loop {
             if client
@@ -260,6 +263,21 @@ impl CollectorSetup {
             format!("http://127.0.0.1:{}", self.port),
             &[],
         )
+        .healthy()
+    }
+
+    /// Starts a collector configured for TLS, serving `https://127.0.0.1:<port>`; waits until
+    /// `client` (trusting its CA) finds it healthy.
+    pub fn start_tls(&self, client: &reqwest::blocking::Client) -> Daemon {
+        let mut d = Daemon::spawn(
+            "tda-collector",
+            &self.dir.join("collector.toml"),
+            self.dir.join("collector.log"),
+            format!("https://127.0.0.1:{}", self.port),
+            &[],
+        );
+        d.wait_healthy(client);
+        d
     }
 
     /// Starts the collector logging at `level` (a `RUST_LOG` filter).
@@ -271,6 +289,7 @@ impl CollectorSetup {
             format!("http://127.0.0.1:{}", self.port),
             &[],
         )
+        .healthy()
     }
 }
 
@@ -306,6 +325,8 @@ pub struct AgentSetup {
     pub spool: String,
     /// Intake port, fixed at creation so a restarted agent listens where the last one did.
     pub port: u16,
+    /// More lines of the `[collector]` table (TLS files).
+    pub collector: String,
 }
 
 impl AgentSetup {
@@ -319,6 +340,7 @@ impl AgentSetup {
             batch: "max_age_ms = 200".into(),
             spool: "dir = \"spool\"".into(),
             port: free_port(),
+            collector: String::new(),
         }
     }
 
@@ -345,9 +367,9 @@ impl AgentSetup {
         )
         .expect("profile");
         let config = format!(
-            "agent_id = \"{}\"\nprofiles_dir = \"profiles\"\n[collector]\nurl = \"{}\"\ntoken_file = \"token\"\nsettings_poll_interval = \"300ms\"\n\
+            "agent_id = \"{}\"\nprofiles_dir = \"profiles\"\n[collector]\nurl = \"{}\"\ntoken_file = \"token\"\nsettings_poll_interval = \"300ms\"\n{}\n\
              [intake]\nlisten = \"127.0.0.1:{}\"\n[batch]\n{}\n[spool]\n{}\n[process]\npid_file = \"watched.pid\"\n",
-            self.id, self.collector_url, self.port, self.batch, self.spool
+            self.id, self.collector_url, self.collector, self.port, self.batch, self.spool
         );
         fs::write(dir.join("agent.toml"), config).expect("agent.toml");
         Daemon::spawn_logging(
@@ -357,6 +379,7 @@ impl AgentSetup {
             self.url(),
             &[],
         )
+        .healthy()
     }
 }
 

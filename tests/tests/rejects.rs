@@ -357,3 +357,26 @@ fn a_token_over_its_rate_gets_429_and_a_batch_over_the_event_limit_413() {
         (send(url, &[AUTH, zstd], zstd_json(&batch("r2", t0, 1))).0 == 200).then_some(())
     });
 }
+
+#[test]
+fn a_connection_over_the_cap_gets_503_and_the_collector_recovers_when_they_close() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = CollectorSetup::new(tmp.path(), "[limits]\nmax_connections = 2\n").start();
+    let addr = format!("127.0.0.1:{}", c.url.rsplit(':').next().unwrap());
+    // Two clients that connect and send nothing (slowloris) hold both places.
+    let idle: Vec<_> = (0..2)
+        .map(|_| std::net::TcpStream::connect(&addr).unwrap())
+        .collect();
+    let over = http().get(format!("{}/healthz", c.url)).send().unwrap();
+    assert_eq!(over.status().as_u16(), 503);
+    assert_eq!(over.headers()["retry-after"], "1");
+    assert_eq!(over.headers()["connection"], "close");
+    assert_eq!(
+        over.json::<Value>().unwrap()["error"],
+        "connection limit (2) reached; retry shortly"
+    );
+    drop(idle);
+    wait_for("a place to free up once the idle connections close", || {
+        (get_json(&format!("{}/healthz", c.url)).0 == 200).then_some(())
+    });
+}

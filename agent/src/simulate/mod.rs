@@ -308,7 +308,7 @@ struct Sender {
 
 impl Sender {
     fn new(intake: &str) -> anyhow::Result<Self> {
-        let client = reqwest::Client::builder()
+        let client = tda_daemon::tls::client_builder()
             .timeout(Duration::from_secs(30))
             .build()?;
         Ok(Sender {

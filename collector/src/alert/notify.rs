@@ -272,7 +272,9 @@ fn backoff(attempts: u32) -> i64 {
 /// Delivers the outbox until the process ends: every 250 ms, each notification that is due, in
 /// order, while this collector leads the fleet; what was settled is then shared.
 pub async fn deliver(app: Arc<crate::app::App>) {
-    let client = reqwest::Client::new();
+    let client = tda_daemon::tls::client_builder()
+        .build()
+        .unwrap_or_default();
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     loop {
         tick.tick().await;

@@ -27,7 +27,7 @@ pub fn store_simulated(url: &str, events: usize, users: usize, start: i64, end: 
     ingest(&format!("{url}/v1/batches"), bodies);
     println!("ingest_s={:.1}", t.elapsed().as_secs_f64());
     let t = Instant::now();
-    let patient = reqwest::blocking::Client::builder()
+    let patient = tda_daemon::tls::blocking_client_builder()
         .timeout(std::time::Duration::from_secs(1800))
         .build()
         .expect("client");

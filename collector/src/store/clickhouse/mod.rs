@@ -148,7 +148,7 @@ impl ClickHouseStore {
 
     /// Connects, creates the database and runs the migrations it has not run yet.
     pub fn open(cfg: ClickHouseConfig) -> Result<Self, StoreError> {
-        let client = reqwest::blocking::Client::builder()
+        let client = tda_daemon::tls::blocking_client_builder()
             .timeout(cfg.timeout)
             .build()
             .map_err(|e| failed("client", e))?;
