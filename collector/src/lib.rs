@@ -19,6 +19,8 @@ pub mod model_state;
 pub mod offline;
 pub mod predictive;
 pub mod profiles;
+#[cfg(test)]
+mod properties;
 pub mod query;
 pub mod rate;
 pub mod reload;

@@ -377,6 +377,20 @@ mod tests {
     }
 
     #[test]
+    fn float_properties_come_back_to_the_last_bit() {
+        // Found by the property tests: serde_json without `float_roundtrip` read this back
+        // as 123268706945.19925.
+        let events = vec![ev(
+            serde_json::json!({"timestamp": 1_000_000_000_000i64, "user_id": "u1", "feature": "f",
+            "properties": {"a": 123_268_706_945.199_23, "b": -907_119_366_745.374}}),
+        )];
+        assert_eq!(
+            decode(&encode(&events), Properties::Read, ALL).unwrap(),
+            events
+        );
+    }
+
+    #[test]
     fn facts_equal_what_the_events_say() {
         let events: Vec<Event> = (0..50)
             .map(|i| {

@@ -3,11 +3,11 @@
 pub mod aggregate;
 pub mod clickhouse;
 pub(crate) mod codec;
-mod columns;
+pub(crate) mod columns;
 pub mod facts;
 mod parallel;
 pub mod rollup;
-mod samples;
+pub(crate) mod samples;
 mod segments;
 mod sled_store;
 
