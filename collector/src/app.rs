@@ -155,6 +155,8 @@ pub struct IngestCounters {
     pub store_failures: AtomicU64,
     /// Batches refused with 507 because the store reached `storage.max_disk_bytes`.
     pub batches_refused_disk_full: AtomicU64,
+    /// Events stored under the overflow feature, past `limits.max_features_per_hour`.
+    pub events_feature_overflowed: AtomicU64,
 }
 
 impl IngestCounters {
@@ -169,6 +171,7 @@ impl IngestCounters {
             "batches_throttled": get(&self.batches_throttled),
             "store_failures": get(&self.store_failures),
             "batches_refused_disk_full": get(&self.batches_refused_disk_full),
+            "events_feature_overflowed": get(&self.events_feature_overflowed),
         })
     }
 }
@@ -191,6 +194,8 @@ pub struct App {
     pub fleet: crate::fleet::Fleet,
     /// Per-token request buckets (`limits.requests_per_second_per_token`).
     pub rates: crate::rate::RateLimits,
+    /// Feature names seen per hour, for `limits.max_features_per_hour`.
+    pub features: crate::cardinality::FeatureGuard,
     /// The dashboard's live snapshot (refreshed while someone watches).
     pub live_snapshot: tokio::sync::watch::Sender<Option<Arc<serde_json::Value>>>,
     /// Set when the collector begins to stop (ends live streams).
@@ -233,6 +238,7 @@ impl App {
         Ok(App {
             fleet,
             rates: Default::default(),
+            features: Default::default(),
             store,
             writes,
             ingest: IngestCounters::default(),

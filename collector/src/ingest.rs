@@ -113,7 +113,16 @@ async fn accept(req: Request<Incoming>, app: &App) -> Result<Response, Refusal> 
             "write queue full; retry later",
         )
     })?;
-    let batch = decode_request(req, &app.limits()).await?;
+    let limits = app.limits();
+    let mut batch = decode_request(req, &limits).await?;
+    let folded = app
+        .features
+        .fold(&mut batch.events, limits.max_features_per_hour);
+    if folded > 0 {
+        add(&app.ingest.events_feature_overflowed, folded);
+        tracing::debug!(batch_id = %batch.batch_id, folded, cap = limits.max_features_per_hour,
+            "feature names past the hourly cap stored as (overflow)");
+    }
     Ok(store(batch, app, permit).await)
 }
 

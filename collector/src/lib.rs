@@ -10,6 +10,7 @@ pub mod alert;
 pub mod api;
 pub mod app;
 pub mod behavior;
+pub mod cardinality;
 pub mod cli;
 pub mod dashboard;
 pub mod fleet;

@@ -619,6 +619,16 @@ pub struct LimitsConfig {
     /// Takes effect at restart.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+    /// Distinct feature names accepted per hour (0: no cap). Events of further names are
+    /// stored under the feature `(overflow)` with their name in the `tda.overflow_feature`
+    /// property, and counted in `events_feature_overflowed`: a service that puts ids in
+    /// `feature` cannot grow the rollups without bound.
+    #[serde(default = "default_max_features_per_hour")]
+    pub max_features_per_hour: usize,
+}
+
+fn default_max_features_per_hour() -> usize {
+    10_000
 }
 
 fn default_max_connections() -> usize {
@@ -647,6 +657,7 @@ impl Default for LimitsConfig {
             requests_per_second_per_token: 0.0,
             burst_per_token: default_burst_per_token(),
             max_connections: default_max_connections(),
+            max_features_per_hour: default_max_features_per_hour(),
         }
     }
 }

@@ -363,12 +363,18 @@ fn a_connection_over_the_cap_gets_503_and_the_collector_recovers_when_they_close
     let tmp = tempfile::tempdir().unwrap();
     let c = CollectorSetup::new(tmp.path(), "[limits]\nmax_connections = 2\n").start();
     let addr = format!("127.0.0.1:{}", c.url.rsplit(':').next().unwrap());
-    // Two clients that connect and send nothing (slowloris) hold both places.
-    let idle: Vec<_> = (0..2)
-        .map(|_| std::net::TcpStream::connect(&addr).unwrap())
-        .collect();
-    let over = http().get(format!("{}/healthz", c.url)).send().unwrap();
-    assert_eq!(over.status().as_u16(), 503);
+    let hold = |n: usize| -> Vec<std::net::TcpStream> {
+        (0..n)
+            .map(|_| std::net::TcpStream::connect(&addr).unwrap())
+            .collect()
+    };
+    // Two clients that connect and send nothing (slowloris) hold both places. The start-up
+    // health check's connection may still hold one until the collector sees it close.
+    let (idle, over) = wait_for("two idle connections to fill the cap", || {
+        let idle = hold(2);
+        let r = http().get(format!("{}/healthz", c.url)).send().unwrap();
+        (r.status().as_u16() == 503).then_some((idle, r))
+    });
     assert_eq!(over.headers()["retry-after"], "1");
     assert_eq!(over.headers()["connection"], "close");
     assert_eq!(
@@ -376,7 +382,64 @@ fn a_connection_over_the_cap_gets_503_and_the_collector_recovers_when_they_close
         "connection limit (2) reached; retry shortly"
     );
     drop(idle);
-    wait_for("a place to free up once the idle connections close", || {
-        (get_json(&format!("{}/healthz", c.url)).0 == 200).then_some(())
-    });
+    let one = hold(1);
+    wait_for(
+        "the second place to free up once the idle connections close",
+        || (get_json(&format!("{}/healthz", c.url)).0 == 200).then_some(()),
+    );
+    drop(one);
+}
+
+#[test]
+fn feature_names_past_the_hourly_cap_are_stored_as_overflow_and_counted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = CollectorSetup::new(tmp.path(), "[limits]\nmax_features_per_hour = 3\n").start();
+    let url = c.url.as_str();
+    let t0 = (now_ms() / 3_600_000 - 2) * 3_600_000;
+    let events: Vec<Value> = ["a", "b", "a", "c", "d", "e", "d"]
+        .iter()
+        .enumerate()
+        .map(|(i, f)| json!({"timestamp": t0 + i as i64, "user_id": "u1", "feature": f}))
+        .collect();
+    let body = json!({"version": 1, "agent_id": "a1", "batch_id": "wide", "created_at": t0, "events": events});
+    assert_eq!(
+        send(url, &[AUTH, ("content-encoding", "zstd")], zstd_json(&body)).0,
+        200
+    );
+    let stats = usage(url, t0, t0 + 3_600_000);
+    assert_eq!(stats["total_requests"], 7, "nothing dropped");
+    let per_feature: std::collections::BTreeMap<String, u64> = stats["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["feature"].as_str().unwrap().to_string(),
+                f["requests"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let want: std::collections::BTreeMap<String, u64> =
+        [("a", 2), ("b", 1), ("c", 1), ("(overflow)", 3)]
+            .iter()
+            .map(|(f, n)| (f.to_string(), *n))
+            .collect();
+    assert_eq!(per_feature, want);
+    let (status, health) = get_json(&format!("{url}/healthz"));
+    assert_eq!(status, 200);
+    assert_eq!(health["ingest"]["events_feature_overflowed"], 3);
+    assert!(c
+        .log_text()
+        .contains("limits.max_features_per_hour reached"));
+    // The next hour has its own three places.
+    let next = json!({"version": 1, "agent_id": "a1", "batch_id": "next", "created_at": t0,
+        "events": [{"timestamp": t0 + 3_600_000, "user_id": "u1", "feature": "e"}]});
+    assert_eq!(
+        send(url, &[AUTH, ("content-encoding", "zstd")], zstd_json(&next)).0,
+        200
+    );
+    assert_eq!(
+        usage(url, t0 + 3_600_000, t0 + 7_200_000)["features"][0]["feature"],
+        "e"
+    );
 }

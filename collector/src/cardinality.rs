@@ -1,0 +1,104 @@
+//! The cardinality-explosion guard: at most `limits.max_features_per_hour` distinct feature
+//! names per hour, the series every rollup and chart is keyed by. Events of a feature past the
+//! cap are kept under [`OVERFLOW_FEATURE`] (their name in the `tda.overflow_feature` property)
+//! and counted, as OpenTelemetry folds measurements past its cardinality limit into one overflow
+//! series: nothing accepted is dropped, and a misinstrumented service that puts request ids in
+//! `feature` cannot grow the rollups without bound.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+
+use tda_schema::wire::MAX_PROPERTIES;
+use tda_schema::Event;
+
+/// The feature name events past the cap are stored under.
+pub const OVERFLOW_FEATURE: &str = "(overflow)";
+/// The property that keeps an overflowed event's own feature name (when it has room).
+pub const OVERFLOW_PROPERTY: &str = "tda.overflow_feature";
+const HOUR_MS: i64 = 3_600_000;
+/// Hours kept in memory; batches older than this many hours behind the newest seen are
+/// checked against an empty set (late data is rare and bounded by the batch limits).
+const HOURS_KEPT: i64 = 48;
+
+/// The feature names seen in one hour, and whether the cap was reached in it.
+#[derive(Default)]
+struct Hour {
+    names: HashSet<String>,
+    overflowed: bool,
+}
+
+/// The feature names seen per hour since the collector started.
+#[derive(Default)]
+pub struct FeatureGuard {
+    hours: Mutex<HashMap<i64, Hour>>,
+}
+
+impl FeatureGuard {
+    /// Renames the events whose feature would be past `cap` distinct names in its hour; returns
+    /// how many were renamed. A `cap` of 0 turns the guard off.
+    pub fn fold(&self, events: &mut [Event], cap: usize) -> u64 {
+        if cap == 0 {
+            return 0;
+        }
+        let mut hours = self.hours.lock().unwrap_or_else(|p| p.into_inner());
+        let mut folded = 0;
+        for e in events.iter_mut() {
+            let hour = e.timestamp.0.div_euclid(HOUR_MS);
+            let seen = hours.entry(hour).or_default();
+            if seen.names.contains(&e.feature) || e.feature == OVERFLOW_FEATURE {
+                continue;
+            }
+            if seen.names.len() < cap {
+                seen.names.insert(e.feature.clone());
+                continue;
+            }
+            if !seen.overflowed {
+                seen.overflowed = true;
+                tracing::warn!(hour_start_ms = hour * HOUR_MS, cap, first_overflowed = %e.feature,
+                    "limits.max_features_per_hour reached: further feature names this hour are stored as (overflow)");
+            }
+            let name = std::mem::replace(&mut e.feature, OVERFLOW_FEATURE.to_string());
+            if e.properties.len() < MAX_PROPERTIES {
+                e.properties.insert(
+                    OVERFLOW_PROPERTY.to_string(),
+                    serde_json::Value::String(name),
+                );
+            }
+            folded += 1;
+        }
+        if let Some(&newest) = hours.keys().max() {
+            hours.retain(|h, _| *h > newest - HOURS_KEPT);
+        }
+        folded
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(t: i64, feature: &str) -> Event {
+        serde_json::from_value(
+            serde_json::json!({"timestamp": t, "user_id": "u", "feature": feature}),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn names_past_the_cap_fold_into_the_overflow_feature_per_hour() {
+        let guard = FeatureGuard::default();
+        let t = 1_795_860_000_000;
+        let mut first: Vec<Event> = ["a", "b", "a", "c", "d"].iter().map(|f| ev(t, f)).collect();
+        assert_eq!(guard.fold(&mut first, 2), 2);
+        let names: Vec<&str> = first.iter().map(|e| e.feature.as_str()).collect();
+        assert_eq!(names, ["a", "b", "a", OVERFLOW_FEATURE, OVERFLOW_FEATURE]);
+        assert_eq!(first[3].properties[OVERFLOW_PROPERTY], "c");
+        // Known names keep passing; the next hour starts afresh; 0 turns the guard off.
+        let mut later = vec![ev(t + 1, "b"), ev(t + 1, "e"), ev(t + HOUR_MS, "e")];
+        assert_eq!(guard.fold(&mut later, 2), 1);
+        assert_eq!(later[2].feature, "e");
+        let mut off = vec![ev(t, "z")];
+        assert_eq!(guard.fold(&mut off, 0), 0);
+        assert_eq!(off[0].feature, "z");
+    }
+}
