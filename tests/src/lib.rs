@@ -199,6 +199,16 @@ impl Drop for Daemon {
         self.kill();
         if std::thread::panicking() {
             eprintln!("--- {} ---\n{}", self.log.display(), self.log_text());
+            return;
+        }
+        // Every daemon of every test: its log never holds the test tokens.
+        let log = self.log_text();
+        for token in [TOKEN, ADMIN_TOKEN] {
+            assert!(
+                !log.contains(token),
+                "{} holds a token:\n{log}",
+                self.log.display()
+            );
         }
     }
 }
