@@ -7,7 +7,7 @@ use std::io::Read;
 use hyper::body::Incoming;
 use hyper::header::CONTENT_ENCODING;
 use hyper::{Request, StatusCode};
-use tda_daemon::{error, json, read_body, Refusal, Response};
+use tda_daemon::{error, json, read_body_within, Refusal, Response};
 use tda_schema::config::LimitsConfig;
 use tda_schema::wire::decode_batch;
 use tda_schema::Batch;
@@ -134,7 +134,7 @@ async fn decode_request(req: Request<Incoming>, limits: &LimitsConfig) -> Result
         .and_then(|v| v.to_str().ok())
         .unwrap_or("identity")
         .to_ascii_lowercase();
-    let body = read_body(req, limits.max_body_bytes).await?;
+    let body = read_body_within(req, limits.max_body_bytes, limits.body_timeout.0).await?;
     let json_bytes = match encoding.as_str() {
         "zstd" => decompress(&body, limits.max_decompressed_bytes)
             .map_err(|(status, msg)| Refusal::new(status, msg))?,

@@ -31,6 +31,9 @@ pub type Response = hyper::Response<Body>;
 /// How long a client may take to send its request headers.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long a client may take to send a request body (see [`read_body_within`]).
+pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// How long in-flight requests may take to finish once shutdown begins.
 pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
 
@@ -326,6 +329,16 @@ impl Refusal {
 
 /// Reads a whole request body, or refuses with 413 when it is larger than `limit` bytes.
 pub async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, Refusal> {
+    read_body_within(req, limit, BODY_READ_TIMEOUT).await
+}
+
+/// [`read_body`] with its own deadline for the whole body: a client that sends it slower gets
+/// 408 (a slowloris sending its body a byte at a time holds a connection no longer).
+pub async fn read_body_within(
+    req: Request<Incoming>,
+    limit: usize,
+    deadline: Duration,
+) -> Result<Bytes, Refusal> {
     let declared = req
         .headers()
         .get(CONTENT_LENGTH)
@@ -334,7 +347,15 @@ pub async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, Re
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(too_large(limit));
     }
-    match Limited::new(req.into_body(), limit).collect().await {
+    let collecting = Limited::new(req.into_body(), limit).collect();
+    let Ok(collected) = tokio::time::timeout(deadline, collecting).await else {
+        let message = format!(
+            "request body not received within {} s",
+            deadline.as_secs_f64()
+        );
+        return Err(Refusal::new(StatusCode::REQUEST_TIMEOUT, message));
+    };
+    match collected {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large(limit)),
         Err(e) => Err(Refusal::new(

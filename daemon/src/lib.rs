@@ -24,8 +24,8 @@ pub struct ConfigStatus {
 }
 
 pub use http::{
-    bearer, error, json, query, read_body, serve, stream, with_type, Body, Listening, Refusal,
-    Response,
+    bearer, error, json, query, read_body, read_body_within, serve, stream, with_type, Body,
+    Listening, Refusal, Response,
 };
 
 /// Logs to stderr in one format for every binary (colour only on a terminal); `RUST_LOG`

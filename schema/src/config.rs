@@ -625,6 +625,14 @@ pub struct LimitsConfig {
     /// `feature` cannot grow the rollups without bound.
     #[serde(default = "default_max_features_per_hour")]
     pub max_features_per_hour: usize,
+    /// How long a client may take to send a batch's body once its headers are in; slower is
+    /// 408 (headers themselves must arrive within 10 s).
+    #[serde(default = "default_body_timeout")]
+    pub body_timeout: HumanDuration,
+}
+
+fn default_body_timeout() -> HumanDuration {
+    HumanDuration::secs(30)
 }
 
 fn default_max_features_per_hour() -> usize {
@@ -658,6 +666,7 @@ impl Default for LimitsConfig {
             burst_per_token: default_burst_per_token(),
             max_connections: default_max_connections(),
             max_features_per_hour: default_max_features_per_hour(),
+            body_timeout: default_body_timeout(),
         }
     }
 }
@@ -687,6 +696,9 @@ impl CollectorConfig {
                 file,
                 format!("storage.clickhouse.database: `{db}` must be letters, digits and _"),
             ));
+        }
+        if cfg.limits.body_timeout.is_zero() {
+            return Err(ConfigError::new(file, "limits.body_timeout: must be > 0"));
         }
         if cfg.limits.max_connections == 0 {
             return Err(ConfigError::new(

@@ -443,3 +443,27 @@ fn feature_names_past_the_hourly_cap_are_stored_as_overflow_and_counted() {
         "e"
     );
 }
+
+#[test]
+fn a_body_sent_too_slowly_gets_408_and_the_collector_stays_healthy() {
+    use std::io::{Read, Write};
+    let tmp = tempfile::tempdir().unwrap();
+    let c = CollectorSetup::new(tmp.path(), "[limits]\nbody_timeout = \"1s\"\n").start();
+    let addr = format!("127.0.0.1:{}", c.url.rsplit(':').next().unwrap());
+    let mut slow = std::net::TcpStream::connect(&addr).unwrap();
+    slow.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    let head = format!(
+        "POST /v1/batches HTTP/1.1\r\nhost: x\r\n{}: {}\r\ncontent-length: 100\r\n\r\n{{",
+        AUTH.0, AUTH.1
+    );
+    slow.write_all(head.as_bytes()).unwrap();
+    let mut answer = String::new();
+    let _ = slow.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(
+        answer.contains("request body not received within 1 s"),
+        "{answer}"
+    );
+    assert_eq!(get_json(&format!("{}/healthz", c.url)).0, 200);
+}
