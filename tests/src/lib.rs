@@ -418,6 +418,21 @@ pub fn usage(collector: &str, from: i64, to: i64) -> Value {
     v
 }
 
+/// Requests per feature from a usage-stats answer.
+pub fn requests_per_feature(stats: &Value) -> std::collections::BTreeMap<String, u64> {
+    stats["features"]
+        .as_array()
+        .expect("features")
+        .iter()
+        .map(|f| {
+            (
+                f["feature"].as_str().expect("feature").to_string(),
+                f["requests"].as_u64().expect("requests"),
+            )
+        })
+        .collect()
+}
+
 /// Milliseconds since the epoch.
 pub fn now_ms() -> i64 {
     tda_schema::timestamp::now_ms()

@@ -408,17 +408,7 @@ fn feature_names_past_the_hourly_cap_are_stored_as_overflow_and_counted() {
     );
     let stats = usage(url, t0, t0 + 3_600_000);
     assert_eq!(stats["total_requests"], 7, "nothing dropped");
-    let per_feature: std::collections::BTreeMap<String, u64> = stats["features"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| {
-            (
-                f["feature"].as_str().unwrap().to_string(),
-                f["requests"].as_u64().unwrap(),
-            )
-        })
-        .collect();
+    let per_feature = requests_per_feature(&stats);
     let want: std::collections::BTreeMap<String, u64> =
         [("a", 2), ("b", 1), ("c", 1), ("(overflow)", 3)]
             .iter()

@@ -54,17 +54,7 @@ fn events_and_samples_flow_from_agent_to_stats() {
     });
     assert_eq!(stats["active_users"], 37);
     assert_eq!(stats["errors"], 20);
-    let per_feature: BTreeMap<String, u64> = stats["features"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| {
-            (
-                f["feature"].as_str().unwrap().to_string(),
-                f["requests"].as_u64().unwrap(),
-            )
-        })
-        .collect();
+    let per_feature: BTreeMap<String, u64> = requests_per_feature(&stats);
     assert_eq!(
         per_feature,
         FEATURES.iter().map(|f| (f.to_string(), 200)).collect()

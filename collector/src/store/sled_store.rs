@@ -667,6 +667,24 @@ mod tests {
     const T0: i64 = 1_795_860_000_000; // 10:00 UTC
 
     // What every backend must do is in collector/tests/storage_conformance.rs; this is sled's own.
+
+    /// A batch of agent `a` holding one event per timestamp.
+    fn batch(id: &str, times: impl IntoIterator<Item = i64>) -> Batch {
+        let ev = |t: i64| -> Event {
+            serde_json::from_value(
+                serde_json::json!({"timestamp": t, "user_id": "u", "feature": "f"}),
+            )
+            .unwrap()
+        };
+        Batch {
+            version: tda_schema::wire::BATCH_FORMAT_VERSION,
+            agent_id: "a".into(),
+            batch_id: id.into(),
+            created_at: Timestamp(T0),
+            events: times.into_iter().map(ev).collect(),
+            samples: vec![],
+        }
+    }
     #[test]
     fn unknown_block_version_is_an_error_not_a_panic() {
         let dir = tempfile::tempdir().unwrap();
@@ -687,21 +705,8 @@ mod tests {
     fn compaction_and_retention_delete_segment_files_and_orphans_go_at_open() {
         let dir = tempfile::tempdir().unwrap();
         let store = SledStore::open(dir.path()).unwrap();
-        let ev = |t: i64| -> Event {
-            serde_json::from_value(
-                serde_json::json!({"timestamp": t, "user_id": "u", "feature": "f"}),
-            )
-            .unwrap()
-        };
         for i in 0..3 {
-            let batch = Batch {
-                version: tda_schema::wire::BATCH_FORMAT_VERSION,
-                agent_id: "a".into(),
-                batch_id: format!("b{i}"),
-                created_at: Timestamp(T0),
-                events: vec![ev(T0 + i), ev(T0 + HOUR_MS + i)],
-                samples: vec![],
-            };
+            let batch = batch(&format!("b{i}"), [T0 + i, T0 + HOUR_MS + i]);
             store.append(&batch).unwrap();
         }
         let files = |s: &SledStore| s.events.segments.list().len();
@@ -724,26 +729,14 @@ mod tests {
     fn scans_during_compaction_see_every_event_once() {
         let dir = tempfile::tempdir().unwrap();
         let store = SledStore::open(dir.path()).unwrap();
-        let ev = |t: i64| -> Event {
-            serde_json::from_value(
-                serde_json::json!({"timestamp": t, "user_id": "u", "feature": "f"}),
-            )
-            .unwrap()
-        };
         const BATCHES: i64 = 30;
         const PER_BATCH: i64 = 50;
         let done = std::sync::atomic::AtomicBool::new(false);
         std::thread::scope(|s| {
             s.spawn(|| {
                 for b in 0..BATCHES {
-                    let batch = Batch {
-                        version: tda_schema::wire::BATCH_FORMAT_VERSION,
-                        agent_id: "a".into(),
-                        batch_id: format!("b{b}"),
-                        created_at: Timestamp(T0),
-                        events: (0..PER_BATCH).map(|i| ev(T0 + b * PER_BATCH + i)).collect(),
-                        samples: vec![],
-                    };
+                    let start = T0 + b * PER_BATCH;
+                    let batch = batch(&format!("b{b}"), start..start + PER_BATCH);
                     store.append(&batch).unwrap();
                     store.compact(T0 + HOUR_MS).unwrap();
                 }
