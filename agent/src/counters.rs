@@ -3,6 +3,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::Serialize;
+use tda_daemon::metrics::{Histogram, BYTES_BUCKETS, COUNT_BUCKETS, SECONDS_BUCKETS};
 
 /// Monotonic counters of what the agent took in, sent, retried and dropped.
 #[derive(Debug, Default)]
@@ -11,6 +12,8 @@ pub struct Counters {
     pub events_received: AtomicU64,
     /// Intake requests refused as invalid (4xx).
     pub requests_rejected: AtomicU64,
+    /// Events dropped as repeats of a recent PostHog `uuid` or Segment `messageId`.
+    pub events_deduplicated: AtomicU64,
     /// Host samples taken.
     pub samples_taken: AtomicU64,
     /// Batches the collector acknowledged.
@@ -39,6 +42,29 @@ pub struct Counters {
     pub spool_batches: AtomicU64,
     /// Bytes in the spool now (a gauge).
     pub spool_bytes: AtomicU64,
+    /// Distributions of what was sent, for `/metrics`.
+    pub observed: Observed,
+}
+
+/// Distributions of acknowledged batches.
+#[derive(Debug)]
+pub struct Observed {
+    /// Events per acknowledged batch.
+    pub batch_events: Histogram,
+    /// Bytes (compressed) per acknowledged batch.
+    pub batch_bytes: Histogram,
+    /// Time from sending a batch to the collector's acknowledgement.
+    pub send_seconds: Histogram,
+}
+
+impl Default for Observed {
+    fn default() -> Self {
+        Observed {
+            batch_events: Histogram::new(COUNT_BUCKETS),
+            batch_bytes: Histogram::new(BYTES_BUCKETS),
+            send_seconds: Histogram::new(SECONDS_BUCKETS),
+        }
+    }
 }
 
 /// A point-in-time copy of [`Counters`].
@@ -48,6 +74,8 @@ pub struct Snapshot {
     pub events_received: u64,
     /// See [`Counters::requests_rejected`].
     pub requests_rejected: u64,
+    /// See [`Counters::events_deduplicated`].
+    pub events_deduplicated: u64,
     /// See [`Counters::samples_taken`].
     pub samples_taken: u64,
     /// See [`Counters::batches_sent`].
@@ -90,6 +118,7 @@ impl Counters {
         Snapshot {
             events_received: get(&self.events_received),
             requests_rejected: get(&self.requests_rejected),
+            events_deduplicated: get(&self.events_deduplicated),
             samples_taken: get(&self.samples_taken),
             batches_sent: get(&self.batches_sent),
             events_sent: get(&self.events_sent),

@@ -24,6 +24,8 @@ pub struct Intake {
     pub live: Arc<Live>,
     /// The spool, to refuse events while it is full under `refuse_intake`.
     pub spool: Arc<Spool>,
+    /// The listener's connection counters.
+    pub connections: Arc<tda_daemon::http::ServerCounters>,
 }
 
 impl Intake {
@@ -31,6 +33,7 @@ impl Intake {
     pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response {
         match (req.method(), req.uri().path()) {
             (&Method::POST, "/v1/events") => self.events(req).await,
+            (&Method::GET, "/metrics") => crate::metrics::render(&self),
             (&Method::GET, "/healthz") => json(
                 StatusCode::OK,
                 &serde_json::json!({
@@ -42,7 +45,7 @@ impl Intake {
                     "config": self.live.status(),
                 }),
             ),
-            (_, "/v1/events") | (_, "/healthz") => {
+            (_, "/v1/events" | "/healthz" | "/metrics") => {
                 error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
             }
             (_, path) => error(StatusCode::NOT_FOUND, &format!("no route {path}")),

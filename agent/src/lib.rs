@@ -11,6 +11,7 @@
 pub mod batch;
 pub mod counters;
 pub mod intake;
+pub mod metrics;
 pub mod run;
 pub mod sample;
 pub mod settings;

@@ -93,6 +93,7 @@ pub async fn run(config_file: &Path) -> anyhow::Result<()> {
         counters: counters.clone(),
         live,
         spool: spool.clone(),
+        connections: Default::default(),
     });
     let mut intake_stop = stop_rx.clone();
     let (status_spool, status_counters) = (spool.clone(), counters.clone());
@@ -107,7 +108,10 @@ pub async fn run(config_file: &Path) -> anyhow::Result<()> {
     tda_daemon::service::ready(&format!("intake on {}", cfg.intake.listen));
     tda_daemon::serve(
         listener,
-        tda_daemon::Listening::plain(cfg.intake.max_connections),
+        tda_daemon::Listening {
+            counters: intake.connections.clone(),
+            ..tda_daemon::Listening::plain(cfg.intake.max_connections)
+        },
         move |req| intake.clone().handle(req),
         async move {
             let _ = intake_stop.changed().await;

@@ -122,9 +122,14 @@ pub async fn run(
             }
             continue;
         };
+        let started = std::time::Instant::now();
         match shipper.send(&batch).await {
             Outcome::Stored => {
                 attempt = 0;
+                let o = &counters.observed;
+                o.send_seconds.observe(started.elapsed().as_secs_f64());
+                o.batch_events.observe(batch.events as f64);
+                o.batch_bytes.observe(batch.body.len() as f64);
                 spool.remove(entry.seq);
                 add(&counters.batches_sent, 1);
                 add(&counters.events_sent, batch.events);

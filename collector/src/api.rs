@@ -46,6 +46,7 @@ impl App {
                 &serde_json::json!({ "status": "ok", "ingest": self.ingest.snapshot(),
                     "fleet": {"shared_store": self.fleet.shared(), "leads": self.fleet.leads(), "holder": self.fleet.holder()} }),
             ),
+            (Method::GET, "/metrics") => crate::metrics::render(&self),
             (Method::POST, "/v1/batches") => ingest::handle(req, &self).await,
             (Method::POST, "/-/reload") => self.reload_endpoint(&req).await,
             (Method::POST, "/-/compact") => self.compact_endpoint(&req).await,
@@ -89,7 +90,7 @@ impl App {
             (Method::GET, p) if p.starts_with("/api/v1/stats/") => {
                 self.stats(&req, &p["/api/v1/stats/".len()..]).await
             }
-            (_, "/" | "/healthz" | "/v1/batches" | "/api/v1/profiles") => {
+            (_, "/" | "/healthz" | "/metrics" | "/v1/batches" | "/api/v1/profiles") => {
                 error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
             }
             (_, p) => error(StatusCode::NOT_FOUND, &format!("no route {p}")),

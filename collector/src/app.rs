@@ -184,6 +184,10 @@ pub struct App {
     pub writes: Arc<Semaphore>,
     /// Intake counters.
     pub ingest: IngestCounters,
+    /// Histograms and gauges for `/metrics`.
+    pub observed: crate::metrics::Observed,
+    /// The listener's connection counters.
+    pub connections: Arc<tda_daemon::http::ServerCounters>,
     /// Profiles in force.
     pub profiles: Profiles,
     /// Model state (`analytics/models/`).
@@ -242,6 +246,8 @@ impl App {
             store,
             writes,
             ingest: IngestCounters::default(),
+            observed: Default::default(),
+            connections: Default::default(),
             profiles,
             disk_full: Default::default(),
             models,

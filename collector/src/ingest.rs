@@ -114,7 +114,9 @@ async fn accept(req: Request<Incoming>, app: &App) -> Result<Response, Refusal> 
         )
     })?;
     let limits = app.limits();
-    let mut batch = decode_request(req, &limits).await?;
+    let (mut batch, bytes) = decode_request(req, &limits).await?;
+    app.observed.batch_bytes.observe(bytes as f64);
+    app.observed.batch_events.observe(batch.events.len() as f64);
     let folded = app
         .features
         .fold(&mut batch.events, limits.max_features_per_hour);
@@ -126,8 +128,11 @@ async fn accept(req: Request<Incoming>, app: &App) -> Result<Response, Refusal> 
     Ok(store(batch, app, permit).await)
 }
 
-/// Reads, decompresses and validates the body.
-async fn decode_request(req: Request<Incoming>, limits: &LimitsConfig) -> Result<Batch, Refusal> {
+/// Reads, decompresses and validates the body; returns the batch and the body's size.
+async fn decode_request(
+    req: Request<Incoming>,
+    limits: &LimitsConfig,
+) -> Result<(Batch, usize), Refusal> {
     let encoding = req
         .headers()
         .get(CONTENT_ENCODING)
@@ -154,18 +159,22 @@ async fn decode_request(req: Request<Incoming>, limits: &LimitsConfig) -> Result
         );
         return Err(Refusal::new(StatusCode::PAYLOAD_TOO_LARGE, msg));
     }
-    Ok(batch)
+    Ok((batch, body.len()))
 }
 
 /// Stores a batch off the async threads and answers once it is durable.
 async fn store(batch: Batch, app: &App, permit: OwnedSemaphorePermit) -> Response {
     let (events, samples) = (batch.events.len(), batch.samples.len());
     let store = app.store.clone();
+    let started = std::time::Instant::now();
     let stored = tokio::task::spawn_blocking(move || {
         let _permit = permit;
         store.append(&batch).map(|a| (a, batch.batch_id))
     })
     .await;
+    app.observed
+        .store_seconds
+        .observe(started.elapsed().as_secs_f64());
     let counters = &app.ingest;
     match stored {
         Ok(Ok((appended, batch_id))) => {

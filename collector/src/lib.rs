@@ -15,6 +15,7 @@ pub mod cli;
 pub mod dashboard;
 pub mod fleet;
 pub mod ingest;
+pub mod metrics;
 pub mod migrate;
 pub mod model_state;
 pub mod offline;

@@ -47,8 +47,9 @@ pub fn run_once(app: &App, now: i64) {
     if !app.fleet.leads() {
         return;
     }
-    run_models(app, now);
-    crate::report::run_due(app, now);
+    app.observed.time("models", || run_models(app, now));
+    app.observed
+        .time("reports", || crate::report::run_due(app, now));
     crate::fleet::publish(app, crate::fleet::Work::Models);
     crate::fleet::publish(app, crate::fleet::Work::Alerting);
 }

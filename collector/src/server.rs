@@ -52,6 +52,7 @@ pub async fn run(config_file: &Path) -> anyhow::Result<()> {
     let listening = tda_daemon::Listening {
         tls: Arc::new(move || tls_of.tls()),
         max_connections: cfg.limits.max_connections,
+        counters: app.connections.clone(),
     };
     tda_daemon::serve(
         listener,

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -48,6 +49,49 @@ pub struct Listening {
     pub tls: TlsSource,
     /// Connections served at once; one more is answered 503 and closed.
     pub max_connections: usize,
+    /// What the listener counts, for `/metrics`.
+    pub counters: Arc<ServerCounters>,
+}
+
+/// A listener's connection counters.
+#[derive(Debug, Default)]
+pub struct ServerCounters {
+    /// Connections accepted (those refused at the cap included).
+    pub accepted: AtomicU64,
+    /// Connections answered 503 because `max_connections` were open.
+    pub refused_at_cap: AtomicU64,
+    /// TLS handshakes that failed or timed out.
+    pub tls_handshake_failures: AtomicU64,
+    /// Connections open now.
+    pub open: AtomicU64,
+}
+
+impl ServerCounters {
+    /// Writes the counters as `PREFIX_connections_*` families.
+    pub fn expose(&self, e: &mut crate::metrics::Exposition, prefix: &str) {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let name = |s: &str| format!("{prefix}_{s}");
+        e.counter(
+            &name("connections_accepted_total"),
+            "Connections accepted.",
+            get(&self.accepted),
+        );
+        e.counter(
+            &name("connections_refused_total"),
+            "Connections answered 503 because the connection cap was reached.",
+            get(&self.refused_at_cap),
+        );
+        e.counter(
+            &name("tls_handshake_failures_total"),
+            "TLS handshakes that failed or timed out.",
+            get(&self.tls_handshake_failures),
+        );
+        e.gauge(
+            &name("connections_open"),
+            "Connections open now.",
+            get(&self.open) as f64,
+        );
+    }
 }
 
 impl Listening {
@@ -56,6 +100,7 @@ impl Listening {
         Listening {
             tls: Arc::new(|| None),
             max_connections,
+            counters: Arc::default(),
         }
     }
 }
@@ -87,17 +132,24 @@ pub async fn serve<H, F>(
             },
         };
         let permit = open.clone().try_acquire_owned().ok();
+        let counters = listening.counters.clone();
+        counters.accepted.fetch_add(1, Ordering::Relaxed);
         if permit.is_none() {
+            counters.refused_at_cap.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(%peer, limit = listening.max_connections, "connection refused at the cap");
         }
         let connection = Connection {
             tls: (listening.tls)(),
             watcher: graceful.watcher(),
             cap: listening.max_connections,
+            counters,
         };
         let handler = handler.clone();
         tokio::spawn(async move {
+            connection.counters.open.fetch_add(1, Ordering::Relaxed);
+            let counters = connection.counters.clone();
             connection.run(stream, peer, permit, handler).await;
+            counters.open.fetch_sub(1, Ordering::Relaxed);
             // The permit, if any, is released here, when the connection has ended.
         });
     }
@@ -118,6 +170,7 @@ struct Connection {
     tls: Option<Arc<ServerConfig>>,
     watcher: Watcher,
     cap: usize,
+    counters: Arc<ServerCounters>,
 }
 
 impl Connection {
@@ -135,11 +188,15 @@ impl Connection {
             return self.http(TokioIo::new(stream), peer, permit, handler).await;
         };
         let handshake = TlsAcceptor::from(tls).accept(stream);
-        match tokio::time::timeout(HEADER_READ_TIMEOUT, handshake).await {
-            Ok(Ok(stream)) => self.http(TokioIo::new(stream), peer, permit, handler).await,
-            Ok(Err(e)) => tracing::info!(%peer, error = %e, "TLS handshake failed"),
-            Err(_) => tracing::info!(%peer, "TLS handshake timed out"),
-        }
+        let failed = match tokio::time::timeout(HEADER_READ_TIMEOUT, handshake).await {
+            Ok(Ok(stream)) => return self.http(TokioIo::new(stream), peer, permit, handler).await,
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => "timed out".to_string(),
+        };
+        tracing::info!(%peer, error = %failed, "TLS handshake failed");
+        self.counters
+            .tls_handshake_failures
+            .fetch_add(1, Ordering::Relaxed);
     }
 
     async fn http<I, H, F>(

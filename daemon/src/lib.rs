@@ -3,6 +3,8 @@
 #![forbid(unsafe_code)]
 
 pub mod http;
+pub mod metrics;
+mod process;
 pub mod service;
 pub mod tls;
 

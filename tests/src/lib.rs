@@ -17,6 +17,7 @@ pub mod browser;
 pub mod pki;
 pub mod proxy;
 pub mod receiver;
+pub mod scrape;
 pub mod traffic;
 
 /// The token the harness's collectors accept and its agents send.

@@ -69,12 +69,14 @@ pub fn pass(app: &App, now: i64) {
     if !app.fleet.leads() {
         return;
     }
-    if let Err(e) = evaluate(app, now) {
-        tracing::error!(error = %e, "alert evaluation failed; will try again");
-    }
-    if let Err(e) = notify_groups(app, &app.config().alerting, now) {
-        tracing::error!(error = %e, "alert notification pass failed; will try again");
-    }
+    app.observed.time("alerts", || {
+        if let Err(e) = evaluate(app, now) {
+            tracing::error!(error = %e, "alert evaluation failed; will try again");
+        }
+        if let Err(e) = notify_groups(app, &app.config().alerting, now) {
+            tracing::error!(error = %e, "alert notification pass failed; will try again");
+        }
+    });
     app.alerts
         .passes
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);

@@ -16,7 +16,9 @@ const DISK_CHECK: Duration = Duration::from_secs(10);
 /// Compacts every hour that ended before `before` (epoch ms), now.
 pub fn run_once(app: &App, before: i64) -> Result<Compacted, StoreError> {
     let started = std::time::Instant::now();
-    let done = app.store.compact(before)?;
+    let done = app
+        .observed
+        .time("compaction", || app.store.compact(before))?;
     if done.hours > 0 {
         tracing::info!(
             hours = done.hours,
@@ -35,6 +37,7 @@ pub fn check_disk(app: &App) {
         Ok(b) => b,
         Err(e) => return tracing::warn!(error = %e, "cannot read the store's size"),
     };
+    app.observed.storage_bytes.store(used, Ordering::Relaxed);
     let full = cap > 0 && used > cap;
     if app.disk_full.swap(full, Ordering::Relaxed) != full {
         if full {

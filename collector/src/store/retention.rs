@@ -25,7 +25,10 @@ pub fn retention_days(app: &App) -> u64 {
 pub fn run_once(app: &App) {
     let days = retention_days(app);
     let cutoff = now_ms() - days as i64 * DAY_MS;
-    match app.store.delete_before(cutoff) {
+    match app
+        .observed
+        .time("retention", || app.store.delete_before(cutoff))
+    {
         Ok(d) if d.blocks > 0 || d.batch_ids > 0 => {
             tracing::info!(
                 retention_days = days,
