@@ -1,7 +1,8 @@
-//! The local HTTP intake: `POST /v1/events` takes a JSON array of usage events; `GET /healthz`
-//! reports the agent's counters and the settings in force.
+//! The local HTTP intake: `POST /v1/events` takes a JSON array of usage events; the PostHog and
+//! Segment routes take those SDKs' payloads; `GET /healthz` reports the agent's counters and the
+//! settings in force; `GET /metrics` the same for Prometheus.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use hyper::body::Incoming;
 use hyper::{Method, Request, StatusCode};
@@ -11,6 +12,7 @@ use tokio::sync::mpsc;
 
 use crate::batch::Record;
 use crate::counters::{add, Counters};
+use crate::sdk::{self, posthog, segment, Identities, Recent};
 use crate::settings::Live;
 use crate::spool::Spool;
 
@@ -26,6 +28,30 @@ pub struct Intake {
     pub spool: Arc<Spool>,
     /// The listener's connection counters.
     pub connections: Arc<tda_daemon::http::ServerCounters>,
+    /// What the SDK intakes remember between requests.
+    pub sdk: SdkMemory,
+}
+
+/// Event ids seen lately and identity links, shared by the PostHog and Segment intakes.
+pub struct SdkMemory {
+    pub(crate) recent: Mutex<Recent>,
+    pub(crate) identities: Mutex<Identities>,
+}
+
+impl Default for SdkMemory {
+    fn default() -> Self {
+        SdkMemory {
+            recent: Mutex::new(Recent::new(sdk::recent::RECENT_IDS)),
+            identities: Mutex::new(Identities::new(sdk::recent::IDENTITIES)),
+        }
+    }
+}
+
+/// Which SDK a request speaks.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Sdk {
+    PostHog,
+    Segment(&'static str),
 }
 
 impl Intake {
@@ -34,6 +60,11 @@ impl Intake {
         match (req.method(), req.uri().path()) {
             (&Method::POST, "/v1/events") => self.events(req).await,
             (&Method::GET, "/metrics") => crate::metrics::render(&self),
+            (&Method::POST, p) if posthog::is_route(p) => self.sdk(req, Sdk::PostHog).await,
+            (&Method::POST, p) if segment::route_type(p).is_some() => {
+                let kind = segment::route_type(p).unwrap_or("batch");
+                self.sdk(req, Sdk::Segment(kind)).await
+            }
             (&Method::GET, "/healthz") => json(
                 StatusCode::OK,
                 &serde_json::json!({
@@ -52,18 +83,26 @@ impl Intake {
         }
     }
 
+    /// `503` while the spool is full under `refuse_intake`.
+    pub(crate) fn refusal(&self) -> Option<Response> {
+        if !self.spool.refusing() {
+            return None;
+        }
+        add(&self.counters.intake_refused, 1);
+        let mut resp = error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "spool full: the collector is behind; retry later",
+        );
+        resp.headers_mut().insert(
+            hyper::header::RETRY_AFTER,
+            hyper::header::HeaderValue::from_static("5"),
+        );
+        Some(resp)
+    }
+
     async fn events(&self, req: Request<Incoming>) -> Response {
-        if self.spool.refusing() {
-            add(&self.counters.intake_refused, 1);
-            let mut resp = error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "spool full: the collector is behind; retry later",
-            );
-            resp.headers_mut().insert(
-                hyper::header::RETRY_AFTER,
-                hyper::header::HeaderValue::from_static("5"),
-            );
-            return resp;
+        if let Some(refused) = self.refusal() {
+            return refused;
         }
         let body = match read_body(req, self.live.intake_limit()).await {
             Ok(b) => b,

@@ -14,6 +14,7 @@ pub mod intake;
 pub mod metrics;
 pub mod run;
 pub mod sample;
+pub mod sdk;
 pub mod settings;
 pub mod ship;
 pub mod simulate;

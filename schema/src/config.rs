@@ -184,6 +184,97 @@ pub struct IntakeConfig {
     /// restart.
     #[serde(default = "default_intake_connections")]
     pub max_connections: usize,
+    /// The PostHog-compatible intake (`/capture`, `/batch`, `/e`, `/i/v0/e`).
+    #[serde(default)]
+    pub posthog: SdkIntake,
+    /// The Segment-compatible intake (`/v1/track`, `/v1/identify`, `/v1/page`, `/v1/batch`).
+    #[serde(default)]
+    pub segment: SdkIntake,
+    /// Which PostHog or Segment event properties fill the event's fields.
+    #[serde(default)]
+    pub mapping: PropertyMapping,
+}
+
+/// One SDK-compatible intake.
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SdkIntake {
+    /// Whether its routes are served.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Project API keys (PostHog) or write keys (Segment) accepted; empty accepts any key.
+    #[serde(default)]
+    pub keys: Vec<String>,
+}
+
+impl Default for SdkIntake {
+    fn default() -> Self {
+        SdkIntake {
+            enabled: true,
+            keys: Vec::new(),
+        }
+    }
+}
+
+/// Which properties (or, for the request log, top-level fields) fill an event's fields: each
+/// field takes the first name present, and the name is taken out of the event's properties.
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PropertyMapping {
+    /// The product feature; when none is present, the event name (PostHog, Segment) or the
+    /// route (request log).
+    #[serde(default = "default_feature_names")]
+    pub feature: Vec<String>,
+    /// The HTTP route served.
+    #[serde(default = "default_route_names")]
+    pub route: Vec<String>,
+    /// The HTTP status (a number, or a string of digits).
+    #[serde(default = "default_status_names")]
+    pub status: Vec<String>,
+    /// Milliseconds to serve the request (a number, or a string of one).
+    #[serde(default = "default_latency_names")]
+    pub latency_ms: Vec<String>,
+    /// The error type or message of a failed request.
+    #[serde(default = "default_error_names")]
+    pub error: Vec<String>,
+    /// The client's session id.
+    #[serde(default = "default_session_names")]
+    pub session_id: Vec<String>,
+}
+
+fn names(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+fn default_feature_names() -> Vec<String> {
+    names(&["feature"])
+}
+fn default_route_names() -> Vec<String> {
+    names(&["route", "$pathname", "path"])
+}
+fn default_status_names() -> Vec<String> {
+    names(&["status", "status_code"])
+}
+fn default_latency_names() -> Vec<String> {
+    names(&["latency_ms", "duration_ms"])
+}
+fn default_error_names() -> Vec<String> {
+    names(&["error", "$exception_type"])
+}
+fn default_session_names() -> Vec<String> {
+    names(&["session_id", "$session_id"])
+}
+
+impl Default for PropertyMapping {
+    fn default() -> Self {
+        PropertyMapping {
+            feature: default_feature_names(),
+            route: default_route_names(),
+            status: default_status_names(),
+            latency_ms: default_latency_names(),
+            error: default_error_names(),
+            session_id: default_session_names(),
+        }
+    }
 }
 
 fn default_intake_connections() -> usize {
@@ -196,6 +287,9 @@ impl Default for IntakeConfig {
             listen: default_intake_listen(),
             max_body_bytes: default_max_intake_bytes(),
             max_connections: default_intake_connections(),
+            posthog: SdkIntake::default(),
+            segment: SdkIntake::default(),
+            mapping: PropertyMapping::default(),
         }
     }
 }

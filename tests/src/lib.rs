@@ -338,6 +338,8 @@ pub struct AgentSetup {
     pub port: u16,
     /// More lines of the `[collector]` table (TLS files).
     pub collector: String,
+    /// More lines after `[intake]`'s `listen` (settings, then `[intake.*]` tables).
+    pub intake: String,
 }
 
 impl AgentSetup {
@@ -352,6 +354,7 @@ impl AgentSetup {
             spool: "dir = \"spool\"".into(),
             port: free_port(),
             collector: String::new(),
+            intake: String::new(),
         }
     }
 
@@ -379,8 +382,8 @@ impl AgentSetup {
         .expect("profile");
         let config = format!(
             "agent_id = \"{}\"\nprofiles_dir = \"profiles\"\n[collector]\nurl = \"{}\"\ntoken_file = \"token\"\nsettings_poll_interval = \"300ms\"\n{}\n\
-             [intake]\nlisten = \"127.0.0.1:{}\"\n[batch]\n{}\n[spool]\n{}\n[process]\npid_file = \"watched.pid\"\n",
-            self.id, self.collector_url, self.collector, self.port, self.batch, self.spool
+             [intake]\nlisten = \"127.0.0.1:{}\"\n{}\n[batch]\n{}\n[spool]\n{}\n[process]\npid_file = \"watched.pid\"\n",
+            self.id, self.collector_url, self.collector, self.port, self.intake, self.batch, self.spool
         );
         fs::write(dir.join("agent.toml"), config).expect("agent.toml");
         Daemon::spawn_logging(

@@ -1,0 +1,173 @@
+//! An SDK event's (or a request-log line's) properties to a usage event's fields, by the
+//! configured [`PropertyMapping`].
+
+use serde_json::{Map, Value};
+use tda_schema::config::PropertyMapping;
+use tda_schema::{Event, Timestamp};
+
+use super::SdkError;
+
+/// Properties kept although their names start with `$` (SDK internals otherwise).
+const KEPT_DOLLAR: &[&str] = &["$lib", "$lib_version"];
+
+/// What is known of one event before the mapping applies.
+pub struct Source<'a> {
+    /// Where it is in the request, for errors (`batch[3]`).
+    pub at: &'a str,
+    /// The event's name, the feature when no feature property is present.
+    pub name: Option<&'a str>,
+    /// The (already mapped) user id.
+    pub user_id: String,
+    /// When it happened (already corrected for skew).
+    pub timestamp: Timestamp,
+    /// The properties sent.
+    pub properties: Map<String, Value>,
+}
+
+/// Builds and validates the usage event.
+pub fn event(mapping: &PropertyMapping, mut src: Source<'_>) -> Result<Event, SdkError> {
+    let at = src.at;
+    let props = &mut src.properties;
+    let bad = |field: &str, msg: String| SdkError::Invalid(format!("{at}.{field}: {msg}"));
+    let route = take(props, &mapping.route).map(|v| string(&v));
+    let status = match take(props, &mapping.status) {
+        Some(v) => Some(status(&v).map_err(|m| bad("status", m))?),
+        None => None,
+    };
+    let latency_ms = match take(props, &mapping.latency_ms) {
+        Some(v) => Some(number(&v).map_err(|m| bad("latency_ms", m))?),
+        None => None,
+    };
+    let error = take(props, &mapping.error).map(|v| string(&v));
+    let session_id = take(props, &mapping.session_id).map(|v| string(&v));
+    let feature = take(props, &mapping.feature)
+        .map(|v| string(&v))
+        .or_else(|| src.name.map(str::to_string))
+        .or_else(|| route.clone())
+        .ok_or_else(|| bad("feature", "no feature property, event name or route".into()))?;
+    props.retain(|k, _| !k.starts_with('$') || KEPT_DOLLAR.contains(&k.as_str()));
+    let event = Event {
+        timestamp: src.timestamp,
+        user_id: src.user_id,
+        session_id,
+        feature,
+        route,
+        status,
+        latency_ms,
+        error,
+        properties: std::mem::take(props),
+    };
+    event.validate().map_err(|(field, msg)| bad(field, msg))?;
+    Ok(event)
+}
+
+/// Takes the first present, non-null property of `names` out of `props`.
+fn take(props: &mut Map<String, Value>, names: &[String]) -> Option<Value> {
+    names
+        .iter()
+        .find_map(|n| props.remove(n).filter(|v| !v.is_null()))
+}
+
+/// A value as text: strings as they are, anything else as JSON.
+fn string(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn number(v: &Value) -> Result<f64, String> {
+    match v {
+        Value::Number(n) => n.as_f64().ok_or_else(|| format!("{n} is not a number")),
+        Value::String(s) => s
+            .trim()
+            .parse()
+            .map_err(|_| format!("`{s}` is not a number")),
+        other => Err(format!("{other} is not a number")),
+    }
+}
+
+fn status(v: &Value) -> Result<u16, String> {
+    let n = number(v)?;
+    if n.fract() == 0.0 && (100.0..=599.0).contains(&n) {
+        Ok(n as u16)
+    } else {
+        Err(format!("{v} is not an HTTP status (100-599)"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn source(props: Value) -> Source<'static> {
+        Source {
+            at: "batch[0]",
+            name: Some("export clicked"),
+            user_id: "u1".into(),
+            timestamp: Timestamp(1_700_000_000_000),
+            properties: props.as_object().unwrap().clone(),
+        }
+    }
+
+    #[test]
+    fn the_default_mapping_fills_every_field_and_keeps_the_rest() {
+        let props = json!({"feature": "export", "$pathname": "/api/v1/export", "status": "503",
+            "duration_ms": 12.5, "$exception_type": "Timeout", "$session_id": "s1",
+            "plan": "pro", "$lib": "posthog-python", "$geoip_disable": true});
+        let e = event(&PropertyMapping::default(), source(props)).unwrap();
+        assert_eq!(
+            (
+                e.feature.as_str(),
+                e.route.as_deref(),
+                e.status,
+                e.latency_ms
+            ),
+            ("export", Some("/api/v1/export"), Some(503), Some(12.5))
+        );
+        assert_eq!(
+            (e.error.as_deref(), e.session_id.as_deref()),
+            (Some("Timeout"), Some("s1"))
+        );
+        assert_eq!(
+            Value::Object(e.properties),
+            json!({"plan": "pro", "$lib": "posthog-python"})
+        );
+    }
+
+    #[test]
+    fn the_event_name_is_the_feature_unless_a_property_names_one() {
+        let e = event(&PropertyMapping::default(), source(json!({}))).unwrap();
+        assert_eq!(e.feature, "export clicked");
+        let mapping = PropertyMapping {
+            feature: vec!["screen".into()],
+            ..PropertyMapping::default()
+        };
+        let e = event(
+            &mapping,
+            source(json!({"screen": "reports", "feature": "x"})),
+        )
+        .unwrap();
+        assert_eq!(e.feature, "reports");
+        assert_eq!(Value::Object(e.properties), json!({"feature": "x"}));
+    }
+
+    #[test]
+    fn bad_values_are_errors_that_name_the_event_and_field() {
+        let m = PropertyMapping::default();
+        let err = |p: Value| event(&m, source(p)).unwrap_err().to_string();
+        assert_eq!(
+            err(json!({"status": 42})),
+            "batch[0].status: 42 is not an HTTP status (100-599)"
+        );
+        assert_eq!(
+            err(json!({"latency_ms": "fast"})),
+            "batch[0].latency_ms: `fast` is not a number"
+        );
+        assert_eq!(
+            err(json!({"latency_ms": -1})),
+            "batch[0].latency_ms: -1 must be a finite number >= 0"
+        );
+    }
+}

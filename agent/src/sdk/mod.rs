@@ -1,0 +1,114 @@
+//! SDK-compatible intakes (PostHog, Segment): their payloads become usage events, with key
+//! checks, gzip bodies, clock-skew correction, id dedupe and anonymous-to-user id mapping.
+
+pub mod fields;
+mod http;
+pub mod posthog;
+pub mod recent;
+pub mod segment;
+
+use std::io::Read;
+
+use serde_json::{Map, Value};
+use tda_schema::timestamp::now_ms;
+use tda_schema::{Event, Timestamp};
+
+pub use recent::{Identities, Recent};
+
+/// Why an SDK request was refused.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum SdkError {
+    /// The body or one of its events is malformed (400); the text names where.
+    #[error("{0}")]
+    Invalid(String),
+    /// No accepted key was presented (401).
+    #[error("{0}")]
+    Unauthorized(String),
+    /// A message or the body is over the intake's size limit (413).
+    #[error("{0}")]
+    TooLarge(String),
+}
+
+/// An event the SDK sent, with the id it may be deduplicated by.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Incoming {
+    /// The SDK's event id (`uuid`, `messageId`), when it sent one.
+    pub id: Option<String>,
+    /// The usage event.
+    pub event: Event,
+}
+
+/// What one request carried: usage events, and identity links (`anonymous id -> user id`).
+#[derive(Debug, Default, PartialEq)]
+pub struct Payload {
+    /// Usage events, in the order sent.
+    pub events: Vec<Incoming>,
+    /// Ids to map: events of the first are counted under the second.
+    pub links: Vec<(String, String)>,
+}
+
+/// Gunzips a body when `gzip` says it is compressed, refusing more than `limit` bytes out.
+pub fn gunzip(body: &[u8], gzip: bool, limit: usize) -> Result<Vec<u8>, SdkError> {
+    if !gzip {
+        return Ok(body.to_vec());
+    }
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(body)
+        .take(limit as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| SdkError::Invalid(format!("body: not valid gzip: {e}")))?;
+    if out.len() > limit {
+        return Err(SdkError::TooLarge(format!(
+            "body decompresses to more than {limit} bytes"
+        )));
+    }
+    Ok(out)
+}
+
+/// Parses a JSON body.
+pub fn parse(body: &[u8]) -> Result<Value, SdkError> {
+    serde_json::from_slice(body).map_err(|e| SdkError::Invalid(format!("body: {e}")))
+}
+
+/// The clock-skew correction of a request: `now - sent_at`, added to every event's timestamp
+/// (so an SDK whose clock is ahead by a minute has its events moved back by a minute).
+pub fn skew(sent_at: Option<&Value>, now: i64) -> Result<i64, SdkError> {
+    match sent_at {
+        None | Some(Value::Null) => Ok(0),
+        Some(v) => Ok(now - time(v).map_err(|e| SdkError::Invalid(format!("sent_at: {e}")))?),
+    }
+}
+
+/// A timestamp given as RFC 3339 text or epoch milliseconds.
+fn time(v: &Value) -> Result<i64, String> {
+    match v {
+        Value::String(s) => Timestamp::parse(s).map(|t| t.0),
+        Value::Number(n) => n
+            .as_i64()
+            .ok_or_else(|| format!("{n} is not whole milliseconds"))
+            .and_then(|ms| Timestamp::from_ms(ms).map(|t| t.0)),
+        other => Err(format!("{other} is not a timestamp")),
+    }
+}
+
+/// An event's time: its timestamp (else now) corrected by `skew`.
+pub fn event_time(v: Option<&Value>, skew: i64, at: &str) -> Result<Timestamp, SdkError> {
+    let bad = |e: String| SdkError::Invalid(format!("{at}.timestamp: {e}"));
+    let t = match v {
+        None | Some(Value::Null) => return Ok(Timestamp(now_ms())),
+        Some(v) => time(v).map_err(bad)?,
+    };
+    Timestamp::from_ms(t + skew).map_err(bad)
+}
+
+/// A string field, if present and a string.
+pub fn text<'a>(obj: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
+    obj.get(key)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+}
+
+/// Whether `presented` is one of `keys` (empty `keys` accepts any key, even none).
+pub fn key_allowed(keys: &[String], presented: Option<&str>) -> bool {
+    keys.is_empty() || presented.is_some_and(|p| keys.iter().any(|k| k == p))
+}

@@ -1,0 +1,205 @@
+//! The official PostHog and Segment Python SDKs (PyPI, in the virtualenv `scripts/sdk-venv`
+//! makes) send to a running agent unchanged; their events reach the collector with the right
+//! fields, identities mapped, repeats dropped, wrong keys refused.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::{json, Value};
+use tda_tests::*;
+
+const KEYS: &str =
+    "[intake.posthog]\nkeys = [\"phc_test\"]\n[intake.segment]\nkeys = [\"wk_test\"]\n";
+
+/// The virtualenv's python: `TDA_SDK_PYTHON`, else `target/sdk-venv` (scripts/test makes it).
+fn python() -> PathBuf {
+    let path = std::env::var_os("TDA_SDK_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/sdk-venv/bin/python")
+        });
+    assert!(
+        path.exists(),
+        "{} missing: run scripts/sdk-venv",
+        path.display()
+    );
+    path
+}
+
+fn send(script: &str, host: &str, key: &str, n: usize) -> Output {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("sdk")
+        .join(script);
+    Command::new(python())
+        .arg(script)
+        .args([host, key, &n.to_string()])
+        .output()
+        .expect("run the SDK script")
+}
+
+fn started(dir: &Path) -> (Daemon, Daemon) {
+    let collector = CollectorSetup::new(&dir.join("collector"), "").start();
+    let agent = AgentSetup {
+        intake: KEYS.into(),
+        ..AgentSetup::new(&dir.join("agent"), &collector.url, collector.pid())
+    }
+    .start();
+    (collector, agent)
+}
+
+/// Every stored event of the last ten minutes, once there are `n`.
+fn stored(collector: &str, n: usize) -> Vec<Value> {
+    let now = now_ms();
+    let url = format!(
+        "{collector}/api/v1/events?from={}&to={}&limit=1000",
+        now - 600_000,
+        now + 60_000
+    );
+    wait_for(&format!("{n} events stored"), || {
+        let (_, page) = get_json(&url);
+        let events = page["events"].as_array()?.clone();
+        (events.len() >= n).then_some(events)
+    })
+}
+
+fn per_user(events: &[Value]) -> BTreeMap<String, usize> {
+    let mut users = BTreeMap::new();
+    for e in events {
+        *users
+            .entry(e["user_id"].as_str().unwrap().to_string())
+            .or_default() += 1;
+    }
+    users
+}
+
+fn ok(out: &Output) {
+    assert!(
+        out.status.success(),
+        "SDK script failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn the_posthog_python_sdk_sends_to_the_agent_unchanged() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (collector, agent) = started(tmp.path());
+    let n = 40;
+    ok(&send("posthog_send.py", &agent.url, "phc_test", n));
+    let events = stored(&collector.url, n);
+    assert_eq!(events.len(), n);
+    let mut want: BTreeMap<String, usize> = BTreeMap::new();
+    for i in 0..n {
+        let user = if i % 2 == 0 {
+            "user-7".into()
+        } else {
+            format!("user-{}", i % 3)
+        };
+        *want.entry(user).or_default() += 1;
+    }
+    assert_eq!(
+        per_user(&events),
+        want,
+        "anon-1 counts under user-7 after the alias"
+    );
+    let mut latencies: Vec<f64> = events
+        .iter()
+        .map(|e| e["latency_ms"].as_f64().unwrap())
+        .collect();
+    latencies.sort_by(f64::total_cmp);
+    assert_eq!(
+        latencies,
+        (0..n).map(|i| 10.0 + i as f64).collect::<Vec<_>>()
+    );
+    assert_eq!(events.iter().filter(|e| e["status"] == 500).count(), 8);
+    for e in &events {
+        assert_eq!(
+            (&e["feature"], &e["route"]),
+            (&json!("generate"), &json!("/api/v1/generate"))
+        );
+        assert_eq!(e["properties"]["plan"], "pro");
+        assert_eq!(e["properties"]["$lib"], "posthog-python");
+        let keys: Vec<&String> = e["properties"].as_object().unwrap().keys().collect();
+        assert_eq!(
+            keys,
+            ["$lib", "$lib_version", "plan"],
+            "SDK internals dropped"
+        );
+        let age = now_ms() - e["timestamp"].as_i64().unwrap();
+        assert!((0..120_000).contains(&age), "timestamp {age} ms ago");
+    }
+
+    let refused = send("posthog_send.py", &agent.url, "phc_wrong", 5);
+    assert!(!refused.status.success(), "a wrong project key is refused");
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("401"),
+        "{refused:?}"
+    );
+
+    // A batch sent twice (an SDK retry after a lost answer) is taken once.
+    let body = json!({"api_key": "phc_test", "batch": [
+        {"event": "export", "distinct_id": "u-dup", "uuid": "0191-dup", "properties": {}}]});
+    for _ in 0..2 {
+        let (status, v) = post(
+            &format!("{}/batch/", agent.url),
+            &[],
+            serde_json::to_vec(&body).unwrap(),
+        );
+        assert_eq!((status, v), (200, json!({"status": 1})));
+    }
+    let events = stored(&collector.url, n + 1);
+    assert_eq!(per_user(&events).get("u-dup"), Some(&1));
+    assert_eq!(agent_counters(&agent.url)["events_deduplicated"], 1);
+    assert_eq!(agent_counters(&agent.url)["events_received"], n + 1);
+}
+
+#[test]
+fn the_segment_python_sdk_sends_to_the_agent_unchanged() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (collector, agent) = started(tmp.path());
+    let n = 20;
+    ok(&send("segment_send.py", &agent.url, "wk_test", n));
+    let events = stored(&collector.url, n + 1);
+    assert_eq!(events.len(), n + 1);
+    let mut want: BTreeMap<String, usize> = BTreeMap::from([("user-9".into(), 1)]);
+    for i in 0..n {
+        let user = if i % 2 == 0 {
+            "user-9".into()
+        } else {
+            format!("user-{}", i % 3)
+        };
+        *want.entry(user).or_default() += 1;
+    }
+    assert_eq!(
+        per_user(&events),
+        want,
+        "anon-9 counts under user-9 after identify"
+    );
+    let page: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["feature"] == "Pricing")
+        .collect();
+    assert_eq!(page.len(), 1);
+    assert_eq!(page[0]["route"], "/pricing");
+    let tracks: Vec<&Value> = events.iter().filter(|e| e["feature"] == "export").collect();
+    assert_eq!(tracks.len(), n);
+    assert!(tracks.iter().all(|e| e["status"] == 200));
+    let mut latencies: Vec<f64> = tracks
+        .iter()
+        .map(|e| e["latency_ms"].as_f64().unwrap())
+        .collect();
+    latencies.sort_by(f64::total_cmp);
+    assert_eq!(
+        latencies,
+        (0..n).map(|i| 20.0 + i as f64).collect::<Vec<_>>()
+    );
+
+    let refused = send("segment_send.py", &agent.url, "wk_wrong", 3);
+    assert!(!refused.status.success(), "a wrong write key is refused");
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("401"),
+        "{refused:?}"
+    );
+    assert_eq!(agent_counters(&agent.url)["events_received"], n + 1);
+}
