@@ -14,6 +14,10 @@ pub struct Counters {
     pub requests_rejected: AtomicU64,
     /// Events dropped as repeats of a recent PostHog `uuid` or Segment `messageId`.
     pub events_deduplicated: AtomicU64,
+    /// Events read from the request log (also counted in `events_received`).
+    pub log_events_read: AtomicU64,
+    /// Request log lines refused (not JSON, no user id, a bad field, too long).
+    pub log_lines_rejected: AtomicU64,
     /// Host samples taken.
     pub samples_taken: AtomicU64,
     /// Batches the collector acknowledged.
@@ -76,6 +80,10 @@ pub struct Snapshot {
     pub requests_rejected: u64,
     /// See [`Counters::events_deduplicated`].
     pub events_deduplicated: u64,
+    /// See [`Counters::log_events_read`].
+    pub log_events_read: u64,
+    /// See [`Counters::log_lines_rejected`].
+    pub log_lines_rejected: u64,
     /// See [`Counters::samples_taken`].
     pub samples_taken: u64,
     /// See [`Counters::batches_sent`].
@@ -119,6 +127,8 @@ impl Counters {
             events_received: get(&self.events_received),
             requests_rejected: get(&self.requests_rejected),
             events_deduplicated: get(&self.events_deduplicated),
+            log_events_read: get(&self.log_events_read),
+            log_lines_rejected: get(&self.log_lines_rejected),
             samples_taken: get(&self.samples_taken),
             batches_sent: get(&self.batches_sent),
             events_sent: get(&self.events_sent),

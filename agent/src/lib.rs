@@ -19,3 +19,4 @@ pub mod settings;
 pub mod ship;
 pub mod simulate;
 pub mod spool;
+pub mod tail;

@@ -23,6 +23,16 @@ pub fn render(intake: &Intake) -> Response {
         c.events_deduplicated,
     );
     e.counter(
+        "tda_agent_log_events_read_total",
+        "Events read from the request log.",
+        c.log_events_read,
+    );
+    e.counter(
+        "tda_agent_log_lines_rejected_total",
+        "Request log lines refused (not JSON, no user id, a bad field, too long).",
+        c.log_lines_rejected,
+    );
+    e.counter(
         "tda_agent_intake_requests_rejected_total",
         "Intake requests refused as invalid (4xx).",
         c.requests_rejected,

@@ -87,6 +87,12 @@ pub async fn run(config_file: &Path) -> anyhow::Result<()> {
     ));
     tokio::spawn(settings::poll_collector(live.clone(), stop_rx.clone()));
     tokio::spawn(settings::watch_config(live.clone(), stop_rx.clone()));
+    let tailing = tokio::spawn(crate::tail::run(
+        live.clone(),
+        records_tx.clone(),
+        counters.clone(),
+        stop_rx.clone(),
+    ));
     tokio::spawn(stop_on_signal(stop_tx));
     let intake = Arc::new(Intake {
         records: records_tx,
@@ -122,6 +128,7 @@ pub async fn run(config_file: &Path) -> anyhow::Result<()> {
     // Stop is set: the intake no longer accepts; close the open batch, then ship what is queued.
     tda_daemon::service::stopping();
     let _ = sampling.await;
+    let _ = tailing.await;
     let _ = batching.await;
     let _ = drain_tx.send(true);
     let _ = tokio::time::timeout(DRAIN_TIMEOUT, shipping).await;

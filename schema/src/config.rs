@@ -124,6 +124,56 @@ pub struct AgentConfig {
     /// The TD Generator process to watch.
     #[serde(default)]
     pub process: ProcessConfig,
+    /// A JSON-lines request log to follow, for instances that log rather than call an SDK.
+    #[serde(default)]
+    pub request_log: Option<RequestLogConfig>,
+}
+
+/// A JSON-lines request log the agent follows (one JSON object per line).
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RequestLogConfig {
+    /// The log file. Relative paths are relative to this file. Rotation (rename, then a new
+    /// file) and truncation (copytruncate) are followed; the position read is kept in the spool
+    /// directory, so a restart resumes where the last run stopped.
+    pub path: PathBuf,
+    /// Fields holding the request's time (RFC 3339 or epoch ms), first present wins; none
+    /// present: the time the line is read.
+    #[serde(default = "default_log_time_fields")]
+    pub timestamp: Vec<String>,
+    /// Fields holding the user id, first present wins; a line with none is refused.
+    #[serde(default = "default_log_user_fields")]
+    pub user_id: Vec<String>,
+    /// Where the first run starts reading: `end` (only lines written from now) or `beginning`.
+    #[serde(default)]
+    pub start_at: StartAt,
+    /// How often the file is checked when no change notification arrives.
+    #[serde(default = "default_log_poll")]
+    pub poll_interval: HumanDuration,
+    /// Which fields fill the event's other fields; no feature field: the route is the feature.
+    #[serde(default)]
+    pub mapping: PropertyMapping,
+}
+
+/// Where a request log is first read from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StartAt {
+    /// Lines written after the agent first starts.
+    #[default]
+    End,
+    /// The whole file.
+    Beginning,
+}
+
+fn default_log_time_fields() -> Vec<String> {
+    names(&["timestamp", "time", "ts"])
+}
+fn default_log_user_fields() -> Vec<String> {
+    names(&["user_id", "user"])
+}
+fn default_log_poll() -> HumanDuration {
+    HumanDuration::secs(1)
 }
 
 /// The collector an agent ships to.
@@ -397,6 +447,9 @@ impl AgentConfig {
         }
         cfg.process.pid_file = cfg.process.pid_file.map(|p| resolve(file, &p));
         cfg.spool.dir = resolve(file, &cfg.spool.dir);
+        if let Some(log) = &mut cfg.request_log {
+            log.path = resolve(file, &log.path);
+        }
         cfg.validate()
             .map_err(|message| ConfigError::new(file, message))?;
         Ok(cfg)
@@ -410,6 +463,14 @@ impl AgentConfig {
                 "collector.url: `{}` is not an http(s) URL",
                 self.collector.url
             ));
+        }
+        if let Some(log) = &self.request_log {
+            if log.user_id.is_empty() {
+                return Err("request_log.user_id: name at least one field".into());
+            }
+            if log.poll_interval.0 < std::time::Duration::from_millis(10) {
+                return Err("request_log.poll_interval: must be at least 10ms".into());
+            }
         }
         if self.batch.max_events == 0 || self.batch.max_bytes == 0 || self.batch.max_age_ms == 0 {
             return Err("batch: max_events, max_bytes and max_age_ms must be > 0".into());

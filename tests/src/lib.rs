@@ -340,6 +340,8 @@ pub struct AgentSetup {
     pub collector: String,
     /// More lines after `[intake]`'s `listen` (settings, then `[intake.*]` tables).
     pub intake: String,
+    /// More tables at the end of the file (`[request_log]`).
+    pub tables: String,
 }
 
 impl AgentSetup {
@@ -355,6 +357,7 @@ impl AgentSetup {
             port: free_port(),
             collector: String::new(),
             intake: String::new(),
+            tables: String::new(),
         }
     }
 
@@ -382,8 +385,8 @@ impl AgentSetup {
         .expect("profile");
         let config = format!(
             "agent_id = \"{}\"\nprofiles_dir = \"profiles\"\n[collector]\nurl = \"{}\"\ntoken_file = \"token\"\nsettings_poll_interval = \"300ms\"\n{}\n\
-             [intake]\nlisten = \"127.0.0.1:{}\"\n{}\n[batch]\n{}\n[spool]\n{}\n[process]\npid_file = \"watched.pid\"\n",
-            self.id, self.collector_url, self.collector, self.port, self.intake, self.batch, self.spool
+             [intake]\nlisten = \"127.0.0.1:{}\"\n{}\n[batch]\n{}\n[spool]\n{}\n[process]\npid_file = \"watched.pid\"\n{}\n",
+            self.id, self.collector_url, self.collector, self.port, self.intake, self.batch, self.spool, self.tables
         );
         fs::write(dir.join("agent.toml"), config).expect("agent.toml");
         Daemon::spawn_logging(
