@@ -26,6 +26,47 @@ pub const MAX_SAMPLES: usize = 100_000;
 /// Largest profile creation body, bytes.
 const MAX_PROFILE_BODY: usize = 64 * 1024;
 
+/// The OpenAPI 3 description of the routes below, served at `/api/v1/openapi.json`.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+/// Every API route [`App::handle`] serves (method, path template), besides the dashboard's
+/// page and assets; `openapi.json` describes exactly these (a test checks both ways).
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/healthz"),
+    ("GET", "/metrics"),
+    ("GET", "/api/v1/openapi.json"),
+    ("POST", "/v1/batches"),
+    ("GET", "/v1/agents/{agent}/settings"),
+    ("POST", "/-/reload"),
+    ("POST", "/-/compact"),
+    ("GET", "/api/v1/agents/{agent}/samples"),
+    ("GET", "/api/v1/profiles"),
+    ("POST", "/api/v1/profiles"),
+    ("GET", "/api/v1/query"),
+    ("GET", "/api/v1/events"),
+    ("GET", "/api/v1/export"),
+    ("GET", "/api/v1/sessions"),
+    ("GET", "/api/v1/journeys"),
+    ("GET", "/api/v1/funnels"),
+    ("GET", "/api/v1/retention"),
+    ("GET", "/api/v1/segments"),
+    ("GET", "/api/v1/interactions"),
+    ("GET", "/api/v1/trends"),
+    ("GET", "/api/v1/forecast"),
+    ("GET", "/api/v1/anomalies"),
+    ("GET", "/api/v1/patterns"),
+    ("GET", "/api/v1/stats/{type}"),
+    ("GET", "/api/v1/alerts"),
+    ("GET", "/api/v1/silences"),
+    ("POST", "/api/v1/silences"),
+    ("DELETE", "/api/v1/silences/{id}"),
+    ("GET", "/api/v1/reports"),
+    ("POST", "/api/v1/reports/run"),
+    ("GET", "/api/v1/reports/{file}"),
+    ("GET", "/api/v1/views"),
+    ("GET", "/api/v1/live"),
+];
+
 impl App {
     /// Routes one request.
     pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response {
@@ -40,6 +81,9 @@ impl App {
                 dashboard::asset(p).unwrap_or_else(|| dashboard::not_found(p))
             }
             (Method::GET, "/api/v1/live") => dashboard::live(&self),
+            (Method::GET, "/api/v1/openapi.json") => {
+                tda_daemon::with_type(StatusCode::OK, OPENAPI, "application/json")
+            }
             (Method::GET, "/api/v1/views") => crate::fleet::blocking(|| dashboard::views(&self)),
             (Method::GET, "/healthz") => json(
                 StatusCode::OK,
@@ -818,5 +862,54 @@ where
             StatusCode::INTERNAL_SERVER_ERROR,
             &format!("query task failed: {e}"),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_openapi_description_has_exactly_the_routes_served() {
+        let spec: serde_json::Value = serde_json::from_str(OPENAPI).expect("openapi.json is JSON");
+        assert_eq!(spec["openapi"], "3.0.3");
+        let mut described: Vec<(String, String)> = spec["paths"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .flat_map(|(path, ops)| {
+                ops.as_object()
+                    .unwrap()
+                    .keys()
+                    .map(move |m| (m.to_uppercase(), path.clone()))
+            })
+            .collect();
+        let mut served: Vec<(String, String)> = ROUTES
+            .iter()
+            .map(|(m, p)| (m.to_string(), p.to_string()))
+            .collect();
+        described.sort();
+        served.sort();
+        assert_eq!(described, served);
+        for (path, ops) in spec["paths"].as_object().unwrap() {
+            for (method, op) in ops.as_object().unwrap() {
+                assert!(
+                    op["operationId"].is_string(),
+                    "{method} {path}: operationId"
+                );
+                assert!(
+                    op["responses"]
+                        .as_object()
+                        .is_some_and(|r| r.keys().any(|k| k.starts_with('2'))),
+                    "{method} {path}: a 2xx response"
+                );
+                for param in op["parameters"].as_array().into_iter().flatten() {
+                    if param["in"] == "path" {
+                        let name = param["name"].as_str().unwrap();
+                        assert!(path.contains(&format!("{{{name}}}")), "{path}: {name}");
+                    }
+                }
+            }
+        }
     }
 }

@@ -16,6 +16,7 @@ pub mod bench;
 pub mod browser;
 pub mod pki;
 pub mod proxy;
+pub mod python;
 pub mod receiver;
 pub mod scrape;
 pub mod traffic;

@@ -1,38 +1,21 @@
-//! The official PostHog and Segment Python SDKs (PyPI, in the virtualenv `scripts/sdk-venv`
+//! The official PostHog and Segment Python SDKs (PyPI, in the virtualenv `scripts/test-venv`
 //! makes) send to a running agent unchanged; their events reach the collector with the right
 //! fields, identities mapped, repeats dropped, wrong keys refused.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 use serde_json::{json, Value};
+use tda_tests::python;
 use tda_tests::*;
 
 const KEYS: &str =
     "[intake.posthog]\nkeys = [\"phc_test\"]\n[intake.segment]\nkeys = [\"wk_test\"]\n";
 
-/// The virtualenv's python: `TDA_SDK_PYTHON`, else `target/sdk-venv` (scripts/test makes it).
-fn python() -> PathBuf {
-    let path = std::env::var_os("TDA_SDK_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/sdk-venv/bin/python")
-        });
-    assert!(
-        path.exists(),
-        "{} missing: run scripts/sdk-venv",
-        path.display()
-    );
-    path
-}
-
 fn send(script: &str, host: &str, key: &str, n: usize) -> Output {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("sdk")
-        .join(script);
-    Command::new(python())
-        .arg(script)
+    Command::new(python::python())
+        .arg(python::script(script))
         .args([host, key, &n.to_string()])
         .output()
         .expect("run the SDK script")
