@@ -104,6 +104,7 @@ impl App {
             (Method::GET, "/api/v1/profiles") => self.list_profiles(),
             (Method::GET, "/api/v1/query") => self.query_series(&req).await,
             (Method::GET, "/api/v1/events") => self.query_events(&req).await,
+            (Method::GET, "/api/v1/export") => self.export(&req),
             (Method::GET, "/api/v1/sessions") => self.behavioral(&req, Behavior::Sessions).await,
             (Method::GET, "/api/v1/journeys") => self.behavioral(&req, Behavior::Journeys).await,
             (Method::GET, "/api/v1/funnels") => self.behavioral(&req, Behavior::Funnels).await,
@@ -373,6 +374,50 @@ impl App {
 }
 
 type Params = std::collections::HashMap<String, String>;
+
+impl App {
+    /// `GET /api/v1/export?data=events|samples&format=csv|parquet&from=&to=&<filters>`: the
+    /// file, streamed as it is read.
+    fn export(&self, req: &Request<Incoming>) -> Response {
+        use crate::export::{self, Data, Format};
+        let q = query(req);
+        let parsed = (|| {
+            let data = Data::parse(q.get("data").ok_or("data: required (events or samples)")?)?;
+            let format = Format::parse(q.get("format").map_or("csv", String::as_str))?;
+            let (from, to) = range(req, "24h").map_err(|r| r.message)?;
+            Ok::<_, String>(export::Request {
+                data,
+                format,
+                from,
+                to,
+                filter: filter(&q)?,
+            })
+        })();
+        let ask = match parsed {
+            Ok(a) => a,
+            Err(e) => return error(StatusCode::BAD_REQUEST, &e),
+        };
+        let (tx, rx) = tokio::sync::mpsc::channel(8);
+        let (store, kind) = (self.store.clone(), ask.format.content_type());
+        tokio::task::spawn_blocking(move || {
+            let out = export::ChannelWriter::new(tx);
+            match export::write(&*store, &ask, out) {
+                Ok(rows) => tracing::info!(rows, from = ask.from, to = ask.to, "export written"),
+                Err(e) => tracing::warn!(error = %e, "export stopped"),
+            }
+        });
+        let mut resp = tda_daemon::stream(rx, kind);
+        let name = match kind {
+            "application/vnd.apache.parquet" => "attachment; filename=\"export.parquet\"",
+            _ => "attachment; filename=\"export.csv\"",
+        };
+        resp.headers_mut().insert(
+            hyper::header::CONTENT_DISPOSITION,
+            hyper::header::HeaderValue::from_static(name),
+        );
+        resp
+    }
+}
 
 impl App {
     /// The profile named `id`, or (none named) the first profile of `kind`, if any.

@@ -55,6 +55,26 @@ enum Command {
         #[arg(long)]
         output: std::path::PathBuf,
     },
+    /// Download events or host samples of a time range as CSV or Parquet, with a progress bar;
+    /// checks that every row arrived.
+    Export {
+        /// events | samples
+        #[arg(long, default_value = "events")]
+        data: String,
+        /// csv | parquet
+        #[arg(long, default_value = "csv")]
+        format: String,
+        /// The file to write.
+        #[arg(long)]
+        output: std::path::PathBuf,
+        #[command(flatten)]
+        range: RangeArgs,
+        #[command(flatten)]
+        filter: FilterArgs,
+        /// No progress bar (for scripts).
+        #[arg(long)]
+        quiet: bool,
+    },
     /// Show analytics statistics of a type (usage, performance or predictive).
     Stats {
         /// usage | performance | predictive
@@ -300,6 +320,24 @@ pub fn run(cli: Cli) -> anyhow::Result<String> {
             horizon,
             output,
         } => crate::offline::forecast_csv(&input, horizon, &output),
+        Command::Export {
+            data,
+            format,
+            output,
+            range,
+            filter,
+            quiet,
+        } => {
+            let ask = crate::export_cli::Ask {
+                data,
+                format,
+                output,
+                range: range.query(),
+                filter: filter.query(),
+                progress: !quiet,
+            };
+            crate::export_cli::run(&api.base, api.token.as_deref(), &ask)
+        }
         Command::Stats {
             kind,
             since,

@@ -13,6 +13,8 @@ pub mod behavior;
 pub mod cardinality;
 pub mod cli;
 pub mod dashboard;
+pub mod export;
+pub mod export_cli;
 pub mod fleet;
 pub mod ingest;
 pub mod metrics;
