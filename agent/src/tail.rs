@@ -337,12 +337,7 @@ pub fn line_event(cfg: &RequestLogConfig, line: &[u8]) -> Result<Option<Event>, 
     };
     let timestamp = match take(&mut obj, &cfg.timestamp) {
         None => Timestamp::now(),
-        Some(Value::String(s)) => Timestamp::parse(&s).map_err(|e| format!("timestamp: {e}"))?,
-        Some(Value::Number(n)) => n
-            .as_i64()
-            .ok_or_else(|| format!("timestamp: {n} is not whole milliseconds"))
-            .and_then(|ms| Timestamp::from_ms(ms).map_err(|e| format!("timestamp: {e}")))?,
-        Some(other) => return Err(format!("timestamp: {other} is not a timestamp")),
+        Some(v) => Timestamp(crate::sdk::time(&v).map_err(|e| format!("timestamp: {e}"))?),
     };
     let user_id = match take(&mut obj, &cfg.user_id) {
         Some(Value::String(s)) => s,

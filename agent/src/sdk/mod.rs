@@ -80,7 +80,7 @@ pub fn skew(sent_at: Option<&Value>, now: i64) -> Result<i64, SdkError> {
 }
 
 /// A timestamp given as RFC 3339 text or epoch milliseconds.
-fn time(v: &Value) -> Result<i64, String> {
+pub fn time(v: &Value) -> Result<i64, String> {
     match v {
         Value::String(s) => Timestamp::parse(s).map(|t| t.0),
         Value::Number(n) => n
