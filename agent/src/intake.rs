@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 
 use crate::batch::Record;
 use crate::counters::{add, Counters};
-use crate::sdk::{self, posthog, segment, Identities, Recent};
+use crate::sdk::{self, posthog, segment, Identities, Recent, Sdk};
 use crate::settings::Live;
 use crate::spool::Spool;
 
@@ -45,13 +45,6 @@ impl Default for SdkMemory {
             identities: Mutex::new(Identities::new(sdk::recent::IDENTITIES)),
         }
     }
-}
-
-/// Which SDK a request speaks.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Sdk {
-    PostHog,
-    Segment(&'static str),
 }
 
 impl Intake {

@@ -7,10 +7,10 @@ use hyper::{Request, StatusCode};
 use tda_daemon::{error, json, query, read_body, Response};
 use tda_schema::timestamp::now_ms;
 
-use super::{gunzip, parse, posthog, segment, Payload, SdkError};
+use super::{decode, Payload, Received, Sdk, SdkError};
 use crate::batch::Record;
 use crate::counters::add;
-use crate::intake::{Intake, Sdk};
+use crate::intake::Intake;
 
 impl Intake {
     /// `POST` on a PostHog or Segment route.
@@ -60,35 +60,22 @@ impl Intake {
         let gzip = header(CONTENT_ENCODING).is_some_and(|e| e.eq_ignore_ascii_case("gzip"))
             || q.get("compression").is_some_and(|c| c.starts_with("gzip"));
         let auth = header(AUTHORIZATION);
-        let limit = cfg.max_body_bytes;
-        let body = read_body(req, limit).await.map_err(|r| match r.status {
-            StatusCode::PAYLOAD_TOO_LARGE => SdkError::TooLarge(r.message.clone()),
-            _ => SdkError::Invalid(r.message.clone()),
-        })?;
-        let raw = gunzip(&body, gzip, limit)?;
-        let body = parse(&raw)?;
-        let (mapping, now) = (&cfg.mapping, now_ms());
-        match which {
-            Sdk::PostHog => posthog::translate(&posthog::Request {
-                body: &body,
-                query_key: q
-                    .get("api_key")
-                    .or_else(|| q.get("token"))
-                    .map(String::as_str),
-                keys: &cfg.posthog.keys,
-                mapping,
-                now,
-            }),
-            Sdk::Segment(kind) => segment::translate(&segment::Request {
-                kind,
-                body_len: raw.len(),
-                body: &body,
-                auth_key: auth.as_deref().and_then(segment::basic_auth_key).as_deref(),
-                keys: &cfg.segment.keys,
-                mapping,
-                now,
-            }),
-        }
+        let body = read_body(req, cfg.max_body_bytes)
+            .await
+            .map_err(|r| match r.status {
+                StatusCode::PAYLOAD_TOO_LARGE => SdkError::TooLarge(r.message.clone()),
+                _ => SdkError::Invalid(r.message.clone()),
+            })?;
+        let got = Received {
+            body: &body,
+            gzip,
+            authorization: auth.as_deref(),
+            query_key: q
+                .get("api_key")
+                .or_else(|| q.get("token"))
+                .map(String::as_str),
+        };
+        decode(which, &got, cfg, now_ms())
     }
 
     /// Links ids, maps user ids, drops repeats, queues the rest; answers as the SDK expects.

@@ -10,6 +10,7 @@ pub mod segment;
 use std::io::Read;
 
 use serde_json::{Map, Value};
+use tda_schema::config::IntakeConfig;
 use tda_schema::timestamp::now_ms;
 use tda_schema::{Event, Timestamp};
 
@@ -45,6 +46,62 @@ pub struct Payload {
     pub events: Vec<Incoming>,
     /// Ids to map: events of the first are counted under the second.
     pub links: Vec<(String, String)>,
+}
+
+/// Which SDK's API a request came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sdk {
+    /// One of PostHog's capture routes.
+    PostHog,
+    /// Segment's `/v1/<kind>` (`track` … or `batch`).
+    Segment(&'static str),
+}
+
+/// What the HTTP layer read off an SDK request, before the body is decoded.
+#[derive(Debug, Clone, Copy)]
+pub struct Received<'a> {
+    /// The body as sent (at most `intake.max_body_bytes`).
+    pub body: &'a [u8],
+    /// Whether the body is gzip (`Content-Encoding: gzip` or `?compression=gzip…`).
+    pub gzip: bool,
+    /// The `Authorization` header, if sent.
+    pub authorization: Option<&'a str>,
+    /// A key in the query string (`?api_key=` or `?token=`).
+    pub query_key: Option<&'a str>,
+}
+
+/// Decodes one SDK request into its events and identity links: gunzip, parse, check the
+/// key, translate by the configured mapping. Any body is refused with a message, never a panic.
+pub fn decode(
+    which: Sdk,
+    got: &Received<'_>,
+    cfg: &IntakeConfig,
+    now: i64,
+) -> Result<Payload, SdkError> {
+    let raw = gunzip(got.body, got.gzip, cfg.max_body_bytes)?;
+    let body = parse(&raw)?;
+    let mapping = &cfg.mapping;
+    match which {
+        Sdk::PostHog => posthog::translate(&posthog::Request {
+            body: &body,
+            query_key: got.query_key,
+            keys: &cfg.posthog.keys,
+            mapping,
+            now,
+        }),
+        Sdk::Segment(kind) => segment::translate(&segment::Request {
+            kind,
+            body_len: raw.len(),
+            body: &body,
+            auth_key: got
+                .authorization
+                .and_then(segment::basic_auth_key)
+                .as_deref(),
+            keys: &cfg.segment.keys,
+            mapping,
+            now,
+        }),
+    }
 }
 
 /// Gunzips a body when `gzip` says it is compressed, refusing more than `limit` bytes out.

@@ -13,14 +13,18 @@ pub const MAX_MESSAGE_BYTES: usize = 32 * 1024;
 /// Largest batch request body, bytes (Segment: 500 KB per batch).
 pub const MAX_BATCH_BYTES: usize = 500 * 1024;
 
+/// The routes' message types (`/v1/<type>`), and `batch`.
+pub const KINDS: &[&str] = &[
+    "track", "page", "screen", "identify", "alias", "group", "batch",
+];
+
 /// The message type a route takes, or `batch`.
 pub fn route_type(path: &str) -> Option<&'static str> {
     let path = path.strip_suffix('/').unwrap_or(path);
-    [
-        "track", "page", "screen", "identify", "alias", "group", "batch",
-    ]
-    .into_iter()
-    .find(|t| path.strip_prefix("/v1/") == Some(t))
+    KINDS
+        .iter()
+        .copied()
+        .find(|t| path.strip_prefix("/v1/") == Some(t))
 }
 
 /// How a request is to be read.
