@@ -7,6 +7,10 @@ use std::path::{Path, PathBuf};
 use tda_schema::profile::Profile;
 use tda_schema::wire::{decode_batch, decode_events};
 
+/// The agent decoder targets' calls, the same file the fuzz targets use.
+#[path = "../../fuzz/src/lib.rs"]
+mod agent_targets;
+
 fn corpus(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../fuzz/corpus")
@@ -65,4 +69,31 @@ fn profile_corpus_parses_or_names_the_problem() {
         }
     }
     assert!(parsed >= 4, "the example profiles parse");
+}
+
+/// Replays `target`'s corpus through `decode`; returns the events made.
+fn replay(target: &str, decode: fn(&[u8]) -> usize) -> usize {
+    corpus(target).iter().map(|(_, body)| decode(body)).sum()
+}
+
+#[test]
+fn posthog_corpus_makes_events_the_collector_takes_or_is_refused() {
+    // Seeds: one event, a bare array (one usage event and an $identify), a batch of two
+    // plain and gzipped: 1 + 1 + 2 + 2. What fuzzing adds can only add to this.
+    assert!(replay("posthog", agent_targets::posthog) >= 6);
+}
+
+#[test]
+fn segment_corpus_makes_events_the_collector_takes_or_is_refused() {
+    // Seeds, each body sent to all seven routes: a track (an event on /v1/track, /v1/page and
+    // /v1/screen, which take any message with a user), a page, an identify and an alias (an
+    // event each on /v1/page and /v1/screen), a batch of three (two usage events) plain and
+    // gzipped (on /v1/batch): 3 + 2 + 2 + 2 + 2 + 2.
+    assert!(replay("segment", agent_targets::segment) >= 13);
+}
+
+#[test]
+fn log_line_corpus_makes_events_the_collector_takes_or_is_refused() {
+    // Seeds: two request lines, one blank.
+    assert!(replay("log_line", agent_targets::log_line) >= 2);
 }
