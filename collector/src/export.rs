@@ -13,8 +13,13 @@ use tda_schema::{Event, HostSample};
 use crate::query::Filter;
 use crate::store::{Storage, StoreError};
 
-/// The part of the range read at once (its rows are sorted by time, then written).
-const WINDOW_MS: i64 = 15 * 60_000;
+/// The first part of the range read at once (its rows are sorted by time, then written); each
+/// next window is sized from the last one's rows, so about [`WINDOW_ROWS`] are held at a time.
+const FIRST_WINDOW_MS: i64 = 60_000;
+/// Rows a window should hold: memory is bounded by this, not by the range or the event rate.
+const WINDOW_ROWS: usize = 100_000;
+/// The narrowest and widest windows.
+const WINDOW_MS: std::ops::RangeInclusive<i64> = 1_000..=86_400_000;
 /// Rows per Parquet row group.
 const ROW_GROUP: usize = 50_000;
 
@@ -218,18 +223,32 @@ pub fn write<W: Write + Send>(
         Format::Csv => Box::new(CsvSink::new(out, columns)?),
         Format::Parquet => Box::new(ParquetSink::new(out, columns)?),
     };
-    let mut rows = 0u64;
-    let mut start = req.from;
+    let (mut rows, mut start, mut width) = (0u64, req.from, FIRST_WINDOW_MS);
     while start < req.to {
-        let end = (start + WINDOW_MS).min(req.to);
-        for row in window(store, req, start, end)? {
+        let end = start.saturating_add(width).min(req.to);
+        let got = window(store, req, start, end)?;
+        width = next_width(width, got.len());
+        rows += got.len() as u64;
+        for row in got {
             sink.row(row)?;
-            rows += 1;
         }
         start = end;
     }
     sink.finish()?;
     Ok(rows)
+}
+
+/// The next window's width after one of `width` held `rows`: halved while over
+/// [`WINDOW_ROWS`], doubled while under a quarter of it.
+fn next_width(width: i64, rows: usize) -> i64 {
+    let next = if rows > WINDOW_ROWS {
+        width / 2
+    } else if rows < WINDOW_ROWS / 4 {
+        width.saturating_mul(2)
+    } else {
+        width
+    };
+    next.clamp(*WINDOW_MS.start(), *WINDOW_MS.end())
 }
 
 /// The rows of `[start, end)`, in time order.
@@ -245,21 +264,25 @@ fn window(
             let mut events = Vec::new();
             store.scan_events(start, end, &mut |e| {
                 if f.matches(e) {
-                    events.push(e.clone());
+                    events.push((e.timestamp, event_row(e)));
                 }
             })?;
-            events.sort_by_key(|e| e.timestamp);
-            Ok(events.iter().map(event_row).collect())
+            Ok(by_time(events))
         }
         Data::Samples => {
             let mut samples = Vec::new();
             store.scan_samples(start, end, f.agent.as_deref(), &mut |agent, s| {
                 samples.push((s.timestamp, sample_row(agent, s)));
             })?;
-            samples.sort_by_key(|(t, _)| *t);
-            Ok(samples.into_iter().map(|(_, row)| row).collect())
+            Ok(by_time(samples))
         }
     }
+}
+
+/// The rows, oldest first (a stable sort: rows of one millisecond keep the store's order).
+fn by_time(mut rows: Vec<(tda_schema::Timestamp, Vec<Cell>)>) -> Vec<Vec<Cell>> {
+    rows.sort_by_key(|(t, _)| *t);
+    rows.into_iter().map(|(_, row)| row).collect()
 }
 
 struct CsvSink<W: Write> {
@@ -437,5 +460,24 @@ impl Write for ChannelWriter {
 impl Drop for ChannelWriter {
     fn drop(&mut self) {
         let _ = self.send();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_narrow_while_full_and_widen_while_sparse() {
+        assert_eq!(next_width(60_000, WINDOW_ROWS + 1), 30_000);
+        assert_eq!(next_width(60_000, WINDOW_ROWS), 60_000);
+        assert_eq!(next_width(60_000, WINDOW_ROWS / 4), 60_000);
+        assert_eq!(next_width(60_000, WINDOW_ROWS / 4 - 1), 120_000);
+        assert_eq!(
+            next_width(1_000, 10 * WINDOW_ROWS),
+            1_000,
+            "never under a second"
+        );
+        assert_eq!(next_width(86_400_000, 0), 86_400_000, "never over a day");
     }
 }
