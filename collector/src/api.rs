@@ -399,11 +399,16 @@ impl App {
         };
         let (tx, rx) = tokio::sync::mpsc::channel(8);
         let (store, kind) = (self.store.clone(), ask.format.content_type());
+        let broken = tx.clone();
         tokio::task::spawn_blocking(move || {
             let out = export::ChannelWriter::new(tx);
             match export::write(&*store, &ask, out) {
                 Ok(rows) => tracing::info!(rows, from = ask.from, to = ask.to, "export written"),
-                Err(e) => tracing::warn!(error = %e, "export stopped"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "export stopped");
+                    // After the rows written so far: the client sees a broken transfer.
+                    let _ = broken.blocking_send(Err(std::io::Error::other(e.to_string())));
+                }
             }
         });
         let mut resp = tda_daemon::stream(rx, kind);

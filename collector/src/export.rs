@@ -416,7 +416,7 @@ impl<W: Write + Send> Sink for ParquetSink<W> {
 /// A writer whose bytes go, in chunks of 64 KiB, to a channel (the body of a streamed answer);
 /// writing fails once the receiver is gone (the client went away).
 pub struct ChannelWriter {
-    tx: tokio::sync::mpsc::Sender<bytes::Bytes>,
+    tx: tokio::sync::mpsc::Sender<tda_daemon::Chunk>,
     buf: Vec<u8>,
 }
 
@@ -425,7 +425,7 @@ const CHUNK: usize = 64 * 1024;
 
 impl ChannelWriter {
     /// Writes into `tx`; call from a blocking thread (it waits while the channel is full).
-    pub fn new(tx: tokio::sync::mpsc::Sender<bytes::Bytes>) -> Self {
+    pub fn new(tx: tokio::sync::mpsc::Sender<tda_daemon::Chunk>) -> Self {
         ChannelWriter {
             tx,
             buf: Vec::with_capacity(CHUNK),
@@ -438,7 +438,7 @@ impl ChannelWriter {
         }
         let chunk = bytes::Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
         self.tx
-            .blocking_send(chunk)
+            .blocking_send(Ok(chunk))
             .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client went away"))
     }
 }

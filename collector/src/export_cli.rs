@@ -99,7 +99,7 @@ pub fn run(base: &str, token: Option<&str>, ask: &Ask) -> anyhow::Result<String>
     let bar = bar(ask.progress, expected);
     let rows = match ask.format.as_str() {
         "parquet" => parquet_rows(resp, file, &bar, &ask.output)?,
-        _ => csv_rows(resp, file, &bar)?,
+        _ => csv_rows(resp, file, &bar, &ask.output)?,
     };
     bar.finish_and_clear();
     if rows != expected {
@@ -153,6 +153,7 @@ fn csv_rows(
     resp: reqwest::blocking::Response,
     file: std::fs::File,
     bar: &indicatif::ProgressBar,
+    path: &std::path::Path,
 ) -> anyhow::Result<u64> {
     let tee = Tee {
         from: resp,
@@ -163,7 +164,7 @@ fn csv_rows(
     let mut reader = csv::Reader::from_reader(tee);
     let mut rows = 0;
     for record in reader.records() {
-        record.context("the export's CSV")?;
+        record.with_context(|| broke_off(format!("{rows} rows"), path))?;
         rows += 1;
         bar.inc(1);
     }
@@ -185,7 +186,8 @@ fn parquet_rows(
         bar: bar.clone(),
         bytes: 0,
     };
-    std::io::copy(&mut tee, &mut std::io::sink())?;
+    std::io::copy(&mut tee, &mut std::io::sink())
+        .with_context(|| broke_off(format!("{} bytes", tee.bytes), path))?;
     tee.to.flush()?;
     let reader = parquet::file::reader::SerializedFileReader::new(std::fs::File::open(path)?)
         .with_context(|| {
@@ -197,4 +199,12 @@ fn parquet_rows(
     let rows = reader.metadata().file_metadata().num_rows() as u64;
     bar.set_position(rows);
     Ok(rows)
+}
+
+/// Why an export failed part way, `after` what had arrived (`120 rows`).
+fn broke_off(after: String, path: &std::path::Path) -> String {
+    format!(
+        "the export broke off after {after} (the collector's log says why); {} is incomplete",
+        path.display()
+    )
 }

@@ -23,8 +23,13 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
-/// The body of every response: a whole buffer, or a stream (server-sent events).
-pub type Body = http_body_util::combinators::BoxBody<Bytes, Infallible>;
+/// The body of every response: a whole buffer, or a stream (server-sent events, exports).
+/// A stream that fails sends an error: the connection is then closed without the chunked
+/// body's end, so the client sees a broken transfer, never a short body that looks whole.
+pub type Body = http_body_util::combinators::BoxBody<Bytes, std::io::Error>;
+
+/// One piece of a streamed body: bytes, or the error that ends it (see [`Body`]).
+pub type Chunk = Result<Bytes, std::io::Error>;
 
 /// The response type every handler returns.
 pub type Response = hyper::Response<Body>;
@@ -299,33 +304,37 @@ pub fn with_type(
     body: impl Into<Bytes>,
     content_type: &'static str,
 ) -> Response {
-    let mut resp = hyper::Response::new(Full::new(body.into()).boxed());
+    let mut resp = hyper::Response::new(
+        Full::new(body.into())
+            .map_err(|never| match never {})
+            .boxed(),
+    );
     *resp.status_mut() = status;
     resp.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     resp
 }
 
-/// A body fed from a channel: each message is sent as it comes; the body ends when every
-/// sender is gone.
-struct Channel(tokio::sync::mpsc::Receiver<Bytes>);
+/// A body fed from a channel: each chunk is sent as it comes; the body ends when every
+/// sender is gone, or breaks at an error chunk.
+struct Channel(tokio::sync::mpsc::Receiver<Chunk>);
 
 impl hyper::body::Body for Channel {
     type Data = Bytes;
-    type Error = Infallible;
+    type Error = std::io::Error;
 
     fn poll_frame(
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Infallible>>> {
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, std::io::Error>>> {
         self.0
             .poll_recv(cx)
-            .map(|m| m.map(|b| Ok(hyper::body::Frame::data(b))))
+            .map(|m| m.map(|c| c.map(hyper::body::Frame::data)))
     }
 }
 
 /// A streaming `200` response of `content_type` whose chunks come from `rx`.
-pub fn stream(rx: tokio::sync::mpsc::Receiver<Bytes>, content_type: &'static str) -> Response {
+pub fn stream(rx: tokio::sync::mpsc::Receiver<Chunk>, content_type: &'static str) -> Response {
     let mut resp = hyper::Response::new(BodyExt::boxed(Channel(rx)));
     resp.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));

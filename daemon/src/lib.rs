@@ -26,7 +26,7 @@ pub struct ConfigStatus {
 }
 
 pub use http::{
-    bearer, error, json, query, read_body, read_body_within, serve, stream, with_type, Body,
+    bearer, error, json, query, read_body, read_body_within, serve, stream, with_type, Body, Chunk,
     Listening, Refusal, Response,
 };
 

@@ -221,3 +221,89 @@ fn events_and_samples_export_as_csv_and_parquet() {
         (400, Some("format: `xlsx` is not csv or parquet"))
     );
 }
+
+/// The `.blk` segment files under `dir`.
+fn block_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = entry.path();
+        if p.is_dir() {
+            out.extend(block_files(&p));
+        } else if p.extension().is_some_and(|e| e == "blk") {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn a_storage_fault_mid_export_breaks_the_transfer_instead_of_ending_it_short() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("collector");
+    let c = CollectorSetup::new(&dir, "").start();
+    let t0 = (now_ms() - 4 * 3_600_000) / 3_600_000 * 3_600_000;
+    let first: Vec<Value> = events(t0).into_iter().take(50).collect();
+    store(&c.url, "a1", first, vec![]);
+    let before = block_files(&dir.join("data"));
+    store(&c.url, "a2", events(t0 + 2 * 3_600_000), vec![]);
+    // A real fault: the later hour's block file is damaged on disk (its checksum no longer
+    // matches), as a failing disk would leave it.
+    let damaged: Vec<_> = block_files(&dir.join("data"))
+        .into_iter()
+        .filter(|p| !before.contains(p))
+        .collect();
+    assert_eq!(damaged.len(), 1, "{damaged:?}");
+    let mut bytes = std::fs::read(&damaged[0]).unwrap();
+    *bytes.last_mut().unwrap() ^= 0xff;
+    std::fs::write(&damaged[0], bytes).unwrap();
+    let (from, to) = (t0, t0 + 3 * 3_600_000);
+
+    // The API: the rows before the fault arrive, then the transfer breaks (no chunked end).
+    let url = format!(
+        "{}/api/v1/export?data=events&format=csv&from={from}&to={to}",
+        c.url
+    );
+    let mut resp = http().get(&url).send().unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut got = Vec::new();
+    let err = std::io::Read::read_to_end(&mut resp, &mut got).expect_err("a broken transfer");
+    assert!(!err.to_string().is_empty());
+    let lines = String::from_utf8(got).unwrap();
+    assert_eq!(
+        lines.lines().count(),
+        1 + 50,
+        "the header and the first hour's rows"
+    );
+    wait_for("the collector to log why", || {
+        c.log_text().contains("export stopped").then_some(())
+    });
+
+    // `tda export` says so and names the incomplete file, for both formats.
+    for (format, after) in [("csv", "after 50 rows"), ("parquet", "after ")] {
+        let file = tmp.path().join(format!("broken.{format}"));
+        let out = tda(
+            &c.url,
+            &[
+                "export",
+                "--data",
+                "events",
+                "--format",
+                format,
+                "--since",
+                &from.to_string(),
+                "--until",
+                &to.to_string(),
+                "--output",
+                file.to_str().unwrap(),
+                "--quiet",
+            ],
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{format}: {stderr}");
+        assert!(
+            stderr.contains(&format!("the export broke off {after}"))
+                && stderr.contains(&format!("{} is incomplete", file.display())),
+            "{format}: {stderr}"
+        );
+    }
+}

@@ -111,12 +111,12 @@ pub async fn run_live(app: Arc<App>) {
 /// `GET /api/v1/live`: server-sent events, one `snapshot` event per refresh; the stream ends
 /// when the collector stops (so shutdown is not held up by open dashboards).
 pub fn live(app: &Arc<App>) -> Response {
-    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(4);
+    let (tx, rx) = tokio::sync::mpsc::channel::<tda_daemon::Chunk>(4);
     let mut snapshots = app.live_snapshot.subscribe();
     let mut stopping = app.stopping.subscribe();
     tokio::spawn(async move {
         if tx
-            .send(Bytes::from_static(b"retry: 2000\n\n"))
+            .send(Ok(Bytes::from_static(b"retry: 2000\n\n")))
             .await
             .is_err()
         {
@@ -131,7 +131,7 @@ pub fn live(app: &Arc<App>) -> Response {
                     }
                     let Some(v) = snapshots.borrow_and_update().clone() else { continue };
                     let event = format!("event: snapshot\ndata: {v}\n\n");
-                    if tx.send(Bytes::from(event)).await.is_err() {
+                    if tx.send(Ok(Bytes::from(event))).await.is_err() {
                         return;
                     }
                 }
