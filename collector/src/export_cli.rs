@@ -90,10 +90,13 @@ pub fn run(base: &str, token: Option<&str>, ask: &Ask) -> anyhow::Result<String>
         .flatten()
         .filter_map(|p| p["v"].as_f64())
         .sum::<f64>() as u64;
+    // The count just answered, so a failure here is the export's own (the collector's log
+    // says why), not an unreachable collector.
     let resp = get(
         "/api/v1/export",
         &[("data", ask.data.clone()), ("format", ask.format.clone())],
-    )?;
+    )
+    .context("the export broke off before any data arrived (the collector's log says why)")?;
     let file = std::fs::File::create(&ask.output)
         .with_context(|| format!("cannot write {}", ask.output.display()))?;
     let bar = bar(ask.progress, expected);
