@@ -109,25 +109,9 @@ fn export(dir: &Path, collector: &Daemon, rows: usize, from: i64, to: i64) {
     );
     for format in ["csv", "parquet"] {
         let file = dir.join(format!("events.{format}"));
-        let (since, until) = (from.to_string(), to.to_string());
         let start = Instant::now();
-        let out = tda(
-            &collector.url,
-            &[
-                "export",
-                "--data",
-                "events",
-                "--format",
-                format,
-                "--since",
-                &since,
-                "--until",
-                &until,
-                "--output",
-                file.to_str().unwrap(),
-                "--quiet",
-            ],
-        );
+        let args = ["--data", "events", "--format", format];
+        let out = tda_export(&collector.url, &args, from, to, &file);
         let secs = start.elapsed().as_secs_f64();
         assert!(
             out.status.success(),

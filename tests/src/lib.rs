@@ -417,6 +417,21 @@ pub fn tda(server: &str, args: &[&str]) -> Output {
         .expect("run tda")
 }
 
+/// Runs `tda export --quiet` of `[from, to)` (epoch ms) into `output`; `args` say what
+/// (`--data events --format csv`, filters).
+pub fn tda_export(server: &str, args: &[&str], from: i64, to: i64, output: &Path) -> Output {
+    let (since, until) = (from.to_string(), to.to_string());
+    let out = output.to_str().expect("a UTF-8 path");
+    let range = [
+        "--since", &since, "--until", &until, "--output", out, "--quiet",
+    ];
+    let all: Vec<&str> = std::iter::once("export")
+        .chain(args.iter().copied())
+        .chain(range)
+        .collect();
+    tda(server, &all)
+}
+
 /// GETs usage stats over `[from, to)` (epoch ms).
 pub fn usage(collector: &str, from: i64, to: i64) -> Value {
     let (status, v) = get_json(&format!(

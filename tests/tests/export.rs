@@ -129,24 +129,19 @@ fn events_and_samples_export_as_csv_and_parquet() {
 
     // Parquet through `tda export` (a filter too): typed columns, nulls where a field is absent.
     let pq = tmp.path().join("export.parquet");
-    let out = tda(
+    let out = tda_export(
         &c.url,
         &[
-            "export",
             "--data",
             "events",
             "--format",
             "parquet",
             "--feature",
             "export",
-            "--since",
-            &from.to_string(),
-            "--until",
-            &to.to_string(),
-            "--output",
-            pq.to_str().unwrap(),
-            "--quiet",
         ],
+        from,
+        to,
+        &pq,
     );
     assert!(
         out.status.success(),
@@ -194,20 +189,12 @@ fn events_and_samples_export_as_csv_and_parquet() {
     assert_eq!(rows[0]["process_rss_bytes"], Value::Null);
 
     // The CLI's CSV with its row check, and a bad request named.
-    let out = tda(
+    let out = tda_export(
         &c.url,
-        &[
-            "export",
-            "--data",
-            "samples",
-            "--since",
-            &from.to_string(),
-            "--until",
-            &to.to_string(),
-            "--output",
-            tmp.path().join("s.csv").to_str().unwrap(),
-            "--quiet",
-        ],
+        &["--data", "samples"],
+        from,
+        to,
+        &tmp.path().join("s.csv"),
     );
     assert!(
         out.status.success(),
@@ -284,22 +271,12 @@ fn a_storage_fault_mid_export_breaks_the_transfer_instead_of_ending_it_short() {
     // `tda export` says so and names the incomplete file, for both formats.
     for format in ["csv", "parquet"] {
         let file = tmp.path().join(format!("broken.{format}"));
-        let out = tda(
+        let out = tda_export(
             &c.url,
-            &[
-                "export",
-                "--data",
-                "events",
-                "--format",
-                format,
-                "--since",
-                &from.to_string(),
-                "--until",
-                &to.to_string(),
-                "--output",
-                file.to_str().unwrap(),
-                "--quiet",
-            ],
+            &["--data", "events", "--format", format],
+            from,
+            to,
+            &file,
         );
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{format}: {stderr}");
