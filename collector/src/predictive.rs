@@ -68,7 +68,7 @@ pub struct Ask {
     pub step: i64,
     /// Forecast steps.
     pub horizon: usize,
-    /// Anomaly sensitivity, 0-1 (0.5: a tail probability of 1e-5 flags).
+    /// Anomaly sensitivity, 0-1 (0.5: the detector's default gain).
     pub sensitivity: f64,
     /// Event filters.
     pub filter: Filter,
@@ -97,18 +97,17 @@ pub fn load(store: &dyn Storage, ask: &Ask) -> Result<(Vec<i64>, Vec<f64>), Stor
 }
 
 /// Detector settings for a series of `n` points at a sensitivity: the default model, with its
-/// windows shrunk for short series so that hourly data over a week is scored too.
+/// warm-ups shortened for short series so that hourly data over a week is scored too. The
+/// sensitivity scales the gain: 0.5 is the default, each 0.1 more multiplies it by 10^0.2.
 pub fn detector_config(n: usize, sensitivity: f64) -> AnomalyConfig {
     let d = AnomalyConfig::default();
     let s = sensitivity.clamp(0.05, 0.95);
     AnomalyConfig {
-        window: d.window.min((n / 6).max(24)),
         warmup: d.warmup.min((n / 8).max(12)),
-        short: if n < 1_000 { 2 } else { d.short },
         quiet_after_flag: d.quiet_after_flag.min((n / 20).max(3)),
-        flag_tail: 10f64.powf(-10.0 * (1.0 - s)),
+        gain: d.gain * 10f64.powf(2.0 * (s - 0.5)),
         season_after: d.season_after.min((n / 4).max(64)),
-        seasonal_strength: 0.4,
+        season_warmup: d.season_warmup.min((n / 6).max(24)),
         ..d
     }
 }

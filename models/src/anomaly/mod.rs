@@ -1,0 +1,391 @@
+//! Streaming, causal anomaly scores by novelty: a point is anomalous when something about the
+//! recent series lies outside everything the last `memory` points showed. An ensemble of
+//! features, each for one shape of ops incident, is watched this way: the value (spike, outage),
+//! the means of the last 8 and 32 points (level shift, drift), the median step over the last 32
+//! (variance change), and, when the series has a season, the same over its difference from the
+//! same phase of the last three seasons (broken daily pattern); a run of repeated values longer
+//! than any before is a stuck signal. A feature's excess beyond its range, as a share of the
+//! range's width, times `gain`, is its score; the highest score is the point's, so 0.5 means
+//! the same on every series: some feature went past the range of its last `memory` values by
+//! 1 / (2 x gain) of that range. New series are judged with more caution while their range is
+//! still being learnt, and one incident raises one flag. One parameter set for every series; a
+//! score uses only the current and earlier points.
+
+mod range;
+
+use std::collections::VecDeque;
+
+use serde::{Deserialize, Serialize};
+
+use range::Range;
+
+/// Parameters of the detector; the defaults serve every series.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AnomalyConfig {
+    /// Points each feature's range looks back over.
+    pub memory: usize,
+    /// Lengths of the recent stretches whose means are features.
+    pub mean_lengths: [usize; 2],
+    /// Points whose median step is the spread feature.
+    pub spread_length: usize,
+    /// Score per unit of excess (a feature beyond its range by 1 / (2 x gain) of the range's
+    /// width scores 0.5).
+    pub gain: f64,
+    /// Points before the first non-zero score.
+    pub warmup: usize,
+    /// Caution while the range is young: the gain is divided by 1 + caution x warmup / points.
+    pub caution: f64,
+    /// Points after a flag during which scores stay below 0.5 (one alert per incident).
+    pub quiet_after_flag: usize,
+    /// Autocorrelation at the season above which the seasonal features are watched.
+    pub seasonal_strength: f64,
+    /// Points of history at which the season is first looked for (then at every doubling).
+    pub season_after: usize,
+    /// Points of seasonal differences seen before they are scored (their range is learnt
+    /// first).
+    pub season_warmup: usize,
+    /// Repeats beyond the longest earlier run at which a run starts to count as stuck (a run of
+    /// twice the longest plus this scores 0.5).
+    pub stuck_after: usize,
+}
+
+impl Default for AnomalyConfig {
+    fn default() -> Self {
+        AnomalyConfig {
+            memory: 4_000,
+            mean_lengths: [8, 32],
+            spread_length: 32,
+            gain: 15.0,
+            warmup: 150,
+            caution: 2.0,
+            quiet_after_flag: 50,
+            seasonal_strength: 0.7,
+            season_after: 1_024,
+            season_warmup: 600,
+            stuck_after: 12,
+        }
+    }
+}
+
+/// What made a point anomalous: the feature with the highest score.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// The value itself left its range (a spike, a drop, an outage).
+    Outlier,
+    /// The mean of a recent stretch left its range (a level shift or a drift).
+    LevelShift,
+    /// The step-to-step spread left its range.
+    VarianceChange,
+    /// The difference from the same phase of earlier seasons left its range.
+    SeasonalBreak,
+    /// The value has repeated for longer than ever before.
+    Stuck,
+}
+
+impl Kind {
+    /// The kind in words, for summaries.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Kind::Outlier => "outlier",
+            Kind::LevelShift => "level shift",
+            Kind::VarianceChange => "variance change",
+            Kind::SeasonalBreak => "broken seasonal pattern",
+            Kind::Stuck => "stuck signal",
+        }
+    }
+}
+
+/// Longest season looked for, in points.
+const MAX_SEASON: usize = 1_000;
+/// Raw points kept: three seasons to compare with, and enough to find the season in.
+const HISTORY: usize = 4 * MAX_SEASON;
+/// Value changes a series must have shown before a run of repeats can be stuck.
+const CHANGES_BEFORE_STUCK: usize = 20;
+
+/// The features of one stream (the raw series, or its seasonal differences) and their ranges.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Features {
+    /// The last values, newest last (enough for the longest stretch).
+    recent: VecDeque<f64>,
+    /// Ranges of the value, the two stretch means and (raw stream only) the spread.
+    ranges: Vec<Range>,
+}
+
+impl Features {
+    fn new(c: &AnomalyConfig, with_spread: bool) -> Self {
+        let n = if with_spread { 4 } else { 3 };
+        Features {
+            recent: VecDeque::new(),
+            ranges: (0..n).map(|_| Range::new(c.memory)).collect(),
+        }
+    }
+
+    /// The features' excesses for the next value (each feature once it can be computed), then
+    /// the features are learnt.
+    fn step(&mut self, c: &AnomalyConfig, v: f64) -> [f64; 4] {
+        self.recent.push_back(v);
+        let keep = c.mean_lengths[0]
+            .max(c.mean_lengths[1])
+            .max(c.spread_length + 1);
+        if self.recent.len() > keep {
+            self.recent.pop_front();
+        }
+        let values = [
+            Some(v),
+            self.mean(c.mean_lengths[0]),
+            self.mean(c.mean_lengths[1]),
+            self.spread(c.spread_length),
+        ];
+        let mut excess = [0.0; 4];
+        for ((e, range), value) in excess.iter_mut().zip(&mut self.ranges).zip(values) {
+            if let Some(x) = value {
+                *e = range.excess(x);
+                range.push(x);
+            }
+        }
+        excess
+    }
+
+    fn mean(&self, k: usize) -> Option<f64> {
+        (k > 0 && self.recent.len() >= k)
+            .then(|| self.recent.iter().rev().take(k).sum::<f64>() / k as f64)
+    }
+
+    /// Median |step| over the last `l` steps.
+    fn spread(&self, l: usize) -> Option<f64> {
+        if l == 0 || self.recent.len() < l + 1 {
+            return None;
+        }
+        let last: Vec<f64> = self.recent.iter().rev().take(l + 1).copied().collect();
+        let mut steps: Vec<f64> = last.windows(2).map(|w| (w[0] - w[1]).abs()).collect();
+        steps.sort_by(f64::total_cmp);
+        let n = steps.len();
+        Some(if n % 2 == 1 {
+            steps[n / 2]
+        } else {
+            (steps[n / 2 - 1] + steps[n / 2]) / 2.0
+        })
+    }
+}
+
+/// Runs of repeated values.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct Runs {
+    last: Option<f64>,
+    run: usize,
+    longest: usize,
+    changes: usize,
+}
+
+impl Runs {
+    /// The stuck score of the run `v` continues or starts.
+    fn step(&mut self, v: f64, stuck_after: usize) -> f64 {
+        if self.last == Some(v) {
+            self.run += 1;
+        } else {
+            self.longest = self.longest.max(self.run);
+            self.run = 0;
+            self.changes += usize::from(self.last.is_some());
+        }
+        self.last = Some(v);
+        if self.changes < CHANGES_BEFORE_STUCK || self.run <= self.longest {
+            return 0.0;
+        }
+        0.5 * (self.run - self.longest) as f64 / (self.longest + stuck_after.max(1)) as f64
+    }
+}
+
+/// The state of one series' detector; feed it points in time order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Detector {
+    config: AnomalyConfig,
+    seen: usize,
+    quiet: usize,
+    /// The last raw points.
+    history: VecDeque<f64>,
+    /// The season whose differences are watched, re-estimated from `history` as it grows.
+    season: Option<usize>,
+    raw: Features,
+    /// Features of the seasonal differences (while a season is in use) and how many were seen.
+    seasonal: Option<(Features, usize)>,
+    runs: Runs,
+    /// Scores of the last [`crate::Model::fit`] (not kept across saves).
+    #[serde(skip)]
+    pub(crate) last_scores: Vec<f64>,
+}
+
+impl Detector {
+    /// A detector with no history.
+    pub fn new(config: AnomalyConfig) -> Self {
+        Detector {
+            config,
+            seen: 0,
+            quiet: 0,
+            history: VecDeque::new(),
+            season: None,
+            raw: Features::new(&config, true),
+            seasonal: None,
+            runs: Runs::default(),
+            last_scores: Vec::new(),
+        }
+    }
+
+    /// Scores the next point, in [0, 1]; >= 0.5 flags it.
+    pub fn score(&mut self, value: f64) -> f64 {
+        self.score_with_kind(value).0
+    }
+
+    /// Scores the next point and names the feature that scored highest.
+    pub fn score_with_kind(&mut self, value: f64) -> (f64, Kind) {
+        if !value.is_finite() {
+            return (0.0, Kind::Outlier);
+        }
+        let c = self.config;
+        let (excess, kind) = self.excess(value);
+        self.remember(value);
+        self.seen += 1;
+        self.update_season();
+        if self.seen <= c.warmup {
+            return (0.0, kind);
+        }
+        let gain = c.gain / (1.0 + c.caution * c.warmup as f64 / self.seen as f64);
+        let score = (excess * gain).clamp(0.0, 1.0);
+        if self.quiet > 0 {
+            self.quiet -= 1;
+            return (score.min(0.49), kind);
+        }
+        if score >= 0.5 {
+            self.quiet = c.quiet_after_flag;
+        }
+        (score, kind)
+    }
+
+    /// The highest feature excess for the next value (the stuck score in excess units), and its
+    /// kind; every feature learns the value.
+    fn excess(&mut self, value: f64) -> (f64, Kind) {
+        let c = self.config;
+        let kinds = [
+            Kind::Outlier,
+            Kind::LevelShift,
+            Kind::LevelShift,
+            Kind::VarianceChange,
+        ];
+        let mut best = (0.0, Kind::Outlier);
+        for (e, kind) in self.raw.step(&c, value).into_iter().zip(kinds) {
+            if e > best.0 {
+                best = (e, kind);
+            }
+        }
+        if let Some(diff) = self.seasonal_difference(value) {
+            if let Some((features, seen)) = &mut self.seasonal {
+                let excess = features.step(&c, diff);
+                *seen += 1;
+                let e = excess.into_iter().fold(0.0, f64::max);
+                if *seen > c.season_warmup && e > best.0 {
+                    best = (e, Kind::SeasonalBreak);
+                }
+            }
+        }
+        let stuck = self.runs.step(value, c.stuck_after) / c.gain.max(1e-9);
+        if stuck > best.0 {
+            best = (stuck, Kind::Stuck);
+        }
+        best
+    }
+
+    /// The point minus the median of the same phase in the last three seasons.
+    fn seasonal_difference(&self, value: f64) -> Option<f64> {
+        let p = self.season?;
+        let n = self.history.len();
+        if n < 3 * p {
+            return None;
+        }
+        let mut same = [
+            self.history[n - p],
+            self.history[n - 2 * p],
+            self.history[n - 3 * p],
+        ];
+        same.sort_by(f64::total_cmp);
+        Some(value - same[1])
+    }
+
+    fn remember(&mut self, value: f64) {
+        self.history.push_back(value);
+        if self.history.len() > HISTORY {
+            self.history.pop_front();
+        }
+    }
+
+    /// Looks for the season at `season_after` points and at every doubling after, while the
+    /// history grows; a new season restarts the seasonal features.
+    fn update_season(&mut self) {
+        let n = self.seen;
+        let after = self.config.season_after.max(8);
+        if n < after || n > 2 * HISTORY || !(n == after || n.is_power_of_two()) {
+            return;
+        }
+        let h: Vec<f64> = self.history.iter().copied().collect();
+        let season = crate::seasonality::periods(&h)
+            .into_iter()
+            .filter(|p| p.strength >= self.config.seasonal_strength && 3 * p.steps <= h.len())
+            .max_by(|a, b| a.strength.total_cmp(&b.strength))
+            .map(|p| p.steps);
+        if season != self.season {
+            self.season = season;
+            self.seasonal = season.map(|_| (Features::new(&self.config, false), 0));
+        }
+    }
+}
+
+/// Scores a whole series in order, as the streaming detector would.
+pub fn score_series(values: &[f64], config: AnomalyConfig) -> Vec<f64> {
+    let mut d = Detector::new(config);
+    values.iter().map(|v| d.score(*v)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wave(n: usize) -> Vec<f64> {
+        (0..n)
+            .map(|i| {
+                100.0
+                    + 10.0 * (i as f64 * std::f64::consts::TAU / 24.0).sin()
+                    + ((i * 7919) % 13) as f64 * 0.3
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_spike_is_flagged_and_quiet_data_is_not() {
+        let mut values = wave(2_000);
+        values[1_500] += 80.0;
+        let scores = score_series(&values, AnomalyConfig::default());
+        assert!(scores.iter().all(|s| (0.0..=1.0).contains(s)));
+        assert!(scores[1_500] >= 0.5, "spike scored {}", scores[1_500]);
+        let false_flags = scores[..1_500].iter().filter(|s| **s >= 0.5).count();
+        assert_eq!(false_flags, 0);
+    }
+
+    #[test]
+    fn scores_are_causal() {
+        let mut values = wave(600);
+        let before = score_series(&values, AnomalyConfig::default());
+        values[500] += 1_000.0;
+        let after = score_series(&values, AnomalyConfig::default());
+        assert_eq!(before[..500], after[..500]);
+    }
+
+    #[test]
+    fn flat_and_non_finite_input_do_not_panic() {
+        let mut values = vec![5.0; 1_000];
+        values[700] = f64::NAN;
+        values[900] = 6.0;
+        let scores = score_series(&values, AnomalyConfig::default());
+        assert_eq!(scores[700], 0.0);
+        assert!(scores.iter().all(|s| (0.0..=1.0).contains(s)));
+    }
+}
