@@ -6,12 +6,13 @@
 //!
 //! Each line of `PARAMS.jsonl` is an `AnomalyConfig` (JSON; missing fields take the defaults);
 //! set `k` (0-based) is written to `OUT_DIR/k/<category>/<file>`. Without the file, one set: the
-//! defaults. Prints the seconds the scoring took.
+//! defaults. Each row holds the score and the kind of the feature that scored highest. Prints
+//! the seconds the scoring took.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use tda_models::anomaly::{score_series, AnomalyConfig};
+use tda_models::anomaly::{AnomalyConfig, Detector, Kind};
 
 fn main() {
     if let Err(e) = run() {
@@ -47,7 +48,9 @@ fn run() -> Result<(), String> {
                 let j = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let Some(&(k, i)) = jobs.get(j) else { break };
                 let (rel, stamps, values) = &series[i];
-                let scores = score_series(values, configs[k]);
+                let mut d = Detector::new(configs[k]);
+                let scores: Vec<(f64, Kind)> =
+                    values.iter().map(|v| d.score_with_kind(*v)).collect();
                 let path = out.join(k.to_string()).join(rel);
                 if let Err(e) = write_scores(&path, stamps, &scores) {
                     eprintln!("detect_dir: {}: {e}", path.display());
@@ -112,14 +115,14 @@ fn read_series(path: &Path) -> Result<(Vec<String>, Vec<f64>), String> {
     Ok((stamps, values))
 }
 
-fn write_scores(path: &Path, stamps: &[String], scores: &[f64]) -> std::io::Result<()> {
+fn write_scores(path: &Path, stamps: &[String], scores: &[(f64, Kind)]) -> std::io::Result<()> {
     use std::fmt::Write as _;
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let mut out = String::from("timestamp,anomaly_score\n");
-    for (t, s) in stamps.iter().zip(scores) {
-        let _ = writeln!(out, "{t},{s:.6}");
+    let mut out = String::from("timestamp,anomaly_score,kind\n");
+    for (t, (s, kind)) in stamps.iter().zip(scores) {
+        let _ = writeln!(out, "{t},{s:.6},{}", kind.describe());
     }
     std::fs::write(path, out)
 }

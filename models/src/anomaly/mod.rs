@@ -29,6 +29,9 @@ pub struct AnomalyConfig {
     pub mean_lengths: [usize; 2],
     /// Points whose median step is the spread feature.
     pub spread_length: usize,
+    /// Weights of the value, the two stretch means and the spread: each feature's excess is
+    /// multiplied by its weight (the seasonal features take the first three).
+    pub weights: [f64; 4],
     /// Score per unit of excess (a feature beyond its range by 1 / (2 x gain) of the range's
     /// width scores 0.5).
     pub gain: f64,
@@ -56,6 +59,7 @@ impl Default for AnomalyConfig {
             memory: 4_000,
             mean_lengths: [8, 32],
             spread_length: 32,
+            weights: [1.0, 1.0, 1.0, 0.5],
             gain: 15.0,
             warmup: 150,
             caution: 2.0,
@@ -139,9 +143,10 @@ impl Features {
             self.spread(c.spread_length),
         ];
         let mut excess = [0.0; 4];
-        for ((e, range), value) in excess.iter_mut().zip(&mut self.ranges).zip(values) {
+        let ranges = self.ranges.iter_mut().zip(c.weights);
+        for ((e, (range, weight)), value) in excess.iter_mut().zip(ranges).zip(values) {
             if let Some(x) = value {
-                *e = range.excess(x);
+                *e = range.excess(x) * weight;
                 range.push(x);
             }
         }
