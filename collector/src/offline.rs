@@ -87,7 +87,13 @@ pub fn forecast_csv(input: &Path, horizon: usize, output: &Path) -> anyhow::Resu
     if series.values.is_empty() {
         bail!("{}: no rows to forecast from", input.display());
     }
-    let f = forecast(&series.values, horizon, &ForecastConfig::default());
+    let config = ForecastConfig {
+        seasons: step_seconds(&series.stamps)
+            .map(tda_models::seasonality::calendar_seasons)
+            .unwrap_or_default(),
+        ..ForecastConfig::default()
+    };
+    let f = forecast(&series.values, horizon, &config);
     let next = next_stamps(&series.stamps, horizon);
     let mut out = String::from("timestamp,forecast,lower,upper\n");
     for (i, stamp) in next.iter().enumerate() {
@@ -114,6 +120,27 @@ pub fn forecast_csv(input: &Path, horizon: usize, output: &Path) -> anyhow::Resu
 fn format() -> Vec<time::format_description::BorrowedFormatItem<'static>> {
     time::format_description::parse_borrowed::<2>("[year]-[month]-[day] [hour]:[minute]:[second]")
         .unwrap_or_default()
+}
+
+/// The median step between the last timestamps, in seconds, when they are
+/// `YYYY-MM-DD HH:MM:SS`.
+fn step_seconds(stamps: &[String]) -> Option<f64> {
+    let format = format();
+    let parsed: Vec<PrimitiveDateTime> = stamps
+        .iter()
+        .rev()
+        .take(25)
+        .filter_map(|s| PrimitiveDateTime::parse(s, &format).ok())
+        .collect();
+    let mut steps: Vec<f64> = parsed
+        .windows(2)
+        .map(|w| (w[0] - w[1]).as_seconds_f64())
+        .collect();
+    if steps.is_empty() {
+        return None;
+    }
+    steps.sort_by(f64::total_cmp);
+    Some(steps[steps.len() / 2])
 }
 
 /// The timestamps after the last one, continuing its step (calendar months for monthly data);

@@ -127,6 +127,36 @@ pub fn periods(values: &[f64]) -> Vec<Period> {
     chosen
 }
 
+/// The calendar's seasons in steps of `step_secs` seconds: a day and a week for steps that divide
+/// a day, a week and a year for daily steps, a year for weekly, monthly and quarterly steps;
+/// none for other steps. Ops data follows people's days and weeks, so these are worth trying
+/// even when the data is too short or too noisy for [`periods`] to find them.
+pub fn calendar_seasons(step_secs: f64) -> Vec<usize> {
+    const DAY: f64 = 86_400.0;
+    let near = |a: f64, b: f64| (a - b).abs() <= 0.01 * b;
+    if !(step_secs.is_finite() && step_secs > 0.0) {
+        return Vec::new();
+    }
+    let per_day = DAY / step_secs;
+    if step_secs < DAY && near(per_day, per_day.round()) {
+        let d = per_day.round() as usize;
+        return vec![d, 7 * d];
+    }
+    if near(step_secs, DAY) {
+        return vec![7, 365];
+    }
+    if near(step_secs, 7.0 * DAY) {
+        return vec![52];
+    }
+    if (28.0 * DAY..=31.0 * DAY).contains(&step_secs) {
+        return vec![12];
+    }
+    if (89.0 * DAY..=92.0 * DAY).contains(&step_secs) {
+        return vec![4];
+    }
+    Vec::new()
+}
+
 /// The main seasonal period, if any.
 pub fn main_period(values: &[f64]) -> Option<Period> {
     periods(values).into_iter().next()
@@ -157,5 +187,16 @@ mod tests {
             })
             .collect();
         assert!(periods(&noise).is_empty(), "{:?}", periods(&noise));
+    }
+
+    #[test]
+    fn calendar_seasons_by_step() {
+        assert_eq!(calendar_seasons(3_600.0), vec![24, 168]);
+        assert_eq!(calendar_seasons(300.0), vec![288, 2_016]);
+        assert_eq!(calendar_seasons(86_400.0), vec![7, 365]);
+        assert_eq!(calendar_seasons(31.0 * 86_400.0), vec![12]);
+        assert_eq!(calendar_seasons(7.0 * 86_400.0), vec![52]);
+        assert_eq!(calendar_seasons(7_000.0), Vec::<usize>::new());
+        assert_eq!(calendar_seasons(0.0), Vec::<usize>::new());
     }
 }
