@@ -11,8 +11,9 @@ use tda_models::anomaly::Detector;
 use crate::predictive::Anomaly;
 use crate::store::StoreError;
 
-/// Format version of a persisted profile state.
-pub const VERSION: u8 = 1;
+/// Format version of a persisted profile state (2: the novelty detector; the state of version 1's
+/// detector is not carried over: its streams relearn from the stored history).
+pub const VERSION: u8 = 2;
 /// Flags kept per metric (oldest dropped first).
 pub const MAX_FLAGS: usize = 200;
 
@@ -72,6 +73,10 @@ impl ModelStore {
             Some(&VERSION) => {
                 serde_json::from_slice(&bytes[1..]).map_err(|e| corrupt(e.to_string()))
             }
+            Some(&v) if v < VERSION => {
+                tracing::info!(%profile, version = v, "model state of an older format: the models relearn from stored history");
+                Ok(ProfileState::default())
+            }
             Some(&v) => Err(StoreError::Version {
                 key: format!("models/{profile}"),
                 version: v,
@@ -98,5 +103,41 @@ impl ModelStore {
         self.tree.insert(profile, bytes)?;
         self.db.flush()?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn older_formats_relearn_and_newer_ones_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ModelStore::open(dir.path()).unwrap();
+        let mut state = ProfileState {
+            last_run_ms: 42,
+            ..ProfileState::default()
+        };
+        state.profile_hash = "h".into();
+        store.save("p", &state).unwrap();
+        let loaded = store.load("p").unwrap();
+        assert_eq!(
+            (loaded.last_run_ms, loaded.profile_hash.as_str()),
+            (42, "h")
+        );
+        let mut old = vec![1u8];
+        old.extend(br#"{"last_run_ms":7,"result":null,"profile_hash":"x","streams":{"requests":{"detector":{"window":300},"next_ms":0,"step_ms":60000,"flags":[]}}}"#);
+        store.tree.insert("old", old).unwrap();
+        let relearnt = store.load("old").unwrap();
+        assert_eq!(relearnt.last_run_ms, 0);
+        assert!(relearnt.streams.is_empty());
+        store
+            .tree
+            .insert("new", vec![VERSION + 1, b'{', b'}'])
+            .unwrap();
+        assert!(matches!(
+            store.load("new"),
+            Err(StoreError::Version { version, .. }) if version == VERSION + 1
+        ));
     }
 }

@@ -68,6 +68,10 @@ pub fn detect(input: &Path, output: &Path, params: Option<&str>) -> anyhow::Resu
         None => AnomalyConfig::default(),
     };
     let series = read_csv(input)?;
+    let config = match step_seconds(&series.stamps) {
+        Some(step) => config.with_step(step),
+        None => config,
+    };
     let scores = score_series(&series.values, config);
     let mut out = String::from("timestamp,value,anomaly_score\n");
     for ((t, v), s) in series.stamps.iter().zip(&series.values).zip(&scores) {

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use tda_models::anomaly::{AnomalyConfig, Detector};
+use tda_models::anomaly::{AnomalyConfig, Detector, Kind};
 use tda_models::forecast::{Forecast, ForecastConfig};
 use tda_models::model::{ForecastModel, PatternModel, TrendModel};
 use tda_models::pattern::peaks;
@@ -96,11 +96,12 @@ pub fn load(store: &dyn Storage, ask: &Ask) -> Result<(Vec<i64>, Vec<f64>), Stor
     Ok((times, values))
 }
 
-/// Detector settings for a series of `n` points at a sensitivity: the default model, with its
-/// warm-ups shortened for short series so that hourly data over a week is scored too. The
-/// sensitivity scales the gain: 0.5 is the default, each 0.1 more multiplies it by 10^0.2.
-pub fn detector_config(n: usize, sensitivity: f64) -> AnomalyConfig {
-    let d = AnomalyConfig::default();
+/// Detector settings for a series of `n` points of `step_ms` at a sensitivity: the default
+/// model with the calendar's day and week in steps, its warm-ups shortened for short series so
+/// that hourly data over a week is scored too. The sensitivity scales the gain: 0.5 is the
+/// default, each 0.1 more multiplies it by 10^0.2.
+pub fn detector_config(n: usize, step_ms: i64, sensitivity: f64) -> AnomalyConfig {
+    let d = AnomalyConfig::default().with_step(step_ms as f64 / 1_000.0);
     let s = sensitivity.clamp(0.05, 0.95);
     AnomalyConfig {
         warmup: d.warmup.min((n / 8).max(12)),
@@ -127,24 +128,29 @@ pub struct Anomaly {
     pub score: f64,
     /// The value at the flag.
     pub value: f64,
+    /// What the detector saw: `outlier`, `level_shift`, `variance_change`, `seasonal_break` or
+    /// `stuck` (absent in flags kept from before kinds were recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<Kind>,
 }
 
 /// The stretches of `values` (at `times`, `step` apart) the detector flags.
 pub fn anomalies_in(times: &[i64], values: &[f64], step: i64, sensitivity: f64) -> Vec<Anomaly> {
-    let scores = run::<Detector>(detector_config(values.len(), sensitivity), values);
+    let scores = run::<Detector>(detector_config(values.len(), step, sensitivity), values);
     let mut out: Vec<Anomaly> = Vec::new();
     let mut i = 0;
     while i < scores.len() {
-        if scores[i] < 0.5 {
+        if scores[i].score < 0.5 {
             i += 1;
             continue;
         }
         let mut j = i;
-        while j + 1 < scores.len() && scores[j + 1] >= 0.3 {
+        while j + 1 < scores.len() && scores[j + 1].score >= 0.3 {
             j += 1;
         }
-        let score = scores[i..=j].iter().copied().fold(0.0, f64::max);
-        out.push(Anomaly::at(times[i], times[j] + step, score, values[i]));
+        let score = scores[i..=j].iter().map(|s| s.score).fold(0.0, f64::max);
+        let at = Anomaly::at(times[i], times[j] + step, score, values[i]);
+        out.push(at.of_kind(scores[i].kind));
         i = j + 1;
     }
     out
@@ -160,18 +166,32 @@ impl Anomaly {
             end: Timestamp(end_ms).to_rfc3339(),
             score,
             value,
+            kind: None,
+        }
+    }
+
+    /// The same anomaly, of `kind`.
+    pub fn of_kind(self, kind: Kind) -> Self {
+        Anomaly {
+            kind: Some(kind),
+            ..self
         }
     }
 }
 
-fn forecast_of(values: &[f64], horizon: usize) -> Forecast {
-    run::<ForecastModel>(
-        ForecastConfig {
-            horizon,
-            ..ForecastConfig::default()
-        },
-        values,
-    )
+/// Forecast settings for `horizon` steps of `step_ms`: the calendar's day and week (in steps) are
+/// tried besides the periods found in the data.
+pub fn forecast_config(horizon: usize, step_ms: i64) -> ForecastConfig {
+    ForecastConfig {
+        horizon,
+        seasons: tda_models::seasonality::calendar_seasons(step_ms as f64 / 1_000.0),
+        ..ForecastConfig::default()
+    }
+}
+
+/// The forecast of `horizon` steps of `step_ms` after `values`.
+pub fn forecast_of(values: &[f64], horizon: usize, step_ms: i64) -> Forecast {
+    run::<ForecastModel>(forecast_config(horizon, step_ms), values)
 }
 
 fn header(ask: &Ask, n: usize) -> Value {
@@ -215,7 +235,7 @@ fn p_text(p: f64) -> String {
 pub fn forecasts(store: &dyn Storage, ask: &Ask) -> Result<Value, StoreError> {
     let (times, values) = load(store, ask)?;
     let mut v = header(ask, values.len());
-    let f: Forecast = forecast_of(&values, ask.horizon);
+    let f: Forecast = forecast_of(&values, ask.horizon, ask.step);
     let next = times.last().copied().unwrap_or(ask.from);
     let points: Vec<Value> = (0..ask.horizon)
         .map(|i| {
@@ -293,7 +313,7 @@ pub fn stats(
             .as_ref()
             .and_then(|t| t.percent_per_step)
             .map(|p| p * (604_800_000 / ask.step) as f64);
-        let f: Forecast = forecast_of(&values, ask.horizon);
+        let f: Forecast = forecast_of(&values, ask.horizon, ask.step);
         let found = anomalies_in(&times, &values, ask.step, ask.sensitivity);
         out.push(json!({
             "metric": m, "points": values.len(),

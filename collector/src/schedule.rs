@@ -175,13 +175,15 @@ fn stream(
     if values.is_empty() {
         return Ok(()); // nothing stored yet: wait, so the first data is learnt from, not skipped
     }
-    let config = predictive::detector_config(values.len().max(200), sensitivity);
+    let config = predictive::detector_config(values.len().max(200), step, sensitivity);
     let detector = s.detector.get_or_insert_with(|| Detector::build(config));
     detector.fit(&values);
-    for ((t, v), score) in times.iter().zip(&values).zip(detector.output()) {
-        if score >= 0.5 {
-            tracing::warn!(%profile, %metric, at = %tda_schema::Timestamp(*t).to_rfc3339(), value = v, score, "anomaly flagged");
-            s.flags.push(Anomaly::at(*t, t + step, score, *v));
+    for ((t, v), scored) in times.iter().zip(&values).zip(detector.output()) {
+        if scored.score >= 0.5 {
+            let (score, kind) = (scored.score, scored.kind.describe());
+            tracing::warn!(%profile, %metric, at = %tda_schema::Timestamp(*t).to_rfc3339(), value = v, score, kind, "anomaly flagged");
+            s.flags
+                .push(Anomaly::at(*t, t + step, score, *v).of_kind(scored.kind));
             if s.flags.len() > MAX_FLAGS {
                 s.flags.remove(0);
             }

@@ -6,7 +6,7 @@
 //!
 //! Each line of `PARAMS.jsonl` is an `AnomalyConfig` (JSON; missing fields take the defaults);
 //! set `k` (0-based) is written to `OUT_DIR/k/<category>/<file>`. Without the file, one set: the
-//! defaults. Each row holds the score and the kind of the feature that scored highest. Prints
+//! defaults, with the calendar's day and week from the timestamps' step. Each row holds the score and the kind of the feature that scored highest. Prints
 //! the seconds the scoring took.
 
 use std::path::{Path, PathBuf};
@@ -48,7 +48,9 @@ fn run() -> Result<(), String> {
                 let j = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let Some(&(k, i)) = jobs.get(j) else { break };
                 let (rel, stamps, values) = &series[i];
-                let mut d = Detector::new(configs[k]);
+                let step = step_secs(stamps);
+                let config = step.map_or(configs[k], |s| configs[k].with_step(s));
+                let mut d = Detector::new(config);
                 let scores: Vec<(f64, Kind)> =
                     values.iter().map(|v| d.score_with_kind(*v)).collect();
                 let path = out.join(k.to_string()).join(rel);
@@ -113,6 +115,30 @@ fn read_series(path: &Path) -> Result<(Vec<String>, Vec<f64>), String> {
         values.push(v);
     }
     Ok((stamps, values))
+}
+
+/// The median step of the first timestamps (`YYYY-MM-DD HH:MM:SS`), in seconds.
+fn step_secs(stamps: &[String]) -> Option<f64> {
+    let secs = |s: &str| -> Option<i64> {
+        let n: Vec<i64> = s
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|p| !p.is_empty())
+            .take(6)
+            .map(|p| p.parse().ok())
+            .collect::<Option<_>>()?;
+        let (y, m, d) = (*n.first()?, *n.get(1)?, *n.get(2)?);
+        // Days from the civil date (proleptic Gregorian), as in Howard Hinnant's algorithm.
+        let y = if m <= 2 { y - 1 } else { y };
+        let era = y.div_euclid(400);
+        let yoe = y - era * 400;
+        let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
+        let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        Some(days * 86_400 + n.get(3)? * 3_600 + n.get(4)? * 60 + n.get(5).copied().unwrap_or(0))
+    };
+    let t: Vec<i64> = stamps.iter().take(25).filter_map(|s| secs(s)).collect();
+    let mut steps: Vec<i64> = t.windows(2).map(|w| w[1] - w[0]).collect();
+    steps.sort_unstable();
+    steps.get(steps.len() / 2).map(|s| *s as f64)
 }
 
 fn write_scores(path: &Path, stamps: &[String], scores: &[(f64, Kind)]) -> std::io::Result<()> {

@@ -5,7 +5,7 @@
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::anomaly::{AnomalyConfig, Detector};
+use crate::anomaly::{AnomalyConfig, Detector, Scored};
 use crate::forecast::{forecast, Forecast, ForecastConfig};
 use crate::pattern::{change_points, ChangePoint};
 use crate::seasonality::{periods, Period};
@@ -131,16 +131,16 @@ impl Model for PatternModel {
 /// Anomaly scores: the streaming detector; its answer is the scores of the last fit's points.
 impl Model for Detector {
     type Config = AnomalyConfig;
-    type Output = Vec<f64>;
+    type Output = Vec<Scored>;
     const KIND: &'static str = "anomaly";
     fn build(config: AnomalyConfig) -> Self {
         Detector::new(config)
     }
     fn fit(&mut self, points: &[f64]) {
-        let scores = points.iter().map(|p| self.score(*p)).collect();
+        let scores = points.iter().map(|p| self.scored(*p)).collect();
         self.last_scores = scores;
     }
-    fn output(&self) -> Vec<f64> {
+    fn output(&self) -> Vec<Scored> {
         self.last_scores.clone()
     }
 }

@@ -42,7 +42,8 @@ pub struct SimArgs {
     /// Traffic growth per week (0.05 is +5 %).
     #[arg(long, default_value_t = 0.05)]
     pub growth_per_week: f64,
-    /// Planted incident, `KIND@OFFSET+DURATION` (latency_spike, error_burst, traffic_drop); repeatable.
+    /// Planted incident, `KIND@OFFSET+DURATION` (latency_spike, error_burst, traffic_drop,
+    /// latency_drift, latency_jitter, holiday); repeatable.
     #[arg(long = "incident")]
     pub incidents: Vec<Incident>,
     /// Random seed.

@@ -17,7 +17,7 @@ const MINUTE_MS: i64 = 60_000;
 /// A planted incident: a kind and a window of simulated time.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Incident {
-    /// `latency_spike`, `error_burst` or `traffic_drop`.
+    /// What it does (see [`IncidentKind`]).
     pub kind: IncidentKind,
     /// Start, milliseconds after the simulation start.
     pub offset_ms: i64,
@@ -25,16 +25,34 @@ pub struct Incident {
     pub duration_ms: i64,
 }
 
-/// What an incident does to the traffic.
+/// What an incident does to the traffic: one of each shape an operator meets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum IncidentKind {
-    /// Every request is 8x slower.
+    /// Every request is 8x slower (a spike).
     LatencySpike,
     /// 30 % more requests fail.
     ErrorBurst,
-    /// Sessions arrive at a fifth of the usual rate.
+    /// Sessions arrive at a fifth of the usual rate (a level shift down).
     TrafficDrop,
+    /// Requests slow down steadily, to 4x at the end of the window (a drift).
+    LatencyDrift,
+    /// Each request's latency varies far more than usual (a variance change).
+    LatencyJitter,
+    /// Sessions arrive at the day's mean rate all day: no daily peak (a broken season).
+    Holiday,
+}
+
+impl IncidentKind {
+    /// Every kind, with its name in `--incident`.
+    pub const ALL: [(&'static str, IncidentKind); 6] = [
+        ("latency_spike", IncidentKind::LatencySpike),
+        ("error_burst", IncidentKind::ErrorBurst),
+        ("traffic_drop", IncidentKind::TrafficDrop),
+        ("latency_drift", IncidentKind::LatencyDrift),
+        ("latency_jitter", IncidentKind::LatencyJitter),
+        ("holiday", IncidentKind::Holiday),
+    ];
 }
 
 impl FromStr for Incident {
@@ -45,15 +63,9 @@ impl FromStr for Incident {
         let usage = || format!("`{s}`: expected KIND@OFFSET+DURATION, e.g. error_burst@36h+30m");
         let (kind, rest) = s.split_once('@').ok_or_else(usage)?;
         let (offset, duration) = rest.split_once('+').ok_or_else(usage)?;
-        let kind = match kind {
-            "latency_spike" => IncidentKind::LatencySpike,
-            "error_burst" => IncidentKind::ErrorBurst,
-            "traffic_drop" => IncidentKind::TrafficDrop,
-            other => {
-                return Err(format!(
-                    "unknown incident `{other}` (latency_spike, error_burst, traffic_drop)"
-                ))
-            }
+        let Some(&(_, kind)) = IncidentKind::ALL.iter().find(|(name, _)| *name == kind) else {
+            let names: Vec<&str> = IncidentKind::ALL.iter().map(|(n, _)| *n).collect();
+            return Err(format!("unknown incident `{kind}` ({})", names.join(", ")));
         };
         let ms = |t: &str| {
             humantime::parse_duration(t)
@@ -147,9 +159,15 @@ impl Generator {
     }
 
     fn incident_active(&self, kind: IncidentKind, at: i64) -> bool {
-        self.cfg.incidents.iter().any(|i| {
+        self.incident_progress(kind, at).is_some()
+    }
+
+    /// How far into an active incident of `kind` `at` is, in [0, 1); `None` outside one.
+    fn incident_progress(&self, kind: IncidentKind, at: i64) -> Option<f64> {
+        self.cfg.incidents.iter().find_map(|i| {
             let start = self.cfg.start_ms + i.offset_ms;
-            i.kind == kind && (start..start + i.duration_ms).contains(&at)
+            (i.kind == kind && (start..start + i.duration_ms).contains(&at))
+                .then(|| (at - start) as f64 / i.duration_ms.max(1) as f64)
         })
     }
 
@@ -165,7 +183,12 @@ impl Generator {
             1.0
         };
         let base = self.cfg.users as f64 * self.cfg.sessions_per_user_day / 1440.0;
-        base * diurnal(hour) * weekly(weekday) * growth * drop
+        let day = if self.incident_active(IncidentKind::Holiday, at) {
+            1.0
+        } else {
+            diurnal(hour)
+        };
+        base * day * weekly(weekday) * growth * drop
     }
 
     fn pick_user(&mut self) -> usize {
@@ -220,10 +243,19 @@ impl Generator {
         } else {
             1.0
         };
-        let latency = LogNormal::new(f.median_ms.ln(), f.sigma)
+        let drift = self
+            .incident_progress(IncidentKind::LatencyDrift, at)
+            .map_or(1.0, |p| 1.0 + 3.0 * p);
+        let sigma = if self.incident_active(IncidentKind::LatencyJitter, at) {
+            f.sigma * 3.0
+        } else {
+            f.sigma
+        };
+        let latency = LogNormal::new(f.median_ms.ln(), sigma)
             .expect("valid lognormal")
             .sample(&mut self.rng)
-            * spike;
+            * spike
+            * drift;
         let burst = if self.incident_active(IncidentKind::ErrorBurst, at) {
             0.3
         } else {
@@ -393,6 +425,65 @@ mod tests {
     }
 
     #[test]
+    fn drift_jitter_and_holiday_shape_the_traffic() {
+        let mut cfg = config(5);
+        cfg.users = 400;
+        cfg.incidents = vec![
+            "latency_drift@1h+8h".parse().unwrap(),
+            "latency_jitter@12h+4h".parse().unwrap(),
+        ];
+        let events = all(cfg.clone());
+        let latencies = |from_h: f64, to_h: f64| {
+            let (a, b) = (
+                cfg.start_ms + (from_h * 3_600_000.0) as i64,
+                cfg.start_ms + (to_h * 3_600_000.0) as i64,
+            );
+            let mut v: Vec<f64> = events
+                .iter()
+                .filter(|e| (a..b).contains(&e.timestamp.0))
+                .filter_map(|e| e.latency_ms)
+                .collect();
+            v.sort_by(f64::total_cmp);
+            v
+        };
+        let q = |v: &[f64], q: f64| v[((v.len() - 1) as f64 * q) as usize];
+        let (early, late) = (latencies(1.0, 2.0), latencies(7.0, 9.0));
+        assert!(
+            q(&late, 0.5) > 2.5 * q(&early, 0.5),
+            "drift: {} then {}",
+            q(&early, 0.5),
+            q(&late, 0.5)
+        );
+        let (calm, jitter) = (latencies(18.0, 22.0), latencies(12.0, 16.0));
+        let tail = |v: &[f64]| q(v, 0.95) / q(v, 0.5);
+        assert!(
+            tail(&jitter) > 3.0 * tail(&calm),
+            "jitter: p95/p50 {} vs {}",
+            tail(&jitter),
+            tail(&calm)
+        );
+        // 02:00-05:00 UTC is 14 h-17 h after the start: quiet, unless the day is a holiday.
+        let night = |cfg: TrafficConfig| {
+            let (a, b) = (cfg.start_ms + 14 * 3_600_000, cfg.start_ms + 17 * 3_600_000);
+            all(cfg)
+                .iter()
+                .filter(|e| (a..b).contains(&e.timestamp.0))
+                .count() as f64
+        };
+        let mut holiday = config(5);
+        holiday.users = 400;
+        holiday.incidents = vec!["holiday@0h+1d".parse().unwrap()];
+        let mut usual = holiday.clone();
+        usual.incidents.clear();
+        assert!(
+            night(holiday.clone()) > 2.0 * night(usual.clone()),
+            "holiday nights {} vs {}",
+            night(holiday),
+            night(usual)
+        );
+    }
+
+    #[test]
     fn parses_incidents() {
         let i: Incident = "traffic_drop@1d+90m".parse().unwrap();
         assert_eq!(
@@ -400,6 +491,11 @@ mod tests {
             (IncidentKind::TrafficDrop, 86_400_000, 5_400_000)
         );
         assert!("meltdown@1h+1h".parse::<Incident>().is_err());
+        for (name, kind) in IncidentKind::ALL {
+            let i: Incident = format!("{name}@1h+1h").parse().unwrap();
+            assert_eq!(i.kind, kind);
+            assert_eq!(serde_json::to_value(kind).unwrap(), name);
+        }
         assert!("latency_spike@1h".parse::<Incident>().is_err());
     }
 }

@@ -241,10 +241,8 @@ fn forecast(
         });
     }
     let ahead = ((horizon / step).max(1) as usize).min(2_000);
-    let mut model = tda_models::model::ForecastModel::build(tda_models::forecast::ForecastConfig {
-        horizon: ahead,
-        ..Default::default()
-    });
+    let mut model =
+        tda_models::model::ForecastModel::build(predictive::forecast_config(ahead, step));
     model.fit(&values);
     let mean = model.output().mean;
     let extreme = match rule.condition {
@@ -278,9 +276,9 @@ fn anomaly_score(
     if values.len() < 30 {
         return Ok(None);
     }
-    let config = predictive::detector_config(values.len(), 0.5);
+    let config = predictive::detector_config(values.len(), window, 0.5);
     let scores = tda_models::run::<tda_models::anomaly::Detector>(config, &values);
-    Ok(scores.last().copied())
+    Ok(scores.last().map(|s| s.score))
 }
 
 #[cfg(test)]

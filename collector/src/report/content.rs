@@ -3,8 +3,6 @@
 //! from. The renderers turn it into HTML and Markdown.
 
 use serde_json::{json, Value};
-use tda_models::forecast::ForecastConfig;
-use tda_models::model::ForecastModel;
 use tda_schema::{ProfileType, Timestamp};
 
 use crate::predictive::{self, Ask};
@@ -175,13 +173,7 @@ fn predictive_doc(
         };
         let (times, values) = predictive::load(store, &ask)?;
         let found = predictive::anomalies_in(&times, &values, step, ask.sensitivity);
-        let f = tda_models::run::<ForecastModel>(
-            ForecastConfig {
-                horizon: ask.horizon,
-                ..Default::default()
-            },
-            &values,
-        );
+        let f = predictive::forecast_of(&values, ask.horizon, step);
         let last = times.last().copied().unwrap_or(to);
         let band = (0..f.mean.len())
             .map(|i| (last + (i as i64 + 1) * step, f.lower95[i], f.upper95[i]))

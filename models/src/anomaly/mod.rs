@@ -43,11 +43,17 @@ pub struct AnomalyConfig {
     pub quiet_after_flag: usize,
     /// Autocorrelation at the season above which the seasonal features are watched.
     pub seasonal_strength: f64,
-    /// Points of history at which the season is first looked for (then at every doubling).
+    /// Points of history at which the season is first looked for, and again every as many
+    /// points after.
     pub season_after: usize,
+    /// Calendar seasons in points (a day and a week of steps; 0 when the step is unknown),
+    /// tried besides the periods found in the data.
+    pub calendar: [usize; 2],
     /// Points of seasonal differences seen before they are scored (their range is learnt
     /// first).
     pub season_warmup: usize,
+    /// Weight of the raw value and means once the seasonal features score.
+    pub raw_weight_in_season: f64,
     /// Repeats beyond the longest earlier run at which a run starts to count as stuck (a run of
     /// twice the longest plus this scores 0.5).
     pub stuck_after: usize,
@@ -66,9 +72,26 @@ impl Default for AnomalyConfig {
             quiet_after_flag: 50,
             seasonal_strength: 0.7,
             season_after: 1_024,
+            calendar: [0, 0],
             season_warmup: 600,
+            raw_weight_in_season: 0.5,
             stuck_after: 12,
         }
+    }
+}
+
+impl AnomalyConfig {
+    /// These settings for a series of `step_secs`-second steps: the calendar's day and week (or
+    /// the first two calendar seasons of longer steps) in points.
+    pub fn with_step(self, step_secs: f64) -> Self {
+        let mut calendar = [0; 2];
+        for (slot, p) in calendar
+            .iter_mut()
+            .zip(crate::seasonality::calendar_seasons(step_secs))
+        {
+            *slot = p;
+        }
+        AnomalyConfig { calendar, ..self }
     }
 }
 
@@ -101,10 +124,20 @@ impl Kind {
     }
 }
 
-/// Longest season looked for, in points.
-const MAX_SEASON: usize = 1_000;
-/// Raw points kept: three seasons to compare with, and enough to find the season in.
-const HISTORY: usize = 4 * MAX_SEASON;
+/// A point's score and the kind of feature that scored highest.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Scored {
+    /// In [0, 1]; >= 0.5 flags the point.
+    pub score: f64,
+    /// What the score is about.
+    pub kind: Kind,
+}
+
+/// Raw points kept: three seasons to compare with (three weeks of 5-minute steps).
+const HISTORY: usize = 6_100;
+/// A calendar season is used when the seasonal differences' spread is at most this share of the
+/// series' own spread (periods found in the data need only their autocorrelation).
+const CALENDAR_GAIN: f64 = 0.5;
 /// Value changes a series must have shown before a run of repeats can be stuck.
 const CHANGES_BEFORE_STUCK: usize = 20;
 
@@ -212,13 +245,17 @@ pub struct Detector {
     history: VecDeque<f64>,
     /// The season whose differences are watched, re-estimated from `history` as it grows.
     season: Option<usize>,
+    /// For series that never went below zero, seasonal differences are taken between
+    /// logarithms of the values plus this offset (so a drop to a fifth is as large at night as
+    /// at the peak); `None` for other series.
+    log_offset: Option<f64>,
     raw: Features,
     /// Features of the seasonal differences (while a season is in use) and how many were seen.
     seasonal: Option<(Features, usize)>,
     runs: Runs,
     /// Scores of the last [`crate::Model::fit`] (not kept across saves).
     #[serde(skip)]
-    pub(crate) last_scores: Vec<f64>,
+    pub(crate) last_scores: Vec<Scored>,
 }
 
 impl Detector {
@@ -230,6 +267,7 @@ impl Detector {
             quiet: 0,
             history: VecDeque::new(),
             season: None,
+            log_offset: None,
             raw: Features::new(&config, true),
             seasonal: None,
             runs: Runs::default(),
@@ -240,6 +278,12 @@ impl Detector {
     /// Scores the next point, in [0, 1]; >= 0.5 flags it.
     pub fn score(&mut self, value: f64) -> f64 {
         self.score_with_kind(value).0
+    }
+
+    /// Scores the next point and names the feature that scored highest.
+    pub fn scored(&mut self, value: f64) -> Scored {
+        let (score, kind) = self.score_with_kind(value);
+        Scored { score, kind }
     }
 
     /// Scores the next point and names the feature that scored highest.
@@ -278,19 +322,29 @@ impl Detector {
             Kind::VarianceChange,
         ];
         let mut best = (0.0, Kind::Outlier);
-        for (e, kind) in self.raw.step(&c, value).into_iter().zip(kinds) {
-            if e > best.0 {
-                best = (e, kind);
-            }
-        }
+        let raw = self.raw.step(&c, value);
+        let mut seasonal_on = false;
         if let Some(diff) = self.seasonal_difference(value) {
             if let Some((features, seen)) = &mut self.seasonal {
                 let excess = features.step(&c, diff);
                 *seen += 1;
                 let e = excess.into_iter().fold(0.0, f64::max);
-                if *seen > c.season_warmup && e > best.0 {
+                seasonal_on = *seen > c.season_warmup;
+                if seasonal_on && e > best.0 {
                     best = (e, Kind::SeasonalBreak);
                 }
+            }
+        }
+        for (j, (e, kind)) in raw.into_iter().zip(kinds).enumerate() {
+            // With a season in use, the level of the raw series is judged mainly by its
+            // seasonal differences (a new daily peak after growth is not an incident).
+            let e = if seasonal_on && j < 3 {
+                e * c.raw_weight_in_season
+            } else {
+                e
+            };
+            if e > best.0 {
+                best = (e, kind);
             }
         }
         let stuck = self.runs.step(value, c.stuck_after) / c.gain.max(1e-9);
@@ -300,20 +354,23 @@ impl Detector {
         best
     }
 
-    /// The point minus the median of the same phase in the last three seasons.
+    /// The point minus the median of the same phase in the last three seasons (in logarithms for
+    /// non-negative series).
     fn seasonal_difference(&self, value: f64) -> Option<f64> {
         let p = self.season?;
         let n = self.history.len();
         if n < 3 * p {
             return None;
         }
-        let mut same = [
-            self.history[n - p],
-            self.history[n - 2 * p],
-            self.history[n - 3 * p],
-        ];
-        same.sort_by(f64::total_cmp);
-        Some(value - same[1])
+        Some(difference(
+            value,
+            [
+                self.history[n - p],
+                self.history[n - 2 * p],
+                self.history[n - 3 * p],
+            ],
+            self.log_offset,
+        ))
     }
 
     fn remember(&mut self, value: f64) {
@@ -323,25 +380,97 @@ impl Detector {
         }
     }
 
-    /// Looks for the season at `season_after` points and at every doubling after, while the
-    /// history grows; a new season restarts the seasonal features.
+    /// Looks for the season every `season_after` points; a new season restarts the seasonal
+    /// features.
     fn update_season(&mut self) {
         let n = self.seen;
-        let after = self.config.season_after.max(8);
-        if n < after || n > 2 * HISTORY || !(n == after || n.is_power_of_two()) {
+        let every = self.config.season_after.max(8);
+        if n % every != 0 {
             return;
         }
         let h: Vec<f64> = self.history.iter().copied().collect();
-        let season = crate::seasonality::periods(&h)
-            .into_iter()
-            .filter(|p| p.strength >= self.config.seasonal_strength && 3 * p.steps <= h.len())
-            .max_by(|a, b| a.strength.total_cmp(&b.strength))
-            .map(|p| p.steps);
-        if season != self.season {
+        let log_offset = log_offset(&h);
+        let season = best_season(&h, &self.config, log_offset);
+        // The offset moves with the level; only a new season or scale restarts the features.
+        if season != self.season || log_offset.is_some() != self.log_offset.is_some() {
             self.season = season;
+            self.log_offset = log_offset;
             self.seasonal = season.map(|_| (Features::new(&self.config, false), 0));
         }
     }
+}
+
+/// The season whose differences reach least far: among the periods found in `h` with the
+/// configured autocorrelation, and the calendar's seasons when they remove enough of the
+/// series' spread.
+fn best_season(h: &[f64], c: &AnomalyConfig, log_offset: Option<f64>) -> Option<usize> {
+    // Three seasons to compare with, and a season of differences to judge them by.
+    let fits = |p: usize| p >= 2 && 4 * p <= h.len();
+    let found = crate::seasonality::periods(h)
+        .into_iter()
+        .filter(|p| p.strength >= c.seasonal_strength && fits(p.steps))
+        .map(|p| (p.steps, f64::INFINITY));
+    let own = mad(h.iter().map(|v| transform(*v, log_offset)).collect());
+    let calendar = c
+        .calendar
+        .into_iter()
+        .filter(|p| fits(*p))
+        .map(|p| (p, CALENDAR_GAIN * own));
+    found
+        .chain(calendar)
+        .filter_map(|(p, limit)| {
+            let diffs: Vec<f64> = (3 * p..h.len())
+                .map(|t| difference(h[t], [h[t - p], h[t - 2 * p], h[t - 3 * p]], log_offset))
+                .collect();
+            let (spread, extent) = (mad(diffs.clone()), extent(diffs));
+            (spread <= limit).then_some((p, extent))
+        })
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(p, _)| p)
+}
+
+/// `value` minus the median of `same` (the same phase in earlier seasons), after [`transform`].
+fn difference(value: f64, mut same: [f64; 3], log_offset: Option<f64>) -> f64 {
+    same.sort_by(f64::total_cmp);
+    transform(value, log_offset) - transform(same[1], log_offset)
+}
+
+/// ln(v + offset) for series compared in logarithms, `v` for others.
+fn transform(v: f64, log_offset: Option<f64>) -> f64 {
+    match log_offset {
+        Some(c) => (v.max(0.0) + c).ln(),
+        None => v,
+    }
+}
+
+/// Share of a non-negative series' median that is added before taking logarithms.
+const LOG_OFFSET_SHARE: f64 = 0.05;
+
+/// The log offset for `h`: a share of its median when it never went below zero and its median is
+/// above zero; `None` otherwise.
+fn log_offset(h: &[f64]) -> Option<f64> {
+    if h.iter().any(|v| *v < 0.0) {
+        return None;
+    }
+    let mut v = h.to_vec();
+    let median = crate::robust::median(&mut v)?;
+    (median > 0.0).then_some(LOG_OFFSET_SHARE * median)
+}
+
+/// The 99th percentile of the absolute deviations from the median: how far the differences
+/// reach, which is what bounds the novelty detector's sensitivity.
+fn extent(mut v: Vec<f64>) -> f64 {
+    let Some(m) = crate::robust::median(&mut v) else {
+        return f64::INFINITY;
+    };
+    let mut dev: Vec<f64> = v.iter().map(|x| (x - m).abs()).collect();
+    dev.sort_by(f64::total_cmp);
+    dev[((dev.len() - 1) as f64 * 0.99) as usize]
+}
+
+/// Median absolute deviation from the median.
+fn mad(mut v: Vec<f64>) -> f64 {
+    crate::robust::median_mad(&mut v).map_or(0.0, |(_, m)| m)
 }
 
 /// Scores a whole series in order, as the streaming detector would.
