@@ -32,12 +32,16 @@ pub struct AnomalyConfig {
     /// Weights of the value, the two stretch means and the spread: each feature's excess is
     /// multiplied by its weight (the seasonal features take the first three).
     pub weights: [f64; 4],
+    /// The spread's excess is measured against at least this share of its own size (a scale
+    /// changes by ratios: a few per cent more jitter is no incident).
+    pub spread_relative: f64,
     /// Score per unit of excess (a feature beyond its range by 1 / (2 x gain) of the range's
     /// width scores 0.5).
     pub gain: f64,
     /// Points before the first non-zero score.
     pub warmup: usize,
-    /// Caution while the range is young: the gain is divided by 1 + caution x warmup / points.
+    /// Caution while a range is young: excesses are divided by 1 + caution x warmup / points
+    /// seen (for the seasonal features: season_warmup / differences seen).
     pub caution: f64,
     /// Points after a flag during which scores stay below 0.5 (one alert per incident).
     pub quiet_after_flag: usize,
@@ -66,6 +70,7 @@ impl Default for AnomalyConfig {
             mean_lengths: [8, 32],
             spread_length: 32,
             weights: [1.0, 1.0, 1.0, 0.5],
+            spread_relative: 1.0,
             gain: 15.0,
             warmup: 150,
             caution: 2.0,
@@ -177,9 +182,13 @@ impl Features {
         ];
         let mut excess = [0.0; 4];
         let ranges = self.ranges.iter_mut().zip(c.weights);
-        for ((e, (range, weight)), value) in excess.iter_mut().zip(ranges).zip(values) {
+        for (j, ((e, (range, weight)), value)) in
+            excess.iter_mut().zip(ranges).zip(values).enumerate()
+        {
             if let Some(x) = value {
-                *e = range.excess(x) * weight;
+                // The spread is a scale: only a change that is large against it counts.
+                let relative = if j == 3 { c.spread_relative } else { 0.0 };
+                *e = range.excess(x, relative) * weight;
                 range.push(x);
             }
         }
@@ -232,6 +241,14 @@ impl Runs {
             return 0.0;
         }
         0.5 * (self.run - self.longest) as f64 / (self.longest + stuck_after.max(1)) as f64
+    }
+}
+
+impl Runs {
+    /// True while the value has repeated (three times or more) for longer than ever before, on
+    /// a series that changes value.
+    fn unprecedented(&self) -> bool {
+        self.changes >= CHANGES_BEFORE_STUCK && self.run >= 2 && self.run > self.longest
     }
 }
 
@@ -299,8 +316,7 @@ impl Detector {
         if self.seen <= c.warmup {
             return (0.0, kind);
         }
-        let gain = c.gain / (1.0 + c.caution * c.warmup as f64 / self.seen as f64);
-        let score = (excess * gain).clamp(0.0, 1.0);
+        let score = (excess * c.gain).clamp(0.0, 1.0);
         if self.quiet > 0 {
             self.quiet -= 1;
             return (score.min(0.49), kind);
@@ -323,33 +339,49 @@ impl Detector {
         ];
         let mut best = (0.0, Kind::Outlier);
         let raw = self.raw.step(&c, value);
+        // A value whose level is usual but wrong for its phase is a broken seasonal pattern; a
+        // point or stretch beyond the usual levels as well is an outlier or a shift.
+        let usual_level = raw[..3].iter().all(|e| *e == 0.0);
         let mut seasonal_on = false;
         if let Some(diff) = self.seasonal_difference(value) {
             if let Some((features, seen)) = &mut self.seasonal {
                 let excess = features.step(&c, diff);
                 *seen += 1;
-                let e = excess.into_iter().fold(0.0, f64::max);
+                // Young seasonal ranges get the same caution as a young series.
+                let young = 1.0 + c.caution * c.season_warmup as f64 / *seen as f64;
                 seasonal_on = *seen > c.season_warmup;
-                if seasonal_on && e > best.0 {
-                    best = (e, Kind::SeasonalBreak);
+                for (j, e) in excess[..3].iter().enumerate() {
+                    let kind = match j {
+                        _ if usual_level => Kind::SeasonalBreak,
+                        0 => Kind::Outlier,
+                        _ => Kind::LevelShift,
+                    };
+                    if seasonal_on && e / young > best.0 {
+                        best = (e / young, kind);
+                    }
                 }
             }
         }
+        let young = 1.0 + c.caution * c.warmup as f64 / (self.seen + 1) as f64;
         for (j, (e, kind)) in raw.into_iter().zip(kinds).enumerate() {
             // With a season in use, the level of the raw series is judged mainly by its
             // seasonal differences (a new daily peak after growth is not an incident).
             let e = if seasonal_on && j < 3 {
-                e * c.raw_weight_in_season
+                e * c.raw_weight_in_season / young
             } else {
-                e
+                e / young
             };
             if e > best.0 {
                 best = (e, kind);
             }
         }
-        let stuck = self.runs.step(value, c.stuck_after) / c.gain.max(1e-9);
+        let stuck = self.runs.step(value, c.stuck_after) / c.gain.max(1e-9) / young;
         if stuck > best.0 {
             best = (stuck, Kind::Stuck);
+        }
+        // Whatever feature noticed it first, a value repeated longer than ever is stuck.
+        if self.runs.unprecedented() {
+            best.1 = Kind::Stuck;
         }
         best
     }
@@ -502,6 +534,104 @@ mod tests {
         assert!(scores[1_500] >= 0.5, "spike scored {}", scores[1_500]);
         let false_flags = scores[..1_500].iter().filter(|s| **s >= 0.5).count();
         assert_eq!(false_flags, 0);
+    }
+
+    /// Four weeks of an hourly metric with a daily shape, noise from a fixed generator.
+    fn hourly(weeks: usize) -> Vec<f64> {
+        let mut state = 0x9E37_79B9_7F4A_7C15_u64;
+        (0..weeks * 168)
+            .map(|i| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                let noise = (state % 1_000) as f64 / 1_000.0 - 0.5;
+                let day = (i as f64 * std::f64::consts::TAU / 24.0).sin();
+                100.0 + 40.0 * day + 6.0 * noise
+            })
+            .collect()
+    }
+
+    /// The settings the collector uses for five weeks of hours.
+    fn hourly_config() -> AnomalyConfig {
+        AnomalyConfig {
+            season_after: 168,
+            season_warmup: 168,
+            ..AnomalyConfig::default().with_step(3_600.0)
+        }
+    }
+
+    /// The first flag at or after `from`, with its kind.
+    fn first_flag(values: &[f64], from: usize) -> Option<(usize, Kind)> {
+        let mut d = Detector::new(hourly_config());
+        let scored: Vec<(f64, Kind)> = values.iter().map(|v| d.score_with_kind(*v)).collect();
+        scored
+            .iter()
+            .enumerate()
+            .skip(from)
+            .find(|(_, (s, _))| *s >= 0.5)
+            .map(|(i, (_, k))| (i, *k))
+    }
+
+    #[test]
+    fn every_incident_shape_is_flagged_soon_after_it_starts_and_named() {
+        let at = 3 * 168 + 30;
+        let quiet = hourly(5);
+        let mut d = Detector::new(hourly_config());
+        let flags: Vec<(usize, f64, Kind)> = quiet
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                let (s, k) = d.score_with_kind(*v);
+                (i, s, k)
+            })
+            .filter(|x| x.1 >= 0.5)
+            .collect();
+        eprintln!("quiet: {flags:?} season {:?}", d.season);
+        let mut d = Detector::new(hourly_config());
+        let false_flags = quiet
+            .iter()
+            .enumerate()
+            .filter(|(i, v)| d.score(**v) >= 0.5 && *i >= 200)
+            .count();
+        assert!(false_flags <= 1, "{false_flags} flags in five quiet weeks");
+        let mut shift = quiet.clone();
+        shift[at..].iter_mut().for_each(|v| *v += 60.0);
+        let mut drift = quiet.clone();
+        for (k, v) in drift[at..].iter_mut().enumerate() {
+            *v += 1.5 * k as f64;
+        }
+        let mut noisy = quiet.clone();
+        for (k, v) in noisy[at..].iter_mut().enumerate() {
+            *v += if k % 2 == 0 { 25.0 } else { -25.0 };
+        }
+        let mut stuck = quiet.clone();
+        let held = stuck[at];
+        stuck[at..at + 40].iter_mut().for_each(|v| *v = held);
+        let mut flat_day = quiet.clone();
+        flat_day[at..at + 24].iter_mut().for_each(|v| *v = 100.0);
+        let mut spike = quiet.clone();
+        spike[at] += 90.0;
+        use Kind::*;
+        let cases: [(&str, Vec<f64>, usize, &[Kind]); 6] = [
+            ("spike", spike, 0, &[Outlier]),
+            ("level shift", shift, 4, &[Outlier, LevelShift]),
+            ("drift", drift, 30, &[Outlier, LevelShift, SeasonalBreak]),
+            (
+                "variance change",
+                noisy,
+                8,
+                &[Outlier, VarianceChange, SeasonalBreak],
+            ),
+            ("stuck", stuck, 35, &[Stuck]),
+            ("broken day", flat_day, 12, &[SeasonalBreak]),
+        ];
+        for (name, values, within, kinds) in cases {
+            let flag = first_flag(&values, 200);
+            assert!(
+                flag.is_some_and(|(i, k)| i >= at && i <= at + within && kinds.contains(&k)),
+                "{name}: first flag {flag:?}, expected one of {kinds:?} within {within} of {at}"
+            );
+        }
     }
 
     #[test]

@@ -28,13 +28,14 @@ impl Range {
         }
     }
 
-    /// How far `v` lies outside the range, as a share of the range's width: 0 inside it (and
-    /// while the range is empty or has no width).
-    pub fn excess(&self, v: f64) -> f64 {
+    /// How far `v` lies outside the range, as a share of the range's width (at least
+    /// `relative` times the size of the range's middle): 0 inside it (and while the range is
+    /// empty or has no width).
+    pub fn excess(&self, v: f64, relative: f64) -> f64 {
         let (Some(&(_, hi)), Some(&(_, lo))) = (self.highs.front(), self.lows.front()) else {
             return 0.0;
         };
-        let width = hi - lo;
+        let width = (hi - lo).max(relative * (hi + lo).abs() / 2.0);
         if width.is_nan() || width <= 0.0 || !v.is_finite() {
             return 0.0;
         }
@@ -70,19 +71,25 @@ impl Range {
 mod tests {
     use super::*;
 
+    impl Range {
+        fn excess_test(&self, v: f64) -> f64 {
+            self.excess(v, 0.0)
+        }
+    }
+
     #[test]
     fn excess_is_measured_against_the_last_span_values() {
         let mut r = Range::new(3);
-        assert_eq!(r.excess(5.0), 0.0);
+        assert_eq!(r.excess_test(5.0), 0.0);
         for v in [10.0, 0.0, 5.0] {
             r.push(v);
         }
-        assert_eq!(r.excess(5.0), 0.0);
-        assert_eq!(r.excess(15.0), 0.5);
-        assert_eq!(r.excess(-20.0), 2.0);
+        assert_eq!(r.excess_test(5.0), 0.0);
+        assert_eq!(r.excess_test(15.0), 0.5);
+        assert_eq!(r.excess_test(-20.0), 2.0);
         r.push(4.0); // 10 is forgotten: the range is now 0..5
-        assert_eq!(r.excess(10.0), 1.0);
+        assert_eq!(r.excess_test(10.0), 1.0);
         r.push(f64::NAN);
-        assert_eq!(r.excess(10.0), 1.0);
+        assert_eq!(r.excess_test(10.0), 1.0);
     }
 }
