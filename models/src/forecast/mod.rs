@@ -201,7 +201,13 @@ pub fn forecast(y: &[f64], horizon: usize, config: &ForecastConfig) -> Forecast 
     if chosen.is_empty() {
         return last_value(&clean, horizon, non_negative);
     }
-    combine(&clean, h, horizon, &chosen, non_negative)
+    let combined = combine(&clean, h, horizon, &chosen, non_negative);
+    // A combination that did worse in the backtest than its best member is not used.
+    if chosen.len() > 1 && chosen[0].0.mae < combined.backtest_mae {
+        chosen.truncate(1);
+        return combine(&clean, h, horizon, &chosen, non_negative);
+    }
+    combined
 }
 
 /// The weighted average of the chosen methods, with intervals scaled to the backtest errors.
