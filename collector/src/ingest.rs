@@ -83,7 +83,8 @@ pub fn decompress(body: &[u8], limit: usize) -> Result<Vec<u8>, (StatusCode, Str
     Ok(out)
 }
 
-/// `POST /v1/batches`: authorise, take a write permit (or 429), decode, store, answer.
+/// `POST /v1/batches`: authorise, read the body, take a write permit (or 429), decode, store,
+/// answer.
 pub async fn handle(req: Request<Incoming>, app: &App) -> Response {
     match accept(req, app).await {
         Ok(resp) => resp,
@@ -107,14 +108,17 @@ async fn accept(req: Request<Incoming>, app: &App) -> Result<Response, Refusal> 
             "storage.max_disk_bytes reached; retry later",
         ));
     }
+    let limits = app.limits();
+    // The body is read before a write permit is taken: a slow sender holds its connection
+    // (until `limits.body_timeout`), never a write slot other agents need.
+    let (encoding, body) = read_request(req, &limits).await?;
     let permit = app.writes.clone().try_acquire_owned().map_err(|_| {
         Refusal::new(
             StatusCode::TOO_MANY_REQUESTS,
             "write queue full; retry later",
         )
     })?;
-    let limits = app.limits();
-    let (mut batch, bytes) = decode_request(req, &limits).await?;
+    let (mut batch, bytes) = decode_request(&encoding, &body, &limits)?;
     app.observed.batch_bytes.observe(bytes as f64);
     app.observed.batch_events.observe(batch.events.len() as f64);
     let folded = app
@@ -128,11 +132,11 @@ async fn accept(req: Request<Incoming>, app: &App) -> Result<Response, Refusal> 
     Ok(store(batch, app, permit).await)
 }
 
-/// Reads, decompresses and validates the body; returns the batch and the body's size.
-async fn decode_request(
+/// Reads the body within the limits; returns its content encoding and bytes.
+async fn read_request(
     req: Request<Incoming>,
     limits: &LimitsConfig,
-) -> Result<(Batch, usize), Refusal> {
+) -> Result<(String, bytes::Bytes), Refusal> {
     let encoding = req
         .headers()
         .get(CONTENT_ENCODING)
@@ -140,8 +144,17 @@ async fn decode_request(
         .unwrap_or("identity")
         .to_ascii_lowercase();
     let body = read_body_within(req, limits.max_body_bytes, limits.body_timeout.0).await?;
-    let json_bytes = match encoding.as_str() {
-        "zstd" => decompress(&body, limits.max_decompressed_bytes)
+    Ok((encoding, body))
+}
+
+/// Decompresses and validates a body; returns the batch and the body's size.
+fn decode_request(
+    encoding: &str,
+    body: &[u8],
+    limits: &LimitsConfig,
+) -> Result<(Batch, usize), Refusal> {
+    let json_bytes = match encoding {
+        "zstd" => decompress(body, limits.max_decompressed_bytes)
             .map_err(|(status, msg)| Refusal::new(status, msg))?,
         "identity" => body.to_vec(),
         other => {

@@ -457,3 +457,34 @@ fn a_body_sent_too_slowly_gets_408_and_the_collector_stays_healthy() {
     );
     assert_eq!(get_json(&format!("{}/healthz", c.url)).0, 200);
 }
+
+#[test]
+fn slow_bodies_with_a_valid_token_do_not_take_the_write_slots() {
+    use std::io::Write;
+    let tmp = tempfile::tempdir().unwrap();
+    let c = CollectorSetup::new(tmp.path(), "[limits]\nmax_inflight_batches = 2\n").start();
+    let addr = format!("127.0.0.1:{}", c.url.rsplit(':').next().unwrap());
+    // Four senders that authenticate, promise a body and send one byte of it, then stall.
+    let slow: Vec<std::net::TcpStream> = (0..4)
+        .map(|_| {
+            let mut s = std::net::TcpStream::connect(&addr).unwrap();
+            let head = format!(
+                "POST /v1/batches HTTP/1.1\r\nhost: x\r\n{}: {}\r\ncontent-length: 100\r\n\r\n{{",
+                AUTH.0, AUTH.1
+            );
+            s.write_all(head.as_bytes()).unwrap();
+            s
+        })
+        .collect();
+    let batch = serde_json::json!({"version": 1, "agent_id": "a", "batch_id": "fast-1",
+        "created_at": 1_795_860_000_000i64,
+        "events": [{"timestamp": 1_795_860_000_000i64, "user_id": "u", "feature": "f"}]});
+    let resp = http()
+        .post(format!("{}/v1/batches", c.url))
+        .bearer_auth(TOKEN)
+        .json(&batch)
+        .send()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200, "{:?}", resp.text());
+    drop(slow);
+}
