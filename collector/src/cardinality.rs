@@ -16,8 +16,9 @@ pub const OVERFLOW_FEATURE: &str = "(overflow)";
 /// The property that keeps an overflowed event's own feature name (when it has room).
 pub const OVERFLOW_PROPERTY: &str = "tda.overflow_feature";
 const HOUR_MS: i64 = 3_600_000;
-/// Hours kept in memory; batches older than this many hours behind the newest seen are
-/// checked against an empty set (late data is rare and bounded by the batch limits).
+/// Hours kept in memory either side of the present: events older or further ahead are checked
+/// against a set that is not kept (rare, and bounded by the batch limits). Kept by the clock, not
+/// by the newest event, so one event dated far ahead cannot push the present hours out.
 const HOURS_KEPT: i64 = 48;
 
 /// The feature names seen in one hour, and whether the cap was reached in it.
@@ -37,6 +38,11 @@ impl FeatureGuard {
     /// Renames the events whose feature would be past `cap` distinct names in its hour; returns
     /// how many were renamed. A `cap` of 0 turns the guard off.
     pub fn fold(&self, events: &mut [Event], cap: usize) -> u64 {
+        self.fold_at(events, cap, tda_schema::Timestamp::now().0)
+    }
+
+    /// [`FeatureGuard::fold`] with the present at `now_ms`.
+    fn fold_at(&self, events: &mut [Event], cap: usize, now_ms: i64) -> u64 {
         if cap == 0 {
             return 0;
         }
@@ -66,9 +72,8 @@ impl FeatureGuard {
             }
             folded += 1;
         }
-        if let Some(&newest) = hours.keys().max() {
-            hours.retain(|h, _| *h > newest - HOURS_KEPT);
-        }
+        let now = now_ms.div_euclid(HOUR_MS);
+        hours.retain(|h, _| (now - HOURS_KEPT..=now + HOURS_KEPT).contains(h));
         folded
     }
 }
@@ -89,16 +94,28 @@ mod tests {
         let guard = FeatureGuard::default();
         let t = 1_795_860_000_000;
         let mut first: Vec<Event> = ["a", "b", "a", "c", "d"].iter().map(|f| ev(t, f)).collect();
-        assert_eq!(guard.fold(&mut first, 2), 2);
+        assert_eq!(guard.fold_at(&mut first, 2, t), 2);
         let names: Vec<&str> = first.iter().map(|e| e.feature.as_str()).collect();
         assert_eq!(names, ["a", "b", "a", OVERFLOW_FEATURE, OVERFLOW_FEATURE]);
         assert_eq!(first[3].properties[OVERFLOW_PROPERTY], "c");
         // Known names keep passing; the next hour starts afresh; 0 turns the guard off.
         let mut later = vec![ev(t + 1, "b"), ev(t + 1, "e"), ev(t + HOUR_MS, "e")];
-        assert_eq!(guard.fold(&mut later, 2), 1);
+        assert_eq!(guard.fold_at(&mut later, 2, t), 1);
         assert_eq!(later[2].feature, "e");
         let mut off = vec![ev(t, "z")];
-        assert_eq!(guard.fold(&mut off, 0), 0);
+        assert_eq!(guard.fold_at(&mut off, 0, t), 0);
         assert_eq!(off[0].feature, "z");
+    }
+
+    #[test]
+    fn an_event_dated_far_ahead_does_not_reset_the_present_hours() {
+        let guard = FeatureGuard::default();
+        let t = 1_795_860_000_000;
+        let mut first = vec![ev(t, "a"), ev(t, "b")];
+        assert_eq!(guard.fold_at(&mut first, 2, t), 0);
+        let mut ahead = vec![ev(t + 49 * HOUR_MS, "x")];
+        assert_eq!(guard.fold_at(&mut ahead, 2, t), 0);
+        let mut more: Vec<Event> = (0..10).map(|i| ev(t, &format!("n{i}"))).collect();
+        assert_eq!(guard.fold_at(&mut more, 2, t), 10, "the cap still holds");
     }
 }
