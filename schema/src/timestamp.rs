@@ -64,13 +64,22 @@ pub fn now_ms() -> i64 {
 }
 
 /// Parses a query bound: RFC 3339, epoch milliseconds, `now`, or a duration before `now_ms`
-/// (`90m`, `1h`, `7d`).
+/// (`90m`, `1h`, `7d`). [`MAX_MS`] itself is a bound (an exclusive `to` that includes the latest
+/// accepted timestamp), though no event can carry it.
 pub fn parse_bound(text: &str, now_ms: i64) -> Result<i64, String> {
     if text.trim() == "now" {
         return Ok(now_ms);
     }
     if let Ok(ts) = Timestamp::parse(text) {
         return Ok(ts.0);
+    }
+    let end_of_range = text.trim().parse::<i64>().ok().or_else(|| {
+        OffsetDateTime::parse(text.trim(), &Rfc3339)
+            .ok()
+            .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
+    });
+    if end_of_range == Some(MAX_MS) {
+        return Ok(MAX_MS);
     }
     let ago = humantime::parse_duration(text.trim().trim_start_matches('-')).map_err(|_| {
         format!("`{text}` is not RFC 3339, epoch milliseconds, `now` or a duration like 1h")
@@ -156,6 +165,14 @@ mod tests {
         let b: Timestamp = serde_json::from_str("1795860000500").unwrap();
         assert_eq!(a, b);
         assert_eq!(serde_json::to_string(&a).unwrap(), "1795860000500");
+    }
+
+    #[test]
+    fn the_end_of_the_accepted_range_is_a_bound() {
+        assert_eq!(parse_bound("7258118400000", 0), Ok(MAX_MS));
+        assert_eq!(parse_bound("2200-01-01T00:00:00Z", 0), Ok(MAX_MS));
+        assert!(parse_bound("7258118400001", 0).is_err());
+        assert!(Timestamp::from_ms(MAX_MS).is_err(), "no event carries it");
     }
 
     #[test]

@@ -277,3 +277,34 @@ fn cli_prints_series_and_event_pages() {
         "{text}"
     );
 }
+
+#[test]
+fn the_latest_accepted_timestamp_can_be_read_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = CollectorSetup::new(tmp.path(), "").start();
+    let last = 7_258_118_399_999i64; // 2199-12-31T23:59:59.999Z
+    let batch = json!({"version": 1, "agent_id": "a", "batch_id": "end-of-range", "created_at": last,
+        "events": [{"timestamp": last, "user_id": "u", "feature": "f"}]});
+    let (status, _) = post(
+        &format!("{}/v1/batches", c.url),
+        &[("authorization", &format!("Bearer {TOKEN}"))],
+        serde_json::to_vec(&batch).unwrap(),
+    );
+    assert_eq!(status, 200);
+    let (status, page) = get_json(&format!(
+        "{}/api/v1/events?from={}&to=7258118400000",
+        c.url,
+        last - 1_000
+    ));
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["events"].as_array().map(Vec::len), Some(1), "{page}");
+    let (status, page) = get_json(&format!(
+        "{}/api/v1/events?from=2199-12-31T23:00:00Z&to=2200-01-01T00:00:00Z",
+        c.url
+    ));
+    assert_eq!(
+        (status, page["events"][0]["timestamp"].as_i64()),
+        (200, Some(last)),
+        "{page}"
+    );
+}
