@@ -105,17 +105,29 @@ pub fn run(base: &str, token: Option<&str>, ask: &Ask) -> anyhow::Result<String>
         _ => csv_rows(resp, file, &bar, &ask.output)?,
     };
     bar.finish_and_clear();
-    if rows != expected {
-        bail!(
-            "export ended early: {rows} of {expected} rows arrived ({} is incomplete)",
-            ask.output.display()
-        );
-    }
+    let arrived = completeness(rows, expected)
+        .map_err(|e| anyhow::anyhow!("{e} ({} is incomplete)", ask.output.display()))?;
     Ok(format!(
-        "{rows} {} written to {}\n",
+        "{rows} {} written to {}{arrived}\n",
         ask.data,
         ask.output.display()
     ))
+}
+
+/// Whether an export of `rows` rows is whole, `expected` being the count taken just before it:
+/// fewer rows is an export that ended early; more are events stored into the range while it
+/// ran (said, not an error).
+fn completeness(rows: u64, expected: u64) -> Result<String, String> {
+    match rows.cmp(&expected) {
+        std::cmp::Ordering::Less => Err(format!(
+            "export ended early: {rows} of {expected} rows arrived"
+        )),
+        std::cmp::Ordering::Equal => Ok(String::new()),
+        std::cmp::Ordering::Greater => Ok(format!(
+            " ({} stored into the range while the export ran)",
+            rows - expected
+        )),
+    }
 }
 
 fn bar(visible: bool, rows: u64) -> indicatif::ProgressBar {
@@ -210,4 +222,22 @@ fn broke_off(after: String, path: &std::path::Path) -> String {
         "the export broke off after {after} (the collector's log says why); {} is incomplete",
         path.display()
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_that_arrive_during_the_export_do_not_fail_it() {
+        assert_eq!(completeness(300_520, 300_520), Ok(String::new()));
+        assert_eq!(
+            completeness(300_530, 300_520),
+            Ok(" (10 stored into the range while the export ran)".into())
+        );
+        assert_eq!(
+            completeness(10, 20),
+            Err("export ended early: 10 of 20 rows arrived".into())
+        );
+    }
 }
