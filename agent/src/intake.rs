@@ -7,8 +7,10 @@ use std::sync::{Arc, Mutex};
 use hyper::body::Incoming;
 use hyper::{Method, Request, StatusCode};
 use tda_daemon::{error, json, read_body, Response};
+use tda_schema::config::IntakeAck;
 use tda_schema::wire::decode_events;
-use tokio::sync::mpsc;
+use tda_schema::Event;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::batch::Record;
 use crate::counters::{add, Counters};
@@ -112,10 +114,46 @@ impl Intake {
             }
         };
         let n = events.len();
-        if n > 0 && self.records.send(Record::Events(events)).await.is_err() {
-            return error(StatusCode::SERVICE_UNAVAILABLE, "agent is shutting down");
+        if let Err(refused) = self.hand_over(events).await {
+            return refused;
         }
         add(&self.counters.events_received, n as u64);
         json(StatusCode::ACCEPTED, &serde_json::json!({ "accepted": n }))
+    }
+
+    /// Hands events to the batcher; with `intake.ack = "durable"`, returns once they are on
+    /// disk. The error is the answer to give instead.
+    pub(crate) async fn hand_over(&self, events: Vec<Event>) -> Result<(), Response> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let durable = self.live.config().intake.ack == IntakeAck::Durable;
+        let (ack, written) = if durable {
+            let (tx, rx) = oneshot::channel();
+            (Some(tx), Some(rx))
+        } else {
+            (None, None)
+        };
+        if self
+            .records
+            .send(Record::Events(events, ack))
+            .await
+            .is_err()
+        {
+            return Err(error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "agent is shutting down",
+            ));
+        }
+        match written {
+            None => Ok(()),
+            Some(rx) => match rx.await {
+                Ok(true) => Ok(()),
+                _ => Err(error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the events could not be written to disk; retry later",
+                )),
+            },
+        }
     }
 }

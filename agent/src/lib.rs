@@ -20,3 +20,4 @@ pub mod ship;
 pub mod simulate;
 pub mod spool;
 pub mod tail;
+pub mod wal;

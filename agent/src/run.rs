@@ -37,6 +37,10 @@ pub fn validate(config_file: &Path) -> Vec<String> {
 }
 
 /// Runs the agent until SIGINT or SIGTERM, then drains what it holds.
+/// Records (one intake request, log step or sample each) waiting for the batcher at most: what
+/// an accepted request can wait behind in memory while the spool is slow.
+const RECORDS_QUEUED: usize = 64;
+
 pub async fn run(config_file: &Path) -> anyhow::Result<()> {
     let live = Live::load(config_file)?;
     let cfg = live.config();
@@ -49,7 +53,7 @@ pub async fn run(config_file: &Path) -> anyhow::Result<()> {
     )
     .with_context(|| format!("spool.dir: cannot open {}", cfg.spool.dir.display()))?;
     let spool = Arc::new(spool);
-    let (records_tx, records_rx) = mpsc::channel::<Record>(1024);
+    let (records_tx, records_rx) = mpsc::channel::<Record>(RECORDS_QUEUED);
     let (stop_tx, stop_rx) = watch::channel(false);
     let (drain_tx, drain_rx) = watch::channel(false);
     let progress = Arc::new(tda_daemon::service::Progress::default());

@@ -17,6 +17,11 @@ use crate::spool::Spool;
 pub const BACKOFF_BASE: Duration = Duration::from_millis(200);
 /// Longest retry delay.
 pub const BACKOFF_CAP: Duration = Duration::from_secs(30);
+/// While backing off, the collector's `/healthz` is asked this often; once it answers, sending
+/// resumes at once (so an agent is back within about this long of the collector).
+pub const PROBE_EVERY: Duration = Duration::from_secs(1);
+/// The same while the spool is full (dropping or refusing): every second of delay costs events.
+pub const PROBE_EVERY_WHEN_FULL: Duration = Duration::from_millis(250);
 
 /// What one send attempt came to.
 #[derive(Debug, PartialEq)]
@@ -25,6 +30,8 @@ pub enum Outcome {
     Stored,
     /// A transient failure; try again, not before the given delay if the collector named one.
     Retry(Option<Duration>),
+    /// The collector could not be reached; try again as soon as it answers.
+    Unreachable,
     /// The collector refused the batch as invalid; sending it again cannot succeed.
     Rejected(String),
 }
@@ -60,7 +67,7 @@ impl Shipper {
             Err(e) => {
                 let error = tda_daemon::tls::with_causes(&e);
                 tracing::warn!(batch_id = %batch.batch_id, %error, "collector unreachable");
-                return Outcome::Retry(None);
+                return Outcome::Unreachable;
             }
         };
         let status = resp.status();
@@ -79,6 +86,41 @@ impl Shipper {
             Outcome::Retry(retry_after)
         } else {
             Outcome::Rejected(format!("{status}: {text}"))
+        }
+    }
+}
+
+impl Shipper {
+    /// Whether the collector answers `GET /healthz` with 200 (a cheap probe while backing off).
+    pub async fn healthy(&self) -> bool {
+        let target = self.live.target();
+        let url = format!("{}/healthz", target.url.trim_end_matches('/'));
+        let probe = self.live.client().get(&url).timeout(Duration::from_secs(1));
+        matches!(probe.send().await, Ok(r) if r.status().is_success())
+    }
+
+    /// Waits `delay` before the next attempt, cut short once the collector answers its health
+    /// probe or `stop` turns true.
+    async fn back_off(&self, delay: Duration, full: bool, stop: &mut watch::Receiver<bool>) {
+        let every = if full {
+            PROBE_EVERY_WHEN_FULL
+        } else {
+            PROBE_EVERY
+        };
+        let until = tokio::time::Instant::now() + delay;
+        loop {
+            let now = tokio::time::Instant::now();
+            if now >= until {
+                return;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep((until - now).min(every)) => {}
+                _ = stop.changed() => return,
+            }
+            if tokio::time::Instant::now() < until && self.healthy().await {
+                tracing::info!("collector answers again; resending");
+                return;
+            }
         }
     }
 }
@@ -139,17 +181,27 @@ pub async fn run(
                 tracing::error!(batch_id = %batch.batch_id, events = batch.events, error = %why, "collector refused the batch; quarantined in the spool");
                 spool.quarantine(entry.seq, &why);
             }
-            Outcome::Retry(after) => {
+            failed @ (Outcome::Retry(_) | Outcome::Unreachable) => {
                 add(&counters.send_retries, 1);
                 if *stop.borrow() {
                     return;
                 }
+                let after = match failed {
+                    Outcome::Retry(after) => after,
+                    _ => None,
+                };
                 let delay = backoff(attempt).max(after.unwrap_or_default());
                 attempt = attempt.saturating_add(1);
                 beat.idle();
-                tokio::select! {
-                    _ = tokio::time::sleep(delay) => {}
-                    _ = stop.changed() => {}
+                if failed == Outcome::Unreachable {
+                    // Down: come back as soon as it answers its health probe.
+                    shipper.back_off(delay, spool.full(), &mut stop).await;
+                } else {
+                    // Up but failing, or naming its delay (429, 507): plain backoff.
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = stop.changed() => {}
+                    }
                 }
             }
         }

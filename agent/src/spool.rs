@@ -51,6 +51,10 @@ struct State {
     bytes: u64,
     next_seq: u64,
     dropping: bool,
+    /// A batch was refused for want of room and waits to be spooled.
+    waiting: bool,
+    /// Size of the last batch written: the room the next one is expected to need.
+    last_bytes: u64,
 }
 
 /// A directory of spooled batches.
@@ -128,6 +132,8 @@ impl Spool {
             bytes: 0,
             next_seq: 1,
             dropping: false,
+            waiting: false,
+            last_bytes: 0,
         };
         let mut names: Vec<PathBuf> = fs::read_dir(dir)?
             .filter_map(|e| e.ok().map(|e| e.path()))
@@ -181,16 +187,30 @@ impl Spool {
             .store(state.bytes, Ordering::Relaxed);
     }
 
-    /// Whether the intake should refuse events now (policy `refuse_intake` and no room left).
+    /// Whether the intake should refuse events now (policy `refuse_intake`): a batch is waiting
+    /// for room, or the next batch (expected as large as the last) would not fit. The same rule
+    /// as [`Spool::push`]'s admission, so the intake refuses before events pile up in memory.
     pub fn refusing(&self) -> bool {
-        self.when_full == WhenFull::RefuseIntake && self.lock().bytes >= self.max_bytes
+        if self.when_full != WhenFull::RefuseIntake {
+            return false;
+        }
+        let state = self.lock();
+        state.waiting || state.bytes + state.last_bytes.max(1) > self.max_bytes
+    }
+
+    /// Whether the spool is at its limit: dropping the oldest, or refusing.
+    pub fn full(&self) -> bool {
+        let state = self.lock();
+        state.dropping || state.waiting || state.bytes + state.last_bytes > self.max_bytes
     }
 
     /// Writes a batch durably; makes room first by dropping the oldest, or refuses.
     pub fn push(&self, batch: &Closed) -> Result<(), Full> {
         let data = encode(batch);
         let mut state = self.lock();
-        if !self.make_room(&mut state, data.len() as u64)? {
+        let room = self.make_room(&mut state, data.len() as u64);
+        state.waiting = room.is_err();
+        if !room? {
             tracing::error!(batch_id = %batch.batch_id, bytes = data.len(), "batch larger than the whole spool; dropped");
             add(&self.counters.batches_dropped, 1);
             add(&self.counters.events_dropped, batch.events);
@@ -206,6 +226,7 @@ impl Spool {
             return Ok(());
         }
         state.bytes += data.len() as u64;
+        state.last_bytes = data.len() as u64;
         state.entries.push_back(Entry {
             seq,
             batch_id: batch.batch_id.clone(),
@@ -303,6 +324,11 @@ impl Spool {
         }
         add(&self.counters.batches_quarantined, 1);
         self.publish(&state);
+    }
+
+    /// The spool's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// Number of spooled batches.
@@ -428,6 +454,34 @@ mod tests {
         assert!(spool.refusing());
         assert!(spool.push(&batch(1, 1, 100)).is_err());
         assert_eq!(spool.len(), 1);
+    }
+
+    #[test]
+    fn the_intake_is_refused_as_soon_as_the_next_batch_would_not_fit() {
+        let dir = tempfile::tempdir().unwrap();
+        let one = encode(&batch(0, 1, 1_000)).len() as u64;
+        // Room for two and a half batches: the third would not fit.
+        let (spool, _) = open(dir.path(), 2 * one + one / 2, WhenFull::RefuseIntake);
+        spool.push(&batch(0, 1, 1_000)).unwrap();
+        assert!(!spool.refusing());
+        spool.push(&batch(1, 1, 1_000)).unwrap();
+        assert!(spool.refusing(), "half a batch of room left: refuse now");
+        assert!(spool.push(&batch(2, 1, 1_000)).is_err(), "as push would");
+        let (entry, _) = spool.front().unwrap();
+        spool.remove(entry.seq);
+        assert!(spool.refusing(), "the refused batch goes first");
+        spool.push(&batch(2, 1, 1_000)).unwrap();
+        assert!(spool.refusing(), "and then the spool is as full as before");
+        let (entry, _) = spool.front().unwrap();
+        spool.remove(entry.seq);
+        assert!(!spool.refusing(), "room again once a batch is sent");
+        let (dropping, _) = open(
+            tempfile::tempdir().unwrap().path(),
+            one,
+            WhenFull::DropOldest,
+        );
+        dropping.push(&batch(0, 1, 1_000)).unwrap();
+        assert!(!dropping.refusing(), "drop_oldest never refuses");
     }
 
     #[test]

@@ -389,7 +389,8 @@ pub async fn run(
             .as_ref()
             .map_or(std::time::Duration::from_secs(1), |t| t.cfg.poll_interval.0);
         if let Some(t) = tail.take() {
-            tail = drain(t, &records, &counters).await;
+            let durable = cfg.intake.ack == tda_schema::config::IntakeAck::Durable;
+            tail = drain(t, &records, &counters, durable).await;
         }
         tokio::select! {
             _ = stop.changed() => return,
@@ -399,12 +400,31 @@ pub async fn run(
     }
 }
 
+/// Hands a step's events to the batcher; with `durable`, waits until they are on disk (the
+/// position is saved only after). False if they were not taken.
+async fn hand_over(records: &mpsc::Sender<Record>, events: Vec<Event>, durable: bool) -> bool {
+    let (ack, written) = if durable {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        (Some(tx), Some(rx))
+    } else {
+        (None, None)
+    };
+    if records.send(Record::Events(events, ack)).await.is_err() {
+        return false;
+    }
+    match written {
+        Some(rx) => rx.await.unwrap_or(false),
+        None => true,
+    }
+}
+
 /// Reads until nothing more is there, handing events to the batcher and saving the position;
 /// `None` if the reading task failed (the next pass starts afresh from the saved position).
 async fn drain(
     mut tail: Tail,
     records: &mpsc::Sender<Record>,
     counters: &Counters,
+    durable: bool,
 ) -> Option<Tail> {
     loop {
         let read = tokio::task::spawn_blocking(move || {
@@ -430,8 +450,9 @@ async fn drain(
         };
         add(&counters.log_lines_rejected, step.rejected);
         let n = step.events.len() as u64;
-        if n > 0 && records.send(Record::Events(step.events)).await.is_err() {
-            return Some(tail); // Shutting down: the saved position stays before these lines.
+        if n > 0 && !hand_over(records, step.events, durable).await {
+            // Shutting down, or not written: the saved position stays before these lines.
+            return Some(tail);
         }
         add(&counters.log_events_read, n);
         add(&counters.events_received, n);

@@ -243,6 +243,22 @@ pub struct IntakeConfig {
     /// Which PostHog or Segment event properties fill the event's fields.
     #[serde(default)]
     pub mapping: PropertyMapping,
+    /// When the intake answers: `durable` once the events are fsynced in the spool's
+    /// write-ahead log (a killed agent loses nothing it acknowledged), `memory` once they are in
+    /// the open batch (up to `batch.max_age_ms` of them are lost if the agent is killed).
+    #[serde(default)]
+    pub ack: IntakeAck,
+}
+
+/// When the intake acknowledges events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum IntakeAck {
+    /// Once they are on disk (group commit: one fsync for the requests of a few milliseconds).
+    #[default]
+    Durable,
+    /// Once they are in memory, in the open batch.
+    Memory,
 }
 
 /// One SDK-compatible intake.
@@ -340,6 +356,7 @@ impl Default for IntakeConfig {
             posthog: SdkIntake::default(),
             segment: SdkIntake::default(),
             mapping: PropertyMapping::default(),
+            ack: IntakeAck::default(),
         }
     }
 }

@@ -5,6 +5,10 @@
 //! /proc. Bytes on the wire per sample come from the agent's `bytes_sent` counter over the idle
 //! window. Prints `key=value` figures.
 //!
+//! Then the cost of `intake.ack = "durable"`: two more agents, one answering once events are in
+//! memory and one once they are fsynced, each taking 100-event requests from four senders as
+//! fast as it answers for 20 seconds: events/s and the requests' answer times.
+//!
 //! Run with `scripts/bench-agent [SECONDS]` (default 60 per window, as the peers' agents were).
 
 use std::time::{Duration, Instant};
@@ -109,10 +113,27 @@ fn main() {
         std::thread::sleep(Duration::from_millis(200))
     });
 
+    steady("events_1000_per_s", &agent, secs);
+    drop(agent);
+    for ack in ["memory", "durable"] {
+        let setup = AgentSetup {
+            batch: String::new(),
+            intake: format!("ack = \"{ack}\""),
+            ..AgentSetup::new(&tmp.path().join(ack), &collector.url, collector.pid())
+        };
+        let agent = setup.start();
+        steady(&format!("ack_{ack}_1000_per_s"), &agent, secs);
+        intake_throughput(&format!("ack_{ack}"), &agent, Duration::from_secs(20));
+    }
+    drop(collector);
+}
+
+/// A window of 1,000 events/s: ten requests of 100 a second.
+fn steady(label: &str, agent: &Daemon, secs: u64) {
     let client = http();
     let intake = format!("{}/v1/events", agent.url);
     let mut sent = 0u64;
-    window("events_1000_per_s", &agent, secs, |start| {
+    window(label, agent, secs, |start| {
         let due = (start.elapsed().as_millis() / 100) as u64 + 1;
         if sent >= due {
             std::thread::sleep(Duration::from_millis(5));
@@ -135,6 +156,48 @@ fn main() {
         );
         sent += 1;
     });
-    drop(agent);
-    drop(collector);
+}
+
+/// Four senders posting 100-event requests back to back for `span`: events/s and answer times.
+fn intake_throughput(label: &str, agent: &Daemon, span: Duration) {
+    let intake = format!("{}/v1/events", agent.url);
+    let senders: Vec<_> = (0..4u64)
+        .map(|lane| {
+            let intake = intake.clone();
+            std::thread::spawn(move || {
+                let client = http();
+                let start = Instant::now();
+                let mut times = Vec::new();
+                let mut n = 0u64;
+                while start.elapsed() < span {
+                    let now = now_ms();
+                    let events: Vec<_> = (0..100)
+                        .map(|i| json!({"timestamp": now, "user_id": format!("u{lane}-{}", (n + i) % 5000),
+                            "feature": "generate", "status": 200, "latency_ms": 12.5}))
+                        .collect();
+                    let t = Instant::now();
+                    let resp = client.post(&intake).json(&events).send().expect("intake");
+                    assert!(resp.status().is_success(), "intake answered {}", resp.status());
+                    times.push(t.elapsed().as_secs_f64() * 1000.0);
+                    n += 100;
+                }
+                (n, times)
+            })
+        })
+        .collect();
+    let mut events = 0;
+    let mut times = Vec::new();
+    for s in senders {
+        let (n, t) = s.join().expect("sender");
+        events += n;
+        times.extend(t);
+    }
+    times.sort_by(f64::total_cmp);
+    let q = |p: f64| times[((times.len() - 1) as f64 * p) as usize];
+    println!(
+        "{label}_events_per_s={:.0} {label}_answer_p50_ms={:.2} {label}_answer_p99_ms={:.2}",
+        events as f64 / span.as_secs_f64(),
+        q(0.5),
+        q(0.99)
+    );
 }

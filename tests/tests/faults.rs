@@ -434,3 +434,119 @@ fn sigterm_finishes_in_flight_batches_and_exits_in_time() {
     );
     assert_eq!(total, sent);
 }
+
+#[test]
+fn a_full_spool_under_refuse_intake_answers_503_and_a_kill_9_loses_nothing_it_accepted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let setup = CollectorSetup::new(&tmp.path().join("c"), "");
+    // The collector is away: the spool fills.
+    let mut agent_setup =
+        hundred_event_batches(tmp.path(), &format!("http://127.0.0.1:{}", setup.port));
+    agent_setup.spool = "dir = \"spool\"\nmax_bytes = 65536\nwhen_full = \"refuse_intake\"".into();
+    let mut agent = agent_setup.start();
+    let t0 = t0();
+    let client = http();
+    let (mut accepted, mut refused) = (0u64, 0u64);
+    while refused < 20 {
+        let resp = client
+            .post(format!("{}/v1/events", agent.url))
+            .body(events(t0, 0, accepted, 100))
+            .send()
+            .unwrap();
+        match resp.status().as_u16() {
+            202 => accepted += 100,
+            503 => {
+                assert_eq!(resp.headers()["retry-after"], "5");
+                refused += 1;
+            }
+            other => panic!("unexpected {other}"),
+        }
+        assert!(accepted < 1_000_000, "the intake never refused");
+    }
+    let counters = agent_counters(&agent.url);
+    assert_eq!(counters["intake_refused"].as_u64(), Some(refused));
+    agent.kill(); // every accepted event is in the spool or the write-ahead log
+    let collector = setup.start();
+    let agent = agent_setup.start();
+    let start = Instant::now();
+    let total = wait_for("every accepted event stored", || {
+        let s = stored(&collector.url, t0, 1);
+        (s >= accepted && agent_counters(&agent.url)["spool_batches"] == 0).then_some(s)
+    });
+    report(
+        "refuse_intake_kill_9",
+        accepted,
+        total,
+        collector_counter(&collector, "batches_duplicate"),
+        0,
+        start.elapsed(),
+    );
+    eprintln!("refuse_intake_kill_9: refused_requests={refused}");
+    assert_eq!(
+        total, accepted,
+        "accepted == stored, none lost, none doubled"
+    );
+}
+
+#[test]
+fn kill_9_an_agent_under_load_loses_nothing_it_acknowledged() {
+    let tmp = tempfile::tempdir().unwrap();
+    let setup = CollectorSetup::new(&tmp.path().join("c"), "");
+    let collector = setup.start();
+    let t0 = t0();
+    let mut agent_setup =
+        AgentSetup::new(&tmp.path().join("a"), &collector.url, std::process::id());
+    agent_setup.batch = "max_age_ms = 5000".into(); // a wide-open batch when the kill comes
+    let mut agent = agent_setup.start();
+    let traffic = Traffic::start(&agent.url, t0, 0, 50, Duration::from_millis(5));
+    wait_for("traffic under way", || {
+        (traffic.accepted() >= 3_000).then_some(())
+    });
+    agent.kill();
+    let accepted = traffic.stop();
+    let agent = agent_setup.start();
+    let start = Instant::now();
+    let total = wait_for("every acknowledged event stored", || {
+        let s = stored(&collector.url, t0, 1);
+        (s >= accepted && agent_counters(&agent.url)["spool_batches"] == 0).then_some(s)
+    });
+    report(
+        "kill_9_agent_durable",
+        accepted,
+        total,
+        collector_counter(&collector, "batches_duplicate"),
+        0,
+        start.elapsed(),
+    );
+    assert_eq!(total, accepted, "acknowledged == stored exactly");
+}
+
+#[test]
+fn agents_resume_within_seconds_of_the_collector_returning() {
+    let tmp = tempfile::tempdir().unwrap();
+    let setup = CollectorSetup::new(&tmp.path().join("c"), "");
+    let t0 = t0();
+    let agent =
+        hundred_event_batches(tmp.path(), &format!("http://127.0.0.1:{}", setup.port)).start();
+    post_hundreds(&agent.url, t0, 5);
+    // Long enough for the retry backoff to grow past 10 s.
+    wait_for("the backoff grown", || {
+        (agent_counters(&agent.url)["send_retries"].as_u64() >= Some(8)).then_some(())
+    });
+    let collector = setup.start();
+    let back = Instant::now();
+    wait_for("the agent sending again", || {
+        (agent_counters(&agent.url)["batches_sent"].as_u64() >= Some(1)).then_some(())
+    });
+    let resumed = back.elapsed();
+    eprintln!("agent_resume: resumed_in_ms={}", resumed.as_millis());
+    assert!(
+        resumed < Duration::from_secs(3),
+        "the agent came back {resumed:?} after the collector (its health probe runs every second)"
+    );
+    let total = wait_for("all 500 stored", || {
+        let s = stored(&collector.url, t0, 1);
+        (s >= 500).then_some(s)
+    });
+    assert_eq!(total, 500);
+}

@@ -8,7 +8,6 @@ use tda_daemon::{error, json, query, read_body, Response};
 use tda_schema::timestamp::now_ms;
 
 use super::{decode, Payload, Received, Sdk, SdkError};
-use crate::batch::Record;
 use crate::counters::add;
 use crate::intake::Intake;
 
@@ -105,13 +104,13 @@ impl Intake {
             }
         }
         let n = events.len();
-        if n > 0 && self.records.send(Record::Events(events)).await.is_err() {
+        if let Err(refused) = self.hand_over(events).await {
             self.sdk
                 .recent
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .forget(&ids);
-            return error(StatusCode::SERVICE_UNAVAILABLE, "agent is shutting down");
+            return refused;
         }
         add(&self.counters.events_received, n as u64);
         match which {
