@@ -94,7 +94,7 @@ impl Batcher {
             Record::Events(events, _) => {
                 for ev in events {
                     self.open_id();
-                    self.bytes += approx_size(&ev);
+                    self.bytes += ev.approx_bytes();
                     self.events.push(ev);
                     self.opened.get_or_insert_with(Instant::now);
                     if self.full() {
@@ -160,7 +160,7 @@ impl Batcher {
 }
 
 /// A batch as the spool keeps it and the collector takes it.
-fn compress(batch: Batch) -> Closed {
+pub fn compress(batch: Batch) -> Closed {
     let json = serde_json::to_vec(&batch).unwrap_or_default();
     let body = zstd::bulk::compress(&json, ZSTD_LEVEL).unwrap_or_default();
     Closed {
@@ -170,15 +170,28 @@ fn compress(batch: Batch) -> Closed {
     }
 }
 
-/// A cheap estimate of an event's JSON size.
-fn approx_size(ev: &Event) -> usize {
-    let opt = |s: &Option<String>| s.as_ref().map_or(0, |s| s.len() + 16);
-    96 + ev.user_id.len()
-        + ev.feature.len()
-        + opt(&ev.session_id)
-        + opt(&ev.route)
-        + opt(&ev.error)
-        + ev.properties.len() * 48
+/// The two halves of a batch the collector refused, to find the events it refuses: events split
+/// in the middle (samples go with the first half), ids `<id>.a` and `<id>.b` (the same halves
+/// every time, so a half sent before a crash is recognised). `None` for a batch of one record,
+/// or one that cannot be read.
+pub fn halves(batch: &Closed) -> Option<(Closed, Closed)> {
+    let json = zstd::decode_all(&batch.body[..]).ok()?;
+    let whole: Batch = serde_json::from_slice(&json).ok()?;
+    if whole.events.len() + whole.samples.len() < 2 {
+        return None;
+    }
+    let mut first = whole.clone();
+    let mut second = whole;
+    let mid = first.events.len().div_ceil(2);
+    second.events = first.events.split_off(mid);
+    second.samples.clear();
+    if second.events.is_empty() {
+        // Samples only (or one event and samples): the samples make the second half.
+        second.samples = first.samples.split_off(first.samples.len() / 2);
+    }
+    first.batch_id = format!("{}.a", batch.batch_id);
+    second.batch_id = format!("{}.b", batch.batch_id);
+    Some((compress(first), compress(second)))
 }
 
 /// Runs the batcher until `stop` turns true (or every sender is gone), then takes what is

@@ -34,6 +34,11 @@ pub struct Counters {
     pub events_dropped: AtomicU64,
     /// Batches the collector refused as invalid (quarantined, not retried).
     pub batches_quarantined: AtomicU64,
+    /// Events inside quarantined batches: the events the collector refuses, one by one once
+    /// their batches were split.
+    pub events_quarantined: AtomicU64,
+    /// Refused batches split in halves to find the events the collector refuses.
+    pub batches_split: AtomicU64,
     /// Batches written to the spool.
     pub batches_spooled: AtomicU64,
     /// Events inside batches written to the spool.
@@ -100,6 +105,10 @@ pub struct Snapshot {
     pub events_dropped: u64,
     /// See [`Counters::batches_quarantined`].
     pub batches_quarantined: u64,
+    /// See [`Counters::events_quarantined`].
+    pub events_quarantined: u64,
+    /// See [`Counters::batches_split`].
+    pub batches_split: u64,
     /// See [`Counters::batches_spooled`].
     pub batches_spooled: u64,
     /// See [`Counters::events_spooled`].
@@ -137,6 +146,8 @@ impl Counters {
             batches_dropped: get(&self.batches_dropped),
             events_dropped: get(&self.events_dropped),
             batches_quarantined: get(&self.batches_quarantined),
+            events_quarantined: get(&self.events_quarantined),
+            batches_split: get(&self.batches_split),
             batches_spooled: get(&self.batches_spooled),
             events_spooled: get(&self.events_spooled),
             spool_corrupt: get(&self.spool_corrupt),

@@ -55,7 +55,13 @@ pub fn render(intake: &Intake) -> Response {
     .sample(&[("outcome", "spooled")], n(c.batches_spooled))
     .sample(&[("outcome", "sent")], n(c.batches_sent))
     .sample(&[("outcome", "dropped")], n(c.batches_dropped))
-    .sample(&[("outcome", "quarantined")], n(c.batches_quarantined));
+    .sample(&[("outcome", "quarantined")], n(c.batches_quarantined))
+    .sample(&[("outcome", "split")], n(c.batches_split));
+    e.counter(
+        "tda_agent_events_quarantined_total",
+        "Events the collector refused, quarantined in the spool (a refused batch is split until they are alone).",
+        c.events_quarantined,
+    );
     e.counter(
         "tda_agent_events_sent_total",
         "Events inside batches the collector acknowledged.",

@@ -125,6 +125,26 @@ impl Shipper {
     }
 }
 
+/// A batch the collector refused as invalid: split in halves, to be sent again, until the events
+/// it refuses are alone; a refused batch of one event (or one that cannot be split) is
+/// quarantined, its events counted. A poison event costs itself, not its batch.
+fn refused(spool: &Spool, counters: &Counters, seq: u64, batch: &Closed, why: &str) {
+    if let Some((a, b)) = crate::batch::halves(batch) {
+        tracing::warn!(batch_id = %batch.batch_id, events = batch.events, error = %why, "collector refused the batch; sending it again in halves to find what it refuses");
+        match spool.split(seq, &[a, b]) {
+            Ok(()) => {
+                add(&counters.batches_split, 1);
+                return;
+            }
+            Err(e) => {
+                tracing::error!(batch_id = %batch.batch_id, error = %e, "cannot split the batch in the spool")
+            }
+        }
+    }
+    tracing::error!(batch_id = %batch.batch_id, events = batch.events, error = %why, "collector refused the batch; quarantined in the spool");
+    spool.quarantine(seq, why);
+}
+
 /// 5xx, 408 and 429 are worth retrying; other 4xx mean the batch itself is wrong.
 pub fn retryable(status: StatusCode) -> bool {
     status.is_server_error()
@@ -177,10 +197,7 @@ pub async fn run(
                 add(&counters.events_sent, batch.events);
                 add(&counters.bytes_sent, batch.body.len() as u64);
             }
-            Outcome::Rejected(why) => {
-                tracing::error!(batch_id = %batch.batch_id, events = batch.events, error = %why, "collector refused the batch; quarantined in the spool");
-                spool.quarantine(entry.seq, &why);
-            }
+            Outcome::Rejected(why) => refused(&spool, &counters, entry.seq, &batch, &why),
             failed @ (Outcome::Retry(_) | Outcome::Unreachable) => {
                 add(&counters.send_retries, 1);
                 if *stop.borrow() {

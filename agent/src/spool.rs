@@ -306,7 +306,40 @@ impl Spool {
         self.publish(&state);
     }
 
-    /// Moves a batch the collector refused into `quarantine/`, with its error beside it.
+    /// Replaces the batch `seq` by `parts` (its halves), which go first in the queue: written
+    /// durably before the batch is removed, so a crash in between keeps both (the collector
+    /// recognises the parts by their ids). The room is the batch's own.
+    pub fn split(&self, seq: u64, parts: &[Closed]) -> io::Result<()> {
+        let mut state = self.lock();
+        let mut written = Vec::new();
+        for part in parts {
+            let data = encode(part);
+            let part_seq = state.next_seq;
+            state.next_seq += 1;
+            write_durably(&self.dir, part_seq, &data)?;
+            written.push(Entry {
+                seq: part_seq,
+                batch_id: part.batch_id.clone(),
+                events: part.events,
+                bytes: data.len() as u64,
+            });
+        }
+        if let Some(i) = state.entries.iter().position(|e| e.seq == seq) {
+            if let Some(e) = state.entries.remove(i) {
+                state.bytes -= e.bytes;
+                let _ = fs::remove_file(self.dir.join(file_name(seq)));
+            }
+        }
+        for e in written.into_iter().rev() {
+            state.bytes += e.bytes;
+            state.entries.push_front(e);
+        }
+        self.publish(&state);
+        Ok(())
+    }
+
+    /// Moves a batch the collector refused into `quarantine/`, with its error beside it; its
+    /// events are counted in `events_quarantined`.
     pub fn quarantine(&self, seq: u64, error: &str) {
         let dir = self.dir.join("quarantine");
         let from = self.dir.join(file_name(seq));
@@ -320,6 +353,7 @@ impl Spool {
         if let Some(i) = state.entries.iter().position(|e| e.seq == seq) {
             if let Some(e) = state.entries.remove(i) {
                 state.bytes -= e.bytes;
+                add(&self.counters.events_quarantined, e.events);
             }
         }
         add(&self.counters.batches_quarantined, 1);

@@ -17,6 +17,13 @@ pub const MAX_ROUTE_LEN: usize = 1024;
 pub const MAX_ERROR_LEN: usize = 1024;
 /// Most keys accepted in an event's `properties`.
 pub const MAX_PROPERTIES: usize = 64;
+/// Deepest nesting of arrays and objects inside a property value. The agent and the collector
+/// refuse deeper events alike (a JSON parser's recursion limit would otherwise refuse the
+/// whole batch at the collector, which wraps events two levels deeper than the intake).
+pub const MAX_PROPERTY_DEPTH: usize = 32;
+/// Most bytes an event's properties take as JSON (about), so that a batch the agent closes at
+/// its `batch.max_bytes` stays within the collector's body limits whatever its events carry.
+pub const MAX_PROPERTIES_BYTES: usize = 1 << 20;
 
 /// One usage event from TD Generator: a request a user made to a feature.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -92,8 +99,59 @@ impl Event {
                 format!("{} keys, at most {MAX_PROPERTIES}", self.properties.len()),
             ));
         }
+        let (bytes, depth) = measure_properties(&self.properties);
+        if depth > MAX_PROPERTY_DEPTH {
+            return Err((
+                "properties",
+                format!("nested {depth} levels deep, at most {MAX_PROPERTY_DEPTH}"),
+            ));
+        }
+        if bytes > MAX_PROPERTIES_BYTES {
+            return Err((
+                "properties",
+                format!("about {bytes} bytes of JSON, at most {MAX_PROPERTIES_BYTES}"),
+            ));
+        }
         Ok(())
     }
+
+    /// About how many bytes the event takes as JSON (what a batch's size is counted in).
+    pub fn approx_bytes(&self) -> usize {
+        let opt = |s: &Option<String>| s.as_ref().map_or(0, |s| s.len() + 16);
+        96 + self.user_id.len()
+            + self.feature.len()
+            + opt(&self.session_id)
+            + opt(&self.route)
+            + opt(&self.error)
+            + measure_properties(&self.properties).0
+    }
+}
+
+/// About how many bytes `properties` take as JSON, and how deep their values nest (a flat value
+/// is depth 0, a value inside an array or object one more than it).
+pub fn measure_properties(
+    properties: &serde_json::Map<String, serde_json::Value>,
+) -> (usize, usize) {
+    fn walk(v: &serde_json::Value, depth: usize) -> (usize, usize) {
+        use serde_json::Value;
+        match v {
+            Value::Null | Value::Bool(_) => (5, depth),
+            Value::Number(_) => (12, depth),
+            Value::String(s) => (s.len() + 2, depth),
+            Value::Array(items) => items.iter().fold((2, depth), |(b, d), x| {
+                let (xb, xd) = walk(x, depth + 1);
+                (b + xb + 1, d.max(xd))
+            }),
+            Value::Object(map) => map.iter().fold((2, depth), |(b, d), (k, x)| {
+                let (xb, xd) = walk(x, depth + 1);
+                (b + k.len() + 4 + xb, d.max(xd))
+            }),
+        }
+    }
+    properties.iter().fold((2, 0), |(b, d), (k, v)| {
+        let (vb, vd) = walk(v, 0);
+        (b + k.len() + 4 + vb, d.max(vd))
+    })
 }
 
 fn check_text(field: &'static str, value: &str, max: usize) -> Result<(), (&'static str, String)> {
@@ -312,6 +370,39 @@ mod tests {
     const GOOD: &str = r#"[{"timestamp":"2026-11-28T10:00:00Z","user_id":"u1","feature":"generate",
         "route":"/api/generate","status":200,"latency_ms":12.5,"properties":{"plan":"pro"}},
         {"timestamp":1795860001000,"user_id":"u2","feature":"export","status":503,"error":"timeout"}]"#;
+
+    #[test]
+    fn deep_or_huge_properties_are_refused_alike_by_intake_and_batch() {
+        let nested = |levels: usize| {
+            let mut v = serde_json::json!(1);
+            for _ in 0..levels {
+                v = serde_json::json!([v]);
+            }
+            v
+        };
+        let event = |props: serde_json::Value| serde_json::json!([{"timestamp": 1_795_860_000_000i64, "user_id": "u", "feature": "f", "properties": {"p": props}}]);
+        let ok = event(nested(MAX_PROPERTY_DEPTH));
+        assert!(decode_events(ok.to_string().as_bytes()).is_ok());
+        let deep = event(nested(MAX_PROPERTY_DEPTH + 1));
+        let e = decode_events(deep.to_string().as_bytes()).unwrap_err();
+        assert_eq!(e.location, "events[0].properties");
+        assert!(e.message.contains("nested 33 levels deep"), "{}", e.message);
+        // The same event inside a batch: the same refusal, not the parser's recursion limit.
+        let batch = serde_json::json!({"version": 1, "agent_id": "a", "batch_id": "b",
+            "created_at": 1_795_860_000_000i64, "events": deep});
+        let e = decode_batch(batch.to_string().as_bytes()).unwrap_err();
+        assert_eq!(e.location, "events[0].properties");
+        let huge = event(serde_json::json!("x".repeat(MAX_PROPERTIES_BYTES)));
+        let e = decode_events(huge.to_string().as_bytes()).unwrap_err();
+        assert!(e.message.contains("bytes of JSON"), "{}", e.message);
+        let events = decode_events(
+            event(serde_json::json!("x".repeat(1000)))
+                .to_string()
+                .as_bytes(),
+        )
+        .unwrap();
+        assert!((1_000..1_300).contains(&events[0].approx_bytes()));
+    }
 
     #[test]
     fn decodes_valid_events() {

@@ -550,3 +550,54 @@ fn agents_resume_within_seconds_of_the_collector_returning() {
     });
     assert_eq!(total, 500);
 }
+
+#[test]
+fn an_event_the_collector_refuses_costs_itself_not_its_batch() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A collector with a smaller body limit than the agent's batches can reach.
+    let collector =
+        CollectorSetup::new(&tmp.path().join("c"), "[limits]\nmax_body_bytes = 65536\n").start();
+    let agent = hundred_event_batches(tmp.path(), &collector.url).start();
+    let t0 = t0();
+    let client = http();
+    let mut state = 0x9E37_79B9_7F4A_7C15_u64;
+    let noise: String = (0..200_000)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            char::from(b"0123456789abcdef"[(state % 16) as usize])
+        })
+        .collect();
+    for i in 0..20u64 {
+        let mut evs: Vec<serde_json::Value> =
+            serde_json::from_slice(&events(t0, 0, i * 100, 100)).unwrap();
+        if i == 7 {
+            // One poison event among good ones: too large for this collector once batched.
+            evs[42]["properties"] = serde_json::json!({ "blob": noise });
+        }
+        let resp = client
+            .post(format!("{}/v1/events", agent.url))
+            .json(&evs)
+            .send()
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 202);
+    }
+    let counters = wait_for("every batch stored or quarantined", || {
+        let c = agent_counters(&agent.url);
+        (c["spool_batches"] == 0 && c["events_quarantined"] == 1).then_some(c)
+    });
+    let total = stored(&collector.url, t0, 1);
+    report(
+        "poison_event",
+        2000,
+        total,
+        collector_counter(&collector, "batches_duplicate"),
+        1,
+        Duration::ZERO,
+    );
+    eprintln!("poison_event: batches_split={}", counters["batches_split"]);
+    assert_eq!(total, 1999, "every event but the poison one stored");
+    assert!(counters["batches_split"].as_u64() >= Some(1));
+    assert_eq!(counters["events_quarantined"], 1);
+}
