@@ -19,7 +19,7 @@ for part in $what; do
       for p in "$here"/etc/profiles/*.toml; do
         [ -e "/etc/tda/profiles/$(basename "$p")" ] || install -o root -g tda -m 0640 "$p" /etc/tda/profiles/
       done
-      for f in ingest-tokens admin-tokens; do
+      for f in ingest-tokens admin-tokens read-tokens; do
         [ -e /etc/tda/$f ] || { printf '%s\n' "$(token)" > /etc/tda/$f; chown root:tda /etc/tda/$f; chmod 0640 /etc/tda/$f; }
       done
       unit=tda-collector.service ;;

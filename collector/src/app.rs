@@ -212,6 +212,9 @@ pub struct App {
     status: RwLock<ConfigStatus>,
 }
 
+/// The dashboard's live event stream, the one route that takes a read token as `?token=`.
+pub const LIVE_STREAM: &str = "/api/v1/live";
+
 impl App {
     /// Loads and validates the config, creates the data layout, opens storage, loads profiles.
     pub fn start(config_file: &Path) -> anyhow::Result<App> {
@@ -297,7 +300,7 @@ impl App {
     }
 
     /// Whether a request may read analytics: no read token is configured, or it carries a read
-    /// or admin token (as a bearer token, or `?token=` for the dashboard's event stream).
+    /// or admin token (as a bearer token, or `?token=` on the dashboard's event stream only).
     pub fn may_read<B>(&self, req: &hyper::Request<B>) -> bool {
         self.authorize(req, Scope::Read).is_ok()
     }
@@ -305,7 +308,8 @@ impl App {
     /// Checks the request's credential for `scope`: `401` without a token or with one this
     /// collector does not know, `403` with a token of another scope. Admin tokens also read;
     /// reading is open while no read tokens are configured; a read token may come as `?token=`
-    /// (event streams cannot send headers).
+    /// on the live event stream only (a browser's EventSource cannot send headers; anywhere else
+    /// a token in the URL would end up in proxy and access logs).
     pub fn authorize<B>(
         &self,
         req: &hyper::Request<B>,
@@ -317,8 +321,11 @@ impl App {
             return Ok(());
         }
         let query = tda_daemon::query(req);
+        let stream = req.uri().path() == LIVE_STREAM;
         let presented = match scope {
-            Scope::Read => tda_daemon::bearer(req).or(query.get("token").map(String::as_str)),
+            Scope::Read if stream => {
+                tda_daemon::bearer(req).or(query.get("token").map(String::as_str))
+            }
             _ => tda_daemon::bearer(req),
         };
         let Some(token) = presented else {
