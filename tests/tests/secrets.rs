@@ -50,10 +50,17 @@ fn no_token_is_ever_logged_even_at_trace() {
     assert!(stream.is_ok_and(|r| r.status().as_u16() == 200));
     // A token in the URL is taken only where a browser cannot send a header: the event stream.
     let in_url = http()
-        .get(format!("{}/api/v1/stats/usage?token={reader}", collector.url))
+        .get(format!(
+            "{}/api/v1/stats/usage?token={reader}",
+            collector.url
+        ))
         .send()
         .unwrap();
-    assert_eq!(in_url.status().as_u16(), 401, "?token= outside the event stream");
+    assert_eq!(
+        in_url.status().as_u16(),
+        401,
+        "?token= outside the event stream"
+    );
     let (status, _) = post(
         &format!("{}/-/reload", collector.url),
         &[("authorization", &format!("Bearer {ADMIN_TOKEN}"))],
