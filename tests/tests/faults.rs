@@ -518,7 +518,18 @@ fn kill_9_an_agent_under_load_loses_nothing_it_acknowledged() {
         0,
         start.elapsed(),
     );
-    assert_eq!(total, accepted, "acknowledged == stored exactly");
+    // Every acknowledged event is stored once; beyond them at most the request the kill cut
+    // off after its events were written but before its answer arrived.
+    let (from, _) = lane_range(t0, 0);
+    assert_eq!(
+        usage(&collector.url, from, from + accepted as i64)["total_requests"],
+        accepted,
+        "acknowledged == stored exactly"
+    );
+    assert!(
+        total == accepted || total == accepted + 50,
+        "{total} stored for {accepted} acknowledged"
+    );
 }
 
 #[test]
