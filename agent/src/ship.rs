@@ -95,7 +95,15 @@ impl Shipper {
     pub async fn healthy(&self) -> bool {
         let target = self.live.target();
         let url = format!("{}/healthz", target.url.trim_end_matches('/'));
-        let probe = self.live.client().get(&url).timeout(Duration::from_secs(1));
+        // Its own connection, closed after the answer: a probe must not leave a pooled
+        // connection for the batch to reuse (a proxy that serves one request per connection
+        // would then cut every batch while every probe succeeds).
+        let probe = self
+            .live
+            .client()
+            .get(&url)
+            .header(reqwest::header::CONNECTION, "close")
+            .timeout(Duration::from_secs(1));
         matches!(probe.send().await, Ok(r) if r.status().is_success())
     }
 
