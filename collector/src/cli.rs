@@ -8,7 +8,12 @@ use serde_json::{json, Value};
 
 /// The TD Analytics operator CLI.
 #[derive(Debug, Parser)]
-#[command(name = "tda", version, about)]
+#[command(
+    name = "tda",
+    version,
+    about = "The TD Analytics CLI: stats, queries, events, profiles, alerts and reports through \
+             the collector's API; offline anomaly scores and forecasts of CSV files"
+)]
 pub struct Cli {
     /// Collector base URL.
     #[arg(
@@ -48,9 +53,9 @@ enum Command {
         /// Input CSV with a `timestamp,value` header.
         #[arg(long)]
         input: std::path::PathBuf,
-        /// Steps to forecast.
+        /// How far ahead: steps (`48`) or a duration (`2d`, `36h`).
         #[arg(long)]
-        horizon: usize,
+        horizon: String,
         /// Output CSV: `timestamp,forecast,lower,upper` (95 % interval), `horizon` rows.
         #[arg(long)]
         output: std::path::PathBuf,
@@ -75,9 +80,10 @@ enum Command {
         #[arg(long)]
         quiet: bool,
     },
-    /// Show analytics statistics of a type (usage, performance or predictive).
+    /// Show analytics statistics of a type (usage, performance, predictive or behavioral).
     Stats {
-        /// usage | performance | predictive
+        /// usage | performance | predictive | behavioral
+        #[arg(value_parser = ["usage", "performance", "predictive", "behavioral"])]
         kind: String,
         /// Start: a duration before now (`1h`, `7d`), RFC 3339 or epoch ms.
         #[arg(long, default_value = "24h")]
@@ -319,7 +325,7 @@ pub fn run(cli: Cli) -> anyhow::Result<String> {
             input,
             horizon,
             output,
-        } => crate::offline::forecast_csv(&input, horizon, &output),
+        } => crate::offline::forecast_csv(&input, &horizon, &output),
         Command::Export {
             data,
             format,

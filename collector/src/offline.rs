@@ -85,14 +85,18 @@ pub fn detect(input: &Path, output: &Path, params: Option<&str>) -> anyhow::Resu
     ))
 }
 
-/// `tda forecast`: `horizon` rows of forecast and 95 % interval after the last row.
-pub fn forecast_csv(input: &Path, horizon: usize, output: &Path) -> anyhow::Result<String> {
+/// `tda forecast`: `horizon` rows of forecast and 95 % interval after the last row. The horizon
+/// is a number of steps (`48`) or a duration (`2d`, turned into steps of the series' own step);
+/// the rows' timestamps continue the input's, in its format.
+pub fn forecast_csv(input: &Path, horizon: &str, output: &Path) -> anyhow::Result<String> {
     let series = read_csv(input)?;
     if series.values.is_empty() {
         bail!("{}: no rows to forecast from", input.display());
     }
+    let step = step_seconds(&series.stamps);
+    let horizon = horizon_steps(horizon, step)?;
     let config = ForecastConfig {
-        seasons: step_seconds(&series.stamps)
+        seasons: step
             .map(tda_models::seasonality::calendar_seasons)
             .unwrap_or_default(),
         ..ForecastConfig::default()
@@ -120,21 +124,73 @@ pub fn forecast_csv(input: &Path, horizon: usize, output: &Path) -> anyhow::Resu
     ))
 }
 
+/// `--horizon`: steps (`48`), or a duration (`2d`, `36h`) in steps of `step_secs`.
+fn horizon_steps(text: &str, step_secs: Option<f64>) -> anyhow::Result<usize> {
+    if let Ok(n) = text.trim().parse::<usize>() {
+        return (n > 0)
+            .then_some(n)
+            .ok_or_else(|| anyhow::anyhow!("--horizon: must be at least 1 step"));
+    }
+    let d = humantime::parse_duration(text.trim()).map_err(|_| {
+        anyhow::anyhow!("--horizon: `{text}` is neither a number of steps nor a duration like 2d")
+    })?;
+    let Some(step) = step_secs.filter(|s| *s > 0.0) else {
+        bail!("--horizon: `{text}` is a duration, but the input's timestamps give no step; give a number of steps");
+    };
+    Ok(((d.as_secs_f64() / step).ceil() as usize).max(1))
+}
+
 /// `YYYY-MM-DD HH:MM:SS`, as the benchmark files write timestamps.
 fn format() -> Vec<time::format_description::BorrowedFormatItem<'static>> {
     time::format_description::parse_borrowed::<2>("[year]-[month]-[day] [hour]:[minute]:[second]")
         .unwrap_or_default()
 }
 
-/// The median step between the last timestamps, in seconds, when they are
-/// `YYYY-MM-DD HH:MM:SS`.
+/// How the input writes its timestamps; the forecast's rows write theirs the same way.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Style {
+    /// `YYYY-MM-DD HH:MM:SS`.
+    Plain,
+    /// RFC 3339 (written back in UTC).
+    Rfc3339,
+    /// Epoch milliseconds.
+    EpochMs,
+}
+
+/// A timestamp in any of the [`Style`]s, as UTC.
+fn parse_stamp(text: &str) -> Option<(PrimitiveDateTime, Style)> {
+    let text = text.trim();
+    if let Ok(t) = PrimitiveDateTime::parse(text, &format()) {
+        return Some((t, Style::Plain));
+    }
+    let ts = tda_schema::Timestamp::parse(text).ok()?;
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ts.0) * 1_000_000).ok()?;
+    let style = if text.bytes().all(|b| b.is_ascii_digit()) {
+        Style::EpochMs
+    } else {
+        Style::Rfc3339
+    };
+    Some((PrimitiveDateTime::new(t.date(), t.time()), style))
+}
+
+fn write_stamp(t: PrimitiveDateTime, style: Style) -> String {
+    let utc = t.assume_utc();
+    match style {
+        Style::Plain => t.format(&format()).unwrap_or_default(),
+        Style::EpochMs => (utc.unix_timestamp_nanos() / 1_000_000).to_string(),
+        Style::Rfc3339 => {
+            tda_schema::Timestamp((utc.unix_timestamp_nanos() / 1_000_000) as i64).to_rfc3339()
+        }
+    }
+}
+
+/// The median step between the last timestamps, in seconds.
 fn step_seconds(stamps: &[String]) -> Option<f64> {
-    let format = format();
     let parsed: Vec<PrimitiveDateTime> = stamps
         .iter()
         .rev()
         .take(25)
-        .filter_map(|s| PrimitiveDateTime::parse(s, &format).ok())
+        .filter_map(|s| parse_stamp(s).map(|(t, _)| t))
         .collect();
     let mut steps: Vec<f64> = parsed
         .windows(2)
@@ -147,20 +203,19 @@ fn step_seconds(stamps: &[String]) -> Option<f64> {
     Some(steps[steps.len() / 2])
 }
 
-/// The timestamps after the last one, continuing its step (calendar months for monthly data);
-/// step numbers when the timestamps are not `YYYY-MM-DD HH:MM:SS`.
+/// The timestamps after the last one, continuing its step (calendar months for monthly data)
+/// in the input's format; step numbers (`+1` …) when the timestamps cannot be read.
 fn next_stamps(stamps: &[String], n: usize) -> Vec<String> {
-    let format = format();
-    let parsed: Option<Vec<PrimitiveDateTime>> = stamps
+    let parsed: Option<Vec<(PrimitiveDateTime, Style)>> = stamps
         .iter()
         .rev()
         .take(3)
-        .map(|s| PrimitiveDateTime::parse(s, &format).ok())
+        .map(|s| parse_stamp(s))
         .collect();
     let Some(p) = parsed.filter(|p| p.len() >= 2) else {
         return (1..=n).map(|i| format!("+{i}")).collect();
     };
-    let (last, prev) = (p[0], p[1]);
+    let ((last, style), (prev, _)) = (p[0], p[1]);
     let step = last - prev;
     let monthly =
         (Duration::days(28)..=Duration::days(31)).contains(&step) && last.day() == prev.day();
@@ -171,7 +226,7 @@ fn next_stamps(stamps: &[String], n: usize) -> Vec<String> {
             } else {
                 last + step * i as i32
             };
-            t.format(&format).unwrap_or_default()
+            write_stamp(t, style)
         })
         .collect()
 }
@@ -187,4 +242,50 @@ fn add_months(t: PrimitiveDateTime, n: i64) -> PrimitiveDateTime {
     time::Date::from_calendar_date(year, month, day)
         .map(|d| PrimitiveDateTime::new(d, t.time()))
         .unwrap_or(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forecast_rows_continue_the_input_timestamps_in_its_format() {
+        let plain = [
+            "2026-11-28 10:00:00".to_string(),
+            "2026-11-28 11:00:00".into(),
+        ];
+        assert_eq!(
+            next_stamps(&plain, 2),
+            ["2026-11-28 12:00:00", "2026-11-28 13:00:00"]
+        );
+        let rfc = [
+            "2026-11-28T10:00:00Z".to_string(),
+            "2026-11-28T10:30:00+00:00".into(),
+        ];
+        assert_eq!(next_stamps(&rfc, 1), ["2026-11-28T11:00:00Z"]);
+        let epoch = ["1795860000000".to_string(), "1795863600000".into()];
+        assert_eq!(next_stamps(&epoch, 1), ["1795867200000"]);
+        let monthly = [
+            "2026-01-31 00:00:00".to_string(),
+            "2026-02-28 00:00:00".into(),
+        ];
+        assert_eq!(step_seconds(&monthly), Some(28.0 * 86_400.0));
+        assert_eq!(next_stamps(&["a".into(), "b".into()], 2), ["+1", "+2"]);
+    }
+
+    #[test]
+    fn the_horizon_is_steps_or_a_duration() {
+        assert_eq!(horizon_steps("48", Some(3_600.0)).unwrap(), 48);
+        assert_eq!(horizon_steps("2d", Some(3_600.0)).unwrap(), 48);
+        assert_eq!(horizon_steps("90m", Some(3_600.0)).unwrap(), 2);
+        assert!(horizon_steps("2d", None)
+            .unwrap_err()
+            .to_string()
+            .contains("no step"));
+        assert!(horizon_steps("0", Some(60.0)).is_err());
+        assert!(horizon_steps("soon", Some(60.0))
+            .unwrap_err()
+            .to_string()
+            .starts_with("--horizon: `soon`"));
+    }
 }

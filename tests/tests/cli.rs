@@ -104,3 +104,23 @@ fn stats_commands_print_tables_and_json() {
     assert!(String::from_utf8_lossy(&down.stderr)
         .starts_with("tda: cannot reach the collector at http://127.0.0.1:1"));
 }
+
+#[test]
+fn output_into_a_pipe_closed_early_is_no_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = CollectorSetup::new(tmp.path(), "").start();
+    // `tda --json stats usage | head -c 0`: the reader is gone before the answer arrives.
+    let mut child = std::process::Command::new(bin("tda"))
+        .args([
+            "--server", &c.url, "--json", "stats", "usage", "--since", "1h",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // the pipe's read end closed
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "exit {:?}: {stderr}", out.status);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

@@ -2,14 +2,22 @@
 
 #![forbid(unsafe_code)]
 
+use std::io::Write;
+
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     let cli = tda_collector::cli::Cli::parse();
     match tda_collector::cli::run(cli) {
         Ok(out) => {
-            print!("{out}");
-            std::process::ExitCode::SUCCESS
+            // A reader that stops early (`| head`) closes the pipe: that is not an error.
+            match std::io::stdout().lock().write_all(out.as_bytes()) {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                    eprintln!("tda: cannot write the output: {e}");
+                    std::process::ExitCode::FAILURE
+                }
+                _ => std::process::ExitCode::SUCCESS,
+            }
         }
         Err(e) => {
             eprintln!("tda: {e:#}");
