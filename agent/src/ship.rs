@@ -121,8 +121,11 @@ impl Shipper {
             if now >= until {
                 return;
             }
+            // Jittered (±25 %): a fleet waiting for the same collector does not probe in step,
+            // and no periodic pattern of the agent's own requests stays in phase with the probes.
+            let jittered = every.mul_f64(rand::rng().random_range(0.75..1.25));
             tokio::select! {
-                _ = tokio::time::sleep((until - now).min(every)) => {}
+                _ = tokio::time::sleep((until - now).min(jittered)) => {}
                 _ = stop.changed() => return,
             }
             if tokio::time::Instant::now() < until && self.healthy().await {
