@@ -177,7 +177,11 @@ fn every_page_works_in_a_real_browser() {
     b.screenshot(&shots.join("usage-zoomed.png"));
 
     // Series toggles hide a series.
-    let lines = b.eval("return document.querySelectorAll('#page figure.chart')[0].querySelectorAll('polyline').length;", json!([]));
+    // The zoomed page may still be drawing: wait for its first chart's lines.
+    let lines = b.wait(
+        "the zoomed page's first chart",
+        "document.querySelectorAll('#page figure.chart')[0]?.querySelectorAll('polyline').length",
+    );
     b.eval(
         "document.querySelector('#page .legend button[data-series=errors]').click();",
         json!([]),
