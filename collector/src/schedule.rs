@@ -2,9 +2,13 @@
 //! streaming detector the steps that closed since it last ran (flagging anomalies as data
 //! arrives), and reruns the profile's models when `models.every` has passed or the profile
 //! changed; for each behavioral profile, reruns its analyses (summary, funnels, segments) on the
-//! same rule. State lives in `analytics/models/`, so a restart resumes where it stopped. One
+//! same rule. Both, and the reports, also rerun early when data arrives in bulk after they ran
+//! (`arrivals`). State lives in `analytics/models/`, so a restart resumes where it stopped. One
 //! loop runs the profiles in turn: a job never overlaps itself.
 
+mod arrivals;
+
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,6 +24,8 @@ use crate::profiles::Entry;
 use crate::query::Filter;
 use crate::store::StoreError;
 
+pub use arrivals::Arrivals;
+
 /// How often the scheduler looks for work.
 const TICK: Duration = Duration::from_secs(5);
 /// How long after a step ends before it is scored (late batches).
@@ -33,32 +39,39 @@ const LOOKBACK_MS: i64 = 14 * 86_400_000;
 pub async fn run(app: Arc<App>) {
     let beat = app.progress.register("scheduler", Duration::from_secs(600));
     let mut tick = tokio::time::interval(TICK);
+    let mut arrivals = Arrivals::default();
     loop {
         beat.idle();
         tick.tick().await;
         beat.tick();
         let app = app.clone();
-        let _ = tokio::task::spawn_blocking(move || run_once(&app, now_ms())).await;
+        let pass = tokio::task::spawn_blocking(move || {
+            run_once(&app, now_ms(), &mut arrivals);
+            arrivals
+        });
+        arrivals = pass.await.unwrap_or_default();
     }
 }
 
 /// One pass over every predictive and behavioral profile, then the reports that are due.
-pub fn run_once(app: &App, now: i64) {
+pub fn run_once(app: &App, now: i64, arrivals: &mut Arrivals) {
+    arrivals.observe(app.ingest.events_stored.load(Ordering::Relaxed));
     if !app.fleet.leads() {
         return;
     }
-    app.observed.time("models", || run_models(app, now));
     app.observed
-        .time("reports", || crate::report::run_due(app, now));
+        .time("models", || run_models(app, now, arrivals));
+    app.observed
+        .time("reports", || crate::report::run_due(app, now, arrivals));
     crate::fleet::publish(app, crate::fleet::Work::Models);
     crate::fleet::publish(app, crate::fleet::Work::Alerting);
 }
 
-fn run_models(app: &App, now: i64) {
+fn run_models(app: &App, now: i64, arrivals: &mut Arrivals) {
     for entry in app.profiles.list() {
         let done = match entry.profile.kind {
-            ProfileType::Predictive => run_profile(app, &entry, now),
-            ProfileType::Behavioral => run_behavioral(app, &entry, now),
+            ProfileType::Predictive => run_profile(app, &entry, now, arrivals),
+            ProfileType::Behavioral => run_behavioral(app, &entry, now, arrivals),
             _ => continue,
         };
         if let Err(e) = done {
@@ -67,11 +80,21 @@ fn run_models(app: &App, now: i64) {
     }
 }
 
-/// Reruns a behavioral profile's analyses when `models.every` has passed or it changed.
-fn run_behavioral(app: &App, entry: &Entry, now: i64) -> Result<(), StoreError> {
-    let mut state = app.models.load(&entry.id)?;
+/// Whether a profile's scheduled run is due: it changed, `models.every` passed, or data arrived.
+fn due(entry: &Entry, state: &ProfileState, now: i64, arrivals: &Arrivals) -> bool {
     let every = entry.profile.models.every.0.as_millis() as i64;
-    if state.profile_hash == entry.hash && now - state.last_run_ms < every {
+    state.profile_hash != entry.hash || now - state.last_run_ms >= every || arrivals.due(&entry.id)
+}
+
+/// Reruns a behavioral profile's analyses when they are due.
+fn run_behavioral(
+    app: &App,
+    entry: &Entry,
+    now: i64,
+    arrivals: &mut Arrivals,
+) -> Result<(), StoreError> {
+    let mut state = app.models.load(&entry.id)?;
+    if !due(entry, &state, now, arrivals) {
         return Ok(());
     }
     let started = std::time::Instant::now();
@@ -79,11 +102,17 @@ fn run_behavioral(app: &App, entry: &Entry, now: i64) -> Result<(), StoreError> 
     state.last_run_ms = now;
     state.profile_hash = entry.hash.clone();
     app.models.save(&entry.id, &state)?;
+    arrivals.ran(&entry.id);
     tracing::info!(profile = %entry.id, funnels = entry.profile.funnels.len(), elapsed_ms = started.elapsed().as_millis() as u64, "behavioral analyses ran");
     Ok(())
 }
 
-fn run_profile(app: &App, entry: &Entry, now: i64) -> Result<(), StoreError> {
+fn run_profile(
+    app: &App,
+    entry: &Entry,
+    now: i64,
+    arrivals: &mut Arrivals,
+) -> Result<(), StoreError> {
     let mut state = app.models.load(&entry.id)?;
     let metrics: Vec<String> = predictive::metrics_of(&entry.profile.models)
         .into_iter()
@@ -95,9 +124,9 @@ fn run_profile(app: &App, entry: &Entry, now: i64) -> Result<(), StoreError> {
         stream(app, &mut state, m, step, sensitivity, now, &entry.id)?;
     }
     state.streams.retain(|k, _| metrics.contains(k));
-    let every = entry.profile.models.every.0.as_millis() as i64;
-    if state.profile_hash != entry.hash || now - state.last_run_ms >= every {
+    if due(entry, &state, now, arrivals) {
         refit(app, entry, &mut state, &metrics, step, now)?;
+        arrivals.ran(&entry.id);
     }
     app.models.save(&entry.id, &state)
 }

@@ -16,6 +16,11 @@ const FEATURES: [&str; 5] = ["login", "search", "export", "help", "logout"];
 /// 120 users over 4 days: each day a user may visit (pseudo-random), doing 1-6 features a few
 /// minutes apart. Returns each user's (time, feature) in order, and the first day's start.
 fn generate() -> (Users, i64) {
+    generate_users(120)
+}
+
+/// `n` users' events over four days, from a fixed seed.
+fn generate_users(n: usize) -> (Users, i64) {
     let day0 = (now_ms() / DAY - 5) * DAY;
     let mut state = 0x2545_F491_4F6C_DD1Du64;
     let mut next = move |n: u64| {
@@ -25,7 +30,7 @@ fn generate() -> (Users, i64) {
         state % n
     };
     let mut users = BTreeMap::new();
-    for u in 0..120 {
+    for u in 0..n {
         let mut events = Vec::new();
         for d in 0..4 {
             if next(3) == 0 {
@@ -390,6 +395,45 @@ fn scheduled_analyses_run_when_a_profile_arrives_and_survive_a_restart() {
     assert_eq!(
         again["computed_at"], run["computed_at"],
         "the last run survives a restart and is not redone before models.every"
+    );
+}
+
+#[test]
+fn a_scheduled_run_made_before_the_data_came_is_redone_when_it_arrives() {
+    let tmp = tempfile::tempdir().unwrap();
+    let setup = CollectorSetup::new(tmp.path(), "");
+    let c = setup.start();
+    setup.profile(
+        "scheduled.toml",
+        "name = \"Scheduled\"\ntype = \"behavioral\"\n[models]\nevery = \"1d\"\nlookback = \"6d\"\n\n[[funnel]]\nname = \"Export\"\nsteps = [\"login\", \"search\", \"export\"]\nwindow = \"1h\"\n",
+    );
+    let url = format!("{}/api/v1/stats/behavioral", c.url);
+    let empty = wait_for("the first run, on no data", || {
+        let (status, v) = get_json(&url);
+        (status == 200 && v["computed_at"].is_i64()).then_some(v)
+    });
+    assert_eq!(empty["sessions"]["sessions"].as_u64(), Some(0), "{empty}");
+
+    // A backlog arrives (a fresh install's agents, a backfill): more than the 1,000 events
+    // that make a rerun worth it, long before `models.every`.
+    let (users, _) = generate_users(400);
+    let events: usize = users.values().map(Vec::len).sum();
+    assert!(events > 1_000, "{events} events");
+    post_all(&c, &users);
+    let sessions = brute_force_sessions(&users, 30 * MIN);
+    let run = wait_for("the run redone over the data", || {
+        let (_, v) = get_json(&url);
+        (v["sessions"]["sessions"].as_u64() == Some(sessions)).then_some(v)
+    });
+    let per_step: Vec<u64> = run["funnels"][0]["funnel"]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["users"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        per_step,
+        brute_force_funnel(&users, &["login", "search", "export"], 60 * MIN)
     );
 }
 

@@ -20,6 +20,7 @@ use tda_schema::Timestamp;
 use crate::alert::store::Outgoing;
 use crate::app::App;
 use crate::profiles::Entry;
+use crate::schedule::Arrivals;
 use crate::store::StoreError;
 
 const HOUR_MS: i64 = 3_600_000;
@@ -135,6 +136,19 @@ pub fn produce(
 ) -> Result<Value, StoreError> {
     let started = std::time::Instant::now();
     let doc = content::build(&*app.store, entry, &spec.name, from, to, now)?;
+    publish(app, entry, spec, doc, (from, to), now, started)
+}
+
+/// Writes a built report's files, announces it, and answers its listing entry.
+fn publish(
+    app: &App,
+    entry: &Entry,
+    spec: &ReportSchedule,
+    doc: Value,
+    (from, to): (i64, i64),
+    now: i64,
+    started: std::time::Instant,
+) -> Result<Value, StoreError> {
     let cfg = app.config();
     let dir = dir_of(&cfg.analytics_dir(), &entry.id, &spec.name);
     std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
@@ -252,7 +266,7 @@ fn subdirs(dir: &Path) -> Vec<PathBuf> {
 
 /// Runs every report whose latest due time has no report yet, and deletes reports past their
 /// `keep_for`.
-pub fn run_due(app: &App, now: i64) {
+pub fn run_due(app: &App, now: i64, arrivals: &mut Arrivals) {
     let analytics = app.config().analytics_dir();
     for entry in app.profiles.list() {
         for spec in &entry.profile.reports {
@@ -265,14 +279,46 @@ pub fn run_due(app: &App, now: i64) {
             };
             let dir = dir_of(&analytics, &entry.id, &spec.name);
             prune(app, &dir, now - spec.keep_for.0.as_millis() as i64);
-            if dir.join(format!("{}.json", stamp(at))).exists() {
+            let job = format!("report {}/{}", entry.id, spec.name);
+            let made = dir.join(format!("{}.json", stamp(at)));
+            let done = if !made.exists() {
+                produce(app, &entry, spec, from, at, now).map(drop)
+            } else if arrivals.due(&job) {
+                redo(app, &entry, spec, (from, at), &made, now)
+            } else {
                 continue;
-            }
-            if let Err(e) = produce(app, &entry, spec, from, at, now) {
-                tracing::error!(profile = %entry.id, report = %spec.name, error = %e, "report failed; will try again");
+            };
+            match done {
+                Ok(()) => arrivals.ran(&job),
+                Err(e) => {
+                    tracing::error!(profile = %entry.id, report = %spec.name, error = %e, "report failed; will try again")
+                }
             }
         }
     }
+}
+
+/// Makes a report again after data for its period arrived in bulk (it may have been made before
+/// the data came); replaces and announces it only if what it says changed.
+fn redo(
+    app: &App,
+    entry: &Entry,
+    spec: &ReportSchedule,
+    (from, to): (i64, i64),
+    made: &Path,
+    now: i64,
+) -> Result<(), StoreError> {
+    let started = std::time::Instant::now();
+    let doc = content::build(&*app.store, entry, &spec.name, from, to, now)?;
+    let old: Value = std::fs::read(made)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    if old["summary"] == doc["summary"] {
+        return Ok(());
+    }
+    tracing::info!(profile = %entry.id, report = %spec.name, "data arrived for a report already made; making it again");
+    publish(app, entry, spec, doc, (from, to), now, started).map(drop)
 }
 
 /// Deletes a report directory's files stamped before `cutoff`.
