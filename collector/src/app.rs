@@ -2,7 +2,7 @@
 //! (tokens, limits). Start-up is the first reload: validate everything, then swap it in.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use serde::Serialize;
@@ -157,6 +157,9 @@ pub struct IngestCounters {
     pub batches_refused_disk_full: AtomicU64,
     /// Events stored under the overflow feature, past `limits.max_features_per_hour`.
     pub events_feature_overflowed: AtomicU64,
+    /// The newest event time stored (epoch ms; 0 until one is): how far data has arrived, for
+    /// the scheduler (a backfill or a spool flush arrives oldest first).
+    pub newest_event_ms: AtomicI64,
 }
 
 impl IngestCounters {

@@ -178,6 +178,7 @@ fn decode_request(
 /// Stores a batch off the async threads and answers once it is durable.
 async fn store(batch: Batch, app: &App, permit: OwnedSemaphorePermit) -> Response {
     let (events, samples) = (batch.events.len(), batch.samples.len());
+    let newest = batch.events.iter().map(|e| e.timestamp.0).max();
     let store = app.store.clone();
     let started = std::time::Instant::now();
     let stored = tokio::task::spawn_blocking(move || {
@@ -197,6 +198,11 @@ async fn store(batch: Batch, app: &App, permit: OwnedSemaphorePermit) -> Respons
             } else {
                 add(&counters.batches_stored, 1);
                 add(&counters.events_stored, events as u64);
+                if let Some(t) = newest {
+                    counters
+                        .newest_event_ms
+                        .fetch_max(t, std::sync::atomic::Ordering::Relaxed);
+                }
             }
             tracing::debug!(%batch_id, events, samples, duplicate, "batch stored");
             let body = serde_json::json!({ "batch_id": batch_id, "events": events, "samples": samples, "duplicate": duplicate });

@@ -55,7 +55,12 @@ pub async fn run(app: Arc<App>) {
 
 /// One pass over every predictive and behavioral profile, then the reports that are due.
 pub fn run_once(app: &App, now: i64, arrivals: &mut Arrivals) {
-    arrivals.observe(app.ingest.events_stored.load(Ordering::Relaxed));
+    let ingest = &app.ingest;
+    arrivals.observe(
+        ingest.events_stored.load(Ordering::Relaxed),
+        ingest.newest_event_ms.load(Ordering::Relaxed),
+        now,
+    );
     if !app.fleet.leads() {
         return;
     }
@@ -120,8 +125,10 @@ fn run_profile(
         .collect();
     let step = entry.profile.settings.aggregation_level.millis();
     let sensitivity = entry.profile.models.sensitivity;
+    // Steps are scored once closed, past the grace for late batches, and once their data came.
+    let until = (now - GRACE_MS).min(arrivals.arrived_through(now));
     for m in &metrics {
-        stream(app, &mut state, m, step, sensitivity, now, &entry.id)?;
+        stream(app, &mut state, m, step, sensitivity, until, &entry.id)?;
     }
     state.streams.retain(|k, _| metrics.contains(k));
     if due(entry, &state, now, arrivals) {
@@ -163,17 +170,17 @@ fn refit(
     Ok(())
 }
 
-/// Scores the steps of `metric` that closed since the stream's last step.
+/// Scores the steps of `metric` that closed, before `until`, since the stream's last step.
 fn stream(
     app: &App,
     state: &mut ProfileState,
     metric: &str,
     step: i64,
     sensitivity: f64,
-    now: i64,
+    until: i64,
     profile: &str,
 ) -> Result<(), StoreError> {
-    let closed_end = (now - GRACE_MS).div_euclid(step) * step;
+    let closed_end = until.div_euclid(step) * step;
     let fresh = || Stream {
         detector: None,
         next_ms: closed_end - WARM_STEPS * step,

@@ -6,6 +6,9 @@
 //! collector stored between its passes and reruns a job when, since the job last ran in this
 //! process, the events stored at least doubled, or a burst of arrivals ended. A job this process
 //! has not run yet is left to its schedule, so a restart or a fleet takeover redoes nothing.
+//!
+//! It also tells how far data has arrived, so the streaming detectors do not score (as zeros,
+//! or as the last value carried on) steps whose events are still on their way.
 
 use std::collections::HashMap;
 
@@ -15,6 +18,9 @@ pub const MIN_EVENTS: u64 = 1_000;
 const BURST_EVENTS: u64 = 1_000;
 /// A burst has ended when a pass brings less than its busiest pass divided by this.
 const BURST_END: u64 = 10;
+/// How long the newest event time may stand still before the present counts as arrived (the
+/// service is quiet, or this collector gets no events).
+const STALL_MS: i64 = 15_000;
 
 /// Events counted at each pass, and what each job has seen since it last ran.
 #[derive(Debug, Default)]
@@ -25,6 +31,10 @@ pub struct Arrivals {
     last_pass: u64,
     /// Per job: the total when it last ran and its busiest pass since.
     jobs: HashMap<String, Since>,
+    /// The newest event time stored, epoch ms (0: none yet).
+    newest_ms: i64,
+    /// When `newest_ms` last moved, or the first pass (epoch ms).
+    moved_at: Option<i64>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -34,8 +44,12 @@ struct Since {
 }
 
 impl Arrivals {
-    /// Takes a pass's reading of the events-stored counter.
-    pub fn observe(&mut self, total: u64) {
+    /// Takes a pass's reading of the events-stored counter and the newest event time at `now`.
+    pub fn observe(&mut self, total: u64, newest_ms: i64, now: i64) {
+        if newest_ms > self.newest_ms || self.moved_at.is_none() {
+            self.newest_ms = self.newest_ms.max(newest_ms);
+            self.moved_at = Some(now);
+        }
         self.last_pass = total.saturating_sub(self.total);
         self.total = total;
         for s in self.jobs.values_mut() {
@@ -52,6 +66,15 @@ impl Arrivals {
         let doubled = grown >= s.at_run;
         let burst_over = s.busiest >= BURST_EVENTS && self.last_pass < s.busiest / BURST_END;
         grown >= MIN_EVENTS && (doubled || burst_over)
+    }
+
+    /// The time through which data has arrived: the newest event stored while that keeps moving
+    /// (a backlog arrives oldest first), or the present once it has stood still for a while.
+    pub fn arrived_through(&self, now: i64) -> i64 {
+        match self.moved_at {
+            Some(at) if now - at < STALL_MS => self.newest_ms,
+            _ => now,
+        }
     }
 
     /// Records that `job` ran now.
@@ -76,7 +99,7 @@ mod tests {
         let mut at = Vec::new();
         for (i, n) in passes.iter().enumerate() {
             total += n;
-            a.observe(total);
+            a.observe(total, 0, 0);
             if a.due("job") {
                 a.ran("job");
                 at.push(i);
@@ -108,8 +131,32 @@ mod tests {
     #[test]
     fn a_job_not_run_by_this_process_is_left_to_its_schedule() {
         let mut a = Arrivals::default();
-        a.observe(50_000);
-        a.observe(50_001);
+        a.observe(50_000, 0, 0);
+        a.observe(50_001, 0, 0);
         assert!(!a.due("job"), "after a restart or a takeover");
+    }
+
+    #[test]
+    fn data_has_arrived_through_the_newest_event_until_arrivals_stand_still() {
+        let mut a = Arrivals::default();
+        let day = 86_400_000;
+        let now = 10 * day;
+        a.observe(0, 0, now);
+        assert_eq!(a.arrived_through(now + 5_000), 0, "nothing yet");
+        // A week's backfill, oldest first, one pass every 5 s.
+        for i in 1..=7 {
+            a.observe(i * 1_000, 3 * day + i as i64 * day, now + i as i64 * 5_000);
+            assert_eq!(
+                a.arrived_through(now + i as i64 * 5_000),
+                3 * day + i as i64 * day
+            );
+        }
+        a.observe(7_001, 10 * day + 1_000, now + 40_000);
+        assert_eq!(a.arrived_through(now + 50_000), 10 * day + 1_000);
+        assert_eq!(
+            a.arrived_through(now + 40_000 + STALL_MS),
+            now + 40_000 + STALL_MS,
+            "a quiet service's present has arrived"
+        );
     }
 }
