@@ -9,7 +9,6 @@ use tda_models::forecast::{Forecast, ForecastConfig};
 use tda_models::model::{ForecastModel, PatternModel, TrendModel};
 use tda_models::pattern::peaks;
 use tda_models::run;
-use tda_models::trend::Trend;
 use tda_schema::Timestamp;
 
 use crate::query::{self, Agg, Filter, SAMPLE_SERIES};
@@ -93,6 +92,24 @@ pub fn load(store: &dyn Storage, ask: &Ask) -> Result<(Vec<i64>, Vec<f64>), Stor
             last = Some(v);
         }
     }
+    Ok((times, values))
+}
+
+/// The metric's values as the models take them: closed steps only (the step still filling is
+/// left out, or it would read as a drop), from the first step with data (a count's zeros before
+/// the service sent anything are no history).
+pub fn load_closed(store: &dyn Storage, ask: &Ask) -> Result<(Vec<i64>, Vec<f64>), StoreError> {
+    let closed = Ask {
+        to: ask.to.div_euclid(ask.step) * ask.step,
+        ..ask.clone()
+    };
+    let (mut times, mut values) = load(store, &closed)?;
+    let first = values
+        .iter()
+        .position(|v| *v != 0.0)
+        .unwrap_or(values.len());
+    times.drain(..first);
+    values.drain(..first);
     Ok((times, values))
 }
 
@@ -198,21 +215,66 @@ fn header(ask: &Ask, n: usize) -> Value {
     json!({"metric": ask.metric, "from": ask.from, "to": ask.to, "step_ms": ask.step, "points": n})
 }
 
+/// Days of history a trend needs before it is reported.
+const TREND_DAYS: usize = 7;
+const DAY_MS: i64 = 86_400_000;
+
+/// A metric's trend as reported: over its daily means (a day's own cycle is no trend), only on
+/// `TREND_DAYS` days or more, as the change per week relative to the mean level; on the log
+/// scale for a series above zero, so a count never falls by more than 100 % a week.
+pub fn reported_trend(metric: &str, times: &[i64], values: &[f64], step: i64) -> Value {
+    let per_day = (DAY_MS / step).max(1) as usize;
+    let mut days: Vec<(i64, f64, usize)> = Vec::new();
+    for (t, v) in times.iter().zip(values) {
+        let day = t.div_euclid(DAY_MS);
+        match days.last_mut() {
+            Some((d, sum, n)) if *d == day => {
+                *sum += v;
+                *n += 1;
+            }
+            _ => days.push((day, *v, 1)),
+        }
+    }
+    // Whole days only: the first and last may be partial.
+    let means: Vec<f64> = days
+        .iter()
+        .filter(|(_, _, n)| *n * 2 > per_day)
+        .map(|(_, sum, n)| sum / *n as f64)
+        .collect();
+    if means.len() < TREND_DAYS {
+        let summary = format!(
+            "{metric}: too little history for a trend ({} of {TREND_DAYS} days)",
+            means.len()
+        );
+        return json!({"direction": null, "percent_per_week": null, "p_value": null, "days": means.len(), "summary": summary});
+    }
+    let positive = means.iter().all(|m| *m > 0.0);
+    let scaled: Vec<f64> = if positive {
+        means.iter().map(|m| m.ln()).collect()
+    } else {
+        means.clone()
+    };
+    let Some(t) = run::<TrendModel>((), &scaled) else {
+        return json!({"direction": null, "summary": format!("{metric}: no trend")});
+    };
+    let level = means.iter().sum::<f64>() / means.len() as f64;
+    let per_week = if positive {
+        Some(((7.0 * t.slope_per_step).exp() - 1.0) * 100.0)
+    } else {
+        (level != 0.0).then(|| (7.0 * t.slope_per_step / level.abs() * 100.0).max(-100.0))
+    };
+    json!({"direction": t.direction, "percent_per_week": per_week, "p_value": t.p_value, "days": means.len(),
+        "summary": summary(metric, t.direction, per_week, t.p_value)})
+}
+
 /// `GET /api/v1/trends`.
 pub fn trends(store: &dyn Storage, ask: &Ask) -> Result<Value, StoreError> {
-    let (_, values) = load(store, ask)?;
+    let (times, values) = load_closed(store, ask)?;
     let mut v = header(ask, values.len());
-    let t: Option<Trend> = run::<TrendModel>((), &values);
-    let per_week = t
-        .as_ref()
-        .and_then(|t| t.percent_per_step)
-        .map(|p| p * (604_800_000 / ask.step) as f64);
-    v["trend"] = json!(t);
-    v["percent_per_week"] = json!(per_week);
-    v["summary"] =
-        json!(t
-            .as_ref()
-            .map(|t| summary(&ask.metric, t.direction, per_week, t.p_value)));
+    let t = reported_trend(&ask.metric, &times, &values, ask.step);
+    v["trend"] = t.clone();
+    v["percent_per_week"] = t["percent_per_week"].clone();
+    v["summary"] = t["summary"].clone();
     Ok(v)
 }
 
@@ -233,7 +295,7 @@ fn p_text(p: f64) -> String {
 
 /// `GET /api/v1/forecast`.
 pub fn forecasts(store: &dyn Storage, ask: &Ask) -> Result<Value, StoreError> {
-    let (times, values) = load(store, ask)?;
+    let (times, values) = load_closed(store, ask)?;
     let mut v = header(ask, values.len());
     let f: Forecast = forecast_of(&values, ask.horizon, ask.step);
     let next = times.last().copied().unwrap_or(ask.from);
@@ -252,7 +314,7 @@ pub fn forecasts(store: &dyn Storage, ask: &Ask) -> Result<Value, StoreError> {
 
 /// `GET /api/v1/anomalies`.
 pub fn anomalies(store: &dyn Storage, ask: &Ask) -> Result<Value, StoreError> {
-    let (times, values) = load(store, ask)?;
+    let (times, values) = load_closed(store, ask)?;
     let mut v = header(ask, values.len());
     v["anomalies"] = json!(anomalies_in(&times, &values, ask.step, ask.sensitivity));
     Ok(v)
@@ -260,7 +322,7 @@ pub fn anomalies(store: &dyn Storage, ask: &Ask) -> Result<Value, StoreError> {
 
 /// `GET /api/v1/patterns`.
 pub fn patterns(store: &dyn Storage, ask: &Ask) -> Result<Value, StoreError> {
-    let (times, values) = load(store, ask)?;
+    let (times, values) = load_closed(store, ask)?;
     let mut v = header(ask, values.len());
     let found = run::<PatternModel>((), &values);
     v["seasonal_periods"] = json!(found
@@ -307,18 +369,12 @@ pub fn stats(
             metric: m.clone(),
             ..base.clone()
         };
-        let (times, values) = load(store, &ask)?;
-        let t: Option<Trend> = run::<TrendModel>((), &values);
-        let per_week = t
-            .as_ref()
-            .and_then(|t| t.percent_per_step)
-            .map(|p| p * (604_800_000 / ask.step) as f64);
+        let (times, values) = load_closed(store, &ask)?;
         let f: Forecast = forecast_of(&values, ask.horizon, ask.step);
         let found = anomalies_in(&times, &values, ask.step, ask.sensitivity);
         out.push(json!({
             "metric": m, "points": values.len(),
-            "trend": t.as_ref().map(|t| json!({"direction": t.direction, "percent_per_week": per_week, "p_value": t.p_value,
-                "summary": summary(m, t.direction, per_week, t.p_value)})),
+            "trend": reported_trend(m, &times, &values, ask.step),
             "forecast": {"model": f.model, "horizon_steps": ask.horizon, "mean": f.mean.iter().sum::<f64>() / f.mean.len().max(1) as f64,
                 "last": f.mean.last(), "upper95_last": f.upper95.last()},
             "anomalies": {"count": found.len(), "latest": found.last()},
@@ -328,4 +384,61 @@ pub fn stats(
     Ok(
         json!({"type": "predictive", "profile": profile, "from": base.from, "to": base.to, "step_ms": base.step, "metrics": out}),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HOUR: i64 = 3_600_000;
+
+    /// Hourly points from day 20,000 (epoch days) with a daily cycle around `level(day)`.
+    fn hourly(days: usize, level: impl Fn(f64) -> f64) -> (Vec<i64>, Vec<f64>) {
+        let start = 20_000 * DAY_MS;
+        (0..days * 24)
+            .map(|i| {
+                let cycle = 1.0 + 0.5 * (i as f64 * std::f64::consts::TAU / 24.0).sin();
+                (
+                    start + i as i64 * HOUR,
+                    (level(i as f64 / 24.0) * cycle).round(),
+                )
+            })
+            .unzip()
+    }
+
+    #[test]
+    fn a_day_of_a_daily_cycle_is_no_trend() {
+        let (t, v) = hourly(1, |_| 100.0);
+        let got = reported_trend("requests", &t[6..], &v[6..], HOUR);
+        assert_eq!(got["direction"], Value::Null, "{got}");
+        assert_eq!(
+            got["summary"],
+            "requests: too little history for a trend (1 of 7 days)"
+        );
+    }
+
+    #[test]
+    fn a_count_halving_every_week_falls_50_percent_a_week() {
+        let (t, v) = hourly(21, |d| 1_000.0 * 0.5f64.powf(d / 7.0));
+        let got = reported_trend("requests", &t, &v, HOUR);
+        assert_eq!(got["direction"], "falling", "{got}");
+        let w = got["percent_per_week"].as_f64().unwrap();
+        assert!((w + 50.0).abs() < 1.0, "{got}");
+        assert_eq!(got["days"], 21);
+    }
+
+    #[test]
+    fn a_count_falling_to_nothing_falls_less_than_100_percent() {
+        let (t, v) = hourly(14, |d| (1_000.0 - 70.0 * d).max(1.0));
+        let got = reported_trend("requests", &t, &v, HOUR);
+        let w = got["percent_per_week"].as_f64().unwrap();
+        assert!((-100.0..-50.0).contains(&w), "{got}");
+    }
+
+    #[test]
+    fn a_steady_weekly_pattern_is_flat() {
+        let (t, v) = hourly(28, |d| if (d as i64) % 7 >= 5 { 40.0 } else { 100.0 });
+        let got = reported_trend("requests", &t, &v, HOUR);
+        assert_eq!(got["direction"], "flat", "{got}");
+    }
 }

@@ -207,7 +207,11 @@ fn stream(
         sensitivity,
         filter: Filter::default(),
     };
-    let (times, values) = predictive::load(&*app.store, &ask)?;
+    // A new detector learns from the first data on (a count's zeros before it are no history).
+    let (times, values) = match s.detector {
+        None => predictive::load_closed(&*app.store, &ask)?,
+        Some(_) => predictive::load(&*app.store, &ask)?,
+    };
     if values.is_empty() {
         return Ok(()); // nothing stored yet: wait, so the first data is learnt from, not skipped
     }

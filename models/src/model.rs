@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::anomaly::{AnomalyConfig, Detector, Scored};
 use crate::forecast::{forecast, Forecast, ForecastConfig};
 use crate::pattern::{change_points, ChangePoint};
-use crate::seasonality::{periods, Period};
+use crate::seasonality::{significant_periods, Period};
 use crate::trend::{trend, Trend};
 
 /// A model over a regularly spaced series.
@@ -122,7 +122,7 @@ impl Model for PatternModel {
     }
     fn output(&self) -> Patterns {
         Patterns {
-            periods: periods(&self.history.0),
+            periods: significant_periods(&self.history.0),
             change_points: change_points(&self.history.0),
         }
     }

@@ -127,6 +127,29 @@ pub fn periods(values: &[f64]) -> Vec<Period> {
     chosen
 }
 
+/// Seasonal periods fit to report to a person: those of [`periods`] whose autocorrelation peak
+/// rises above the lowest autocorrelation in the half period before it by at least twice
+/// Bartlett's standard error at that lag, so the ripples on the slowly decaying autocorrelation
+/// of a smooth series (minutes of a daily cycle) are not called seasons. Each spans at least
+/// three cycles of the data.
+pub fn significant_periods(values: &[f64]) -> Vec<Period> {
+    let found = periods(values);
+    let Some(longest) = found.iter().map(|p| p.steps).max() else {
+        return found;
+    };
+    let r = acf(&robust(&detrend(values)), longest);
+    let n = values.len() as f64;
+    found
+        .into_iter()
+        .filter(|p| {
+            let k = p.steps;
+            let trough = r[k / 2..k].iter().copied().fold(f64::INFINITY, f64::min);
+            let se = ((1.0 + 2.0 * r[1..k].iter().map(|v| v * v).sum::<f64>()) / n).sqrt();
+            r[k] - trough >= 2.0 * se
+        })
+        .collect()
+}
+
 /// The calendar's seasons in steps of `step_secs` seconds: a day and a week for steps that divide
 /// a day, a week and a year for daily steps, a year for weekly, monthly and quarterly steps;
 /// none for other steps. Ops data follows people's days and weeks, so these are worth trying
@@ -187,6 +210,33 @@ mod tests {
             })
             .collect();
         assert!(periods(&noise).is_empty(), "{:?}", periods(&noise));
+        let reported: Vec<usize> = significant_periods(&hourly)
+            .iter()
+            .map(|p| p.steps)
+            .collect();
+        assert_eq!(reported.first(), Some(&24), "{reported:?}");
+    }
+
+    #[test]
+    fn a_day_of_minutes_has_no_season_to_report() {
+        // 24 h of per-minute requests: half a daily cycle up and down, Poisson-like noise, and
+        // bursts; the autocorrelation decays slowly with ripples, none of them a season.
+        let mut state = 0x2545_F491_4F6C_DD1D_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % 10_000) as f64 / 10_000.0
+        };
+        let mut burst = 0.0;
+        let minutes: Vec<f64> = (0..1_440)
+            .map(|i| {
+                let day = 20.0 + 15.0 * (i as f64 * std::f64::consts::TAU / 1_440.0).sin();
+                burst = if next() < 0.02 { 30.0 } else { burst * 0.8 };
+                (day + burst + 6.0 * (next() - 0.5)).round()
+            })
+            .collect();
+        assert_eq!(significant_periods(&minutes), Vec::new());
     }
 
     #[test]

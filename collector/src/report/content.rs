@@ -171,7 +171,7 @@ fn predictive_doc(
             metric: m.clone(),
             ..base.clone()
         };
-        let (times, values) = predictive::load(store, &ask)?;
+        let (times, values) = predictive::load_closed(store, &ask)?;
         let found = predictive::anomalies_in(&times, &values, step, ask.sensitivity);
         let f = predictive::forecast_of(&values, ask.horizon, step);
         let last = times.last().copied().unwrap_or(to);
