@@ -85,13 +85,15 @@ enum Command {
         /// usage | performance | predictive | behavioral
         #[arg(value_parser = ["usage", "performance", "predictive", "behavioral"])]
         kind: String,
-        /// Start: a duration before now (`1h`, `7d`), RFC 3339 or epoch ms.
-        #[arg(long, default_value = "24h")]
-        since: String,
+        /// Start: a duration before now (`1h`, `7d`), RFC 3339 or epoch ms; 24h when absent
+        /// (behavioral and predictive without --since or --until: the profile's scheduled run,
+        /// over its own lookback).
+        #[arg(long)]
+        since: Option<String>,
         /// End: RFC 3339, epoch ms or a duration before now; now when absent.
         #[arg(long)]
         until: Option<String>,
-        /// Profile whose aggregation level the series uses.
+        /// Profile whose aggregation level the series uses (behavioral, predictive: whose run).
         #[arg(long)]
         profile: Option<String>,
     },
@@ -350,10 +352,14 @@ pub fn run(cli: Cli) -> anyhow::Result<String> {
             until,
             profile,
         } => {
-            let mut query = vec![
-                ("from", since),
-                ("to", until.unwrap_or_else(|| "0s".into())),
-            ];
+            let scheduled = matches!(kind.as_str(), "behavioral" | "predictive")
+                && since.is_none()
+                && until.is_none();
+            let mut query = Vec::new();
+            if !scheduled {
+                query.push(("from", since.unwrap_or_else(|| "24h".into())));
+                query.push(("to", until.unwrap_or_else(|| "0s".into())));
+            }
             if let Some(p) = profile {
                 query.push(("profile", p));
             }
@@ -365,7 +371,7 @@ pub fn run(cli: Cli) -> anyhow::Result<String> {
             } else if kind == "predictive" {
                 predictive_table(&v)
             } else if kind == "behavioral" {
-                pretty(&v)
+                behavioral_table(&v)
             } else {
                 usage_table(&v)
             })
@@ -806,6 +812,107 @@ fn behavior_table(path: &str, v: &Value) -> String {
             for (k, val) in v.as_object().into_iter().flatten() {
                 let _ = writeln!(out, "{k:<20} {}", s(val));
             }
+        }
+    }
+    out
+}
+
+/// An epoch-ms field as RFC 3339.
+fn time(v: &Value) -> String {
+    v.as_i64()
+        .map_or("-".into(), |t| tda_schema::Timestamp(t).to_rfc3339())
+}
+
+/// A share (0-1) as a percentage.
+fn percent(v: &Value) -> String {
+    v.as_f64()
+        .map_or("-".into(), |x| format!("{:.1} %", 100.0 * x))
+}
+
+fn behavioral_table(v: &Value) -> String {
+    let mut out = String::new();
+    let profile = v["profile"].as_str().unwrap_or("no behavioral profile");
+    let _ = writeln!(
+        out,
+        "Behavior ({profile}) {} .. {}",
+        time(&v["from"]),
+        time(&v["to"])
+    );
+    if v["computed_at"].is_i64() {
+        let _ = writeln!(out, "  computed at     {}", time(&v["computed_at"]));
+    }
+    let a = &v["active_users"];
+    let _ = writeln!(
+        out,
+        "  active users    {} last day, {} last week, {} last 30 days",
+        s(&a["dau"]),
+        s(&a["wau"]),
+        s(&a["mau"])
+    );
+    let x = &v["sessions"];
+    let _ = writeln!(
+        out,
+        "  sessions        {} by {} users, {} events each, bounce rate {}",
+        s(&x["sessions"]),
+        s(&x["users"]),
+        num(&x["events_per_session"], 1),
+        percent(&x["bounce_rate"])
+    );
+    for f in v["funnels"].as_array().into_iter().flatten() {
+        let window = f["window_ms"]
+            .as_i64()
+            .map_or("-".into(), |w| format!("{} min", w / 60_000));
+        let _ = writeln!(
+            out,
+            "\n  FUNNEL {} ({}, within {window})",
+            s(&f["name"]),
+            s(&f["mode"])
+        );
+        let _ = writeln!(out, "  {:<24} {:>8} {:>11}", "STEP", "USERS", "CONVERSION");
+        for step in f["funnel"]["steps"].as_array().into_iter().flatten() {
+            let _ = writeln!(
+                out,
+                "  {:<24} {:>8} {:>11}",
+                s(&step["step"]),
+                s(&step["users"]),
+                percent(&step["conversion"])
+            );
+        }
+    }
+    let segments = &v["segments"];
+    if let Some(rules) = segments["rules"].as_array().filter(|r| !r.is_empty()) {
+        let _ = writeln!(out, "\n  {:<40} {:>8}  RULE", "SEGMENT", "USERS");
+        for r in rules {
+            let _ = writeln!(
+                out,
+                "  {:<40} {:>8}  {}",
+                s(&r["name"]),
+                s(&r["users"]),
+                s(&r["rule"])
+            );
+        }
+    }
+    if let Some(clusters) = segments["segmentation"]["clusters"].as_array() {
+        let _ = writeln!(
+            out,
+            "\n  {:>8} {:>7}  WHAT SETS THE CLUSTER APART",
+            "USERS", "SHARE"
+        );
+        for c in clusters {
+            let _ = writeln!(
+                out,
+                "  {:>8} {:>7}  {}",
+                s(&c["users"]),
+                percent(&c["share"]),
+                s(&c["description"])
+            );
+        }
+    }
+    if let Some(paths) = v["top_paths"].as_array().filter(|p| !p.is_empty()) {
+        let _ = writeln!(out, "\n  {:>8}  TOP PATH", "SESSIONS");
+        for p in paths {
+            let path: Vec<String> = p["path"].as_array().into_iter().flatten().map(s).collect();
+            let _ = writeln!(out, "  {:>8}  {}", s(&p["sessions"]), path.join(" → "));
         }
     }
     out

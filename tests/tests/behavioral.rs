@@ -431,10 +431,27 @@ fn a_scheduled_run_made_before_the_data_came_is_redone_when_it_arrives() {
         .iter()
         .map(|s| s["users"].as_u64().unwrap())
         .collect();
-    assert_eq!(
-        per_step,
-        brute_force_funnel(&users, &["login", "search", "export"], 60 * MIN)
+    let expected = brute_force_funnel(&users, &["login", "search", "export"], 60 * MIN);
+    assert_eq!(per_step, expected);
+
+    // The CLI shows the same as a table, not JSON.
+    let out = tda(&c.url, &["stats", "behavioral"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains(&format!("  sessions        {sessions} by ")),
+        "{text}"
     );
+    assert!(
+        text.contains("  FUNNEL Export (ordered, within 60 min)"),
+        "{text}"
+    );
+    for (step, users) in ["login", "search", "export"].iter().zip(&expected) {
+        assert!(
+            text.contains(&format!("  {step:<24} {users:>8} ")),
+            "{step}: {text}"
+        );
+    }
 }
 
 #[test]

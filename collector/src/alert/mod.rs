@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 use tda_schema::alerting::{AlertingConfig, ReceiverKind};
-use tda_schema::sections::{AlertRule, Condition};
+use tda_schema::sections::{AlertKind, AlertRule, Condition};
 use tda_schema::timestamp::now_ms;
 
 use crate::app::App;
@@ -115,17 +115,59 @@ fn annotations_of(rule: &AlertRule, a: &StoredAlert) -> Labels {
         .iter()
         .map(|(k, t)| (k.clone(), template::render(t, &values, template::plain)))
         .collect();
-    out.entry("summary".into()).or_insert_with(|| {
-        let side = match rule.condition {
-            Condition::Above => "above",
-            Condition::Below => "below",
-        };
-        format!(
-            "{}: {} is {} ({side} {})",
-            rule.name, rule.metric, values["value"], values["threshold"]
-        )
-    });
+    out.entry("summary".into())
+        .or_insert_with(|| summary(rule, a.state.value));
     out
+}
+
+/// The default summary: the rule's name, what it measured now, and when it fires and resolves.
+fn summary(rule: &AlertRule, value: Option<f64>) -> String {
+    let n = template::number;
+    let (side, back) = match rule.condition {
+        Condition::Above => ("above", "below"),
+        Condition::Below => ("below", "above"),
+    };
+    let threshold = rule.threshold.unwrap_or(match rule.kind {
+        AlertKind::Anomaly => 0.5,
+        _ => 0.0,
+    });
+    let recovery = match rule.kind {
+        AlertKind::Anomaly => Some(rule.recovery.unwrap_or(threshold * 0.6)),
+        _ => rule.recovery,
+    };
+    let limits = match recovery {
+        Some(r) if r != threshold => {
+            format!("fires {side} {}, resolves {back} {}", n(threshold), n(r))
+        }
+        _ => format!("fires {side} {}", n(threshold)),
+    };
+    let (name, metric) = (&rule.name, &rule.metric);
+    let Some(v) = value else {
+        return match rule.kind {
+            AlertKind::Forecast => format!("{name}: {metric} has too little history to forecast"),
+            _ => format!("{name}: {metric} has no data ({limits})"),
+        };
+    };
+    match rule.kind {
+        AlertKind::Threshold => format!("{name}: {metric} is {} ({limits})", n(v)),
+        AlertKind::RateOfChange => {
+            format!("{name}: {metric} changes by {} a minute ({limits})", n(v))
+        }
+        AlertKind::Absence => format!(
+            "{name}: {metric} has {} data points in the last {} (fires when none)",
+            n(v),
+            rule.window
+        ),
+        AlertKind::Forecast => {
+            let horizon = rule.horizon.map_or("1d".to_string(), |h| h.to_string());
+            let reach = if side == "above" { "peak" } else { "low" };
+            format!(
+                "{name}: {metric} is forecast to {reach} at {} within {horizon} ({limits})",
+                n(v)
+            )
+        }
+        AlertKind::Anomaly => format!("{name}: {metric} anomaly score {} ({limits})", n(v)),
+    }
 }
 
 /// Evaluates every rule of every profile once; writes the alerts that changed.
@@ -215,9 +257,8 @@ fn evaluate_rule(
         }
     };
     let changed = a.state.step(obs.level, obs.value, Timing::of(rule), now);
-    if changed || a.annotations.is_empty() {
-        a.annotations = annotations_of(rule, &a);
-    }
+    // Rendered at every evaluation, as Prometheus does, so the summary tells the current value.
+    a.annotations = annotations_of(rule, &a);
     if changed {
         if a.state.phase == Phase::Resolved {
             a.resolution_notified = false;
@@ -458,4 +499,52 @@ pub fn list(app: &App, now: i64) -> Result<Value, StoreError> {
         "passes": get(&app.alerts.passes),
         "notifications": {"sent": get(&c.sent), "retried": get(&c.retried), "dropped": get(&c.dropped)},
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(toml_text: &str) -> AlertRule {
+        toml::from_str(toml_text).unwrap()
+    }
+
+    #[test]
+    fn default_summaries_tell_the_value_and_when_the_rule_fires_and_resolves() {
+        let anomaly = rule("name = \"Unusual traffic\"\nkind = \"anomaly\"\nmetric = \"requests\"\nthreshold = 0.5\n");
+        assert_eq!(
+            summary(&anomaly, Some(0.49)),
+            "Unusual traffic: requests anomaly score 0.49 (fires above 0.5, resolves below 0.3)"
+        );
+        let forecast = rule("name = \"Capacity in a week\"\nkind = \"forecast\"\nmetric = \"requests\"\nthreshold = 100000\nhorizon = \"7d\"\n");
+        assert_eq!(
+            summary(&forecast, Some(257.0)),
+            "Capacity in a week: requests is forecast to peak at 257 within 7days (fires above 100000)"
+        );
+        assert_eq!(
+            summary(&forecast, None),
+            "Capacity in a week: requests has too little history to forecast"
+        );
+        let absence = rule("name = \"Agent silent\"\nkind = \"absence\"\nmetric = \"host.cpu_percent\"\nwindow = \"3m\"\n");
+        assert_eq!(
+            summary(&absence, Some(7.0)),
+            "Agent silent: host.cpu_percent has 7 data points in the last 3m (fires when none)"
+        );
+        let threshold = rule("name = \"High error rate\"\nkind = \"threshold\"\nmetric = \"error_rate\"\ncondition = \"above\"\nthreshold = 0.05\nrecovery = 0.03\n");
+        assert_eq!(
+            summary(&threshold, Some(0.062)),
+            "High error rate: error_rate is 0.062 (fires above 0.05, resolves below 0.03)"
+        );
+    }
+
+    #[test]
+    fn the_summary_follows_the_value_at_every_evaluation() {
+        let r = rule("name = \"High error rate\"\nkind = \"threshold\"\nmetric = \"error_rate\"\nthreshold = 0.05\n");
+        let mut a = StoredAlert::default();
+        let t = Timing::of(&r);
+        a.state.step(Some(rule::Level::Breach), Some(0.2), t, 1_000);
+        assert!(annotations_of(&r, &a)["summary"].contains("is 0.2 "));
+        a.state.step(Some(rule::Level::Clear), Some(0.01), t, 2_000);
+        assert!(annotations_of(&r, &a)["summary"].contains("is 0.01 "));
+    }
 }
