@@ -34,6 +34,28 @@ pub struct Cli {
     command: Command,
 }
 
+/// The offline commands: they read files, not the collector, so its options are hidden there.
+const OFFLINE: [&str; 2] = ["detect", "forecast"];
+
+impl Cli {
+    /// Parses the command line (exits with clap's message on an error, or after --help).
+    pub fn from_args() -> Cli {
+        use clap::{CommandFactory, FromArgMatches};
+        let mut command = Cli::command();
+        // A subcommand that has an option of a global's name does not get the global: give the
+        // offline ones hidden copies.
+        let hidden: Vec<clap::Arg> = command
+            .get_arguments()
+            .filter(|a| a.is_global_set())
+            .map(|a| a.clone().hide(true))
+            .collect();
+        for name in OFFLINE {
+            command = command.mut_subcommand(name, |sub| sub.args(hidden.clone()));
+        }
+        Cli::from_arg_matches(&command.get_matches()).unwrap_or_else(|e| e.exit())
+    }
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Score every row of a `timestamp,value` CSV for anomalies (offline; no collector needed).

@@ -124,3 +124,29 @@ fn output_into_a_pipe_closed_early_is_no_error() {
     assert!(out.status.success(), "exit {:?}: {stderr}", out.status);
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+#[test]
+fn help_describes_the_cli_and_offline_commands_show_only_their_own_options() {
+    let help = |args: &[&str]| {
+        let out = std::process::Command::new(bin("tda"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}");
+        stdout(&out)
+    };
+    let top = help(&["--help"]);
+    assert!(top.contains("behavioral"), "{top}");
+    for offline in ["detect", "forecast"] {
+        let text = help(&[offline, "--help"]);
+        assert!(text.contains("--input"), "{text}");
+        for collector_option in ["--server", "--token", "--json"] {
+            assert!(!text.contains(collector_option), "{offline}: {text}");
+        }
+    }
+    let stats = help(&["stats", "--help"]);
+    assert!(
+        stats.contains("--server") && stats.contains("--json"),
+        "{stats}"
+    );
+}

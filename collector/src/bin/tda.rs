@@ -4,10 +4,8 @@
 
 use std::io::Write;
 
-use clap::Parser;
-
 fn main() -> std::process::ExitCode {
-    let cli = tda_collector::cli::Cli::parse();
+    let cli = tda_collector::cli::Cli::from_args();
     match tda_collector::cli::run(cli) {
         Ok(out) => {
             // A reader that stops early (`| head`) closes the pipe: that is not an error.
