@@ -80,6 +80,10 @@ impl App {
             (Method::GET, p) if p == "/" || p.starts_with("/assets/") => {
                 dashboard::asset(p).unwrap_or_else(|| dashboard::not_found(p))
             }
+            (Method::GET, "/api/v1/live") if accepts_only_json(&req) => {
+                let app = self.clone();
+                blocking_json(move || dashboard::snapshot(&app, now_ms())).await
+            }
             (Method::GET, "/api/v1/live") => dashboard::live(&self),
             (Method::GET, "/api/v1/openapi.json") => {
                 tda_daemon::with_type(StatusCode::OK, OPENAPI, "application/json")
@@ -897,6 +901,16 @@ fn range(req: &Request<Incoming>, default_from: &str) -> Result<(i64, i64), Refu
 }
 
 /// Runs a storage query off the async threads and answers with its JSON.
+/// Whether the request asks for JSON and not an event stream (`Accept`).
+fn accepts_only_json(req: &Request<Incoming>) -> bool {
+    let accept = req
+        .headers()
+        .get(hyper::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    accept.contains("application/json") && !accept.contains("text/event-stream")
+}
+
 async fn blocking_json<T, F>(f: F) -> Response
 where
     T: Serialize + Send + 'static,

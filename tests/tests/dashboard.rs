@@ -117,7 +117,7 @@ fn every_page_works_in_a_real_browser() {
         if page == "overview" {
             b.wait(
                 "a live value",
-                "document.getElementById('live-rps').textContent !== '–'",
+                "document.getElementById('live-rpm').textContent !== '–'",
             );
         }
         b.screenshot(&shots.join(format!("{page}.png")));
@@ -203,6 +203,119 @@ fn every_page_works_in_a_real_browser() {
         view.as_str().unwrap().parse::<u64>().unwrap() > 10,
         "{view}"
     );
+
+    // At 7 days the usage chart draws the API's hourly points, its time axis is dated at even
+    // calendar steps, and its value axis at round numbers.
+    open(&b, &collector.url, "usage");
+    let rendered = b.eval("return document.body.dataset.rendered;", json!([]));
+    b.eval("const r = document.getElementById('range'); r.value = '7d'; r.dispatchEvent(new Event('change'));", json!([]));
+    b.wait("the 7-day usage page", &format!("document.body.dataset.rendered !== {rendered} && document.querySelector('#page').getAttribute('aria-busy') === 'false' && document.body.dataset.lastQuery"));
+    let last = b.eval("return document.body.dataset.lastQuery;", json!([]));
+    // Plain numbers and `3600s`: nothing to percent-decode.
+    let query: std::collections::HashMap<&str, &str> = last
+        .as_str()
+        .unwrap()
+        .split_once('?')
+        .unwrap()
+        .1
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .collect();
+    assert_eq!(query["step"], "3600s", "{last}");
+    let api_points: usize = ["requests", "errors"]
+        .iter()
+        .map(|series| {
+            let (_, v) = get_json(&format!(
+                "{}/api/v1/query?series={series}&from={}&to={}&step=3600s",
+                collector.url, query["from"], query["to"]
+            ));
+            v["points"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|p| !p["v"].is_null())
+                .count()
+        })
+        .sum();
+    let drawn = chart_points(&b)[0] as usize;
+    assert_eq!(drawn, api_points, "the chart draws the API's points");
+    assert!(drawn <= 2 * 170, "{drawn} points over 7 days at 1 h");
+    let axis = b.eval(
+        "const svg = document.querySelector('#page figure.chart svg');          const xs = [...svg.querySelectorAll('.tick-x')];          const ys = [...svg.querySelectorAll('.tick-y')].map(t => t.textContent);          return { labels: xs.map(t => t.textContent), at: xs.map(t => Number(t.getAttribute('x'))), values: ys };",
+        json!([]),
+    );
+    let labels: Vec<&str> = axis["labels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
+    assert!(labels.len() >= 3, "{axis}");
+    let distinct: std::collections::HashSet<&&str> = labels.iter().collect();
+    assert_eq!(distinct.len(), labels.len(), "repeated time labels: {axis}");
+    assert!(
+        labels
+            .iter()
+            .all(|l| l.len() == 5 && l.as_bytes()[2] == b'-'),
+        "7-day labels are dates (MM-DD): {axis}"
+    );
+    let at: Vec<f64> = axis["at"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect();
+    let gaps: Vec<f64> = at.windows(2).map(|w| w[1] - w[0]).collect();
+    assert!(
+        gaps.iter().all(|g| (g - gaps[0]).abs() < 0.5),
+        "unevenly spaced dates: {axis}"
+    );
+    let values: Vec<f64> = axis["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            let t = v.as_str().unwrap();
+            match t.strip_suffix('k') {
+                Some(k) => k.parse::<f64>().unwrap() * 1e3,
+                None => t.parse().unwrap(),
+            }
+        })
+        .collect();
+    let step = values[1] - values[0];
+    let mantissa = step / 10f64.powf(step.log10().floor());
+    assert!(
+        [1.0, 2.0, 2.5, 5.0]
+            .iter()
+            .any(|m| (mantissa - m).abs() < 1e-9)
+            && values
+                .windows(2)
+                .all(|w| (w[1] - w[0] - step).abs() < 1e-9 * step.max(1.0)),
+        "value ticks at round steps: {axis}"
+    );
+    b.screenshot(&shots.join("usage-7d.png"));
+
+    // A page can be captured the usual way: headless Chromium with a virtual-time budget
+    // settles (the live values are polled, no request stays open).
+    let shot = shots.join("overview-cli.png");
+    let _ = std::fs::remove_file(&shot);
+    let mut chromium = std::process::Command::new(tda_tests::browser::CHROMIUM)
+        .args([
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--virtual-time-budget=5000",
+        ])
+        .arg(format!("--screenshot={}", shot.display()))
+        .arg(format!("{}/#/overview", collector.url))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let ended = wait_for("chromium --screenshot to finish", || {
+        chromium.try_wait().unwrap()
+    });
+    assert!(ended.success() && shot.exists(), "{ended:?}");
 
     // Dark theme and keyboard: the theme toggle works, charts take focus and show a tooltip.
     b.eval("document.getElementById('theme').click();", json!([]));

@@ -24,6 +24,12 @@
     return Math.round(s / 1000) + 's';
   }
 
+  // A step as words: '300s' -> '5 min'.
+  function stepName(s) {
+    const secs = parseInt(s, 10);
+    return secs >= 86400 ? secs / 86400 + ' d' : secs >= 3600 ? secs / 3600 + ' h' : secs / 60 + ' min';
+  }
+
   async function api(path, params) {
     const q = new URLSearchParams(params || {});
     const url = path + (q.toString() ? '?' + q : '');
@@ -87,21 +93,30 @@
     render();
   }
 
+  // A line chart over the range in force (its time axis spans the range, not just the data).
   function lineOf(parent, title, unit, series, extra) {
-    return C.line(parent, Object.assign({ title, unit, series, onZoom: zoomTo }, extra || {}));
+    return C.line(parent, Object.assign({ title, unit, series, onZoom: zoomTo }, range(), extra || {}));
   }
 
-  // Live values from `GET /api/v1/live` (server-sent events).
+  // Live values: `GET /api/v1/live` as JSON once a second. Polling holds no request open, so a
+  // headless browser's virtual-time budget can settle (a screenshot finishes).
   function connectLive() {
-    const token = localStorage.getItem('tda-read-token');
-    const src = new EventSource('/api/v1/live' + (token ? '?token=' + encodeURIComponent(token) : ''));
-    src.addEventListener('open', () => { $('#live-state').textContent = 'live'; });
-    src.addEventListener('error', () => { $('#live-state').textContent = 'reconnecting…'; });
-    src.addEventListener('snapshot', (ev) => {
-      state.live = JSON.parse(ev.data);
-      $('#live-state').textContent = 'live · ' + new Date(state.live.t).toLocaleTimeString();
-      showLive();
-    });
+    const poll = async () => {
+      try {
+        const token = localStorage.getItem('tda-read-token');
+        const headers = { Accept: 'application/json' };
+        if (token) headers.Authorization = 'Bearer ' + token;
+        const resp = await fetch('/api/v1/live', { headers });
+        if (!resp.ok) throw new Error(String(resp.status));
+        state.live = await resp.json();
+        $('#live-state').textContent = 'live · ' + new Date(state.live.t).toLocaleTimeString();
+        showLive();
+      } catch (e) {
+        $('#live-state').textContent = 'reconnecting…';
+      }
+      setTimeout(poll, 1000);
+    };
+    poll();
   }
 
   function setText(id, text) {
@@ -112,7 +127,7 @@
   function showLive() {
     const l = state.live;
     if (!l) return;
-    setText('live-rps', fmt(l.requests_per_s));
+    setText('live-rpm', fmt(l.requests_per_min_5m));
     setText('live-users', fmt(l.active_users_5m));
     setText('live-errors', (l.error_rate_5m * 100).toFixed(2) + ' %');
     setText('live-p95', l.p95_ms_5m === null ? '–' : fmt(l.p95_ms_5m) + ' ms');
@@ -130,7 +145,7 @@
   async function overview(page) {
     const cards = html('div', { class: 'cards', 'aria-label': 'Now (last 5 minutes)' });
     page.appendChild(cards);
-    card(cards, 'Requests / s (last minute)', 'live-rps');
+    card(cards, 'Requests / min (last 5 min)', 'live-rpm');
     card(cards, 'Active users now', 'live-users');
     card(cards, 'Error rate', 'live-errors');
     card(cards, 'p95 latency', 'live-p95');
@@ -149,9 +164,11 @@
 
   async function usage(page) {
     const r = range();
-    const [stats, users] = await Promise.all([
+    const [stats, users, req, errs] = await Promise.all([
       api('/api/v1/stats/usage', { from: r.from, to: r.to }),
       api('/api/v1/query', { series: 'users', agg: 'distinct', from: r.from, to: r.to, step: step(r) }),
+      api('/api/v1/query', { series: 'requests', from: r.from, to: r.to, step: step(r) }),
+      api('/api/v1/query', { series: 'errors', from: r.from, to: r.to, step: step(r) }),
     ]);
     const cards = html('div', { class: 'cards' });
     page.appendChild(cards);
@@ -161,9 +178,7 @@
       c.appendChild(html('b', {}, String(v)));
       cards.appendChild(c);
     });
-    const req = stats.series.map((b) => [b.start_ms, b.requests]);
-    const errs = stats.series.map((b) => [b.start_ms, b.errors]);
-    lineOf(section(null, page), 'Requests per ' + stats.aggregation_level, 'requests', [{ name: 'requests', points: req }, { name: 'errors', points: errs }]);
+    lineOf(section(null, page), 'Requests per ' + stepName(step(r)), 'requests', [{ name: 'requests', points: points(req) }, { name: 'errors', points: points(errs) }]);
     lineOf(section(null, page), 'Active users', 'users', [{ name: 'users', points: points(users) }]);
     table(section('Features', page), ['Feature', 'Requests', 'Users', 'Errors'],
       stats.features.map((f) => [f.feature, f.requests, f.users, f.errors]), [false, true, true, true]);
@@ -288,7 +303,10 @@
         s.appendChild(html('h2', {}, panel.title));
         s.appendChild(html('b', { class: 'card' }, fmt(d.value)));
       } else if (panel.chart === 'bar') {
-        C.bars(s, { title: panel.title, items: d.points.slice(-20).map((p) => ({ label: new Date(p[0]).toLocaleTimeString(), value: p[1] })) });
+        const shown = d.points.slice(-20);
+        const days = shown.length > 1 && shown[1][0] - shown[0][0] >= C.DAY;
+        const dated = shown.length > 0 && new Date(shown[0][0]).toDateString() !== new Date(shown[shown.length - 1][0]).toDateString();
+        C.bars(s, { title: panel.title, items: shown.map((p) => ({ label: C.timeLabel(p[0], dated, days), value: p[1] })) });
       } else if (panel.chart === 'table') {
         s.appendChild(html('h2', {}, panel.title));
         table(s, ['Time', panel.query], d.points.map((p) => [new Date(p[0]).toLocaleString(), fmt(p[1])]), [false, true]);

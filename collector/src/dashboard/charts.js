@@ -30,11 +30,38 @@
     return a >= 100 ? v.toFixed(0) : a >= 1 ? v.toFixed(2) : v.toFixed(3);
   }
 
-  function timeLabel(t, span) {
+  const MIN = 60e3, HOUR = 3600e3, DAY = 86400e3;
+  const pad = (n) => String(n).padStart(2, '0');
+
+  // A time as a person reads it at this grain: the date when `withDate`, the clock time unless
+  // the grain is whole days.
+  function timeLabel(t, withDate, wholeDays) {
     const d = new Date(t);
-    const p = (n) => String(n).padStart(2, '0');
-    const hm = p(d.getHours()) + ':' + p(d.getMinutes());
-    return span > 2 * 86400000 ? (d.getMonth() + 1) + '-' + p(d.getDate()) : span > 86400000 ? p(d.getDate()) + ' ' + hm : hm;
+    const date = pad(d.getMonth() + 1) + '-' + pad(d.getDate());
+    const hm = pad(d.getHours()) + ':' + pad(d.getMinutes());
+    if (wholeDays) return date;
+    return withDate ? date + ' ' + hm : hm;
+  }
+
+  // Value ticks at 1, 2, 2.5 or 5 times a power of ten, covering [lo, hi].
+  function valueTicks(lo, hi, want) {
+    const raw = (hi - lo) / want;
+    const pow = Math.pow(10, Math.floor(Math.log10(raw)));
+    const step = [1, 2, 2.5, 5, 10].map((m) => m * pow).find((s) => s >= raw);
+    const ticks = [];
+    for (let v = Math.floor(lo / step) * step; v <= hi + step * 1e-9 || ticks.length < 2; v += step) ticks.push(+v.toPrecision(12));
+    if (ticks[ticks.length - 1] < hi) ticks.push(+(ticks[ticks.length - 1] + step).toPrecision(12));
+    return ticks;
+  }
+
+  // Time ticks at a calendar interval (minutes, hours or days, local time), at most `want`.
+  function timeTicks(t0, t1, want) {
+    const steps = [MIN, 2 * MIN, 5 * MIN, 10 * MIN, 15 * MIN, 30 * MIN, HOUR, 2 * HOUR, 3 * HOUR, 6 * HOUR, 12 * HOUR, DAY, 2 * DAY, 7 * DAY];
+    const step = steps.find((s) => (t1 - t0) / s <= want) || 7 * DAY;
+    const offset = -new Date(t0).getTimezoneOffset() * MIN; // local midnight aligns days and hours
+    const ticks = [];
+    for (let t = Math.ceil((t0 + offset) / step) * step - offset; t <= t1; t += step) ticks.push(t);
+    return { ticks, step };
   }
 
   function showTip(x, y, lines) {
@@ -98,21 +125,25 @@
         scale = null;
         return;
       }
-      let t0 = Math.min(...times), t1 = Math.max(...times);
+      // The asked range, widened to any data beyond it (a forecast past its end).
+      let t0 = Math.min(o.from ?? Infinity, ...times), t1 = Math.max(o.to ?? -Infinity, ...times);
       if (t1 === t0) { t0 -= 60000; t1 += 60000; }
-      let lo = Math.min(0, ...values), hi = Math.max(...values);
-      if (hi === lo) hi = lo + 1;
+      const vlo = Math.min(0, ...values), vhi = Math.max(...values);
+      const yt = valueTicks(vlo, vhi > vlo ? vhi : vlo + 1, 4);
+      const lo = yt[0], hi = yt[yt.length - 1];
       const x = (t) => L + (t - t0) / (t1 - t0) * (W - L - R);
       const y = (v) => T + (1 - (v - lo) / (hi - lo)) * (H - T - B);
       scale = { x, y, t0, t1, tOf: (px) => t0 + (px - L) / (W - L - R) * (t1 - t0) };
       el('line', { class: 'axis', x1: L, y1: H - B, x2: W - R, y2: H - B }, svg);
       el('line', { class: 'axis', x1: L, y1: T, x2: L, y2: H - B }, svg);
-      for (let i = 0; i <= 4; i++) {
-        const v = lo + (hi - lo) * i / 4;
-        el('text', { x: L - 6, y: y(v) + 4, 'text-anchor': 'end' }, svg).textContent = fmt(v);
-        const t = t0 + (t1 - t0) * i / 4;
-        el('text', { x: x(t), y: H - 8, 'text-anchor': i === 0 ? 'start' : i === 4 ? 'end' : 'middle' }, svg).textContent = timeLabel(t, t1 - t0);
-      }
+      yt.forEach((v) => {
+        el('text', { class: 'tick-y', x: L - 6, y: y(v) + 4, 'text-anchor': 'end' }, svg).textContent = fmt(v);
+      });
+      const xt = timeTicks(t0, t1, 6);
+      const withDate = new Date(t0).toDateString() !== new Date(t1).toDateString();
+      xt.ticks.forEach((t) => {
+        el('text', { class: 'tick-x', x: x(t), y: H - 8, 'text-anchor': 'middle' }, svg).textContent = timeLabel(t, withDate, xt.step >= DAY);
+      });
       if (band.length) {
         const up = band.map((b) => `${x(b[0]).toFixed(1)},${y(b[2]).toFixed(1)}`);
         const down = band.slice().reverse().map((b) => `${x(b[0]).toFixed(1)},${y(b[1]).toFixed(1)}`);
@@ -121,6 +152,8 @@
       shown.forEach((s) => {
         el('polyline', { class: 'series', fill: 'none', stroke: s.color, 'stroke-width': 1.6, 'data-name': s.name,
           points: s.points.map((p) => `${x(p[0]).toFixed(1)},${y(p[1]).toFixed(1)}`).join(' ') }, svg);
+        // A series of a few points shows them as dots (one point draws no line).
+        if (s.points.length <= 3) s.points.forEach((p) => el('circle', { class: 'dot', cx: x(p[0]), cy: y(p[1]), r: 3, fill: s.color }, svg));
       });
       const first = shown[0];
       (o.marks || []).forEach((t) => {
@@ -281,5 +314,5 @@
     host.appendChild(t);
   }
 
-  window.TDA_CHARTS = { line, bars, flow, heat, fmt, html };
+  window.TDA_CHARTS = { line, bars, flow, heat, fmt, html, timeLabel, DAY };
 })();

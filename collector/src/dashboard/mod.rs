@@ -56,8 +56,9 @@ pub fn asset(path: &str) -> Option<Response> {
 /// How often the live snapshot is recomputed while someone watches.
 const LIVE_EVERY: Duration = Duration::from_secs(1);
 
-/// The live values: requests per second over the last minute; active users, error rate and p95
-/// latency over the last 5 minutes; agents and their health; firing and pending alerts.
+/// The live values: requests per second over the last minute, and per minute over the last 5
+/// (steadier under bursty traffic); active users, error rate and p95 latency over the last 5
+/// minutes; agents and their health; firing and pending alerts.
 pub fn snapshot(app: &App, now: i64) -> Result<Value, StoreError> {
     let minute = crate::stats::usage::compute(
         &*app.store,
@@ -79,6 +80,7 @@ pub fn snapshot(app: &App, now: i64) -> Result<Value, StoreError> {
     Ok(json!({
         "t": now,
         "requests_per_s": minute.total_requests as f64 / 60.0,
+        "requests_per_min_5m": five.total_requests as f64 / 5.0,
         "active_users_5m": five.active_users,
         "error_rate_5m": if five.total_requests == 0 { 0.0 } else { five.errors as f64 / five.total_requests as f64 },
         "p95_ms_5m": five.latency_ms.p95,
@@ -109,7 +111,8 @@ pub async fn run_live(app: Arc<App>) {
 }
 
 /// `GET /api/v1/live`: server-sent events, one `snapshot` event per refresh; the stream ends
-/// when the collector stops (so shutdown is not held up by open dashboards).
+/// when the collector stops (so shutdown is not held up by open dashboards). (A request that
+/// accepts only JSON gets one [`snapshot`] instead: see the API's router.)
 pub fn live(app: &Arc<App>) -> Response {
     let (tx, rx) = tokio::sync::mpsc::channel::<tda_daemon::Chunk>(4);
     let mut snapshots = app.live_snapshot.subscribe();
