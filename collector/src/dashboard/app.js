@@ -210,8 +210,12 @@
     const span = r.to - r.from;
     const s = span > 3 * 86400e3 ? '1h' : span > 86400e3 ? '15m' : '5m';
     const horizon = String(24);
+    // History up to the last closed step, where the models' input (and the forecast) ends: the
+    // step still filling would read as a drop before the forecast.
+    const stepMs = { '1h': 3600e3, '15m': 900e3, '5m': 300e3 }[s];
+    const closed = Math.floor(r.to / stepMs) * stepMs;
     const [hist, fc, an, tr, pat] = await Promise.all([
-      api('/api/v1/query', { series: 'requests', from: r.from, to: r.to, step: s }),
+      api('/api/v1/query', { series: 'requests', from: r.from, to: closed, step: s }),
       api('/api/v1/forecast', { metric, from: r.from, to: r.to, step: s, horizon }),
       api('/api/v1/anomalies', { metric, from: r.from, to: r.to, step: s }),
       api('/api/v1/trends', { metric, from: r.from, to: r.to, step: s }),
