@@ -184,8 +184,10 @@ fn backtest(c: Candidate, y: &[f64], h: usize, origins: usize) -> Option<Backtes
 /// Forecasts `horizon` steps after the end of `y`.
 pub fn forecast(y: &[f64], horizon: usize, config: &ForecastConfig) -> Forecast {
     let clean: Vec<f64> = y.iter().copied().filter(|v| v.is_finite()).collect();
-    let h = horizon.max(1);
     let origins = config.backtests.max(1);
+    // Backtests over the horizon, or over a shorter stretch when the series holds fewer than
+    // `origins + 2` horizons (a week ahead from a week of history is still forecast by season).
+    let h = horizon.max(1).min((clean.len() / (origins + 2)).max(1));
     let mut tested: Vec<Backtest> = candidates(&clean, &config.seasons)
         .into_iter()
         .filter_map(|c| backtest(c, &clean, h, origins))
@@ -362,6 +364,16 @@ mod tests {
             .sum::<f64>()
             / 48.0;
         assert!(mae < 4.0, "{mae}");
+    }
+
+    #[test]
+    fn a_week_ahead_from_a_week_of_hourly_history_keeps_the_daily_cycle() {
+        let day = |i: usize| 100.0 + 50.0 * (i as f64 * std::f64::consts::TAU / 24.0).sin();
+        let y: Vec<f64> = (0..168).map(|i| day(i) + ((i * 7919) % 5) as f64).collect();
+        let f = forecast(&y, 168, &ForecastConfig::default());
+        assert_eq!(f.period, 24, "{}", f.model);
+        let mae = (0..168).map(|i| (f.mean[i] - day(168 + i)).abs()).sum::<f64>() / 168.0;
+        assert!(mae < 10.0, "{} mae {mae}", f.model);
     }
 
     #[test]
