@@ -122,7 +122,7 @@ fn annotations_of(rule: &AlertRule, a: &StoredAlert) -> Labels {
 
 /// The default summary: the rule's name, what it measured now, and when it fires and resolves.
 fn summary(rule: &AlertRule, value: Option<f64>) -> String {
-    let n = template::number;
+    let n = readable;
     let (side, back) = match rule.condition {
         Condition::Above => ("above", "below"),
         Condition::Below => ("below", "above"),
@@ -159,7 +159,7 @@ fn summary(rule: &AlertRule, value: Option<f64>) -> String {
             rule.window
         ),
         AlertKind::Forecast => {
-            let horizon = rule.horizon.map_or("1d".to_string(), |h| h.to_string());
+            let horizon = rule.horizon.map_or("1 day".to_string(), spaced);
             let reach = if side == "above" { "peak" } else { "low" };
             format!(
                 "{name}: {metric} is forecast to {reach} at {} within {horizon} ({limits})",
@@ -167,6 +167,26 @@ fn summary(rule: &AlertRule, value: Option<f64>) -> String {
             )
         }
         AlertKind::Anomaly => format!("{name}: {metric} anomaly score {} ({limits})", n(v)),
+    }
+}
+
+/// A value to read in a sentence: whole above 100, else three decimals at most.
+fn readable(v: f64) -> String {
+    match v.abs() {
+        a if a >= 100.0 => format!("{v:.0}"),
+        a if a >= 1.0 => template::number((v * 100.0).round() / 100.0),
+        _ => template::number((v * 1000.0).round() / 1000.0),
+    }
+}
+
+/// A duration as words where its unit is one ("7days" -> "7 days"; "3m" stays).
+fn spaced(d: tda_schema::duration::HumanDuration) -> String {
+    let text = d.to_string();
+    match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) if text.len() - i > 1 && !text.contains(' ') => {
+            format!("{} {}", &text[..i], &text[i..])
+        }
+        _ => text,
     }
 }
 
@@ -513,13 +533,17 @@ mod tests {
     fn default_summaries_tell_the_value_and_when_the_rule_fires_and_resolves() {
         let anomaly = rule("name = \"Unusual traffic\"\nkind = \"anomaly\"\nmetric = \"requests\"\nthreshold = 0.5\n");
         assert_eq!(
-            summary(&anomaly, Some(0.49)),
-            "Unusual traffic: requests anomaly score 0.49 (fires above 0.5, resolves below 0.3)"
+            summary(&anomaly, Some(0.49371)),
+            "Unusual traffic: requests anomaly score 0.494 (fires above 0.5, resolves below 0.3)"
         );
         let forecast = rule("name = \"Capacity in a week\"\nkind = \"forecast\"\nmetric = \"requests\"\nthreshold = 100000\nhorizon = \"7d\"\n");
         assert_eq!(
             summary(&forecast, Some(257.0)),
-            "Capacity in a week: requests is forecast to peak at 257 within 7days (fires above 100000)"
+            "Capacity in a week: requests is forecast to peak at 257 within 7 days (fires above 100000)"
+        );
+        assert_eq!(
+            summary(&forecast, Some(285.0772)),
+            "Capacity in a week: requests is forecast to peak at 285 within 7 days (fires above 100000)"
         );
         assert_eq!(
             summary(&forecast, None),

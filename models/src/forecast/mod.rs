@@ -372,7 +372,10 @@ mod tests {
         let y: Vec<f64> = (0..168).map(|i| day(i) + ((i * 7919) % 5) as f64).collect();
         let f = forecast(&y, 168, &ForecastConfig::default());
         assert_eq!(f.period, 24, "{}", f.model);
-        let mae = (0..168).map(|i| (f.mean[i] - day(168 + i)).abs()).sum::<f64>() / 168.0;
+        let mae = (0..168)
+            .map(|i| (f.mean[i] - day(168 + i)).abs())
+            .sum::<f64>()
+            / 168.0;
         assert!(mae < 10.0, "{} mae {mae}", f.model);
     }
 
