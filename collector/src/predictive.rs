@@ -96,18 +96,21 @@ pub fn load(store: &dyn Storage, ask: &Ask) -> Result<(Vec<i64>, Vec<f64>), Stor
 }
 
 /// The metric's values as the models take them: closed steps only (the step still filling is
-/// left out, or it would read as a drop), from the first step with data (a count's zeros before
-/// the service sent anything are no history).
+/// left out, or it would read as a drop), from the first whole step with data (a count's zeros
+/// before the service sent anything are no history, and the step where it began is partial).
 pub fn load_closed(store: &dyn Storage, ask: &Ask) -> Result<(Vec<i64>, Vec<f64>), StoreError> {
     let closed = Ask {
         to: ask.to.div_euclid(ask.step) * ask.step,
         ..ask.clone()
     };
     let (mut times, mut values) = load(store, &closed)?;
-    let first = values
+    let mut first = values
         .iter()
         .position(|v| *v != 0.0)
         .unwrap_or(values.len());
+    if first > 0 {
+        first = (first + 1).min(values.len()); // data began inside that step: it is partial
+    }
     times.drain(..first);
     values.drain(..first);
     Ok((times, values))
@@ -115,13 +118,17 @@ pub fn load_closed(store: &dyn Storage, ask: &Ask) -> Result<(Vec<i64>, Vec<f64>
 
 /// Detector settings for a series of `n` points of `step_ms` at a sensitivity: the default
 /// model with the calendar's day and week in steps, its warm-ups shortened for short series so
-/// that hourly data over a week is scored too. The sensitivity scales the gain: 0.5 is the
-/// default, each 0.1 more multiplies it by 10^0.2.
+/// that hourly data over a week is scored too, but with the default's caution: a young range
+/// (a week of hourly data has not seen its weekly pattern twice) needs a larger excess to flag.
+/// The sensitivity scales the gain: 0.5 is the default, each 0.1 more multiplies it by 10^0.2.
 pub fn detector_config(n: usize, step_ms: i64, sensitivity: f64) -> AnomalyConfig {
     let d = AnomalyConfig::default().with_step(step_ms as f64 / 1_000.0);
     let s = sensitivity.clamp(0.05, 0.95);
+    let warmup = d.warmup.min((n / 8).max(12));
     AnomalyConfig {
-        warmup: d.warmup.min((n / 8).max(12)),
+        warmup,
+        // Caution is `caution x warmup / points seen`: keep the default warm-up's in it.
+        caution: d.caution * d.warmup as f64 / warmup as f64,
         quiet_after_flag: d.quiet_after_flag.min((n / 20).max(3)),
         gain: d.gain * 10f64.powf(2.0 * (s - 0.5)),
         season_after: d.season_after.min((n / 4).max(64)),
