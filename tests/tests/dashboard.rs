@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{json, Value};
 use tda_tests::browser::{artifacts, Browser};
 use tda_tests::*;
 
@@ -88,7 +88,7 @@ fn every_page_works_in_a_real_browser() {
     let setup = CollectorSetup::new(&tmp.path().join("collector"), "");
     setup.profile(
         "web.toml",
-        "name = \"Web\"\ntype = \"usage\"\n\n[[view]]\ntitle = \"Generate latency p95\"\nquery = \"latency_p95_ms{feature=\\\"generate\\\"}\"\nchart = \"line\"\nrange = \"7d\"\n\n[[report]]\nname = \"Hourly\"\nevery = \"hourly\"\n",
+        "name = \"Web\"\ntype = \"usage\"\n\n[[view]]\ntitle = \"Generate latency p95\"\nquery = \"latency_p95_ms{feature=\\\"generate\\\"}\"\nchart = \"line\"\nrange = \"7d\"\n\n[[view]]\ntitle = \"Requests, 6-hourly\"\nquery = \"requests\"\nchart = \"bar\"\nrange = \"7d\"\n\n[[report]]\nname = \"Hourly\"\nevery = \"hourly\"\n",
     );
     setup.profile(
         "behavior.toml",
@@ -203,6 +203,24 @@ fn every_page_works_in_a_real_browser() {
         view.as_str().unwrap().parse::<u64>().unwrap() > 10,
         "{view}"
     );
+    // Bars over several days are labelled with their dates.
+    let bars = b.eval(
+        "return [...document.querySelectorAll('[data-view=\"Requests, 6-hourly\"] svg text[text-anchor=end]')].map(t => t.textContent);",
+        json!([]),
+    );
+    let bar_labels: Vec<&str> = bars
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
+    assert!(!bar_labels.is_empty(), "{bars}");
+    assert!(
+        bar_labels
+            .iter()
+            .all(|l| l.len() == 11 && l.as_bytes()[2] == b'-' && l.as_bytes()[5] == b' '),
+        "MM-DD HH:MM: {bars}"
+    );
 
     // At 7 days the usage chart draws the API's hourly points, its time axis is dated at even
     // calendar steps, and its value axis at round numbers.
@@ -294,6 +312,26 @@ fn every_page_works_in_a_real_browser() {
         "value ticks at round steps: {axis}"
     );
     b.screenshot(&shots.join("usage-7d.png"));
+
+    // At 7 days the agent's minutes of host samples still show (as dots at the right).
+    open(&b, &collector.url, "performance");
+    let rendered = b.eval("return document.body.dataset.rendered;", json!([]));
+    b.eval("const r = document.getElementById('range'); r.value = '7d'; r.dispatchEvent(new Event('change'));", json!([]));
+    b.wait("the 7-day performance page", &format!("document.body.dataset.rendered !== {rendered} && document.querySelector('#page').getAttribute('aria-busy') === 'false'"));
+    let host = b.eval(
+        "const svg = [...document.querySelectorAll('#page figure.chart')].find(f => f.textContent.includes('host CPU')).querySelector('svg'); \
+         return { points: Number(svg.dataset.points), drawn: svg.querySelectorAll('polyline, circle.dot').length, labels: [...svg.querySelectorAll('.tick-x')].map(t => t.textContent) };",
+        json!([]),
+    );
+    assert!(host["points"].as_u64().unwrap() >= 1, "{host}");
+    assert!(
+        host["drawn"].as_u64().unwrap() >= 2,
+        "a line and its dots: {host}"
+    );
+    let host_labels: Vec<&Value> = host["labels"].as_array().unwrap().iter().collect();
+    let unique: std::collections::HashSet<String> =
+        host_labels.iter().map(|l| l.to_string()).collect();
+    assert_eq!(unique.len(), host_labels.len(), "{host}");
 
     // A page can be captured the usual way: headless Chromium with a virtual-time budget
     // settles (the live values are polled, no request stays open).
