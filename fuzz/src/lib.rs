@@ -8,14 +8,16 @@ use tda_schema::Event;
 /// A fixed agent clock (2026-12-01T00:00:00Z), so a run is repeatable.
 pub const NOW: i64 = 1_796_083_200_000;
 
-/// Decodes `body` as a PostHog capture request, plain and as gzip; returns the events made.
+/// Decodes `body` as a PostHog capture request, plain, as gzip and as base64; returns the
+/// events made.
 pub fn posthog(body: &[u8]) -> usize {
     let cfg = IntakeConfig::default();
     let mut made = 0;
-    for gzip in [false, true] {
+    for (gzip, base64) in [(false, false), (true, false), (false, true)] {
         let got = Received {
             body,
             gzip,
+            base64,
             authorization: None,
             query_key: None,
         };
@@ -35,6 +37,7 @@ pub fn segment(body: &[u8]) -> usize {
             let got = Received {
                 body,
                 gzip,
+                base64: false,
                 authorization: Some(&header),
                 query_key: None,
             };

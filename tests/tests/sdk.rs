@@ -186,3 +186,68 @@ fn the_segment_python_sdk_sends_to_the_agent_unchanged() {
     );
     assert_eq!(agent_counters(&agent.url)["events_received"], n + 1);
 }
+
+/// Posts `body` to the agent's `path` as `content_type`; answers the status.
+fn post_raw(agent: &str, path: &str, content_type: &str, body: Vec<u8>) -> u16 {
+    http()
+        .post(format!("{agent}{path}"))
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .expect("post")
+        .status()
+        .as_u16()
+}
+
+#[test]
+fn posthog_js_bodies_unmarked_gzip_and_base64_beacons_are_stored() {
+    use base64::Engine;
+    use std::io::Write;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let (collector, agent) = started(tmp.path());
+    let now = now_ms();
+    // posthog-js's shapes: a bare array of events, its key in `properties.token`.
+    let batch = |tag: &str| {
+        let events: Vec<Value> = (0..3)
+            .map(|i| json!({"event": format!("{tag}"), "distinct_id": "anon-js", "uuid": format!("{tag}-{i}"),
+                "timestamp": tda_schema::Timestamp(now - 1_000 + i).to_rfc3339(), "properties": {"token": "phc_test"}}))
+            .collect();
+        serde_json::to_vec(&events).unwrap()
+    };
+    // 1. gzip posted as text/plain with no Content-Encoding and no ?compression=.
+    let mut z = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    z.write_all(&batch("gzip-unmarked")).unwrap();
+    let status = post_raw(&agent.url, "/e/", "text/plain", z.finish().unwrap());
+    assert_eq!(status, 200, "unmarked gzip");
+    // 2. The unload beacon: a form with base64 JSON in `data`.
+    let b64 = base64::engine::general_purpose::STANDARD.encode(batch("beacon"));
+    let form = form_urlencoded::Serializer::new(String::new())
+        .append_pair("data", &b64)
+        .finish();
+    let status = post_raw(
+        &agent.url,
+        "/e/?compression=base64",
+        "application/x-www-form-urlencoded",
+        form.into_bytes(),
+    );
+    assert_eq!(status, 200, "base64 beacon");
+
+    let events = stored(&collector.url, 6);
+    let mut features: Vec<&str> = events
+        .iter()
+        .map(|e| e["feature"].as_str().unwrap())
+        .collect();
+    features.sort();
+    assert_eq!(
+        features,
+        [
+            "beacon",
+            "beacon",
+            "beacon",
+            "gzip-unmarked",
+            "gzip-unmarked",
+            "gzip-unmarked"
+        ]
+    );
+}

@@ -68,6 +68,7 @@ impl Intake {
         let got = Received {
             body: &body,
             gzip,
+            base64: q.get("compression").is_some_and(|c| c == "base64"),
             authorization: auth.as_deref(),
             query_key: q
                 .get("api_key")

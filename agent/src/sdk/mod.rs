@@ -62,8 +62,11 @@ pub enum Sdk {
 pub struct Received<'a> {
     /// The body as sent (at most `intake.max_body_bytes`).
     pub body: &'a [u8],
-    /// Whether the body is gzip (`Content-Encoding: gzip` or `?compression=gzip…`).
+    /// Whether the body is said to be gzip (`Content-Encoding: gzip` or `?compression=gzip…`);
+    /// a body starting with gzip's magic bytes is gunzipped without it.
     pub gzip: bool,
+    /// Whether the body is said to be base64 (`?compression=base64`, posthog-js's unload beacon).
+    pub base64: bool,
     /// The `Authorization` header, if sent.
     pub authorization: Option<&'a str>,
     /// A key in the query string (`?api_key=` or `?token=`).
@@ -78,7 +81,7 @@ pub fn decode(
     cfg: &IntakeConfig,
     now: i64,
 ) -> Result<Payload, SdkError> {
-    let raw = gunzip(got.body, got.gzip, cfg.max_body_bytes)?;
+    let raw = unpack(got, cfg.max_body_bytes)?;
     let body = parse(&raw)?;
     let mapping = &cfg.mapping;
     match which {
@@ -102,6 +105,39 @@ pub fn decode(
             now,
         }),
     }
+}
+
+/// The JSON bytes of a body as browsers' SDKs send it: a form field `data=…` (a sendBeacon),
+/// base64 (`?compression=base64`, or a form value that is not JSON), then gzip when marked or
+/// when it starts with gzip's magic bytes (posthog-js posts gzip as `text/plain` unmarked).
+pub fn unpack(got: &Received<'_>, limit: usize) -> Result<Vec<u8>, SdkError> {
+    use base64::Engine;
+    let mut body = got.body.to_vec();
+    let form = body.starts_with(b"data=");
+    if form {
+        body = form_urlencoded::parse(&body)
+            .find(|(k, _)| k == "data")
+            .map(|(_, v)| v.into_owned().into_bytes())
+            .unwrap_or_default();
+    }
+    let json_like = |b: &[u8]| {
+        matches!(
+            b.iter().find(|c| !c.is_ascii_whitespace()),
+            Some(b'{' | b'[')
+        )
+    };
+    if got.base64 || (form && !json_like(&body)) {
+        let text: Vec<u8> = body
+            .iter()
+            .copied()
+            .filter(|c| !c.is_ascii_whitespace())
+            .collect();
+        body = base64::engine::general_purpose::STANDARD
+            .decode(&text)
+            .map_err(|e| SdkError::Invalid(format!("body: not valid base64: {e}")))?;
+    }
+    let magic = body.starts_with(&[0x1f, 0x8b]);
+    gunzip(&body, got.gzip || magic, limit)
 }
 
 /// Gunzips a body when `gzip` says it is compressed, refusing more than `limit` bytes out.
@@ -168,4 +204,86 @@ pub fn text<'a>(obj: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
 /// Whether `presented` is one of `keys` (empty `keys` accepts any key, even none).
 pub fn key_allowed(keys: &[String], presented: Option<&str>) -> bool {
     keys.is_empty() || presented.is_some_and(|p| keys.iter().any(|k| k == p))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use base64::Engine;
+
+    use super::*;
+
+    const NOW: i64 = 1_764_662_400_000;
+
+    /// A PostHog batch as posthog-js sends it: a bare array of events.
+    fn batch() -> Vec<u8> {
+        br#"[{"event":"$pageview","distinct_id":"anon-1","timestamp":"2025-12-02T07:59:00Z","properties":{"$current_url":"https://td.example/app"}},
+             {"event":"export","distinct_id":"anon-1","timestamp":"2025-12-02T07:59:30Z","properties":{}}]"#
+            .to_vec()
+    }
+
+    fn gzipped(b: &[u8]) -> Vec<u8> {
+        let mut z = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        z.write_all(b).unwrap();
+        z.finish().unwrap()
+    }
+
+    fn events(body: &[u8], gzip: bool, base64: bool) -> Result<Vec<String>, SdkError> {
+        let got = Received {
+            body,
+            gzip,
+            base64,
+            authorization: None,
+            query_key: None,
+        };
+        let cfg = IntakeConfig::default();
+        let payload = decode(Sdk::PostHog, &got, &cfg, NOW)?;
+        Ok(payload
+            .events
+            .iter()
+            .map(|e| e.event.feature.clone())
+            .collect())
+    }
+
+    const SENT: [&str; 2] = ["$pageview", "export"];
+
+    #[test]
+    fn gzip_is_recognised_by_its_magic_bytes_without_a_marker() {
+        // posthog-js posts gzip as text/plain with no Content-Encoding and no ?compression=.
+        assert_eq!(events(&gzipped(&batch()), false, false).unwrap(), SENT);
+        assert_eq!(events(&gzipped(&batch()), true, false).unwrap(), SENT);
+    }
+
+    #[test]
+    fn an_unload_beacon_of_base64_in_a_form_is_read() {
+        let b64 = base64::engine::general_purpose::STANDARD.encode(batch());
+        let form: String = form_urlencoded::Serializer::new(String::new())
+            .append_pair("data", &b64)
+            .finish();
+        assert_eq!(
+            events(form.as_bytes(), false, true).unwrap(),
+            SENT,
+            "?compression=base64"
+        );
+        assert_eq!(
+            events(form.as_bytes(), false, false).unwrap(),
+            SENT,
+            "no marker"
+        );
+        let plain: String = form_urlencoded::Serializer::new(String::new())
+            .append_pair("data", std::str::from_utf8(&batch()).unwrap())
+            .finish();
+        assert_eq!(
+            events(plain.as_bytes(), false, false).unwrap(),
+            SENT,
+            "JSON in the form"
+        );
+    }
+
+    #[test]
+    fn a_body_that_is_no_base64_says_so() {
+        let err = events(b"data=%%%not-base64", false, true).unwrap_err();
+        assert!(err.to_string().contains("not valid base64"), "{err}");
+    }
 }
