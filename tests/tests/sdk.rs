@@ -251,3 +251,62 @@ fn posthog_js_bodies_unmarked_gzip_and_base64_beacons_are_stored() {
         ]
     );
 }
+
+#[test]
+fn analytics_js_short_paths_and_its_batches_are_stored() {
+    use base64::Engine;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let (collector, agent) = started(tmp.path());
+    let at = tda_schema::Timestamp(now_ms() - 1_000).to_rfc3339();
+    let auth = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode("wk_test:")
+    );
+    // analytics-next: one message per call on /v1/t, /v1/p … with the key in Basic auth.
+    for (path, message) in [
+        (
+            "/v1/t",
+            json!({"type": "track", "event": "export", "userId": "u-js", "messageId": "m-t", "timestamp": at}),
+        ),
+        (
+            "/v1/p",
+            json!({"type": "page", "name": "Pricing", "userId": "u-js", "messageId": "m-p", "timestamp": at}),
+        ),
+    ] {
+        let status = http()
+            .post(format!("{}{path}", agent.url))
+            .header("authorization", &auth)
+            .header("content-type", "text/plain")
+            .body(message.to_string())
+            .send()
+            .unwrap()
+            .status();
+        assert_eq!(status.as_u16(), 200, "{path}");
+    }
+    // Batching mode: /v1/b with the key in the body.
+    let batch = json!({"writeKey": "wk_test", "sentAt": at, "batch": [
+        {"type": "track", "event": "generate", "userId": "u-js", "messageId": "m-b1", "timestamp": at},
+        {"type": "track", "event": "download", "userId": "u-js", "messageId": "m-b2", "timestamp": at},
+    ]});
+    let status = post_raw(
+        &agent.url,
+        "/v1/b",
+        "text/plain",
+        batch.to_string().into_bytes(),
+    );
+    assert_eq!(status, 200, "/v1/b");
+
+    let events = stored(&collector.url, 4);
+    let mut features: Vec<&str> = events
+        .iter()
+        .map(|e| e["feature"].as_str().unwrap())
+        .collect();
+    features.sort();
+    // A page view is a feature of its own: its name.
+    assert_eq!(
+        features,
+        ["Pricing", "download", "export", "generate"],
+        "{events:?}"
+    );
+}

@@ -1,5 +1,6 @@
 //! Segment's HTTP tracking API: `/v1/track`, `/v1/page`, `/v1/screen`, `/v1/identify`,
-//! `/v1/alias`, `/v1/group` (one message each) and `/v1/batch` (`{batch: [...], sentAt}`),
+//! `/v1/alias`, `/v1/group` (one message each) and `/v1/batch` (`{batch: [...], sentAt}`), also
+//! by analytics.js's short paths (`/v1/t`, `/v1/p`, `/v1/s`, `/v1/i`, `/v1/a`, `/v1/g`, `/v1/b`),
 //! with the write key in Basic auth or the body, and Segment's size limits.
 
 use serde_json::{Map, Value};
@@ -18,13 +19,27 @@ pub const KINDS: &[&str] = &[
     "track", "page", "screen", "identify", "alias", "group", "batch",
 ];
 
-/// The message type a route takes, or `batch`.
+/// The short paths of analytics.js (`@segment/analytics-next`) and their message types.
+const SHORT: &[(&str, &str)] = &[
+    ("t", "track"),
+    ("p", "page"),
+    ("s", "screen"),
+    ("i", "identify"),
+    ("a", "alias"),
+    ("g", "group"),
+    ("b", "batch"),
+];
+
+/// The message type a route takes (`/v1/track` or analytics.js's `/v1/t` …), or `batch`.
 pub fn route_type(path: &str) -> Option<&'static str> {
     let path = path.strip_suffix('/').unwrap_or(path);
-    KINDS
-        .iter()
-        .copied()
-        .find(|t| path.strip_prefix("/v1/") == Some(t))
+    let name = path.strip_prefix("/v1/")?;
+    KINDS.iter().copied().find(|t| name == *t).or_else(|| {
+        SHORT
+            .iter()
+            .find(|(short, _)| name == *short)
+            .map(|(_, kind)| *kind)
+    })
 }
 
 /// How a request is to be read.
@@ -185,6 +200,24 @@ mod tests {
             mapping: &PropertyMapping::default(),
             now: NOW,
         })
+    }
+
+    #[test]
+    fn analytics_js_short_paths_are_the_same_routes() {
+        for (short, long) in [
+            ("t", "track"),
+            ("p", "page"),
+            ("s", "screen"),
+            ("i", "identify"),
+            ("a", "alias"),
+            ("g", "group"),
+            ("b", "batch"),
+        ] {
+            assert_eq!(route_type(&format!("/v1/{short}")), Some(long));
+            assert_eq!(route_type(&format!("/v1/{long}/")), Some(long));
+        }
+        assert_eq!(route_type("/v1/x"), None);
+        assert_eq!(route_type("/v2/t"), None);
     }
 
     #[test]
