@@ -34,12 +34,24 @@ pub use http::{
 /// filters (default `info`).
 pub fn init_logging() {
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(log_filter(std::env::var("RUST_LOG").ok().as_deref()))
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
+}
+
+/// The filter for a `RUST_LOG` value. The file watcher (`notify`) is held at `info` unless the
+/// value names it: its trace logs a line per file event, so a log file in a watched directory
+/// (the config's) fed itself without end at `RUST_LOG=trace`, gigabytes a minute.
+pub fn log_filter(spec: Option<&str>) -> tracing_subscriber::EnvFilter {
+    let filter = spec
+        .and_then(|s| tracing_subscriber::EnvFilter::try_new(s).ok())
+        .unwrap_or_else(|| "info".into());
+    let held = spec.is_none_or(|s| !s.contains("notify"));
+    match "notify=info".parse() {
+        Ok(directive) if held => filter.add_directive(directive),
+        _ => filter,
+    }
 }
 
 /// Completes when SIGINT or SIGTERM arrives.
