@@ -252,6 +252,13 @@ impl Spool {
             return Ok(true);
         }
         if self.when_full == WhenFull::RefuseIntake {
+            // The intake refuses once the next batch is not expected to fit. A batch that closes
+            // anyway (a little larger than the last, or handed over just before) is admitted
+            // over the limit, by at most one batch, so a durable request does not wait for room
+            // while the collector is away; past that, the batch waits.
+            if state.bytes < self.max_bytes && need <= self.max_bytes {
+                return Ok(true);
+            }
             return Err(Full {
                 used: state.bytes,
                 max: self.max_bytes,
@@ -500,15 +507,21 @@ mod tests {
         assert!(!spool.refusing());
         spool.push(&batch(1, 1, 1_000)).unwrap();
         assert!(spool.refusing(), "half a batch of room left: refuse now");
-        assert!(spool.push(&batch(2, 1, 1_000)).is_err(), "as push would");
-        let (entry, _) = spool.front().unwrap();
-        spool.remove(entry.seq);
-        assert!(spool.refusing(), "the refused batch goes first");
+        // A batch that closes anyway (handed over before the refusal) is admitted over the
+        // limit, by one batch at most: its requests are not left waiting for room.
         spool.push(&batch(2, 1, 1_000)).unwrap();
-        assert!(spool.refusing(), "and then the spool is as full as before");
+        assert_eq!(spool.len(), 3);
+        assert!(spool.push(&batch(3, 1, 1_000)).is_err(), "not a second one");
+        assert!(spool.refusing(), "a batch waits");
         let (entry, _) = spool.front().unwrap();
         spool.remove(entry.seq);
-        assert!(!spool.refusing(), "room again once a batch is sent");
+        spool.push(&batch(3, 1, 1_000)).unwrap();
+        assert!(spool.refusing(), "the waiting batch went in: full again");
+        for _ in 0..2 {
+            let (entry, _) = spool.front().unwrap();
+            spool.remove(entry.seq);
+        }
+        assert!(!spool.refusing(), "room again once the excess is sent");
         let (dropping, _) = open(
             tempfile::tempdir().unwrap().path(),
             one,

@@ -402,7 +402,8 @@ pub struct SpoolConfig {
     /// this file.
     #[serde(default = "default_spool_dir")]
     pub dir: PathBuf,
-    /// Most bytes the spool may hold.
+    /// Most bytes the spool may hold (with `refuse_intake`, a batch that closes after the intake
+    /// started refusing goes in over it, by at most one batch).
     #[serde(default = "default_spool_max_bytes")]
     pub max_bytes: u64,
     /// drop_oldest | refuse_intake.
