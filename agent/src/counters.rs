@@ -12,6 +12,8 @@ pub struct Counters {
     pub events_received: AtomicU64,
     /// Intake requests refused as invalid (4xx).
     pub requests_rejected: AtomicU64,
+    /// Intake requests to no route (404), a wrong method (405) or a disabled SDK intake.
+    pub requests_unrouted: AtomicU64,
     /// Events dropped as repeats of a recent PostHog `uuid` or Segment `messageId`.
     pub events_deduplicated: AtomicU64,
     /// Events read from the request log (also counted in `events_received`).
@@ -83,6 +85,8 @@ pub struct Snapshot {
     pub events_received: u64,
     /// See [`Counters::requests_rejected`].
     pub requests_rejected: u64,
+    /// See [`Counters::requests_unrouted`].
+    pub requests_unrouted: u64,
     /// See [`Counters::events_deduplicated`].
     pub events_deduplicated: u64,
     /// See [`Counters::log_events_read`].
@@ -135,6 +139,7 @@ impl Counters {
         Snapshot {
             events_received: get(&self.events_received),
             requests_rejected: get(&self.requests_rejected),
+            requests_unrouted: get(&self.requests_unrouted),
             events_deduplicated: get(&self.events_deduplicated),
             log_events_read: get(&self.log_events_read),
             log_lines_rejected: get(&self.log_lines_rejected),

@@ -14,6 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::batch::Record;
 use crate::counters::{add, Counters};
+use crate::refusals::RefusalLog;
 use crate::sdk::{self, posthog, segment, Identities, Recent, Sdk};
 use crate::settings::Live;
 use crate::spool::Spool;
@@ -32,6 +33,8 @@ pub struct Intake {
     pub connections: Arc<tda_daemon::http::ServerCounters>,
     /// What the SDK intakes remember between requests.
     pub sdk: SdkMemory,
+    /// Refused requests in the log, a line per kind a minute.
+    pub refusals: RefusalLog,
 }
 
 /// Event ids seen lately and identity links, shared by the PostHog and Segment intakes.
@@ -71,11 +74,28 @@ impl Intake {
                     "config": self.live.status(),
                 }),
             ),
-            (_, "/v1/events" | "/healthz" | "/metrics") => {
-                error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
+            (method, "/v1/events" | "/healthz" | "/metrics") => {
+                let reason = format!("method {method} not allowed");
+                self.unrouted(StatusCode::METHOD_NOT_ALLOWED, &reason)
             }
-            (_, path) => error(StatusCode::NOT_FOUND, &format!("no route {path}")),
+            (method, path) => {
+                let reason = format!("no route {method} {path}");
+                self.unrouted(StatusCode::NOT_FOUND, &reason)
+            }
         }
+    }
+
+    /// Notes a refused request (counted by the caller) in the log, and answers it.
+    pub(crate) fn refused(&self, kind: &str, status: StatusCode, reason: &str) -> Response {
+        self.refusals
+            .note(kind, status.as_u16(), reason, std::time::Instant::now());
+        error(status, reason)
+    }
+
+    /// A request to no route, a wrong method or a disabled intake: counted, logged, answered.
+    pub(crate) fn unrouted(&self, status: StatusCode, reason: &str) -> Response {
+        add(&self.counters.requests_unrouted, 1);
+        self.refused("route", status, reason)
     }
 
     /// `503` while the spool is full under `refuse_intake`.
@@ -84,7 +104,8 @@ impl Intake {
             return None;
         }
         add(&self.counters.intake_refused, 1);
-        let mut resp = error(
+        let mut resp = self.refused(
+            "spool",
             StatusCode::SERVICE_UNAVAILABLE,
             "spool full: the collector is behind; retry later",
         );
@@ -103,6 +124,9 @@ impl Intake {
             Ok(b) => b,
             Err(refusal) => {
                 add(&self.counters.requests_rejected, 1);
+                let (status, reason) = (refusal.status.as_u16(), refusal.message.clone());
+                self.refusals
+                    .note("events", status, &reason, std::time::Instant::now());
                 return refusal.response();
             }
         };
@@ -110,7 +134,7 @@ impl Intake {
             Ok(e) => e,
             Err(e) => {
                 add(&self.counters.requests_rejected, 1);
-                return error(StatusCode::BAD_REQUEST, &e.to_string());
+                return self.refused("events", StatusCode::BAD_REQUEST, &e.to_string());
             }
         };
         let n = events.len();

@@ -38,6 +38,11 @@ pub fn render(intake: &Intake) -> Response {
         c.requests_rejected,
     );
     e.counter(
+        "tda_agent_intake_requests_unrouted_total",
+        "Intake requests to no route (404), a wrong method (405) or a disabled SDK intake.",
+        c.requests_unrouted,
+    );
+    e.counter(
         "tda_agent_intake_requests_refused_total",
         "Intake requests refused with 503 while the spool was full.",
         c.intake_refused,

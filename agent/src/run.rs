@@ -105,6 +105,7 @@ pub async fn run(config_file: &Path) -> anyhow::Result<()> {
         spool: spool.clone(),
         connections: Default::default(),
         sdk: Default::default(),
+        refusals: Default::default(),
     });
     let mut intake_stop = stop_rx.clone();
     let (status_spool, status_counters) = (spool.clone(), counters.clone());

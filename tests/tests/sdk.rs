@@ -310,3 +310,64 @@ fn analytics_js_short_paths_and_its_batches_are_stored() {
         "{events:?}"
     );
 }
+
+#[test]
+fn refused_requests_are_counted_and_logged_a_line_per_kind_a_minute() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let collector = CollectorSetup::new(&dir.join("collector"), "").start();
+    let mut agent = AgentSetup {
+        intake: KEYS.into(),
+        ..AgentSetup::new(&dir.join("agent"), &collector.url, collector.pid())
+    }
+    .start_logging("info");
+    // Three bodies posthog-js would never send, two requests to no route, one wrong method.
+    for _ in 0..3 {
+        assert_eq!(
+            post_raw(&agent.url, "/e/", "text/plain", b"not json".to_vec()),
+            400
+        );
+    }
+    assert_eq!(
+        post_raw(&agent.url, "/flags/?v=2", "text/plain", b"{}".to_vec()),
+        404
+    );
+    assert_eq!(post_raw(&agent.url, "/nowhere", "text/plain", vec![]), 404);
+    let status = http()
+        .get(format!("{}/v1/events", agent.url))
+        .send()
+        .unwrap()
+        .status();
+    assert_eq!(status.as_u16(), 405);
+
+    let counters = agent_counters(&agent.url);
+    assert_eq!(counters["requests_rejected"], 3, "{counters}");
+    assert_eq!(counters["requests_unrouted"], 3, "{counters}");
+    let metrics = http()
+        .get(format!("{}/metrics", agent.url))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        metrics.contains("tda_agent_intake_requests_unrouted_total 3"),
+        "{metrics}"
+    );
+    agent.terminate();
+    let log = agent.log_text();
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("intake request refused"))
+        .collect();
+    assert_eq!(
+        lines.len(),
+        2,
+        "one line per kind (posthog, route): {lines:?}"
+    );
+    let has = |text: &str| lines.iter().any(|l| l.contains(text));
+    assert!(
+        has("kind=\"posthog\" status=400 reason=\"body: expected")
+            && has("kind=\"route\" status=404"),
+        "{lines:?}"
+    );
+}

@@ -4,7 +4,7 @@
 use hyper::body::Incoming;
 use hyper::header::{AUTHORIZATION, CONTENT_ENCODING};
 use hyper::{Request, StatusCode};
-use tda_daemon::{error, json, query, read_body, Response};
+use tda_daemon::{json, query, read_body, Response};
 use tda_schema::timestamp::now_ms;
 
 use super::{decode, Payload, Received, Sdk, SdkError};
@@ -21,7 +21,7 @@ impl Intake {
         };
         if !enabled {
             let path = req.uri().path().to_string();
-            return error(
+            return self.unrouted(
                 StatusCode::NOT_FOUND,
                 &format!("no route {path} (this SDK intake is disabled)"),
             );
@@ -38,7 +38,11 @@ impl Intake {
                     SdkError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
                     SdkError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
                 };
-                error(status, &e.to_string())
+                let kind = match which {
+                    Sdk::PostHog => "posthog",
+                    Sdk::Segment(_) => "segment",
+                };
+                self.refused(kind, status, &e.to_string())
             }
         }
     }
