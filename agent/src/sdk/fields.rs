@@ -10,6 +10,54 @@ use super::SdkError;
 /// Properties kept although their names start with `$` (SDK internals otherwise).
 const KEPT_DOLLAR: &[&str] = &["$lib", "$lib_version"];
 
+/// posthog-js's browser context, kept under the names every SDK's context gets (docs/sdk.md):
+/// what page views need to form journeys and be filtered and segmented.
+const BROWSER_CONTEXT: &[(&str, &str)] = &[
+    ("$current_url", "url"),
+    ("$host", "host"),
+    ("$referrer", "referrer"),
+    ("$referring_domain", "referring_domain"),
+    ("$browser", "browser"),
+    ("$browser_version", "browser_version"),
+    ("$os", "os"),
+    ("$os_version", "os_version"),
+    ("$device_type", "device_type"),
+    ("$screen_width", "screen_width"),
+    ("$screen_height", "screen_height"),
+    ("$viewport_width", "viewport_width"),
+    ("$viewport_height", "viewport_height"),
+    ("$browser_language", "language"),
+    ("$timezone", "timezone"),
+];
+
+/// PostHog's server SDKs (`$lib`): their `$os` and the like describe the server, not the user's
+/// browser, and are dropped with the other internals.
+const SERVER_LIBS: &[&str] = &[
+    "posthog-python",
+    "posthog-node",
+    "posthog-ruby",
+    "posthog-go",
+    "posthog-java",
+    "posthog-php",
+    "posthog-dotnet",
+    "posthog-rs",
+    "posthog-elixir",
+];
+
+/// Moves posthog-js's `$` browser context to its plain names (a property sent under the plain
+/// name wins); not for a server SDK's events.
+fn rename_browser_context(props: &mut Map<String, Value>) {
+    let lib = props.get("$lib").and_then(Value::as_str).unwrap_or("");
+    if SERVER_LIBS.contains(&lib) {
+        return;
+    }
+    for (from, to) in BROWSER_CONTEXT {
+        if let Some(v) = props.remove(*from) {
+            props.entry(to.to_string()).or_insert(v);
+        }
+    }
+}
+
 /// What is known of one event before the mapping applies.
 pub struct Source<'a> {
     /// Where it is in the request, for errors (`batch[3]`).
@@ -45,6 +93,7 @@ pub fn event(mapping: &PropertyMapping, mut src: Source<'_>) -> Result<Event, Sd
         .or_else(|| src.name.map(str::to_string))
         .or_else(|| route.clone())
         .ok_or_else(|| bad("feature", "no feature property, event name or route".into()))?;
+    rename_browser_context(props);
     props.retain(|k, _| !k.starts_with('$') || KEPT_DOLLAR.contains(&k.as_str()));
     let event = Event {
         timestamp: src.timestamp,
@@ -133,6 +182,29 @@ mod tests {
         assert_eq!(
             Value::Object(e.properties),
             json!({"plan": "pro", "$lib": "posthog-python"})
+        );
+    }
+
+    #[test]
+    fn posthog_js_browser_context_is_kept_under_plain_names() {
+        let props = json!({"$current_url": "https://td.example/app?x=1", "$pathname": "/app",
+            "$referrer": "https://search.example/", "$browser": "Chrome", "$os": "Linux",
+            "$device_type": "Desktop", "$screen_width": 1280, "utm_source": "newsletter",
+            "$timezone": "Europe/Berlin", "$insert_id": "x1", "url": "sent plainly wins"});
+        let server = json!({"$os": "Linux", "$lib": "posthog-python"});
+        let e = event(&PropertyMapping::default(), source(server)).unwrap();
+        assert_eq!(
+            Value::Object(e.properties),
+            json!({"$lib": "posthog-python"}),
+            "the server's OS is no user context"
+        );
+        let e = event(&PropertyMapping::default(), source(props)).unwrap();
+        assert_eq!(e.route.as_deref(), Some("/app"));
+        assert_eq!(
+            Value::Object(e.properties),
+            json!({"url": "sent plainly wins", "referrer": "https://search.example/",
+                "browser": "Chrome", "os": "Linux", "device_type": "Desktop", "screen_width": 1280,
+                "utm_source": "newsletter", "timezone": "Europe/Berlin"})
         );
     }
 

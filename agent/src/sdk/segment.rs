@@ -42,6 +42,36 @@ pub fn route_type(path: &str) -> Option<&'static str> {
     })
 }
 
+/// analytics.js's `context` (the page, the campaign, the browser) as properties under the names
+/// every SDK's context gets (docs/sdk.md); a property sent under the same name wins.
+fn browser_context(context: &Map<String, Value>, props: &mut Map<String, Value>) {
+    let mut put = |name: &str, v: Option<&Value>| {
+        if let Some(v) = v.filter(|v| !v.is_null()) {
+            props.entry(name.to_string()).or_insert_with(|| v.clone());
+        }
+    };
+    let page = context.get("page");
+    for key in ["url", "path", "referrer", "title", "search"] {
+        put(key, page.and_then(|p| p.get(key)));
+    }
+    let campaign = context.get("campaign");
+    for (key, name) in [
+        ("source", "utm_source"),
+        ("medium", "utm_medium"),
+        ("name", "utm_campaign"),
+        ("term", "utm_term"),
+        ("content", "utm_content"),
+    ] {
+        put(name, campaign.and_then(|c| c.get(key)));
+    }
+    put("user_agent", context.get("userAgent"));
+    put("language", context.get("locale"));
+    put("timezone", context.get("timezone"));
+    let screen = context.get("screen");
+    put("screen_width", screen.and_then(|s| s.get("width")));
+    put("screen_height", screen.and_then(|s| s.get("height")));
+}
+
 /// How a request is to be read.
 pub struct Request<'a> {
     /// The route's message type (`track` …) or `batch`.
@@ -152,11 +182,14 @@ fn message(
             )))
         }
     };
-    let properties = match o.get("properties") {
+    let mut properties = match o.get("properties") {
         Some(Value::Object(p)) => p.clone(),
         None | Some(Value::Null) => Map::new(),
         Some(_) => return Err(bad("properties: must be an object".into())),
     };
+    if let Some(Value::Object(context)) = o.get("context") {
+        browser_context(context, &mut properties);
+    }
     let src = Source {
         at,
         name,
@@ -200,6 +233,28 @@ mod tests {
             mapping: &PropertyMapping::default(),
             now: NOW,
         })
+    }
+
+    #[test]
+    fn analytics_js_context_becomes_properties() {
+        let track = json!({"type": "track", "event": "export", "userId": "u1", "properties": {"plan": "pro", "title": "mine"},
+            "context": {"page": {"url": "https://td.example/app?x=1", "path": "/app", "referrer": "https://search.example/", "title": "TD"},
+                "campaign": {"source": "newsletter", "medium": "email", "name": "launch"},
+                "userAgent": "Mozilla/5.0", "locale": "de-DE", "screen": {"width": 1280, "height": 800}}});
+        let out = run("track", track, None, &[]).unwrap();
+        let e = &out.events[0].event;
+        assert_eq!(
+            e.route.as_deref(),
+            Some("/app"),
+            "the page's path is the route"
+        );
+        assert_eq!(
+            Value::Object(e.properties.clone()),
+            json!({"plan": "pro", "title": "mine", "url": "https://td.example/app?x=1",
+                "referrer": "https://search.example/", "utm_source": "newsletter", "utm_medium": "email",
+                "utm_campaign": "launch", "user_agent": "Mozilla/5.0", "language": "de-DE",
+                "screen_width": 1280, "screen_height": 800})
+        );
     }
 
     #[test]
