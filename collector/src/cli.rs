@@ -733,9 +733,7 @@ fn silences_table(v: &Value) -> String {
     let list = one.unwrap_or_else(|| v["silences"].as_array().cloned().unwrap_or_default());
     let mut out = String::new();
     for x in list {
-        let until = x["ends_at"]
-            .as_i64()
-            .map_or("-".into(), |t| tda_schema::Timestamp(t).to_rfc3339());
+        let until = time(&x["ends_at"]);
         let matchers: Vec<String> = x["matchers"]
             .as_array()
             .into_iter()

@@ -46,6 +46,16 @@ fn stored(collector: &str, n: usize) -> Vec<Value> {
     })
 }
 
+/// The features of the stored events of the last ten minutes, sorted, once there are `n`.
+fn stored_features(collector: &str, n: usize) -> Vec<String> {
+    let mut features: Vec<String> = stored(collector, n)
+        .iter()
+        .map(|e| e["feature"].as_str().unwrap().to_string())
+        .collect();
+    features.sort();
+    features
+}
+
 fn per_user(events: &[Value]) -> BTreeMap<String, usize> {
     let mut users = BTreeMap::new();
     for e in events {
@@ -233,12 +243,7 @@ fn posthog_js_bodies_unmarked_gzip_and_base64_beacons_are_stored() {
     );
     assert_eq!(status, 200, "base64 beacon");
 
-    let events = stored(&collector.url, 6);
-    let mut features: Vec<&str> = events
-        .iter()
-        .map(|e| e["feature"].as_str().unwrap())
-        .collect();
-    features.sort();
+    let features = stored_features(&collector.url, 6);
     assert_eq!(
         features,
         [
@@ -297,17 +302,12 @@ fn analytics_js_short_paths_and_its_batches_are_stored() {
     );
     assert_eq!(status, 200, "/v1/b");
 
-    let events = stored(&collector.url, 4);
-    let mut features: Vec<&str> = events
-        .iter()
-        .map(|e| e["feature"].as_str().unwrap())
-        .collect();
-    features.sort();
+    let features = stored_features(&collector.url, 4);
     // A page view is a feature of its own: its name.
     assert_eq!(
         features,
         ["Pricing", "download", "export", "generate"],
-        "{events:?}"
+        "{features:?}"
     );
 }
 

@@ -208,11 +208,11 @@
     const r = range();
     const metric = 'requests';
     const span = r.to - r.from;
-    const s = span > 3 * 86400e3 ? '1h' : span > 86400e3 ? '15m' : '5m';
+    const stepMs = span > 3 * 86400e3 ? 3600e3 : span > 86400e3 ? 900e3 : 300e3;
+    const s = stepMs / 1000 + 's';
     const horizon = String(24);
     // History up to the last closed step, where the models' input (and the forecast) ends: the
     // step still filling would read as a drop before the forecast.
-    const stepMs = { '1h': 3600e3, '15m': 900e3, '5m': 300e3 }[s];
     const closed = Math.floor(r.to / stepMs) * stepMs;
     const [hist, fc, an, tr, pat] = await Promise.all([
       api('/api/v1/query', { series: 'requests', from: r.from, to: closed, step: s }),
