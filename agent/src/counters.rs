@@ -55,6 +55,8 @@ pub struct Counters {
     pub spool_bytes: AtomicU64,
     /// Distributions of what was sent, for `/metrics`.
     pub observed: Observed,
+    /// What the public intake counts.
+    pub public: crate::public::PublicCounters,
 }
 
 /// Distributions of acknowledged batches.

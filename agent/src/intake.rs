@@ -31,6 +31,8 @@ pub struct Intake {
     pub spool: Arc<Spool>,
     /// The listener's connection counters.
     pub connections: Arc<tda_daemon::http::ServerCounters>,
+    /// The public listener's connection counters.
+    pub public_connections: Arc<tda_daemon::http::ServerCounters>,
     /// What the SDK intakes remember between requests.
     pub sdk: SdkMemory,
     /// Refused requests in the log, a line per kind a minute.
@@ -69,6 +71,8 @@ impl Intake {
                     "status": "ok",
                     "agent_id": self.live.agent_id(),
                     "counters": self.counters.snapshot(),
+                    "public": self.live.config().intake.public.is_some()
+                        .then(|| self.counters.public.snapshot()),
                     "sampling": *self.live.sampling().borrow(),
                     "collector": self.live.target().url,
                     "config": self.live.status(),

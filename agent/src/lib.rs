@@ -12,6 +12,7 @@ pub mod batch;
 pub mod counters;
 pub mod intake;
 pub mod metrics;
+pub mod public;
 pub mod refusals;
 pub mod run;
 pub mod sample;

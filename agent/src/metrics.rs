@@ -138,6 +138,42 @@ pub fn render(intake: &Intake) -> Response {
         loaded,
     );
     intake.connections.expose(&mut e, "tda_agent");
+    if intake.live.config().intake.public.is_some() {
+        public(&mut e, intake);
+    }
     e.process();
     e.response()
+}
+
+/// The public intake's requests, refusals by reason and connections.
+fn public(e: &mut Exposition, intake: &Intake) {
+    let p = intake.counters.public.snapshot();
+    e.counter(
+        "tda_agent_public_requests_total",
+        "Requests to the public intake.",
+        p.requests,
+    );
+    e.counter(
+        "tda_agent_public_preflights_total",
+        "CORS preflights the public intake granted.",
+        p.preflights,
+    );
+    let refused = [
+        ("origin", p.refused_origin),
+        ("ip_rate", p.refused_ip_rate),
+        ("key_rate", p.refused_key_rate),
+        ("event_size", p.refused_event_size),
+        ("unknown_key", p.refused_unknown_key),
+    ];
+    let mut f = e.family(
+        "tda_agent_public_requests_refused_total",
+        Kind::Counter,
+        "Public intake requests refused by its own checks, by reason (other refusals are in \
+         tda_agent_intake_requests_rejected_total and _unrouted_total).",
+    );
+    for (reason, n) in refused {
+        f.sample(&[("reason", reason)], n as f64);
+    }
+    drop(f);
+    intake.public_connections.expose(e, "tda_agent_public");
 }

@@ -36,6 +36,39 @@ pub fn validate(config_file: &Path) -> Vec<String> {
     problems
 }
 
+/// Binds the public intake (and reads its TLS files); the future serves it until `stop`.
+async fn serve_public(
+    intake: Arc<Intake>,
+    cfg: &tda_schema::config::PublicIntake,
+    mut stop: watch::Receiver<bool>,
+) -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    let listener = TcpListener::bind(cfg.listen)
+        .await
+        .with_context(|| format!("intake.public: cannot listen on {}", cfg.listen))?;
+    let tls = match &cfg.tls {
+        Some(t) => Some(
+            tda_daemon::tls::server_config(&t.cert_file, &t.key_file, None)
+                .context("intake.public.tls")?,
+        ),
+        None => None,
+    };
+    tracing::info!(listen = %cfg.listen, tls = tls.is_some(), origins = ?cfg.origins, "public intake started");
+    let listening = tda_daemon::Listening {
+        tls: Arc::new(move || tls.clone()),
+        max_connections: cfg.max_connections,
+        counters: intake.public_connections.clone(),
+    };
+    let handler = Arc::new(crate::public::Public::new(intake, cfg.tls.is_some()));
+    Ok(tda_daemon::serve(
+        listener,
+        listening,
+        move |req| handler.clone().handle(req),
+        async move {
+            let _ = stop.changed().await;
+        },
+    ))
+}
+
 /// Runs the agent until SIGINT or SIGTERM, then drains what it holds.
 /// Records (one intake request, log step or sample each) waiting for the batcher at most: what
 /// an accepted request can wait behind in memory while the spool is slow.
@@ -104,6 +137,7 @@ pub async fn run(config_file: &Path) -> anyhow::Result<()> {
         live,
         spool: spool.clone(),
         connections: Default::default(),
+        public_connections: Default::default(),
         sdk: Default::default(),
         refusals: Default::default(),
     });
@@ -117,6 +151,12 @@ pub async fn run(config_file: &Path) -> anyhow::Result<()> {
             c.events_sent
         )
     }));
+    let public = match &cfg.intake.public {
+        Some(p) => Some(tokio::spawn(
+            serve_public(intake.clone(), p, stop_rx.clone()).await?,
+        )),
+        None => None,
+    };
     tda_daemon::service::ready(&format!("intake on {}", cfg.intake.listen));
     tda_daemon::serve(
         listener,
@@ -130,8 +170,11 @@ pub async fn run(config_file: &Path) -> anyhow::Result<()> {
         },
     )
     .await;
-    // Stop is set: the intake no longer accepts; close the open batch, then ship what is queued.
+    // Stop is set: the intakes no longer accept; close the open batch, then ship what is queued.
     tda_daemon::service::stopping();
+    if let Some(public) = public {
+        let _ = public.await;
+    }
     let _ = sampling.await;
     let _ = tailing.await;
     let _ = batching.await;

@@ -47,6 +47,10 @@ pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
 /// them applies to the next handshake); `None` serves plain HTTP.
 pub type TlsSource = Arc<dyn Fn() -> Option<Arc<ServerConfig>> + Send + Sync>;
 
+/// The address a request's connection came from, in the request's extensions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Peer(pub SocketAddr);
+
 /// How a listener takes connections.
 #[derive(Clone)]
 pub struct Listening {
@@ -217,7 +221,8 @@ impl Connection {
     {
         let cap = self.cap;
         let over_cap = permit.is_none();
-        let service = service_fn(move |req| {
+        let service = service_fn(move |mut req: Request<Incoming>| {
+            req.extensions_mut().insert(Peer(peer));
             let handler = handler.clone();
             async move {
                 if over_cap {

@@ -27,7 +27,7 @@ pub struct ConfigStatus {
 
 pub use http::{
     bearer, error, json, query, read_body, read_body_within, serve, stream, with_type, Body, Chunk,
-    Listening, Refusal, Response,
+    Listening, Peer, Refusal, Response,
 };
 
 /// Logs to stderr in one format for every binary (colour only on a terminal); `RUST_LOG`

@@ -248,6 +248,89 @@ pub struct IntakeConfig {
     /// the open batch (up to `batch.max_age_ms` of them are lost if the agent is killed).
     #[serde(default)]
     pub ack: IntakeAck,
+    /// The public intake for browsers (posthog-js, analytics.js): a second listener serving
+    /// only the SDK routes, with CORS, keys, rate and size limits. Off when absent.
+    #[serde(default)]
+    pub public: Option<PublicIntake>,
+}
+
+fn default_public_listen() -> SocketAddr {
+    SocketAddr::from(([0, 0, 0, 0], 7302))
+}
+fn default_public_body_bytes() -> usize {
+    1 << 20
+}
+fn default_public_event_bytes() -> usize {
+    32 << 10
+}
+fn default_public_connections() -> usize {
+    4096
+}
+fn default_per_ip() -> RateLimit {
+    RateLimit {
+        per_second: 20.0,
+        burst: 100,
+    }
+}
+fn default_per_key() -> RateLimit {
+    RateLimit {
+        per_second: 10_000.0,
+        burst: 20_000,
+    }
+}
+
+/// The browser-facing intake: only the PostHog and Segment routes, their CORS preflights and
+/// the configuration documents the browser SDKs fetch; nothing else of the agent's API.
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PublicIntake {
+    /// Address it listens on. Takes effect at restart.
+    #[serde(default = "default_public_listen")]
+    pub listen: SocketAddr,
+    /// Page origins whose scripts may send (`https://app.example.com`, scheme and host and any
+    /// port, as the browser's `Origin` header gives it); `"*"` allows every origin. Requests
+    /// from other origins are refused (403) and their preflights get no CORS grant.
+    pub origins: Vec<String>,
+    /// The address browsers reach this intake at (`https://intake.example.com`), written into
+    /// the analytics.js settings document; when absent, taken from the request's `Host` (and
+    /// `X-Forwarded-Proto` from a trusted proxy).
+    #[serde(default)]
+    pub public_url: Option<String>,
+    /// TLS on this listener; plain HTTP when absent (then put a TLS-terminating reverse proxy
+    /// in front: browsers on HTTPS pages cannot send to plain HTTP). Takes effect at restart.
+    #[serde(default)]
+    pub tls: Option<ServerTlsConfig>,
+    /// Addresses of reverse proxies whose `X-Forwarded-For` names the client, for the per-IP
+    /// limit; without it every client behind a proxy counts as the proxy.
+    #[serde(default)]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Requests a second one client IP may make (a token bucket): more are refused with 429.
+    #[serde(default = "default_per_ip")]
+    pub per_ip: RateLimit,
+    /// Events a second one project key may send: more are refused with 429.
+    #[serde(default = "default_per_key")]
+    pub per_key: RateLimit,
+    /// Largest request body accepted, bytes (after gunzip too).
+    #[serde(default = "default_public_body_bytes")]
+    pub max_body_bytes: usize,
+    /// Largest single event accepted, bytes of the stored event; a request carrying a larger
+    /// one is refused with 413.
+    #[serde(default = "default_public_event_bytes")]
+    pub max_event_bytes: usize,
+    /// Connections served at once; one more is answered 503 and closed. Takes effect at
+    /// restart.
+    #[serde(default = "default_public_connections")]
+    pub max_connections: usize,
+}
+
+/// A token bucket: a steady rate and the burst it may save up.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    /// Tokens added a second.
+    pub per_second: f64,
+    /// Most tokens held, so most taken at once after a quiet spell.
+    pub burst: u32,
 }
 
 /// When the intake acknowledges events.
@@ -353,6 +436,7 @@ impl Default for IntakeConfig {
             listen: default_intake_listen(),
             max_body_bytes: default_max_intake_bytes(),
             max_connections: default_intake_connections(),
+            public: None,
             posthog: SdkIntake::default(),
             segment: SdkIntake::default(),
             mapping: PropertyMapping::default(),
@@ -464,6 +548,10 @@ impl AgentConfig {
             ));
         }
         cfg.process.pid_file = cfg.process.pid_file.map(|p| resolve(file, &p));
+        if let Some(tls) = cfg.intake.public.as_mut().and_then(|p| p.tls.as_mut()) {
+            tls.cert_file = resolve(file, &tls.cert_file);
+            tls.key_file = resolve(file, &tls.key_file);
+        }
         cfg.spool.dir = resolve(file, &cfg.spool.dir);
         if let Some(log) = &mut cfg.request_log {
             log.path = resolve(file, &log.path);
@@ -504,6 +592,64 @@ impl AgentConfig {
         }
         if self.collector.settings_poll_interval.is_zero() {
             return Err("collector.settings_poll_interval: must be > 0".into());
+        }
+        if let Some(public) = &self.intake.public {
+            public.validate(&self.intake)?;
+        }
+        Ok(())
+    }
+}
+
+impl PublicIntake {
+    fn validate(&self, intake: &IntakeConfig) -> Result<(), String> {
+        if self.listen == intake.listen {
+            return Err(format!(
+                "intake.public.listen: {} is also intake.listen; the public intake needs its own port",
+                self.listen
+            ));
+        }
+        if self.origins.is_empty() {
+            return Err(
+                "intake.public.origins: name the page origins allowed to send (or \"*\")".into(),
+            );
+        }
+        for o in &self.origins {
+            let ok = o == "*"
+                || ((o.starts_with("http://") || o.starts_with("https://"))
+                    && !o.trim_end_matches('/').contains(['?', '#'])
+                    && o.matches('/').count() == 2);
+            if !ok {
+                return Err(format!(
+                    "intake.public.origins: `{o}` is not an origin (scheme://host[:port], no path)"
+                ));
+            }
+        }
+        for (name, sdk) in [("posthog", &intake.posthog), ("segment", &intake.segment)] {
+            if sdk.enabled && sdk.keys.is_empty() {
+                return Err(format!(
+                    "intake.{name}.keys: the public intake needs the project keys it accepts; \
+                     list them (or set intake.{name}.enabled = false)"
+                ));
+            }
+        }
+        for (name, r) in [("per_ip", self.per_ip), ("per_key", self.per_key)] {
+            if !(r.per_second > 0.0 && r.per_second.is_finite()) || r.burst == 0 {
+                return Err(format!(
+                    "intake.public.{name}: per_second and burst must be > 0"
+                ));
+            }
+        }
+        if self.max_body_bytes == 0 || self.max_event_bytes == 0 {
+            return Err("intake.public: max_body_bytes and max_event_bytes must be > 0".into());
+        }
+        if self
+            .tls
+            .as_ref()
+            .is_some_and(|t| t.client_ca_file.is_some())
+        {
+            return Err(
+                "intake.public.tls.client_ca_file: browsers present no client certificate".into(),
+            );
         }
         Ok(())
     }

@@ -12,9 +12,21 @@ use crate::counters::add;
 use crate::intake::Intake;
 
 impl Intake {
-    /// `POST` on a PostHog or Segment route.
+    /// `POST` on a PostHog or Segment route of the local intake.
     pub(crate) async fn sdk(&self, req: Request<Incoming>, which: Sdk) -> Response {
         let cfg = self.live.config().intake;
+        self.sdk_checked(req, which, &cfg, |_| Ok(())).await
+    }
+
+    /// `POST` on a PostHog or Segment route, read under `cfg`'s limits; `check` may refuse a
+    /// decoded payload (the public intake's key rate and event size) before it is taken.
+    pub(crate) async fn sdk_checked(
+        &self,
+        req: Request<Incoming>,
+        which: Sdk,
+        cfg: &tda_schema::config::IntakeConfig,
+        check: impl FnOnce(&Payload) -> Result<(), Response>,
+    ) -> Response {
         let enabled = match which {
             Sdk::PostHog => cfg.posthog.enabled,
             Sdk::Segment(_) => cfg.segment.enabled,
@@ -29,8 +41,11 @@ impl Intake {
         if let Some(refused) = self.refusal() {
             return refused;
         }
-        match self.translate(req, which, &cfg).await {
-            Ok(payload) => self.take(payload, which).await,
+        match self.translate(req, which, cfg).await {
+            Ok(payload) => match check(&payload) {
+                Ok(()) => self.take(payload, which).await,
+                Err(refused) => refused,
+            },
             Err(e) => {
                 add(&self.counters.requests_rejected, 1);
                 let status = match e {
@@ -38,11 +53,7 @@ impl Intake {
                     SdkError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
                     SdkError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
                 };
-                let kind = match which {
-                    Sdk::PostHog => "posthog",
-                    Sdk::Segment(_) => "segment",
-                };
-                self.refused(kind, status, &e.to_string())
+                self.refused(which.name(), status, &e.to_string())
             }
         }
     }

@@ -46,6 +46,8 @@ pub struct Payload {
     pub events: Vec<Incoming>,
     /// Ids to map: events of the first are counted under the second.
     pub links: Vec<(String, String)>,
+    /// The project key the request presented, if any.
+    pub key: Option<String>,
 }
 
 /// Which SDK's API a request came to.
@@ -55,6 +57,16 @@ pub enum Sdk {
     PostHog,
     /// Segment's `/v1/<kind>` (`track` … or `batch`).
     Segment(&'static str),
+}
+
+impl Sdk {
+    /// `posthog` or `segment`: the kind its refusals are logged under.
+    pub fn name(self) -> &'static str {
+        match self {
+            Sdk::PostHog => "posthog",
+            Sdk::Segment(_) => "segment",
+        }
+    }
 }
 
 /// What the HTTP layer read off an SDK request, before the body is decoded.

@@ -51,7 +51,10 @@ pub fn translate(req: &Request<'_>) -> Result<Payload, SdkError> {
         ));
     }
     let skew = skew(top.and_then(|t| t.get("sent_at")), req.now)?;
-    let mut out = Payload::default();
+    let mut out = Payload {
+        key: key.map(str::to_string),
+        ..Payload::default()
+    };
     for (i, m) in messages.iter().enumerate() {
         message(m, &format!("batch[{i}]"), skew, req.mapping, &mut out)?;
     }

@@ -126,7 +126,10 @@ pub fn translate(req: &Request<'_>) -> Result<Payload, SdkError> {
         ));
     }
     let skew = skew(top.get("sentAt"), req.now)?;
-    let mut out = Payload::default();
+    let mut out = Payload {
+        key: key.map(str::to_string),
+        ..Payload::default()
+    };
     if req.kind != "batch" {
         message(top, req.kind, "body", skew, req.mapping, &mut out)?;
         return Ok(out);
