@@ -174,6 +174,5 @@ fn public(e: &mut Exposition, intake: &Intake) {
     for (reason, n) in refused {
         f.sample(&[("reason", reason)], n as f64);
     }
-    drop(f);
     intake.public_connections.expose(e, "tda_agent_public");
 }

@@ -25,6 +25,21 @@ pub struct Browser {
 impl Browser {
     /// Starts chromedriver and a headless Chromium window of 1280 x 900.
     pub fn start() -> Browser {
+        Browser::start_with(&[])
+    }
+
+    /// [`Browser::start`] as a visitor's browser: without the headless user agent and the
+    /// `navigator.webdriver` flag, which analytics SDKs take for a bot and send nothing from.
+    pub fn start_as_visitor() -> Browser {
+        Browser::start_with(&[
+            "--user-agent=Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) \
+             Chrome/156.0.0.0 Safari/537.36",
+            "--disable-blink-features=AutomationControlled",
+        ])
+    }
+
+    /// [`Browser::start`] with more Chromium arguments.
+    pub fn start_with(extra: &[&str]) -> Browser {
         for p in [CHROMIUM, CHROMEDRIVER] {
             assert!(
                 Path::new(p).exists(),
@@ -67,6 +82,7 @@ impl Browser {
         ];
         let mut args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
         args.push(format!("--user-data-dir={}", profile.path().display()));
+        args.extend(extra.iter().map(|a| a.to_string()));
         let caps = json!({"capabilities": {"alwaysMatch": {"browserName": "chrome",
             "goog:chromeOptions": {"binary": CHROMIUM, "args": args},
             "goog:loggingPrefs": {"browser": "ALL"}}}});

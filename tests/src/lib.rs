@@ -14,6 +14,7 @@ use serde_json::Value;
 pub mod alerting;
 pub mod bench;
 pub mod browser;
+pub mod pages;
 pub mod pki;
 pub mod proxy;
 pub mod python;

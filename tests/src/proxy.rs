@@ -59,23 +59,37 @@ fn index(f: Fault) -> usize {
 
 impl Proxy {
     /// Proxies to `target` (host:port); connection `n` gets `plan(n)`.
-    pub fn start(target: String, plan: impl Fn(u64) -> Fault + Send + 'static) -> Proxy {
+    pub fn start(target: String, plan: impl Fn(u64) -> Fault + Send + Sync + 'static) -> Proxy {
+        Proxy::start_reading(target, move |n, _| plan(n))
+    }
+
+    /// Proxies to `target`; connection `n` gets `plan(n, first)`, where `first` is the first
+    /// bytes the client sent on it (its request line and headers, at least in part).
+    pub fn start_reading(
+        target: String,
+        plan: impl Fn(u64, &[u8]) -> Fault + Send + Sync + 'static,
+    ) -> Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").expect("proxy bind");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
         listener.set_nonblocking(true).expect("nonblocking");
         let counts = Arc::new(ProxyCounts::default());
         let stop = Arc::new(AtomicBool::new(false));
         let (c, s) = (counts.clone(), stop.clone());
+        let plan = Arc::new(plan);
         std::thread::spawn(move || {
             let mut n = 0;
             while !s.load(Ordering::Relaxed) {
                 match listener.accept() {
                     Ok((client, _)) => {
-                        let fault = plan(n);
+                        let (target, plan, c) = (target.clone(), plan.clone(), c.clone());
+                        std::thread::spawn(move || {
+                            handle(client, &target, |first| {
+                                let fault = plan(n, first);
+                                c.by_fault[index(fault)].fetch_add(1, Ordering::Relaxed);
+                                fault
+                            })
+                        });
                         n += 1;
-                        c.by_fault[index(fault)].fetch_add(1, Ordering::Relaxed);
-                        let target = target.clone();
-                        std::thread::spawn(move || handle(client, &target, fault));
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(5)),
                 }
@@ -85,16 +99,26 @@ impl Proxy {
     }
 }
 
-fn handle(client: TcpStream, target: &str, fault: Fault) {
+fn handle(mut client: TcpStream, target: &str, plan: impl FnOnce(&[u8]) -> Fault) {
     let _ = client.set_nonblocking(false);
-    if fault == Fault::Reset {
+    let mut first = vec![0u8; 16 * 1024];
+    let n = client.read(&mut first).unwrap_or(0);
+    first.truncate(n);
+    let fault = plan(&first);
+    if fault == Fault::Reset || n == 0 {
         let _ = client.shutdown(Shutdown::Both);
         return;
     }
-    let Ok(server) = TcpStream::connect(target) else {
+    let Ok(mut server) = TcpStream::connect(target) else {
         let _ = client.shutdown(Shutdown::Both);
         return;
     };
+    let part = if fault == Fault::CutRequest { n / 2 } else { n };
+    if server.write_all(&first[..part]).is_err() || fault == Fault::CutRequest {
+        let _ = server.shutdown(Shutdown::Both);
+        let _ = client.shutdown(Shutdown::Both);
+        return;
+    }
     let (mut c_read, mut s_write) = (
         client.try_clone().expect("clone"),
         server.try_clone().expect("clone"),
@@ -106,8 +130,7 @@ fn handle(client: TcpStream, target: &str, fault: Fault) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => n,
             };
-            let part = if fault == Fault::CutRequest { n / 2 } else { n };
-            if s_write.write_all(&buf[..part]).is_err() || fault == Fault::CutRequest {
+            if s_write.write_all(&buf[..n]).is_err() {
                 break;
             }
         }

@@ -5,7 +5,7 @@
 use serde_json::{json, Value};
 
 /// posthog-js's `/flags/` (v2) and `/decide/` answer: no feature flags, no session recording,
-/// no surveys or site apps; gzip accepted. Both shapes in one document.
+/// no site apps; gzip accepted. Both shapes in one document.
 pub fn posthog_flags() -> Value {
     let mut doc = posthog_config_fields();
     let extra = json!({
@@ -46,14 +46,14 @@ pub fn posthog_config_script(key: &str) -> String {
     )
 }
 
-/// What posthog-js reads off its remote config: everything optional off.
+/// What posthog-js reads off its remote config: everything optional off. `surveys` is left out:
+/// posthog-js (1.449) fetches its surveys bundle whenever the field is present, even `false`.
 fn posthog_config_fields() -> Value {
     json!({
         "supportedCompression": ["gzip", "gzip-js"],
         "hasFeatureFlags": false,
         "sessionRecording": false,
         "heatmaps": false,
-        "surveys": false,
         "siteApps": [],
         "autocapture_opt_out": false,
         "autocaptureExceptions": false,

@@ -74,7 +74,7 @@ impl<K: Hash + Eq + Clone> Buckets<K> {
     }
 
     /// How many keys have a bucket.
-    pub fn len(&self) -> usize {
+    pub fn tracked(&self) -> usize {
         self.held
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -145,10 +145,10 @@ mod tests {
         for i in 0..TRACKED {
             b.take(&i, 1.0, LIMIT, t0).unwrap();
         }
-        assert_eq!(b.len(), TRACKED);
+        assert_eq!(b.tracked(), TRACKED);
         // Ten seconds on, all are full again: the next new key prunes them.
         b.take(&TRACKED, 1.0, LIMIT, t0 + Duration::from_secs(10))
             .unwrap();
-        assert_eq!(b.len(), 1);
+        assert_eq!(b.tracked(), 1);
     }
 }

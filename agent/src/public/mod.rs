@@ -147,7 +147,7 @@ impl Public {
                 return cors::preflight(o, req.headers());
             }
         }
-        if let Err(refused) = self.ip_allowed(&req, cfg) {
+        if let Some(refused) = self.ip_refusal(&req, cfg) {
             return refused;
         }
         let path = req.uri().path().to_string();
@@ -171,26 +171,24 @@ impl Public {
         }
     }
 
-    /// Takes a token from the client IP's bucket, or answers 429.
-    fn ip_allowed(&self, req: &Request<Incoming>, cfg: &PublicIntake) -> Result<(), Response> {
-        let peer = req.extensions().get::<Peer>().map(|p| p.0.ip());
-        let Some(peer) = peer else { return Ok(()) };
+    /// Takes a token from the client IP's bucket; without one, the 429 to answer.
+    fn ip_refusal(&self, req: &Request<Incoming>, cfg: &PublicIntake) -> Option<Response> {
+        let peer = req.extensions().get::<Peer>()?.0.ip();
         let forwarded = req
             .headers()
             .get("x-forwarded-for")
             .and_then(|v| v.to_str().ok());
         let ip = client_ip(peer, forwarded, &cfg.trusted_proxies);
-        self.per_ip
+        let wait = self
+            .per_ip
             .take(&ip, 1.0, cfg.per_ip, Instant::now())
-            .map_err(|wait| {
-                add(&self.intake.counters.public.refused_ip_rate, 1);
-                let reason = format!("{ip}: over intake.public.per_ip; retry later");
-                too_many(
-                    self.intake
-                        .refused("ip-rate", StatusCode::TOO_MANY_REQUESTS, &reason),
-                    wait,
-                )
-            })
+            .err()?;
+        add(&self.intake.counters.public.refused_ip_rate, 1);
+        let reason = format!("{ip}: over intake.public.per_ip; retry later");
+        let refused = self
+            .intake
+            .refused("ip-rate", StatusCode::TOO_MANY_REQUESTS, &reason);
+        Some(too_many(refused, wait))
     }
 
     /// An SDK capture route, read under the public limits; the payload's key is charged its
@@ -200,11 +198,12 @@ impl Public {
             max_body_bytes: cfg.max_body_bytes,
             ..self.intake.live.config().intake
         };
-        let check = |payload: &Payload| self.payload_allowed(payload, cfg);
+        let check = |payload: &Payload| self.payload_refusal(payload, cfg);
         self.intake.sdk_checked(req, which, &intake, check).await
     }
 
-    fn payload_allowed(&self, payload: &Payload, cfg: &PublicIntake) -> Result<(), Response> {
+    /// The 413 or 429 to answer a payload with, if any.
+    fn payload_refusal(&self, payload: &Payload, cfg: &PublicIntake) -> Option<Response> {
         let counters = &self.intake.counters.public;
         for (i, e) in payload.events.iter().enumerate() {
             let size = serde_json::to_vec(&e.event).map_or(0, |v| v.len());
@@ -215,7 +214,7 @@ impl Public {
                     "event {i}: {size} bytes, over intake.public.max_event_bytes ({})",
                     cfg.max_event_bytes
                 );
-                return Err(self.intake.refused(
+                return Some(self.intake.refused(
                     "event-size",
                     StatusCode::PAYLOAD_TOO_LARGE,
                     &reason,
@@ -224,17 +223,16 @@ impl Public {
         }
         let key = payload.key.clone().unwrap_or_default();
         let n = payload.events.len() as f64;
-        self.per_key
+        let wait = self
+            .per_key
             .take(&key, n, cfg.per_key, Instant::now())
-            .map_err(|wait| {
-                add(&counters.refused_key_rate, 1);
-                let reason = format!("key {key}: over intake.public.per_key; retry later");
-                too_many(
-                    self.intake
-                        .refused("key-rate", StatusCode::TOO_MANY_REQUESTS, &reason),
-                    wait,
-                )
-            })
+            .err()?;
+        add(&counters.refused_key_rate, 1);
+        let reason = format!("key {key}: over intake.public.per_key; retry later");
+        let refused = self
+            .intake
+            .refused("key-rate", StatusCode::TOO_MANY_REQUESTS, &reason);
+        Some(too_many(refused, wait))
     }
 
     /// posthog-js's remote config for a configured key, as JSON or as a script.

@@ -94,7 +94,8 @@ pub fn event(mapping: &PropertyMapping, mut src: Source<'_>) -> Result<Event, Sd
         .or_else(|| route.clone())
         .ok_or_else(|| bad("feature", "no feature property, event name or route".into()))?;
     rename_browser_context(props);
-    props.retain(|k, _| !k.starts_with('$') || KEPT_DOLLAR.contains(&k.as_str()));
+    // Nulls say nothing (posthog-js sends every click id it looks for, most as null).
+    props.retain(|k, v| !v.is_null() && (!k.starts_with('$') || KEPT_DOLLAR.contains(&k.as_str())));
     let event = Event {
         timestamp: src.timestamp,
         user_id: src.user_id,
@@ -190,7 +191,8 @@ mod tests {
         let props = json!({"$current_url": "https://td.example/app?x=1", "$pathname": "/app",
             "$referrer": "https://search.example/", "$browser": "Chrome", "$os": "Linux",
             "$device_type": "Desktop", "$screen_width": 1280, "utm_source": "newsletter",
-            "$timezone": "Europe/Berlin", "$insert_id": "x1", "url": "sent plainly wins"});
+            "$timezone": "Europe/Berlin", "$insert_id": "x1", "url": "sent plainly wins",
+            "gclid": null, "utm_term": null});
         let server = json!({"$os": "Linux", "$lib": "posthog-python"});
         let e = event(&PropertyMapping::default(), source(server)).unwrap();
         assert_eq!(

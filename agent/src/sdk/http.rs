@@ -15,17 +15,17 @@ impl Intake {
     /// `POST` on a PostHog or Segment route of the local intake.
     pub(crate) async fn sdk(&self, req: Request<Incoming>, which: Sdk) -> Response {
         let cfg = self.live.config().intake;
-        self.sdk_checked(req, which, &cfg, |_| Ok(())).await
+        self.sdk_checked(req, which, &cfg, |_| None).await
     }
 
     /// `POST` on a PostHog or Segment route, read under `cfg`'s limits; `check` may refuse a
-    /// decoded payload (the public intake's key rate and event size) before it is taken.
+    /// decoded payload (the public intake's key rate and event size) with the answer to give.
     pub(crate) async fn sdk_checked(
         &self,
         req: Request<Incoming>,
         which: Sdk,
         cfg: &tda_schema::config::IntakeConfig,
-        check: impl FnOnce(&Payload) -> Result<(), Response>,
+        check: impl FnOnce(&Payload) -> Option<Response>,
     ) -> Response {
         let enabled = match which {
             Sdk::PostHog => cfg.posthog.enabled,
@@ -43,8 +43,8 @@ impl Intake {
         }
         match self.translate(req, which, cfg).await {
             Ok(payload) => match check(&payload) {
-                Ok(()) => self.take(payload, which).await,
-                Err(refused) => refused,
+                None => self.take(payload, which).await,
+                Some(refused) => refused,
             },
             Err(e) => {
                 add(&self.counters.requests_rejected, 1);
