@@ -141,14 +141,14 @@ impl Public {
         cfg: &PublicIntake,
         origin: Option<&str>,
     ) -> Response {
+        if let Some(refused) = self.ip_refusal(&req, cfg) {
+            return refused;
+        }
         if req.method() == Method::OPTIONS {
             if let Some(o) = origin {
                 add(&self.intake.counters.public.preflights, 1);
                 return cors::preflight(o, req.headers());
             }
-        }
-        if let Some(refused) = self.ip_refusal(&req, cfg) {
-            return refused;
         }
         let path = req.uri().path().to_string();
         let route = match req.method() {

@@ -178,7 +178,11 @@ mod tests {
         let batch = run(json!({"api_key": "k", "batch": [e]}), &[]).unwrap();
         assert_eq!(single, array);
         assert_eq!(array.events, batch.events);
-        assert_eq!(batch.key.as_deref(), Some("k"), "the key the batch presented");
+        assert_eq!(
+            batch.key.as_deref(),
+            Some("k"),
+            "the key the batch presented"
+        );
         let got = &single.events[0];
         assert_eq!(got.id.as_deref(), Some("posthog:0191-a"));
         assert_eq!(
