@@ -29,13 +29,13 @@ pub fn validate(config_file: &Path) -> Vec<String> {
         Err(e) => return vec![e.to_string()],
     };
     let mut problems = Vec::new();
-    let tls = live.config().intake.public.and_then(|p| p.tls);
+    let tls = live.config().intake.public.clone().and_then(|p| p.tls);
     if let Some(t) = tls {
         if let Err(e) = tda_daemon::tls::server_config(&t.cert_file, &t.key_file, None) {
             problems.push(format!("intake.public.tls: {e}"));
         }
     }
-    if let Some(dir) = live.config().profiles_dir {
+    if let Some(dir) = live.config().profiles_dir.clone() {
         let (_, errors) = tda_schema::profile::load_dir(&dir);
         problems.extend(errors.iter().map(ToString::to_string));
     }

@@ -50,7 +50,7 @@ pub struct Target {
 /// The settings every task reads; swapped as a whole on reload.
 pub struct Live {
     agent_id: String,
-    config: RwLock<AgentConfig>,
+    config: RwLock<Arc<AgentConfig>>,
     target: RwLock<Target>,
     /// The HTTP client to the collector, built with the TLS files the config names.
     client: RwLock<reqwest::Client>,
@@ -137,7 +137,7 @@ impl Live {
             batch: watch::channel(config.batch.clone()).0,
             process: watch::channel(config.process.clone()).0,
             agent_id,
-            config: RwLock::new(config),
+            config: RwLock::new(Arc::new(config)),
             target: RwLock::new(target),
             client: RwLock::new(client),
             status: RwLock::new(status),
@@ -153,8 +153,8 @@ impl Live {
         &self.agent_id
     }
 
-    /// The config in force.
-    pub fn config(&self) -> AgentConfig {
+    /// The config in force (shared: a reload swaps in a new one).
+    pub fn config(&self) -> Arc<AgentConfig> {
         self.config
             .read()
             .unwrap_or_else(|p| p.into_inner())
@@ -282,6 +282,13 @@ impl Live {
             restart.push("intake.listen".to_string());
             new.intake.listen = old.intake.listen;
         }
+        let listener = |p: &Option<tda_schema::config::PublicIntake>| {
+            p.as_ref()
+                .map(|p| (p.listen, p.tls.clone(), p.max_connections))
+        };
+        if listener(&new.intake.public) != listener(&old.intake.public) {
+            restart.push("intake.public (listen, tls, max_connections)".to_string());
+        }
         for field in &restart {
             tracing::warn!(setting = %field, "changed in the config file; takes effect after a restart");
         }
@@ -294,7 +301,7 @@ impl Live {
             .send_if_modified(|b| std::mem::replace(b, new.batch.clone()) != new.batch);
         self.process
             .send_if_modified(|p| std::mem::replace(p, new.process.clone()) != new.process);
-        *self.config.write().unwrap_or_else(|p| p.into_inner()) = new;
+        *self.config.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(new);
         *self.status.write().unwrap_or_else(|p| p.into_inner()) = ConfigStatus {
             file,
             last_error: None,
@@ -386,7 +393,7 @@ fn watcher(live: &Live, tx: mpsc::UnboundedSender<()>) -> Option<notify::Recomme
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."))
         .to_path_buf();
-    let dirs = [Some(config_dir), live.config().profiles_dir];
+    let dirs = [Some(config_dir), live.config().profiles_dir.clone()];
     for dir in dirs.iter().flatten() {
         if let Err(e) = w.watch(dir, RecursiveMode::NonRecursive) {
             tracing::warn!(dir = %dir.display(), error = %e, "cannot watch");

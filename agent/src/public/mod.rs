@@ -107,7 +107,8 @@ impl Public {
     /// Answers one request: origin, rate and route checks, then the route; every answer to an
     /// allowed origin carries its CORS grant.
     pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response {
-        let Some(cfg) = self.intake.live.config().intake.public else {
+        let config = self.intake.live.config();
+        let Some(cfg) = config.intake.public.as_ref() else {
             return self
                 .intake
                 .unrouted(StatusCode::NOT_FOUND, "public intake is off");
@@ -128,7 +129,7 @@ impl Public {
                 .intake
                 .refused("origin", StatusCode::FORBIDDEN, &reason);
         }
-        let mut resp = self.route(req, &cfg, origin.as_deref()).await;
+        let mut resp = self.route(req, cfg, origin.as_deref()).await;
         if let Some(o) = &origin {
             cors::grant(&mut resp, o);
         }
@@ -196,7 +197,7 @@ impl Public {
     async fn capture(&self, req: Request<Incoming>, which: Sdk, cfg: &PublicIntake) -> Response {
         let intake: IntakeConfig = IntakeConfig {
             max_body_bytes: cfg.max_body_bytes,
-            ..self.intake.live.config().intake
+            ..self.intake.live.config().intake.clone()
         };
         let check = |payload: &Payload| self.payload_refusal(payload, cfg);
         self.intake.sdk_checked(req, which, &intake, check).await
@@ -237,8 +238,8 @@ impl Public {
 
     /// posthog-js's remote config for a configured key, as JSON or as a script.
     fn posthog_config(&self, key: &str, script: bool) -> Response {
-        let keys = self.intake.live.config().intake.posthog.keys;
-        if !keys.iter().any(|k| k == key) {
+        let config = self.intake.live.config();
+        if !config.intake.posthog.keys.iter().any(|k| k == key) {
             return self.unknown_key("posthog", key);
         }
         if script {
@@ -250,8 +251,8 @@ impl Public {
 
     /// analytics.js's settings for a configured write key, pointing it at this intake.
     fn segment_settings(&self, req: &Request<Incoming>, key: &str, cfg: &PublicIntake) -> Response {
-        let keys = self.intake.live.config().intake.segment.keys;
-        if !keys.iter().any(|k| k == key) {
+        let config = self.intake.live.config();
+        if !config.intake.segment.keys.iter().any(|k| k == key) {
             return self.unknown_key("segment", key);
         }
         let (protocol, host) = self.reached_at(req, cfg);

@@ -14,8 +14,8 @@ use crate::intake::Intake;
 impl Intake {
     /// `POST` on a PostHog or Segment route of the local intake.
     pub(crate) async fn sdk(&self, req: Request<Incoming>, which: Sdk) -> Response {
-        let cfg = self.live.config().intake;
-        self.sdk_checked(req, which, &cfg, |_| None).await
+        let config = self.live.config();
+        self.sdk_checked(req, which, &config.intake, |_| None).await
     }
 
     /// `POST` on a PostHog or Segment route, read under `cfg`'s limits; `check` may refuse a
