@@ -9,7 +9,8 @@
 //! Window 1: the same on the public intake. Window 2: the same, while one IP floods the public
 //! intake as fast as four connections take answers; the visitors' answer times are compared
 //! with window 1.
-//! Prints `key=value` figures. Run with `scripts/bench-public [SECONDS] [EVENTS_PER_S]`.
+//! Prints `key=value` figures. Run with `scripts/bench-public [SECONDS] [EVENTS_PER_S] [memory]`
+//! (`memory`: the agent answers once events are in memory instead of fsynced).
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -162,13 +163,18 @@ fn main() {
         .filter_map(|a| a.parse::<f64>().ok());
     let secs = args.next().unwrap_or(20.0) as u64;
     let rate = args.next().unwrap_or(5_000.0);
+    let ack = if std::env::args().any(|a| a == "memory") {
+        "memory"
+    } else {
+        "durable"
+    };
     let tmp = tempfile::tempdir().expect("tmp");
     let collector = CollectorSetup::new(&tmp.path().join("c"), "").start();
     let port = free_port();
     let agent = AgentSetup {
         batch: String::new(),
         intake: format!(
-            "[intake.posthog]\nkeys = [\"{KEY}\"]\n[intake.segment]\nenabled = false\n\
+            "ack = \"{ack}\"\n[intake.posthog]\nkeys = [\"{KEY}\"]\n[intake.segment]\nenabled = false\n\
              [intake.public]\nlisten = \"127.0.0.1:{port}\"\norigins = [\"{ORIGIN}\"]\n\
              trusted_proxies = [\"127.0.0.1\"]\n"
         ),
@@ -181,7 +187,7 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    println!("window_secs={secs} offered_events_per_s={rate} visitors={VISITORS} ack=durable");
+    println!("window_secs={secs} offered_events_per_s={rate} visitors={VISITORS} ack={ack}");
     // Three seconds to warm up (connections, the spool's first files), not reported.
     rt.block_on(visitors(
         &format!("{}/e/", agent.url),
