@@ -192,13 +192,13 @@ fn posthog_js_on_another_origin_stores_every_call_once() {
     assert_no_intake_errors(&browser, &intake);
 }
 
-fn segment_page(intake: &str) -> String {
+fn segment_page(intake: &str, options: &str) -> String {
     format!(
         r#"<!doctype html><html><head><title>TD Generator</title></head><body>
 <script>window.analytics = {{_cdn: location.origin}};</script>
 <script src="/analytics-next/bundles/index.js"></script>
 <script>
-const ajs = AnalyticsNext.AnalyticsBrowser.load({{writeKey: "{WRITE_KEY}", cdnURL: "{intake}"}});
+const ajs = AnalyticsNext.AnalyticsBrowser.load({{writeKey: "{WRITE_KEY}", cdnURL: "{intake}"}}, {options});
 window.ajs = ajs;
 ajs.then(function () {{ window.ready = true; }});
 </script></body></html>"#
@@ -207,17 +207,30 @@ ajs.then(function () {{ window.ready = true; }});
 
 #[test]
 fn analytics_next_on_another_origin_stores_every_call_once() {
+    analytics_next_stores_every_call_once("{}", "/v1/t");
+}
+
+#[test]
+fn analytics_next_in_batching_mode_stores_every_call_once() {
+    let batching = r#"{integrations: {"Segment.io": {deliveryStrategy:
+        {strategy: "batching", config: {size: 5, timeout: 300}}}}}"#;
+    analytics_next_stores_every_call_once(batching, "/v1/b");
+}
+
+/// analytics-next loaded with `options`; the proxy loses the answer to the first request to
+/// `lost` (a route of the mode under test).
+fn analytics_next_stores_every_call_once(options: &str, lost: &'static str) {
     let modules = node_modules();
     let umd = modules.join("@segment/analytics-next/dist/umd");
     let tmp = tempfile::tempdir().unwrap();
     let page_port = free_port();
     let page_origin = format!("http://127.0.0.1:{page_port}");
     let (collector, agent, public) = started(tmp.path(), &page_origin);
-    let (proxy, cut) = flaky(public, "/v1/t");
+    let (proxy, cut) = flaky(public, lost);
     let intake = proxy.url.replace("127.0.0.1", "localhost");
     let site_url = Site::default()
         .dir("/analytics-next/bundles/", &umd)
-        .page("/app.html", "text/html", segment_page(&intake))
+        .page("/app.html", "text/html", segment_page(&intake, options))
         .serve_on(page_port);
     let browser = Browser::start_as_visitor();
     browser.goto(&format!("{site_url}/app.html?utm_source=newsletter"));
