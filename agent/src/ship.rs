@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rand::RngExt;
-use reqwest::header::{AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, RETRY_AFTER};
-use reqwest::StatusCode;
+use reqwest::header::{AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE};
+use tda_daemon::retry::{self, Backoff};
 use tokio::sync::watch;
 
 use crate::batch::Closed;
@@ -13,10 +13,11 @@ use crate::counters::{add, Counters};
 use crate::settings::Live;
 use crate::spool::Spool;
 
-/// First retry delay.
-pub const BACKOFF_BASE: Duration = Duration::from_millis(200);
-/// Longest retry delay.
-pub const BACKOFF_CAP: Duration = Duration::from_secs(30);
+/// Retry delays: from 200 ms, doubling, at most 30 s.
+pub const BACKOFF: Backoff = Backoff {
+    base: Duration::from_millis(200),
+    cap: Duration::from_secs(30),
+};
 /// While backing off, the collector's `/healthz` is asked this often; once it answers, sending
 /// resumes at once (so an agent is back within about this long of the collector).
 pub const PROBE_EVERY: Duration = Duration::from_secs(1);
@@ -74,14 +75,9 @@ impl Shipper {
         if status.is_success() {
             return Outcome::Stored;
         }
-        let retry_after = resp
-            .headers()
-            .get(RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+        let retry_after = retry::retry_after(resp.headers());
         let text = resp.text().await.unwrap_or_default();
-        if retryable(status) {
+        if retry::retryable(status.as_u16()) {
             tracing::warn!(batch_id = %batch.batch_id, %status, body = %text, "collector failed, will retry");
             Outcome::Retry(retry_after)
         } else {
@@ -156,22 +152,6 @@ fn refused(spool: &Spool, counters: &Counters, seq: u64, batch: &Closed, why: &s
     spool.quarantine(seq, why);
 }
 
-/// 5xx, 408 and 429 are worth retrying; other 4xx mean the batch itself is wrong.
-pub fn retryable(status: StatusCode) -> bool {
-    status.is_server_error()
-        || status == StatusCode::REQUEST_TIMEOUT
-        || status == StatusCode::TOO_MANY_REQUESTS
-}
-
-/// Full-jitter exponential backoff: a random delay up to `base * 2^attempt`, capped.
-pub fn backoff(attempt: u32) -> Duration {
-    let ceiling = BACKOFF_BASE
-        .saturating_mul(1u32 << attempt.min(16))
-        .min(BACKOFF_CAP);
-    let ms = ceiling.as_millis().max(1) as u64;
-    Duration::from_millis(rand::rng().random_range(ms / 2..=ms))
-}
-
 /// Sends spooled batches in order until `stop` turns true and the spool is empty (or `stop`
 /// turns true while the collector is failing: what is left stays spooled for the next start).
 pub async fn run(
@@ -218,7 +198,7 @@ pub async fn run(
                     Outcome::Retry(after) => after,
                     _ => None,
                 };
-                let delay = backoff(attempt).max(after.unwrap_or_default());
+                let delay = BACKOFF.delay(attempt).max(after.unwrap_or_default());
                 attempt = attempt.saturating_add(1);
                 beat.idle();
                 if failed == Outcome::Unreachable {
@@ -233,30 +213,5 @@ pub async fn run(
                 }
             }
         }
-    }
-}
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        for attempt in 0..40 {
-            let d = backoff(attempt);
-            let ceiling = BACKOFF_BASE
-                .saturating_mul(1 << attempt.min(16))
-                .min(BACKOFF_CAP);
-            assert!(d <= ceiling && d >= ceiling / 2, "attempt {attempt}: {d:?}");
-        }
-    }
-
-    #[test]
-    fn only_transient_statuses_are_retried() {
-        assert!(retryable(StatusCode::SERVICE_UNAVAILABLE));
-        assert!(retryable(StatusCode::TOO_MANY_REQUESTS));
-        assert!(retryable(StatusCode::REQUEST_TIMEOUT));
-        assert!(!retryable(StatusCode::BAD_REQUEST));
-        assert!(!retryable(StatusCode::UNAUTHORIZED));
-        assert!(!retryable(StatusCode::PAYLOAD_TOO_LARGE));
     }
 }

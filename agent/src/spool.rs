@@ -5,8 +5,8 @@
 //! left, removing and counting torn or corrupt files and keeping every good one.
 
 use std::collections::VecDeque;
-use std::fs::{self, File};
-use std::io::{self, Write};
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -411,12 +411,7 @@ fn recover(path: &Path) -> Result<Option<Entry>, String> {
 
 /// Writes `<seq>.tmp`, syncs it, renames it to `<seq>.batch` and syncs the directory.
 fn write_durably(dir: &Path, seq: u64, data: &[u8]) -> io::Result<()> {
-    let tmp = dir.join(format!("{seq:020}.tmp"));
-    let mut f = File::create(&tmp)?;
-    f.write_all(data)?;
-    f.sync_all()?;
-    fs::rename(&tmp, dir.join(file_name(seq)))?;
-    File::open(dir)?.sync_all()
+    tda_daemon::durable::write_atomic(&dir.join(file_name(seq)), data)
 }
 
 #[cfg(test)]

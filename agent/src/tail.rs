@@ -25,6 +25,8 @@ use crate::settings::Live;
 /// queued record holds: at 4 MiB the agent reached 151-160 MiB RSS reading a large backlog, at
 /// 512 KiB 52-55 MiB, at the same speed (BENCHMARKS.md, "Integrations").
 const READ_CHUNK: u64 = 512 << 10;
+/// How often the position is saved while a backlog is read.
+const SAVE_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 /// Longest line taken; a longer one is skipped with a warning.
 pub const MAX_LINE: usize = 1 << 20;
 /// The position file's format version.
@@ -261,24 +263,32 @@ impl Tail {
         }
     }
 
-    /// Writes the position (atomically: a temporary file renamed over the last one).
+    /// Writes the position durably (`tda_daemon::durable`: a crash leaves the old position or
+    /// the new one, never an empty file).
     pub fn save(&self) {
-        let Some(open) = &self.open else {
-            return;
-        };
-        let p = Position {
+        if let Some(p) = self.position() {
+            self.save_at(&p);
+        }
+    }
+
+    /// Where reading stands now, if a file is open.
+    fn position(&self) -> Option<Position> {
+        let open = self.open.as_ref()?;
+        Some(Position {
             version: POSITION_VERSION,
             path: self.cfg.path.clone(),
             file: open.id,
             offset: open.offset,
             line: open.line,
             head: open.head.clone(),
-        };
-        let tmp = self.position_file.with_extension("tmp");
-        let written = serde_json::to_vec(&p)
+        })
+    }
+
+    /// Writes `p` as the saved position, durably.
+    fn save_at(&self, p: &Position) {
+        let written = serde_json::to_vec(p)
             .map_err(std::io::Error::other)
-            .and_then(|bytes| std::fs::write(&tmp, bytes))
-            .and_then(|()| std::fs::rename(&tmp, &self.position_file));
+            .and_then(|bytes| tda_daemon::durable::write_atomic(&self.position_file, &bytes));
         if let Err(e) = written {
             tracing::warn!(file = %self.position_file.display(), error = %e, "cannot save the request log position");
         }
@@ -426,13 +436,17 @@ async fn drain(
     counters: &Counters,
     durable: bool,
 ) -> Option<Tail> {
+    // The position is fsynced at most every SAVE_EVERY through a backlog, always when caught
+    // up, and, on the way out, as it stood before a step whose events were not handed over.
+    let (mut saved, mut unsaved) = (std::time::Instant::now(), false);
     loop {
         let read = tokio::task::spawn_blocking(move || {
+            let before = tail.position();
             let step = tail.step();
-            (tail, step)
+            (tail, before, step)
         })
         .await;
-        let (back, step) = match read {
+        let (back, before, step) = match read {
             Ok(done) => done,
             Err(e) => {
                 tracing::error!(error = %e, "request log task failed; starting afresh");
@@ -444,6 +458,7 @@ async fn drain(
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!(file = %tail.cfg.path.display(), error = %e, "cannot read the request log; will try again");
+                let mut tail = persist(tail, before.filter(|_| unsaved)).await?;
                 tail.open = None;
                 return Some(tail);
             }
@@ -452,17 +467,32 @@ async fn drain(
         let n = step.events.len() as u64;
         if n > 0 && !hand_over(records, step.events, durable).await {
             // Shutting down, or not written: the saved position stays before these lines.
-            return Some(tail);
+            return persist(tail, before.filter(|_| unsaved)).await;
         }
         add(&counters.log_events_read, n);
         add(&counters.events_received, n);
-        if step.bytes > 0 {
-            tail.save();
+        unsaved |= step.bytes > 0;
+        if unsaved && (!step.more || saved.elapsed() >= SAVE_EVERY) {
+            let now = tail.position();
+            tail = persist(tail, now).await?;
+            (saved, unsaved) = (std::time::Instant::now(), false);
         }
         if !step.more {
             return Some(tail);
         }
     }
+}
+
+/// Saves `at` (if any) as the tail's position, off the async threads (it fsyncs).
+async fn persist(tail: Tail, at: Option<Position>) -> Option<Tail> {
+    tokio::task::spawn_blocking(move || {
+        if let Some(p) = &at {
+            tail.save_at(p);
+        }
+        tail
+    })
+    .await
+    .ok()
 }
 
 /// Wakes the tail when anything changes in the log's directory (creation, writes, renames).

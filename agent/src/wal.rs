@@ -71,7 +71,7 @@ impl Wal {
             writeln!(file, "{}", serde_json::to_string(&header)?)?;
             self.file = Some(file);
             self.batch_id = Some(batch_id.to_string());
-            sync_dir(&self.path)?;
+            tda_daemon::durable::sync_parent(&self.path)?;
         }
         let mut text = Vec::with_capacity(256 * events.len());
         for e in events {
@@ -91,7 +91,7 @@ impl Wal {
         self.file = None;
         self.batch_id = None;
         match fs::remove_file(&self.path) {
-            Ok(()) => sync_dir(&self.path),
+            Ok(()) => tda_daemon::durable::sync_parent(&self.path),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(e),
         }
@@ -110,13 +110,6 @@ fn read(file: File) -> Option<Recovered> {
         batch_id: header.batch_id,
         events,
     })
-}
-
-fn sync_dir(path: &Path) -> io::Result<()> {
-    match path.parent() {
-        Some(dir) => File::open(dir)?.sync_all(),
-        None => Ok(()),
-    }
 }
 
 #[cfg(test)]

@@ -184,9 +184,7 @@ fn restore_reports(app: &App) -> Result<(), StoreError> {
         if let Some((_, body)) = app.store.get_state(&scope)? {
             let dir = path.parent().unwrap_or(&root);
             std::fs::create_dir_all(dir).map_err(|e| corrupt(&scope, e))?;
-            let tmp = path.with_extension("tmp");
-            std::fs::write(&tmp, body)
-                .and_then(|()| std::fs::rename(&tmp, &path))
+            tda_daemon::durable::write_atomic(&path, body.as_bytes())
                 .map_err(|e| corrupt(&scope, e))?;
         }
     }

@@ -246,9 +246,7 @@ impl Profiles {
             file: file.clone(),
             message: e.to_string(),
         };
-        let tmp = self.dir.join(format!(".{id}.toml.tmp"));
-        std::fs::write(&tmp, profile.to_toml()).map_err(io)?;
-        std::fs::rename(&tmp, &file).map_err(io)?;
+        tda_daemon::durable::write_atomic(&file, profile.to_toml().as_bytes()).map_err(io)?;
         self.reload();
         self.get(&id).ok_or(CreateError::Duplicate(profile.name))
     }

@@ -2,9 +2,11 @@
 
 #![forbid(unsafe_code)]
 
+pub mod durable;
 pub mod http;
 pub mod metrics;
 mod process;
+pub mod retry;
 pub mod service;
 pub mod tls;
 

@@ -10,6 +10,7 @@ use std::time::Duration;
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
+use tda_daemon::retry::{self, Backoff};
 use tda_schema::alerting::RouteSettings;
 use tda_schema::timestamp::now_ms;
 use tda_schema::Timestamp;
@@ -23,8 +24,6 @@ use super::template;
 const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
 /// A notification that could not be delivered for this long is given up.
 const GIVE_UP_MS: i64 = 24 * 3_600_000;
-/// Longest wait between two attempts.
-const MAX_BACKOFF_MS: i64 = 60_000;
 
 /// A stable short hash of some text (16 hex digits of SHA-256).
 pub fn short_hash(text: &str) -> String {
@@ -247,13 +246,8 @@ async fn attempt(client: &reqwest::Client, o: &Outgoing) -> Attempt {
         Ok(resp) if resp.status().is_success() => Attempt::Delivered,
         Ok(resp) => {
             let code = resp.status().as_u16();
-            let retry_after = resp
-                .headers()
-                .get("retry-after")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse::<i64>().ok())
-                .map(|s| s * 1000);
-            if code >= 500 || code == 408 || code == 429 {
+            let retry_after = retry::retry_after(resp.headers()).map(|d| d.as_millis() as i64);
+            if retry::retryable(code) {
                 Attempt::Retry(retry_after)
             } else {
                 Attempt::Refused(format!("HTTP {code}"))
@@ -263,10 +257,15 @@ async fn attempt(client: &reqwest::Client, o: &Outgoing) -> Attempt {
     }
 }
 
-/// Full-jitter exponential backoff after `attempts` failures, ms.
+/// Delays between delivery attempts: from 1 s, doubling, at most a minute.
+const BACKOFF: Backoff = Backoff {
+    base: Duration::from_secs(1),
+    cap: Duration::from_secs(60),
+};
+
+/// The delay after `attempts` failures, ms.
 fn backoff(attempts: u32) -> i64 {
-    let cap = (1_000i64 << attempts.min(16)).min(MAX_BACKOFF_MS);
-    500 + (rand::random::<f64>() * cap as f64) as i64
+    BACKOFF.delay(attempts.saturating_sub(1)).as_millis() as i64
 }
 
 /// Delivers the outbox until the process ends: every 250 ms, each notification that is due, in

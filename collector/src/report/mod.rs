@@ -112,9 +112,7 @@ fn extension(f: ReportFormat) -> &'static str {
 }
 
 fn write_atomic(path: &Path, body: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, body)?;
-    std::fs::rename(&tmp, path)
+    tda_daemon::durable::write_atomic(path, body)
 }
 
 fn io(path: &Path, e: std::io::Error) -> StoreError {

@@ -3,7 +3,7 @@
 //! and retention give disk space back at once (sled does not: see BENCHMARKS.md).
 
 use std::fs::{self, File};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 const MAGIC: &[u8; 4] = b"TDAB";
@@ -44,8 +44,6 @@ impl Segments {
         let dir = self.hour_dir(hour);
         fs::create_dir_all(&dir)?;
         let path = self.path(hour, seq);
-        let tmp = path.with_extension("tmp");
-        let mut f = File::create(&tmp)?;
         let mut head = Vec::with_capacity(HEADER);
         head.extend_from_slice(MAGIC);
         head.push(VERSION);
@@ -53,12 +51,7 @@ impl Segments {
         head.extend_from_slice(&(block.len() as u32).to_le_bytes());
         head.extend_from_slice(&crc32fast::hash(rollup).to_le_bytes());
         head.extend_from_slice(&crc32fast::hash(block).to_le_bytes());
-        f.write_all(&head)?;
-        f.write_all(rollup)?;
-        f.write_all(block)?;
-        f.sync_all()?;
-        fs::rename(&tmp, &path)?;
-        File::open(&dir)?.sync_all()
+        tda_daemon::durable::write_atomic_parts(&path, &[&head, rollup, block])
     }
 
     fn header(f: &mut File) -> Result<(u32, u32, u32, u32), SegmentError> {
