@@ -18,6 +18,7 @@ use crate::profiles::CreateError;
 use crate::query::{self, Agg, Filter};
 use crate::stats::usage::bucket_count;
 use crate::store::compaction;
+use tda_schema::timestamp::{DAY_MS, HOUR_MS};
 
 /// Most buckets a stats series may have; a longer range needs a coarser aggregation level.
 pub const MAX_SERIES_BUCKETS: i64 = 50_000;
@@ -581,7 +582,7 @@ struct BehaviorParams {
 fn behavior_params(q: &Params, what: Behavior) -> Result<BehaviorParams, String> {
     let mut p = BehaviorParams {
         length: 4,
-        window_ms: 86_400_000,
+        window_ms: DAY_MS,
         ..Default::default()
     };
     if let Some(w) = q.get("window") {
@@ -775,7 +776,7 @@ fn ask(req: &Request<Incoming>, profile: Option<&Profile>) -> Result<predictive:
     };
     let step = match q.get("step") {
         Some(s) => duration("step", s)?,
-        None => profile.map_or(3_600_000, |p| p.settings.aggregation_level.millis()),
+        None => profile.map_or(HOUR_MS, |p| p.settings.aggregation_level.millis()),
     };
     if step < 1000 || (to - from) / step > query::MAX_POINTS {
         return Err(format!(

@@ -8,6 +8,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
+use tda_schema::timestamp::HOUR_MS;
 use tda_schema::wire::MAX_PROPERTIES;
 use tda_schema::Event;
 
@@ -15,7 +16,6 @@ use tda_schema::Event;
 pub const OVERFLOW_FEATURE: &str = "(overflow)";
 /// The property that keeps an overflowed event's own feature name (when it has room).
 pub const OVERFLOW_PROPERTY: &str = "tda.overflow_feature";
-const HOUR_MS: i64 = 3_600_000;
 /// Hours kept in memory either side of the present: events older or further ahead are checked
 /// against a set that is not kept (rare, and bounded by the batch limits). Kept by the clock, not
 /// by the newest event, so one event dated far ahead cannot push the present hours out.

@@ -12,6 +12,7 @@ use tda_schema::{Event, HostSample};
 
 use crate::query::Filter;
 use crate::store::{Storage, StoreError};
+use tda_schema::timestamp::{DAY_MS, SECOND_MS};
 
 /// The first part of the range read at once (its rows are sorted by time, then written); each
 /// next window is sized from the last one's rows, so about [`WINDOW_ROWS`] are held at a time.
@@ -19,7 +20,7 @@ const FIRST_WINDOW_MS: i64 = 60_000;
 /// Rows a window should hold: memory is bounded by this, not by the range or the event rate.
 const WINDOW_ROWS: usize = 100_000;
 /// The narrowest and widest windows.
-const WINDOW_MS: std::ops::RangeInclusive<i64> = 1_000..=86_400_000;
+const WINDOW_MS: std::ops::RangeInclusive<i64> = SECOND_MS..=DAY_MS;
 /// Rows per Parquet row group.
 const ROW_GROUP: usize = 50_000;
 

@@ -13,11 +13,10 @@ use tda_schema::{Batch, Event, HostSample, Timestamp};
 use crate::query::Filter;
 use crate::store::aggregate::{EventQuery, Group};
 use crate::store::{Appended, ClickHouseConfig, ClickHouseStore, SledStore, Storage, StoreError};
+use tda_schema::timestamp::{DAY_MS, HOUR_MS};
 
 /// Events (or samples) per copied batch: one INSERT each.
 const PART: usize = 20_000;
-const HOUR_MS: i64 = 3_600_000;
-const DAY_MS: i64 = 86_400_000;
 /// The agent id the copied events carry (the embedded store does not keep events' agents).
 pub const MIGRATED_AGENT: &str = "sled-migration";
 

@@ -13,6 +13,7 @@ use tda_schema::Timestamp;
 
 use crate::query::{self, Agg, Filter, SAMPLE_SERIES};
 use crate::store::{Storage, StoreError};
+use tda_schema::timestamp::DAY_MS;
 
 /// Metrics when a predictive profile names none.
 pub const DEFAULT_METRICS: [&str; 3] = ["requests", "active_users", "latency_p95_ms"];
@@ -224,7 +225,6 @@ fn header(ask: &Ask, n: usize) -> Value {
 
 /// Days of history a trend needs before it is reported.
 const TREND_DAYS: usize = 7;
-const DAY_MS: i64 = 86_400_000;
 
 /// A metric's trend as reported: over its daily means (a day's own cycle is no trend), only on
 /// `TREND_DAYS` days or more, as the change per week relative to the mean level; on the log

@@ -23,6 +23,7 @@ use crate::predictive::{self, Anomaly, Ask};
 use crate::profiles::Entry;
 use crate::query::Filter;
 use crate::store::StoreError;
+use tda_schema::timestamp::DAY_MS;
 
 pub use arrivals::Arrivals;
 
@@ -33,7 +34,7 @@ const GRACE_MS: i64 = 60_000;
 /// Steps of history a new detector learns from (and the most a restart catches up).
 const WARM_STEPS: i64 = 2_000;
 /// History the scheduled models look at: at least two weeks.
-const LOOKBACK_MS: i64 = 14 * 86_400_000;
+const LOOKBACK_MS: i64 = 14 * DAY_MS;
 
 /// Runs until the process ends.
 pub async fn run(app: Arc<App>) {

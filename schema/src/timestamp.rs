@@ -13,6 +13,15 @@ pub const MIN_MS: i64 = 946_684_800_000;
 /// Latest accepted timestamp: 2200-01-01T00:00:00Z, in epoch milliseconds.
 pub const MAX_MS: i64 = 7_258_118_400_000;
 
+/// A second, a minute, an hour and a day in milliseconds: the one definition of each.
+pub const SECOND_MS: i64 = 1_000;
+/// See [`SECOND_MS`].
+pub const MINUTE_MS: i64 = 60_000;
+/// See [`SECOND_MS`].
+pub const HOUR_MS: i64 = 3_600_000;
+/// See [`SECOND_MS`].
+pub const DAY_MS: i64 = 86_400_000;
+
 /// A point in time as milliseconds since the Unix epoch (UTC).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Timestamp(pub i64);

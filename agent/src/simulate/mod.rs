@@ -14,6 +14,7 @@ use tda_schema::timestamp::{now_ms, parse_bound};
 use tda_schema::{Event, Timestamp};
 
 use personas::PERSONAS;
+use tda_schema::timestamp::DAY_MS;
 use traffic::{Generator, Incident, TrafficConfig};
 
 /// Command-line arguments of `tda-agent simulate`.
@@ -173,7 +174,7 @@ pub async fn run(args: SimArgs) -> anyhow::Result<()> {
         eprintln!("going on in real time (live traffic) until stopped");
         let live = TrafficConfig {
             start_ms: start + span,
-            end_ms: start + span + 365 * 86_400_000,
+            end_ms: start + span + 365 * DAY_MS,
             incidents: vec![],
             sessions_per_user_day: cfg.sessions_per_user_day * args.live_rate,
             ..cfg

@@ -11,8 +11,8 @@ use serde_json::{Map, Value};
 use tda_schema::{Event, Timestamp};
 
 use super::personas::{diurnal, feature, weekly, Persona, PERSONAS};
-
-const MINUTE_MS: i64 = 60_000;
+use tda_schema::timestamp::MINUTE_MS;
+use tda_schema::timestamp::{DAY_MS, HOUR_MS};
 
 /// A planted incident: a kind and a window of simulated time.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -173,9 +173,9 @@ impl Generator {
 
     /// Expected session starts in the minute beginning at `at`.
     fn session_rate(&self, at: i64) -> f64 {
-        let hour = (at.rem_euclid(86_400_000)) as f64 / 3_600_000.0;
-        let weekday = ((at.div_euclid(86_400_000) + 3).rem_euclid(7)) as u32;
-        let weeks = (at - self.cfg.start_ms) as f64 / (7.0 * 86_400_000.0);
+        let hour = at.rem_euclid(DAY_MS) as f64 / HOUR_MS as f64;
+        let weekday = ((at.div_euclid(DAY_MS) + 3).rem_euclid(7)) as u32;
+        let weeks = (at - self.cfg.start_ms) as f64 / (7 * DAY_MS) as f64;
         let growth = (1.0 + self.cfg.growth_per_week).powf(weeks);
         let drop = if self.incident_active(IncidentKind::TrafficDrop, at) {
             0.2

@@ -9,6 +9,7 @@ use super::rule::Level;
 use crate::predictive;
 use crate::query::{self, Agg, Filter};
 use crate::store::{Storage, StoreError};
+use tda_schema::timestamp::{DAY_MS, HOUR_MS, MINUTE_MS};
 
 /// Metric names a rule may watch besides the predictive ones: errors per request.
 pub const ERROR_RATE: &str = "error_rate";
@@ -225,13 +226,13 @@ fn forecast(
     window: i64,
     now: i64,
 ) -> Result<Observation, StoreError> {
-    let horizon = rule.horizon.map_or(86_400_000, |h| h.0.as_millis() as i64);
-    let step = if horizon <= 86_400_000 {
-        300_000
+    let horizon = rule.horizon.map_or(DAY_MS, |h| h.0.as_millis() as i64);
+    let step = if horizon <= DAY_MS {
+        5 * MINUTE_MS
     } else {
-        3_600_000
+        HOUR_MS
     }
-    .max(window.min(3_600_000));
+    .max(window.min(HOUR_MS));
     let steps = ((horizon / step).max(1) * 8).clamp(48, 2_000);
     let values = history(store, sel, step, steps, now)?;
     if values.len() < 24 {

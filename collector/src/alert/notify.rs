@@ -19,11 +19,12 @@ use super::route::Labels;
 use super::rule::Phase;
 use super::store::{GroupState, Outgoing, StoredAlert};
 use super::template;
+use tda_schema::timestamp::DAY_MS;
 
 /// The end time Alertmanager's webhook gives alerts still firing.
 const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
 /// A notification that could not be delivered for this long is given up.
-const GIVE_UP_MS: i64 = 24 * 3_600_000;
+const GIVE_UP_MS: i64 = DAY_MS;
 
 /// A stable short hash of some text (16 hex digits of SHA-256).
 pub fn short_hash(text: &str) -> String {

@@ -7,10 +7,10 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::activity::Activity;
+use tda_schema::timestamp::DAY_MS;
 
 /// Features in the co-usage matrix (the most used ones).
 const TOP: usize = 15;
-const DAY_MS: i64 = 86_400_000;
 
 /// What [`interactions`] finds.
 #[derive(Debug, Clone, PartialEq, Serialize)]

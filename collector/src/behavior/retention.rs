@@ -7,8 +7,7 @@ use std::collections::BTreeMap;
 
 use super::activity::Activity;
 use serde::Serialize;
-
-const DAY_MS: i64 = 86_400_000;
+use tda_schema::timestamp::DAY_MS;
 
 /// Period length for cohorts and lifecycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

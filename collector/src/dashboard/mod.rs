@@ -15,6 +15,7 @@ use tda_schema::timestamp::now_ms;
 use crate::app::App;
 use crate::query::{self, Agg};
 use crate::store::StoreError;
+use tda_schema::timestamp::{DAY_MS, HOUR_MS, MINUTE_MS};
 
 /// The embedded assets: path, body, content type.
 pub const ASSETS: [(&str, &str, &str); 4] = [
@@ -146,10 +147,17 @@ pub fn live(app: &Arc<App>) -> Response {
 
 /// A step that gives a view 30-150 points over `range_ms`.
 fn view_step(range_ms: i64) -> i64 {
-    [60_000, 300_000, 900_000, 3_600_000, 21_600_000, 86_400_000]
-        .into_iter()
-        .find(|s| range_ms / s <= 150)
-        .unwrap_or(86_400_000)
+    [
+        MINUTE_MS,
+        5 * MINUTE_MS,
+        15 * MINUTE_MS,
+        HOUR_MS,
+        6 * HOUR_MS,
+        DAY_MS,
+    ]
+    .into_iter()
+    .find(|s| range_ms / s <= 150)
+    .unwrap_or(DAY_MS)
 }
 
 /// One `[[view]]` panel's data.

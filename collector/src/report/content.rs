@@ -9,10 +9,10 @@ use crate::predictive::{self, Ask};
 use crate::profiles::Entry;
 use crate::query::{self, Agg, Filter};
 use crate::store::{Storage, StoreError};
+use tda_schema::timestamp::HOUR_MS;
 
 /// Format version of a report document.
 pub const VERSION: u8 = 1;
-const HOUR_MS: i64 = 3_600_000;
 
 /// A chart: one series of `[t, v]` points, an optional band of `[t, low, high]` after it (a
 /// forecast), and marked times (anomalies).

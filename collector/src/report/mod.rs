@@ -22,8 +22,7 @@ use crate::app::App;
 use crate::profiles::Entry;
 use crate::schedule::Arrivals;
 use crate::store::StoreError;
-
-const HOUR_MS: i64 = 3_600_000;
+use tda_schema::timestamp::HOUR_MS;
 
 /// When the latest run due at or before `now` is, and the start of the period it covers.
 pub fn last_due(spec: &ReportSchedule, now: i64) -> Result<(i64, i64), String> {

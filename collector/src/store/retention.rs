@@ -8,8 +8,7 @@ use tda_schema::profile::DEFAULT_RETENTION_PERIOD;
 use tda_schema::timestamp::now_ms;
 
 use crate::app::App;
-
-const DAY_MS: i64 = 86_400_000;
+use tda_schema::timestamp::DAY_MS;
 
 /// The retention in force, days: the longest of the profiles', else the default (30).
 pub fn retention_days(app: &App) -> u64 {

@@ -14,10 +14,7 @@ use crate::stats::quantile::Sketch;
 
 /// Format version byte of a rollup record.
 pub const VERSION: u8 = 1;
-/// Width of a rollup's cells.
-pub const MINUTE_MS: i64 = 60_000;
-/// Width of a rollup.
-pub const HOUR_MS: i64 = 3_600_000;
+pub use tda_schema::timestamp::{HOUR_MS, MINUTE_MS};
 const ZSTD_LEVEL: i32 = 3;
 
 /// Count, sum and extremes of latencies.

@@ -16,10 +16,10 @@ use super::facts::{Facts, FactsBuilder};
 use super::rollup::Rollup;
 use super::segments::Segments;
 use super::{columns, parallel, samples, Appended, Compacted, Deleted, Storage, StoreError};
+use tda_schema::timestamp::HOUR_MS;
 
 /// Format version written as the first byte of every block and batch marker.
 pub const BLOCK_VERSION: u8 = 1;
-const HOUR_MS: i64 = 3_600_000;
 
 /// One database: events under `analytics/data/`, samples under `analytics/metrics/`. Its sled
 /// trees index the blocks, whose payloads (with their rollups) are segment files beside it.

@@ -14,10 +14,10 @@ use crate::behavior::retention::{Period, Retention};
 use crate::query::Filter;
 use crate::store::aggregate::FunnelQuery;
 use crate::store::StoreError;
+use tda_schema::timestamp::DAY_MS;
 
 /// The group key of every user's row in the totals.
 const ALL: &str = "\u{1}all";
-const DAY_MS: i64 = 86_400_000;
 
 /// Each user's events in time order as arrays `ts`, `fs` (feature) and `vs` (breakdown value).
 fn user_arrays(store: &ClickHouseStore, q: &FunnelQuery, only_steps: bool) -> String {
