@@ -7,14 +7,12 @@ pub mod documents;
 pub mod limit;
 
 use std::net::IpAddr;
-use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Instant;
 
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, HOST, ORIGIN, RETRY_AFTER};
 use hyper::{Method, Request, StatusCode};
-use serde::Serialize;
 use tda_daemon::{json, with_type, Peer, Response};
 use tda_schema::config::{IntakeConfig, PublicIntake};
 
@@ -23,57 +21,26 @@ use crate::intake::Intake;
 use crate::sdk::{posthog, segment, Payload, Sdk};
 use limit::Buckets;
 
-/// What the public intake counts beyond the intake's own counters.
-#[derive(Debug, Default)]
-pub struct PublicCounters {
-    /// Requests to the public listener.
-    pub requests: AtomicU64,
-    /// CORS preflights answered with a grant.
-    pub preflights: AtomicU64,
-    /// Requests refused because their page origin is not allowed (403).
-    pub refused_origin: AtomicU64,
-    /// Requests refused by the per-IP rate limit (429).
-    pub refused_ip_rate: AtomicU64,
-    /// Requests refused by the per-key rate limit (429).
-    pub refused_key_rate: AtomicU64,
-    /// Requests refused because one of their events was over `max_event_bytes` (413).
-    pub refused_event_size: AtomicU64,
-    /// Requests for a config document of an unknown key (404).
-    pub refused_unknown_key: AtomicU64,
-}
-
-/// A copy of [`PublicCounters`] for `/healthz` and `/metrics`.
-#[derive(Debug, Clone, Copy, Serialize)]
-pub struct PublicSnapshot {
-    /// See [`PublicCounters::requests`].
-    pub requests: u64,
-    /// See [`PublicCounters::preflights`].
-    pub preflights: u64,
-    /// See [`PublicCounters::refused_origin`].
-    pub refused_origin: u64,
-    /// See [`PublicCounters::refused_ip_rate`].
-    pub refused_ip_rate: u64,
-    /// See [`PublicCounters::refused_key_rate`].
-    pub refused_key_rate: u64,
-    /// See [`PublicCounters::refused_event_size`].
-    pub refused_event_size: u64,
-    /// See [`PublicCounters::refused_unknown_key`].
-    pub refused_unknown_key: u64,
-}
-
-impl PublicCounters {
-    /// The counters now.
-    pub fn snapshot(&self) -> PublicSnapshot {
-        let get = |c: &AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
-        PublicSnapshot {
-            requests: get(&self.requests),
-            preflights: get(&self.preflights),
-            refused_origin: get(&self.refused_origin),
-            refused_ip_rate: get(&self.refused_ip_rate),
-            refused_key_rate: get(&self.refused_key_rate),
-            refused_event_size: get(&self.refused_event_size),
-            refused_unknown_key: get(&self.refused_unknown_key),
-        }
+crate::counters::counters! {
+    /// What the public intake counts beyond the intake's own counters.
+    pub struct PublicCounters;
+    /// A copy of [`PublicCounters`] for `/healthz` and `/metrics`.
+    pub struct PublicSnapshot;
+    {
+        /// Requests to the public listener.
+        requests,
+        /// CORS preflights answered with a grant.
+        preflights,
+        /// Requests refused because their page origin is not allowed (403).
+        refused_origin,
+        /// Requests refused by the per-IP rate limit (429).
+        refused_ip_rate,
+        /// Requests refused by the per-key rate limit (429).
+        refused_key_rate,
+        /// Requests refused because one of their events was over `max_event_bytes` (413).
+        refused_event_size,
+        /// Requests for a config document of an unknown key (404).
+        refused_unknown_key,
     }
 }
 
