@@ -4,41 +4,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use tda_daemon::metrics::{Histogram, BYTES_BUCKETS, COUNT_BUCKETS, SECONDS_BUCKETS};
 
-/// Declares a set of counters once: the struct of atomics (with any other fields after
-/// `extra`) and its snapshot of plain numbers, field for field, with `snapshot()`.
-macro_rules! counters {
-    (
-        $(#[$meta:meta])* pub struct $name:ident;
-        $(#[$snap_meta:meta])* pub struct $snap:ident;
-        { $( $(#[doc = $doc:literal])* $field:ident, )* }
-        $( extra { $( $(#[doc = $edoc:literal])* $efield:ident : $ety:ty, )* } )?
-    ) => {
-        $(#[$meta])*
-        #[derive(Debug, Default)]
-        pub struct $name {
-            $( $(#[doc = $doc])* pub $field: std::sync::atomic::AtomicU64, )*
-            $($( $(#[doc = $edoc])* pub $efield: $ety, )*)?
-        }
-
-        $(#[$snap_meta])*
-        #[derive(Debug, Clone, Copy, serde::Serialize, PartialEq, Eq)]
-        pub struct $snap {
-            $( $(#[doc = $doc])* pub $field: u64, )*
-        }
-
-        impl $name {
-            /// Reads every counter.
-            pub fn snapshot(&self) -> $snap {
-                $snap {
-                    $( $field: self.$field.load(std::sync::atomic::Ordering::Relaxed), )*
-                }
-            }
-        }
-    };
-}
-pub(crate) use counters;
-
-counters! {
+tda_daemon::counters! {
     /// Monotonic counters of what the agent took in, sent, retried and dropped.
     pub struct Counters;
     /// A point-in-time copy of [`Counters`]' numbers.

@@ -2,7 +2,7 @@
 //! (tokens, limits). Start-up is the first reload: validate everything, then swap it in.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::AtomicI64;
 use std::sync::{Arc, RwLock};
 
 use serde::Serialize;
@@ -138,44 +138,33 @@ pub struct Reloaded {
     pub profiles: ReloadReport,
 }
 
-/// Counters of the batch intake, for `/healthz` and `/metrics`.
-#[derive(Debug, Default)]
-pub struct IngestCounters {
-    /// Batches stored (acknowledged after a durable write).
-    pub batches_stored: AtomicU64,
-    /// Events in stored batches.
-    pub events_stored: AtomicU64,
-    /// Batches acknowledged as duplicates of stored ones (retries), not stored again.
-    pub batches_duplicate: AtomicU64,
-    /// Batches refused as invalid or unauthorised (4xx other than 429).
-    pub batches_rejected: AtomicU64,
-    /// Batches answered 429 because the write queue was full.
-    pub batches_throttled: AtomicU64,
-    /// Batches whose storage failed (503; the agent retries).
-    pub store_failures: AtomicU64,
-    /// Batches refused with 507 because the store reached `storage.max_disk_bytes`.
-    pub batches_refused_disk_full: AtomicU64,
-    /// Events stored under the overflow feature, past `limits.max_features_per_hour`.
-    pub events_feature_overflowed: AtomicU64,
-    /// The newest event time stored (epoch ms; 0 until one is): how far data has arrived, for
-    /// the scheduler (a backfill or a spool flush arrives oldest first).
-    pub newest_event_ms: AtomicI64,
-}
-
-impl IngestCounters {
-    /// The counters as JSON.
-    pub fn snapshot(&self) -> serde_json::Value {
-        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        serde_json::json!({
-            "batches_stored": get(&self.batches_stored),
-            "events_stored": get(&self.events_stored),
-            "batches_duplicate": get(&self.batches_duplicate),
-            "batches_rejected": get(&self.batches_rejected),
-            "batches_throttled": get(&self.batches_throttled),
-            "store_failures": get(&self.store_failures),
-            "batches_refused_disk_full": get(&self.batches_refused_disk_full),
-            "events_feature_overflowed": get(&self.events_feature_overflowed),
-        })
+tda_daemon::counters! {
+    /// Counters of the batch intake, for `/healthz` and `/metrics`.
+    pub struct IngestCounters;
+    /// A copy of [`IngestCounters`]' numbers, for `/healthz`.
+    pub struct IngestSnapshot;
+    {
+        /// Batches stored (acknowledged after a durable write).
+        batches_stored,
+        /// Events in stored batches.
+        events_stored,
+        /// Batches acknowledged as duplicates of stored ones (retries), not stored again.
+        batches_duplicate,
+        /// Batches refused as invalid or unauthorised (4xx other than 429).
+        batches_rejected,
+        /// Batches answered 429 because the write queue was full.
+        batches_throttled,
+        /// Batches whose storage failed (503; the agent retries).
+        store_failures,
+        /// Batches refused with 507 because the store reached `storage.max_disk_bytes`.
+        batches_refused_disk_full,
+        /// Events stored under the overflow feature, past `limits.max_features_per_hour`.
+        events_feature_overflowed,
+    }
+    extra {
+        /// The newest event time stored (epoch ms; 0 until one is): how far data has arrived,
+        /// for the scheduler (a backfill or a spool flush arrives oldest first).
+        newest_event_ms: AtomicI64,
     }
 }
 

@@ -277,6 +277,41 @@ impl Histogram {
     }
 }
 
+/// Declares a set of counters once: the struct of atomics (with any other fields after
+/// `extra`) and its snapshot of plain numbers, field for field, with `snapshot()`. The
+/// calling crate needs `serde` (the snapshot derives `Serialize`).
+#[macro_export]
+macro_rules! counters {
+    (
+        $(#[$meta:meta])* pub struct $name:ident;
+        $(#[$snap_meta:meta])* pub struct $snap:ident;
+        { $( $(#[doc = $doc:literal])* $field:ident, )* }
+        $( extra { $( $(#[doc = $edoc:literal])* $efield:ident : $ety:ty, )* } )?
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Default)]
+        pub struct $name {
+            $( $(#[doc = $doc])* pub $field: std::sync::atomic::AtomicU64, )*
+            $($( $(#[doc = $edoc])* pub $efield: $ety, )*)?
+        }
+
+        $(#[$snap_meta])*
+        #[derive(Debug, Clone, Copy, serde::Serialize, PartialEq, Eq)]
+        pub struct $snap {
+            $( $(#[doc = $doc])* pub $field: u64, )*
+        }
+
+        impl $name {
+            /// Reads every counter.
+            pub fn snapshot(&self) -> $snap {
+                $snap {
+                    $( $field: self.$field.load(std::sync::atomic::Ordering::Relaxed), )*
+                }
+            }
+        }
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

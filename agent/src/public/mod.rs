@@ -21,7 +21,7 @@ use crate::intake::Intake;
 use crate::sdk::{posthog, segment, Payload, Sdk};
 use limit::Buckets;
 
-crate::counters::counters! {
+tda_daemon::counters! {
     /// What the public intake counts beyond the intake's own counters.
     pub struct PublicCounters;
     /// A copy of [`PublicCounters`] for `/healthz` and `/metrics`.
