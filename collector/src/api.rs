@@ -919,6 +919,7 @@ where
 {
     match tokio::task::spawn_blocking(f).await {
         Ok(Ok(v)) => json(StatusCode::OK, &v),
+        Ok(Err(crate::store::StoreError::Invalid(why))) => error(StatusCode::BAD_REQUEST, &why),
         Ok(Err(e)) => {
             tracing::error!(error = %e, "stats query failed");
             error(StatusCode::INTERNAL_SERVER_ERROR, &format!("storage: {e}"))

@@ -183,9 +183,8 @@ fn restore_reports(app: &App) -> Result<(), StoreError> {
         }
         if let Some((_, body)) = app.store.get_state(&scope)? {
             let dir = path.parent().unwrap_or(&root);
-            std::fs::create_dir_all(dir).map_err(|e| corrupt(&scope, e))?;
-            tda_daemon::durable::write_atomic(&path, body.as_bytes())
-                .map_err(|e| corrupt(&scope, e))?;
+            std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+            tda_daemon::durable::write_atomic(&path, body.as_bytes()).map_err(|e| io(&path, e))?;
         }
     }
     Ok(())
@@ -202,6 +201,13 @@ fn report_path(root: &Path, scope: &str) -> Option<PathBuf> {
         .components()
         .all(|c| matches!(c, std::path::Component::Normal(_)));
     plain.then(|| root.join(rel))
+}
+
+fn io(path: &Path, e: std::io::Error) -> StoreError {
+    StoreError::Io {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    }
 }
 
 fn corrupt(scope: &str, e: impl std::fmt::Display) -> StoreError {

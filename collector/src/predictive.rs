@@ -76,10 +76,8 @@ pub struct Ask {
 
 /// The metric's values by step, gaps (steps without data) carried from the previous value.
 pub fn load(store: &dyn Storage, ask: &Ask) -> Result<(Vec<i64>, Vec<f64>), StoreError> {
-    let (series, agg) = metric(&ask.metric).map_err(|m| StoreError::Corrupt {
-        key: "metric".into(),
-        message: m,
-    })?;
+    let (series, agg) =
+        metric(&ask.metric).map_err(|m| StoreError::Invalid(format!("metric: {m}")))?;
     let from = ask.from.div_euclid(ask.step) * ask.step;
     let points = query::series(store, series, from, ask.to, ask.step, agg, &ask.filter)?;
     let mut last = None;

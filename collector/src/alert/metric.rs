@@ -128,10 +128,7 @@ fn whole(
 }
 
 fn corrupt(message: String) -> StoreError {
-    StoreError::Corrupt {
-        key: "alert metric".into(),
-        message,
-    }
+    StoreError::Invalid(format!("alert metric: {message}"))
 }
 
 /// Evaluates a rule at `now`.

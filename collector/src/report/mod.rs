@@ -115,8 +115,8 @@ fn write_atomic(path: &Path, body: &[u8]) -> std::io::Result<()> {
 }
 
 fn io(path: &Path, e: std::io::Error) -> StoreError {
-    StoreError::Corrupt {
-        key: path.display().to_string(),
+    StoreError::Io {
+        path: path.display().to_string(),
         message: e.to_string(),
     }
 }

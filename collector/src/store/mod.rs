@@ -38,6 +38,18 @@ pub enum StoreError {
     /// A storage server (ClickHouse) failed or refused a query.
     #[error("{0}")]
     Backend(String),
+    /// A file beside the database (a report, shared state) could not be read or written.
+    #[error("{path}: {message}")]
+    Io {
+        /// The file.
+        path: String,
+        /// What failed.
+        message: String,
+    },
+    /// What was asked cannot be answered as asked (an unknown metric, say): the asker's
+    /// mistake, not the store's.
+    #[error("{0}")]
+    Invalid(String),
     /// A stored block has a format this build does not read.
     #[error("block {key} has format version {version}, this build reads {expected}")]
     Version {
