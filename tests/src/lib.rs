@@ -402,6 +402,31 @@ impl AgentSetup {
     }
 }
 
+/// The collector's stored events of the last ten minutes, once there are at least `n`.
+pub fn recent_events(collector: &str, n: usize) -> Vec<Value> {
+    let now = now_ms();
+    let url = format!(
+        "{collector}/api/v1/events?from={}&to={}&limit=1000",
+        now - 600_000,
+        now + 60_000
+    );
+    wait_for(&format!("{n} events stored"), || {
+        let (_, page) = get_json(&url);
+        let events = page["events"].as_array()?.clone();
+        (events.len() >= n).then_some(events)
+    })
+}
+
+/// The agent's `/metrics` text.
+pub fn agent_metrics(agent_url: &str) -> String {
+    http()
+        .get(format!("{agent_url}/metrics"))
+        .send()
+        .expect("GET /metrics")
+        .text()
+        .expect("metrics text")
+}
+
 /// The agent's counters from its `/healthz`.
 pub fn agent_counters(agent_url: &str) -> Value {
     get_json(&format!("{agent_url}/healthz")).1["counters"].clone()

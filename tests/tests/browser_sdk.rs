@@ -51,22 +51,6 @@ fn flaky(public: u16, marker: &'static str) -> (Proxy, Arc<AtomicBool>) {
     (proxy, cut)
 }
 
-/// The stored events of the last ten minutes once there are `n`, and, a moment later, still
-/// `n` (no late duplicates).
-fn stored(collector: &str, n: usize) -> Vec<Value> {
-    let now = now_ms();
-    let url = format!(
-        "{collector}/api/v1/events?from={}&to={}&limit=1000",
-        now - 600_000,
-        now + 60_000
-    );
-    wait_for(&format!("{n} events stored"), || {
-        let (_, page) = get_json(&url);
-        let events = page["events"].as_array()?.clone();
-        (events.len() >= n).then_some(events)
-    })
-}
-
 fn count_by(events: &[Value], field: &str) -> BTreeMap<String, usize> {
     let mut out = BTreeMap::new();
     for e in events {
@@ -132,15 +116,15 @@ fn posthog_js_on_another_origin_stores_every_call_once() {
         json!([]),
     );
     // $pageview and the 10 anonymous captures reach the collector before the user logs in.
-    stored(&collector.url, 11);
+    recent_events(&collector.url, 11);
     browser.eval(
         "posthog.identify('user-42'); for (let i = 10; i < 20; i++) posthog.capture('export', {n: i});",
         json!([]),
     );
-    stored(&collector.url, 21);
+    recent_events(&collector.url, 21);
     // Leaving the page sends $pageleave in an unload beacon.
     browser.goto("about:blank");
-    let events = stored(&collector.url, 22);
+    let events = recent_events(&collector.url, 22);
     assert!(cut.load(Ordering::SeqCst), "the proxy lost one answer");
     let features = count_by(&events, "feature");
     assert_eq!(
@@ -241,14 +225,14 @@ fn analytics_next_stores_every_call_once(options: &str, lost: &'static str) {
          return (await ajs.user()).anonymousId(); })();",
         json!([]),
     );
-    stored(&collector.url, 11);
+    recent_events(&collector.url, 11);
     browser.eval(
         "return (async () => { await ajs.identify('user-42', {plan: 'pro'}); \
          await ajs.alias('user-42'); await ajs.group('team-1'); \
          for (let i = 10; i < 20; i++) await ajs.track('export', {n: i}); })();",
         json!([]),
     );
-    let events = stored(&collector.url, 21);
+    let events = recent_events(&collector.url, 21);
     assert!(cut.load(Ordering::SeqCst), "the proxy lost one answer");
     assert_eq!(
         count_by(&events, "feature"),

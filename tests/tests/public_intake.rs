@@ -196,12 +196,7 @@ fn the_public_intake_serves_only_sdk_routes_to_allowed_origins_within_its_limits
                "refused_key_rate": 1, "refused_event_size": 1, "refused_unknown_key": 1}),
         "{h}"
     );
-    let metrics = http()
-        .get(format!("{}/metrics", agent.url))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
+    let metrics = agent_metrics(&agent.url);
     for line in [
         "tda_agent_public_requests_refused_total{reason=\"origin\"} 1",
         "tda_agent_public_requests_refused_total{reason=\"ip_rate\"} 4",

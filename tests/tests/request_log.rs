@@ -20,17 +20,7 @@ fn append(path: &Path, users: std::ops::Range<u32>) {
 
 /// User ids of the collector's events of the last ten minutes, once there are `n`.
 fn stored_users(collector: &str, n: usize) -> Vec<String> {
-    let now = now_ms();
-    let url = format!(
-        "{collector}/api/v1/events?from={}&to={}&limit=1000",
-        now - 600_000,
-        now + 60_000
-    );
-    let events = wait_for(&format!("{n} events from the log"), || {
-        let (_, page) = get_json(&url);
-        let events = page["events"].as_array()?.clone();
-        (events.len() >= n).then_some(events)
-    });
+    let events = recent_events(collector, n);
     let mut users: Vec<String> = events
         .iter()
         .map(|e| e["user_id"].as_str().unwrap().to_string())

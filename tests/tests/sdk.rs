@@ -31,24 +31,9 @@ fn started(dir: &Path) -> (Daemon, Daemon) {
     (collector, agent)
 }
 
-/// Every stored event of the last ten minutes, once there are `n`.
-fn stored(collector: &str, n: usize) -> Vec<Value> {
-    let now = now_ms();
-    let url = format!(
-        "{collector}/api/v1/events?from={}&to={}&limit=1000",
-        now - 600_000,
-        now + 60_000
-    );
-    wait_for(&format!("{n} events stored"), || {
-        let (_, page) = get_json(&url);
-        let events = page["events"].as_array()?.clone();
-        (events.len() >= n).then_some(events)
-    })
-}
-
 /// The features of the stored events of the last ten minutes, sorted, once there are `n`.
 fn stored_features(collector: &str, n: usize) -> Vec<String> {
-    let mut features: Vec<String> = stored(collector, n)
+    let mut features: Vec<String> = recent_events(collector, n)
         .iter()
         .map(|e| e["feature"].as_str().unwrap().to_string())
         .collect();
@@ -80,7 +65,7 @@ fn the_posthog_python_sdk_sends_to_the_agent_unchanged() {
     let (collector, agent) = started(tmp.path());
     let n = 40;
     ok(&send("posthog_send.py", &agent.url, "phc_test", n));
-    let events = stored(&collector.url, n);
+    let events = recent_events(&collector.url, n);
     assert_eq!(events.len(), n);
     let mut want: BTreeMap<String, usize> = BTreeMap::new();
     for i in 0..n {
@@ -141,7 +126,7 @@ fn the_posthog_python_sdk_sends_to_the_agent_unchanged() {
         );
         assert_eq!((status, v), (200, json!({"status": 1})));
     }
-    let events = stored(&collector.url, n + 1);
+    let events = recent_events(&collector.url, n + 1);
     assert_eq!(per_user(&events).get("u-dup"), Some(&1));
     assert_eq!(agent_counters(&agent.url)["events_deduplicated"], 1);
     assert_eq!(agent_counters(&agent.url)["events_received"], n + 1);
@@ -153,7 +138,7 @@ fn the_segment_python_sdk_sends_to_the_agent_unchanged() {
     let (collector, agent) = started(tmp.path());
     let n = 20;
     ok(&send("segment_send.py", &agent.url, "wk_test", n));
-    let events = stored(&collector.url, n + 1);
+    let events = recent_events(&collector.url, n + 1);
     assert_eq!(events.len(), n + 1);
     let mut want: BTreeMap<String, usize> = BTreeMap::from([("user-9".into(), 1)]);
     for i in 0..n {
@@ -343,12 +328,7 @@ fn refused_requests_are_counted_and_logged_a_line_per_kind_a_minute() {
     let counters = agent_counters(&agent.url);
     assert_eq!(counters["requests_rejected"], 3, "{counters}");
     assert_eq!(counters["requests_unrouted"], 3, "{counters}");
-    let metrics = http()
-        .get(format!("{}/metrics", agent.url))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
+    let metrics = agent_metrics(&agent.url);
     assert!(
         metrics.contains("tda_agent_intake_requests_unrouted_total 3"),
         "{metrics}"
