@@ -313,8 +313,8 @@ pub struct PublicIntake {
     /// Largest request body accepted, bytes (after gunzip too).
     #[serde(default = "default_public_body_bytes")]
     pub max_body_bytes: usize,
-    /// Largest single event accepted, bytes of the stored event; a request carrying a larger
-    /// one is refused with 413.
+    /// Largest single event accepted, in about the bytes it takes as JSON (as batches are
+    /// counted); a request carrying a larger one is refused with 413.
     #[serde(default = "default_public_event_bytes")]
     pub max_event_bytes: usize,
     /// Connections served at once; one more is answered 503 and closed. Takes effect at

@@ -174,12 +174,12 @@ impl Public {
     fn payload_refusal(&self, payload: &Payload, cfg: &PublicIntake) -> Option<Response> {
         let counters = &self.intake.counters.public;
         for (i, e) in payload.events.iter().enumerate() {
-            let size = serde_json::to_vec(&e.event).map_or(0, |v| v.len());
+            let size = e.event.approx_bytes();
             if size > cfg.max_event_bytes {
                 add(&counters.refused_event_size, 1);
                 add(&self.intake.counters.requests_rejected, 1);
                 let reason = format!(
-                    "event {i}: {size} bytes, over intake.public.max_event_bytes ({})",
+                    "event {i}: about {size} bytes, over intake.public.max_event_bytes ({})",
                     cfg.max_event_bytes
                 );
                 return Some(self.intake.refused(
