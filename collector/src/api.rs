@@ -13,11 +13,12 @@ use crate::app::App;
 use crate::behavior;
 use crate::dashboard;
 use crate::ingest;
+use crate::jobs::compaction;
 use crate::predictive;
 use crate::profiles::CreateError;
-use crate::query::{self, Agg, Filter};
+use crate::query::{self, Agg};
 use crate::stats::usage::bucket_count;
-use crate::store::compaction;
+use crate::store::Filter;
 use tda_schema::timestamp::{DAY_MS, HOUR_MS};
 
 /// Most buckets a stats series may have; a longer range needs a coarser aggregation level.
@@ -520,7 +521,7 @@ impl App {
                 .breakdown
                 .as_deref()
                 .filter(|_| matches!(what, Behavior::Funnels));
-            if let Some(answer) = pushed_down(&*store, (from, to), &filter, what, &params)? {
+            if let Some(answer) = counted(&*store, (from, to), &filter, what, &params)? {
                 return Ok(answer);
             }
             let users = behavior::Activity::load(&*store, from, to, &filter, breakdown)?;
@@ -530,35 +531,33 @@ impl App {
     }
 }
 
-/// A funnel or retention answer computed by the backend, when it computes them itself.
-fn pushed_down(
+/// A funnel or retention answer counted by the backend, when it can count it; `None` makes the
+/// caller fold the users' activity.
+fn counted(
     store: &dyn crate::store::Storage,
     (from, to): (i64, i64),
-    filter: &crate::query::Filter,
+    filter: &Filter,
     what: Behavior,
     p: &BehaviorParams,
 ) -> Result<Option<serde_json::Value>, crate::store::StoreError> {
     use behavior::{funnels, retention};
     Ok(match what {
         Behavior::Funnels => {
-            let mode = p.mode.unwrap_or(funnels::Mode::Ordered);
             let q = crate::store::aggregate::FunnelQuery {
                 from,
                 to,
                 filter,
                 steps: &p.steps,
                 window_ms: p.window_ms,
-                mode,
+                mode: p.mode.unwrap_or_default(),
                 breakdown: p.breakdown.as_deref(),
             };
-            store
-                .funnel(&q)?
-                .map(|f| serde_json::json!({"mode": mode, "window_ms": p.window_ms, "funnel": f}))
+            funnels::pushed_down(store, &q)?
+                .map(|f| serde_json::json!(funnels::Answer::new(None, &q, f)))
         }
         Behavior::Retention => {
             let period = p.period.unwrap_or(retention::Period::Day);
-            let r = store.retention((from, to), filter, period)?;
-            r.map(|r| serde_json::json!(r))
+            retention::pushed_down(store, (from, to), filter, period)?.map(|r| serde_json::json!(r))
         }
         _ => None,
     })
@@ -569,7 +568,7 @@ fn pushed_down(
 struct BehaviorParams {
     steps: Vec<String>,
     window_ms: i64,
-    mode: Option<behavior::funnels::Mode>,
+    mode: Option<crate::store::aggregate::FunnelMode>,
     breakdown: Option<String>,
     period: Option<behavior::retention::Period>,
     start: Option<String>,
@@ -617,9 +616,11 @@ fn behavior_params(q: &Params, what: Behavior) -> Result<BehaviorParams, String>
                     .into(),
             );
         }
-        p.mode = Some(behavior::funnels::Mode::parse(
-            q.get("mode").map_or("ordered", String::as_str),
-        )?);
+        p.mode = Some(
+            q.get("mode")
+                .map_or(Ok(Default::default()), |m| m.parse())
+                .map_err(|e| format!("mode: {e}"))?,
+        );
     }
     if let Behavior::Retention = what {
         p.period = Some(behavior::retention::Period::parse(
@@ -653,9 +654,14 @@ fn behavior_answer(
             v
         }
         Behavior::Funnels => {
-            let mode = p.mode.unwrap_or(funnels::Mode::Ordered);
+            let mode = p.mode.unwrap_or_default();
             let f = funnels::funnel(users, &p.steps, p.window_ms, mode);
-            serde_json::json!({"mode": mode, "window_ms": p.window_ms, "funnel": f})
+            serde_json::json!(funnels::Answer {
+                name: None,
+                mode,
+                window_ms: p.window_ms,
+                funnel: f,
+            })
         }
         Behavior::Retention => {
             let period = p.period.unwrap_or(retention::Period::Day);
@@ -819,11 +825,11 @@ fn ask(req: &Request<Incoming>, profile: Option<&Profile>) -> Result<predictive:
 fn series_params(q: &Params, from: i64, to: i64) -> Result<(String, i64, Agg), String> {
     let name = q.get("series").ok_or("series: required")?.clone();
     if !query::EVENT_SERIES.contains(&name.as_str())
-        && !query::SAMPLE_SERIES.contains(&name.as_str())
+        && !crate::store::SAMPLE_SERIES.contains(&name.as_str())
     {
         let known: Vec<&str> = query::EVENT_SERIES
             .iter()
-            .chain(&query::SAMPLE_SERIES)
+            .chain(&crate::store::SAMPLE_SERIES)
             .copied()
             .collect();
         return Err(format!(

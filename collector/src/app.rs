@@ -232,8 +232,10 @@ impl App {
             ..ConfigStatus::default()
         };
         let writes = Arc::new(Semaphore::new(live.config.limits.max_inflight_batches));
-        let fleet =
-            crate::fleet::Fleet::new(store.shared(), live.config.storage.clickhouse.lease_ttl.0);
+        let fleet = crate::fleet::Fleet::new(
+            store.shared().is_some(),
+            live.config.storage.clickhouse.lease_ttl.0,
+        );
         Ok(App {
             fleet,
             rates: Default::default(),

@@ -10,7 +10,7 @@ use parquet::file::properties::WriterProperties;
 use parquet::file::writer::SerializedFileWriter;
 use tda_schema::{Event, HostSample};
 
-use crate::query::Filter;
+use crate::store::Filter;
 use crate::store::{Storage, StoreError};
 use tda_schema::timestamp::{DAY_MS, SECOND_MS};
 

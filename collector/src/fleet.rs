@@ -7,14 +7,14 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use tda_schema::timestamp::now_ms;
 
 use crate::alert::store::Silence;
 use crate::app::App;
-use crate::store::StoreError;
+use crate::store::{NotShared, SharedState, StoreError};
 
 /// The lease's name in the store.
 const LEASE: &str = "scheduled-work";
@@ -93,26 +93,22 @@ impl Fleet {
     }
 }
 
-/// Keeps (or tries to take) the lease, and mirrors the shared state, until the process ends.
-pub async fn run(app: Arc<App>) {
-    if !app.fleet.shared {
-        return;
-    }
-    let mut tick = tokio::time::interval(Duration::from_millis(app.fleet.ttl_ms as u64 / 3));
-    loop {
-        tick.tick().await;
-        let app = app.clone();
-        let _ = tokio::task::spawn_blocking(move || keep(&app)).await;
-    }
-}
+/// The lease: renewed (or claimed) every third of its time to live, on a shared store only.
+pub const JOB: crate::jobs::Job = crate::jobs::Job {
+    name: "fleet lease",
+    period: |app| Duration::from_millis(app.fleet.ttl_ms as u64 / 3),
+    wait_first: false,
+    leader_only: false,
+    watchdog: None,
+};
 
 /// One round: renew or claim the lease; a collector that takes it first restores the state
 /// the last holder shared; one that does not hold it mirrors that state.
-fn keep(app: &App) {
+pub fn keep(app: &App, _: &mut ()) {
     let f = &app.fleet;
     let now = now_ms();
     let leading = f.leads();
-    match app.store.hold_lease(LEASE, &f.holder, now, f.ttl_ms) {
+    match state(app).hold_lease(LEASE, &f.holder, now, f.ttl_ms) {
         Ok(true) if leading => {
             f.until_ms.store(now + f.ttl_ms, Ordering::SeqCst);
             // Silences and reports made on other collectors.
@@ -148,7 +144,7 @@ fn restore(app: &App, all: bool) -> Result<(), StoreError> {
     let f = &app.fleet;
     if all || !f.leads() {
         for scope in [ALERTING, MODELS] {
-            let Some((version, text)) = app.store.get_state(scope)? else {
+            let Some((version, text)) = state(app).get_state(scope)? else {
                 continue;
             };
             if f.new_version(scope, version) || all {
@@ -160,9 +156,9 @@ fn restore(app: &App, all: bool) -> Result<(), StoreError> {
             }
         }
     }
-    for (scope, version) in app.store.state_scopes(SILENCE)? {
+    for (scope, version) in state(app).state_scopes(SILENCE)? {
         if f.new_version(&scope, version) {
-            if let Some((_, text)) = app.store.get_state(&scope)? {
+            if let Some((_, text)) = state(app).get_state(&scope)? {
                 let s: Silence = serde_json::from_str(&text).map_err(|e| corrupt(&scope, e))?;
                 app.alerts.store.put_silence(&s)?;
             }
@@ -174,14 +170,14 @@ fn restore(app: &App, all: bool) -> Result<(), StoreError> {
 /// Writes the shared report files this collector lacks.
 fn restore_reports(app: &App) -> Result<(), StoreError> {
     let root = reports_root(app);
-    for (scope, _) in app.store.state_scopes(REPORT)? {
+    for (scope, _) in state(app).state_scopes(REPORT)? {
         let Some(path) = report_path(&root, &scope) else {
             continue;
         };
         if path.exists() {
             continue;
         }
-        if let Some((_, body)) = app.store.get_state(&scope)? {
+        if let Some((_, body)) = state(app).get_state(&scope)? {
             let dir = path.parent().unwrap_or(&root);
             std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
             tda_daemon::durable::write_atomic(&path, body.as_bytes()).map_err(|e| io(&path, e))?;
@@ -217,8 +213,13 @@ fn corrupt(scope: &str, e: impl std::fmt::Display) -> StoreError {
     }
 }
 
+/// The store's shared state (none on a store that is one collector's own).
+fn state(app: &App) -> &dyn SharedState {
+    app.store.shared().unwrap_or(&NotShared)
+}
+
 fn hash(text: &str) -> u64 {
-    crate::stats::distinct::hash(text)
+    crate::sketch::distinct::hash(text)
 }
 
 /// What the leader shares after a pass.
@@ -243,7 +244,7 @@ pub fn publish(app: &App, work: Work) {
     for (scope, text) in exports {
         let done = text.and_then(|t| {
             if f.new_content(scope, &t) {
-                app.store.put_state(scope, Some(&t))?;
+                state(app).put_state(scope, Some(&t))?;
             }
             Ok(())
         });
@@ -271,7 +272,7 @@ pub fn save_silence(app: &App, s: &Silence) -> Result<(), StoreError> {
     if app.fleet.shared {
         let text = serde_json::to_string(s).map_err(|e| corrupt(SILENCE, e))?;
         let scope = format!("{SILENCE}{}", s.id);
-        blocking(|| app.store.put_state(&scope, Some(&text)))?;
+        blocking(|| state(app).put_state(&scope, Some(&text)))?;
     }
     Ok(())
 }
@@ -285,7 +286,7 @@ pub fn share_report(app: &App, path: &Path, body: Option<&str>) {
         return;
     };
     let scope = format!("{REPORT}{}", rel.display());
-    if let Err(e) = blocking(|| app.store.put_state(&scope, body)) {
+    if let Err(e) = blocking(|| state(app).put_state(&scope, body)) {
         tracing::warn!(scope = %scope, error = %e, "report could not be shared");
     }
 }

@@ -10,8 +10,8 @@ use std::time::Duration;
 use tda_schema::wire::BATCH_FORMAT_VERSION;
 use tda_schema::{Batch, Event, HostSample, Timestamp};
 
-use crate::query::Filter;
 use crate::store::aggregate::{EventQuery, Group};
+use crate::store::Filter;
 use crate::store::{Appended, ClickHouseConfig, ClickHouseStore, SledStore, Storage, StoreError};
 use tda_schema::timestamp::{DAY_MS, HOUR_MS};
 
@@ -184,7 +184,8 @@ fn counts(store: &dyn Storage, from: i64, to: i64) -> Result<(u64, u64), StoreEr
         group: Group::All,
         quantiles: &[],
     };
-    let events = match store.aggregate_events(&q)? {
+    let pushdown = store.pushdown();
+    let events = match pushdown.map(|p| p.aggregate_events(&q)).transpose()? {
         Some(groups) => groups.iter().map(|g| g.requests).sum(),
         None => {
             let mut n = 0;
@@ -192,7 +193,7 @@ fn counts(store: &dyn Storage, from: i64, to: i64) -> Result<(u64, u64), StoreEr
             n
         }
     };
-    let samples = match store.aggregate_agents(from, to)? {
+    let samples = match pushdown.map(|p| p.aggregate_agents(from, to)).transpose()? {
         Some(agents) => agents.iter().map(|a| a.samples).sum(),
         None => {
             let mut n = 0;

@@ -11,7 +11,8 @@ use tda_models::pattern::peaks;
 use tda_models::run;
 use tda_schema::Timestamp;
 
-use crate::query::{self, Agg, Filter, SAMPLE_SERIES};
+use crate::query::{self, Agg};
+use crate::store::{Filter, SAMPLE_SERIES};
 use crate::store::{Storage, StoreError};
 use tda_schema::timestamp::DAY_MS;
 

@@ -4,13 +4,14 @@
 use std::collections::BTreeMap;
 
 use serde::Serialize;
-use tda_schema::{Event, HostSample};
+use tda_schema::Event;
 
-use crate::stats::distinct::Distinct;
-use crate::stats::quantile::Sketch;
+use crate::sketch::distinct::Distinct;
+use crate::sketch::quantile::Sketch;
 use crate::store::aggregate::{EventAggregate, EventQuery, Group, Summary};
 use crate::store::rollup::{Moments, Rollup, HOUR_MS, MINUTE_MS};
-use crate::store::{fold_range, Fold, Storage, StoreError};
+use crate::store::select::sample_value;
+use crate::store::{fold_range, Filter, Fold, Storage, StoreError};
 
 /// Most points one series query returns; a longer range needs a larger step.
 pub const MAX_POINTS: i64 = 20_000;
@@ -69,84 +70,8 @@ impl Agg {
     }
 }
 
-/// Filters on events (all given must match) and on the agent of samples.
-#[derive(Debug, Clone, Default)]
-pub struct Filter {
-    /// Only this feature.
-    pub feature: Option<String>,
-    /// Only this user.
-    pub user: Option<String>,
-    /// Only this HTTP status.
-    pub status: Option<u16>,
-    /// Only samples of this agent.
-    pub agent: Option<String>,
-    /// Only events whose property `key` equals `value` (a string property, or the JSON text of
-    /// another: `true`, `3`), for every pair.
-    pub labels: Vec<(String, String)>,
-}
-
-impl Filter {
-    /// Whether an event passes every event filter.
-    pub fn matches(&self, e: &Event) -> bool {
-        self.event(e)
-    }
-
-    fn event(&self, e: &Event) -> bool {
-        self.feature.as_ref().is_none_or(|f| *f == e.feature)
-            && self.user.as_ref().is_none_or(|u| *u == e.user_id)
-            && self.status.is_none_or(|s| Some(s) == e.status)
-            && self
-                .labels
-                .iter()
-                .all(|(k, v)| label_is(e.properties.get(k), v))
-    }
-}
-
-/// Whether a property has the value a label filter names: a string equal to it, or another
-/// JSON value whose text is it.
-pub(crate) fn label_is(property: Option<&serde_json::Value>, wanted: &str) -> bool {
-    match property {
-        Some(serde_json::Value::String(s)) => s == wanted,
-        Some(other) => serde_json::to_string(other).is_ok_and(|text| text == wanted),
-        None => false,
-    }
-}
-
 /// The series a query can ask for.
 pub const EVENT_SERIES: [&str; 4] = ["requests", "errors", "latency_ms", "users"];
-/// Host and process series, from samples.
-pub const SAMPLE_SERIES: [&str; 11] = [
-    "host.cpu_percent",
-    "host.mem_used_bytes",
-    "host.swap_used_bytes",
-    "host.load1",
-    "host.disk_read_bytes",
-    "host.disk_written_bytes",
-    "host.net_rx_bytes",
-    "host.net_tx_bytes",
-    "process.cpu_percent",
-    "process.rss_bytes",
-    "process.open_fds",
-];
-
-fn sample_value(series: &str, s: &HostSample) -> Option<f64> {
-    let p = s.process.as_ref();
-    Some(match series {
-        "host.cpu_percent" => f64::from(s.cpu_percent),
-        "host.mem_used_bytes" => s.mem_used_bytes as f64,
-        "host.swap_used_bytes" => s.swap_used_bytes as f64,
-        "host.load1" => s.load[0],
-        "host.disk_read_bytes" => s.disk_read_bytes as f64,
-        "host.disk_written_bytes" => s.disk_written_bytes as f64,
-        "host.net_rx_bytes" => s.net_rx_bytes as f64,
-        "host.net_tx_bytes" => s.net_tx_bytes as f64,
-        "process.cpu_percent" => f64::from(p?.cpu_percent),
-        "process.rss_bytes" => p?.rss_bytes as f64,
-        "process.open_fds" => f64::from(p?.open_fds),
-        _ => return None,
-    })
-}
-
 /// One point of a series.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Point {
@@ -244,11 +169,14 @@ fn pushed_down(
     agg: Agg,
     filter: &Filter,
 ) -> Result<Option<BTreeMap<i64, Option<f64>>>, StoreError> {
+    let Some(store) = store.pushdown() else {
+        return Ok(None);
+    };
     let quantiles = quantile_of(agg);
     if !EVENT_SERIES.contains(&name) {
         let range = (from, to, step_ms);
         let steps = store.aggregate_samples(name, range, filter.agent.as_deref(), &quantiles)?;
-        return Ok(steps.map(|steps| {
+        return Ok(Some(
             steps
                 .into_iter()
                 .map(|s| {
@@ -256,8 +184,8 @@ fn pushed_down(
                     let m = summary_moments(&s.values);
                     (s.step, value_of(&m, q, || 0, agg, step_ms))
                 })
-                .collect()
-        }));
+                .collect(),
+        ));
     }
     let q = EventQuery {
         from,
@@ -273,9 +201,7 @@ fn pushed_down(
             &[]
         },
     };
-    let Some(groups) = store.aggregate_events(&q)? else {
-        return Ok(None);
-    };
+    let groups = store.aggregate_events(&q)?;
     let users = name == "users";
     Ok(Some(
         groups
@@ -331,7 +257,7 @@ impl EventSeries<'_> {
 
 impl Fold for EventSeries<'_> {
     fn event(&mut self, e: &Event) {
-        if !self.filter.event(e) {
+        if !self.filter.matches(e) {
             return;
         }
         let name = self.name;
@@ -475,16 +401,16 @@ pub fn events(
     let range = (after_ts.max(from), to);
     // One more than the page, to know whether another follows.
     let wanted = skip.saturating_add(limit).saturating_add(1);
-    let all = match store
-        .first_events(range, filter, wanted)
-        .map_err(|e| e.to_string())?
-    {
+    let first = store
+        .pushdown()
+        .map(|p| p.first_events(range, filter, wanted));
+    let all = match first.transpose().map_err(|e| e.to_string())? {
         Some(first) => first,
         None => {
             let mut all = Vec::new();
             store
                 .scan_events(range.0, range.1, &mut |e| {
-                    if filter.event(e) {
+                    if filter.matches(e) {
                         all.push(e.clone())
                     }
                 })

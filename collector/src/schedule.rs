@@ -9,7 +9,6 @@
 mod arrivals;
 
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::Duration;
 
 use tda_models::anomaly::Detector;
@@ -21,7 +20,7 @@ use crate::app::App;
 use crate::model_state::{ProfileState, Stream, MAX_FLAGS};
 use crate::predictive::{self, Anomaly, Ask};
 use crate::profiles::Entry;
-use crate::query::Filter;
+use crate::store::Filter;
 use crate::store::StoreError;
 use tda_schema::timestamp::DAY_MS;
 
@@ -36,22 +35,18 @@ const WARM_STEPS: i64 = 2_000;
 /// History the scheduled models look at: at least two weeks.
 const LOOKBACK_MS: i64 = 14 * DAY_MS;
 
-/// Runs until the process ends.
-pub async fn run(app: Arc<App>) {
-    let beat = app.progress.register("scheduler", Duration::from_secs(600));
-    let mut tick = tokio::time::interval(TICK);
-    let mut arrivals = Arrivals::default();
-    loop {
-        beat.idle();
-        tick.tick().await;
-        beat.tick();
-        let app = app.clone();
-        let pass = tokio::task::spawn_blocking(move || {
-            run_once(&app, now_ms(), &mut arrivals);
-            arrivals
-        });
-        arrivals = pass.await.unwrap_or_default();
-    }
+/// The scheduler: every 5 s, a pass over the profiles (see [`pass`]).
+pub const JOB: crate::jobs::Job = crate::jobs::Job {
+    name: "scheduler",
+    period: |_| TICK,
+    wait_first: false,
+    leader_only: false,
+    watchdog: Some(Duration::from_secs(600)),
+};
+
+/// One pass of [`JOB`] now.
+pub fn pass(app: &App, arrivals: &mut Arrivals) {
+    run_once(app, now_ms(), arrivals);
 }
 
 /// One pass over every predictive and behavioral profile, then the reports that are due.

@@ -9,7 +9,6 @@ use tokio::net::TcpListener;
 
 use crate::app::{App, Live};
 use crate::reload;
-use crate::store::{compaction, retention};
 
 /// Runs the collector until SIGINT or SIGTERM; SIGHUP, `POST /-/reload` and file changes reload.
 pub async fn run(config_file: &Path) -> anyhow::Result<()> {
@@ -20,12 +19,7 @@ pub async fn run(config_file: &Path) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("listen: cannot bind {}", cfg.listen))?;
     let _watching = reload::spawn(app.clone(), config_file);
-    tokio::spawn(retention::run(app.clone(), cfg.retention.every.0));
-    tokio::spawn(compaction::run(app.clone(), cfg.storage.compact_every.0));
-    tokio::spawn(crate::fleet::run(app.clone()));
-    tokio::spawn(crate::schedule::run(app.clone()));
-    tokio::spawn(crate::alert::run(app.clone()));
-    tokio::spawn(crate::dashboard::run_live(app.clone()));
+    crate::jobs::start(&app);
     tracing::info!(listen = %cfg.listen, data_dir = %cfg.data_dir.display(), profiles = app.profiles.list().len(),
         profile_errors = app.profiles.errors().len(), "collector started");
     let stopping = app.clone();

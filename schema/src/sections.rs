@@ -315,6 +315,20 @@ pub enum FunnelMode {
     Unordered,
 }
 
+impl std::str::FromStr for FunnelMode {
+    type Err = String;
+
+    /// Parses `ordered`, `strict` or `unordered`.
+    fn from_str(text: &str) -> Result<FunnelMode, String> {
+        match text {
+            "ordered" => Ok(FunnelMode::Ordered),
+            "strict" => Ok(FunnelMode::Strict),
+            "unordered" => Ok(FunnelMode::Unordered),
+            _ => Err(format!("`{text}` is not ordered, strict or unordered")),
+        }
+    }
+}
+
 fn default_funnel_window() -> HumanDuration {
     HumanDuration::secs(86_400)
 }

@@ -133,7 +133,7 @@ impl App {
         let id = match self.alerts.store.new_id() {
             Ok(id) if self.fleet.shared() => format!(
                 "s{id}-{:016x}",
-                crate::stats::distinct::hash(self.fleet.holder())
+                crate::sketch::distinct::hash(self.fleet.holder())
             ),
             Ok(id) => format!("s{id}"),
             Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, &format!("storage: {e}")),

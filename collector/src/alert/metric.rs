@@ -7,7 +7,8 @@ use tda_schema::sections::{AlertKind, AlertRule, Condition};
 
 use super::rule::Level;
 use crate::predictive;
-use crate::query::{self, Agg, Filter};
+use crate::query::{self, Agg};
+use crate::store::Filter;
 use crate::store::{Storage, StoreError};
 use tda_schema::timestamp::{DAY_MS, HOUR_MS, MINUTE_MS};
 

@@ -48,24 +48,22 @@ impl Alerting {
     }
 }
 
-/// Runs the evaluation loop (and starts delivery) until the process ends.
-pub async fn run(app: Arc<App>) {
-    tokio::spawn(notify::deliver(app.clone()));
-    let beat = app
-        .progress
-        .register("alerts", std::time::Duration::from_secs(120));
-    loop {
-        let every = app.config().alerting.evaluation_interval.0;
-        beat.idle();
-        tokio::time::sleep(every).await;
-        beat.tick();
-        let app = app.clone();
-        let _ = tokio::task::spawn_blocking(move || pass(&app, now_ms())).await;
-    }
-}
+/// Alert evaluation: once per `alerting.evaluation_interval` (the first after one interval).
+pub const JOB: crate::jobs::Job = crate::jobs::Job {
+    name: "alerts",
+    period: |app| app.config().alerting.evaluation_interval.0,
+    wait_first: true,
+    leader_only: false,
+    watchdog: Some(std::time::Duration::from_secs(120)),
+};
 
 /// One evaluation of every rule, then one notification pass.
-pub fn pass(app: &App, now: i64) {
+pub fn pass(app: &App, _: &mut ()) {
+    pass_at(app, now_ms());
+}
+
+/// One evaluation of every rule at `now`, then one notification pass.
+pub fn pass_at(app: &App, now: i64) {
     if !app.fleet.leads() {
         return;
     }

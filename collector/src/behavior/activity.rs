@@ -9,8 +9,8 @@ use hashbrown::HashTable;
 use serde_json::{Map, Value};
 use tda_schema::Event;
 
-use crate::query::Filter;
 use crate::store::facts::{Facts, FactsBuilder, Words};
+use crate::store::Filter;
 use crate::store::{Storage, StoreError};
 
 /// A feature id that matches no feature (a step naming a feature nobody used).
@@ -358,7 +358,7 @@ impl<'a> Loader<'a> {
                 .filter
                 .labels
                 .iter()
-                .all(|(k, v)| crate::query::label_is(props.get(k), v));
+                .all(|(k, v)| crate::store::select::label_is(props.get(k), v));
             let value = self.breakdown.map_or(0, |key| match props.get(key) {
                 Some(Value::String(s)) => self.values.id(s),
                 Some(other) => self.values.id(&other.to_string()),

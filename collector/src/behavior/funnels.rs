@@ -7,33 +7,9 @@
 use std::collections::BTreeMap;
 
 use super::activity::{Activity, User};
+use crate::store::aggregate::{FunnelCounts, FunnelMode, FunnelQuery};
+use crate::store::{Storage, StoreError};
 use serde::Serialize;
-
-/// How steps must follow each other.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Mode {
-    /// In order, other events allowed between.
-    Ordered,
-    /// In order, nothing between.
-    Strict,
-    /// In any order.
-    Unordered,
-}
-
-impl Mode {
-    /// Parses `ordered`, `strict` or `unordered`.
-    pub fn parse(text: &str) -> Result<Mode, String> {
-        match text {
-            "ordered" => Ok(Mode::Ordered),
-            "strict" => Ok(Mode::Strict),
-            "unordered" => Ok(Mode::Unordered),
-            _ => Err(format!(
-                "mode: `{text}` is not ordered, strict or unordered"
-            )),
-        }
-    }
-}
 
 /// One step's figures.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -60,13 +36,59 @@ pub struct Funnel {
     pub breakdown: BTreeMap<String, Vec<Step>>,
 }
 
+/// A funnel as the API and the scheduler answer it: its settings beside its figures.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Answer {
+    /// The profile's name for it (scheduled funnels only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// How steps must follow each other.
+    pub mode: FunnelMode,
+    /// Conversion window after the entry, ms.
+    pub window_ms: i64,
+    /// The figures.
+    pub funnel: Funnel,
+}
+
+impl Answer {
+    /// The answer to `q`, named `name`.
+    pub fn new(name: Option<String>, q: &FunnelQuery, funnel: Funnel) -> Answer {
+        Answer {
+            name,
+            mode: q.mode,
+            window_ms: q.window_ms,
+            funnel,
+        }
+    }
+}
+
+/// The funnel of `q` counted by the backend, when it can count it.
+pub fn pushed_down(store: &dyn Storage, q: &FunnelQuery) -> Result<Option<Funnel>, StoreError> {
+    let Some(p) = store.pushdown() else {
+        return Ok(None);
+    };
+    Ok(p.funnel(q)?.map(|c| from_counts(q.steps, &c)))
+}
+
+/// The funnel that counts make.
+pub fn from_counts(steps: &[String], c: &FunnelCounts) -> Funnel {
+    Funnel {
+        steps: steps_of(steps, &c.steps),
+        breakdown: c
+            .breakdown
+            .iter()
+            .map(|(k, v)| (k.clone(), steps_of(steps, v)))
+            .collect(),
+    }
+}
+
 /// How far one entry at `start` gets: the times (ms after it) each step was reached.
-fn progress(user: &User, start: usize, steps: &[u32], window: i64, mode: Mode) -> Vec<i64> {
+fn progress(user: &User, start: usize, steps: &[u32], window: i64, mode: FunnelMode) -> Vec<i64> {
     let t0 = user.ts[start];
     let mut reached = vec![0];
     let after = (start + 1..user.len()).take_while(|i| user.ts[*i] - t0 <= window);
     match mode {
-        Mode::Ordered => {
+        FunnelMode::Ordered => {
             for i in after {
                 if reached.len() == steps.len() {
                     break;
@@ -76,7 +98,7 @@ fn progress(user: &User, start: usize, steps: &[u32], window: i64, mode: Mode) -
                 }
             }
         }
-        Mode::Strict => {
+        FunnelMode::Strict => {
             for i in after {
                 if reached.len() == steps.len() || user.feature[i] != steps[reached.len()] {
                     break;
@@ -84,7 +106,7 @@ fn progress(user: &User, start: usize, steps: &[u32], window: i64, mode: Mode) -
                 reached.push(user.ts[i] - t0);
             }
         }
-        Mode::Unordered => {
+        FunnelMode::Unordered => {
             let mut seen = vec![false; steps.len()];
             seen[0] = true;
             for i in after {
@@ -103,9 +125,14 @@ fn progress(user: &User, start: usize, steps: &[u32], window: i64, mode: Mode) -
 }
 
 /// The best entry of one user: (index of the entry event, times of the steps reached).
-fn best_entry(user: &User, steps: &[u32], window: i64, mode: Mode) -> Option<(usize, Vec<i64>)> {
+fn best_entry(
+    user: &User,
+    steps: &[u32],
+    window: i64,
+    mode: FunnelMode,
+) -> Option<(usize, Vec<i64>)> {
     let is_entry = |f: u32| match mode {
-        Mode::Unordered => steps.contains(&f),
+        FunnelMode::Unordered => steps.contains(&f),
         _ => f == steps[0],
     };
     let mut best: Option<(usize, Vec<i64>)> = None;
@@ -122,8 +149,8 @@ fn best_entry(user: &User, steps: &[u32], window: i64, mode: Mode) -> Option<(us
     best
 }
 
-fn progress_from(user: &User, i: usize, steps: &[u32], window: i64, mode: Mode) -> Vec<i64> {
-    if mode == Mode::Unordered {
+fn progress_from(user: &User, i: usize, steps: &[u32], window: i64, mode: FunnelMode) -> Vec<i64> {
+    if mode == FunnelMode::Unordered {
         // The entry may be any step: put it first.
         let entry = user.feature[i];
         let mut order = vec![entry];
@@ -149,7 +176,7 @@ fn figures(steps: &[String], reached: &[Vec<i64>]) -> Vec<Step> {
 
 /// The steps' figures from, per step, the users who reached it and their median time from
 /// step 1 (ignored for step 1, whose time is 0).
-pub fn steps_of(steps: &[String], per_step: &[(u64, Option<i64>)]) -> Vec<Step> {
+fn steps_of(steps: &[String], per_step: &[(u64, Option<i64>)]) -> Vec<Step> {
     let entered = per_step.first().map_or(0, |s| s.0);
     let mut prev = entered;
     steps
@@ -184,7 +211,7 @@ pub fn steps_of(steps: &[String], per_step: &[(u64, Option<i64>)]) -> Vec<Step> 
 
 /// The funnel over every user's events; broken down by the activity's breakdown property
 /// (of the entry event) when it was loaded with one.
-pub fn funnel(users: &Activity, steps: &[String], window_ms: i64, mode: Mode) -> Funnel {
+pub fn funnel(users: &Activity, steps: &[String], window_ms: i64, mode: FunnelMode) -> Funnel {
     let ids: Vec<u32> = steps.iter().map(|s| users.feature_id(s)).collect();
     let mut all = Vec::new();
     let mut groups: BTreeMap<String, Vec<Vec<i64>>> = BTreeMap::new();
@@ -245,7 +272,7 @@ mod tests {
         ])
     }
 
-    fn users_per_step(mode: Mode) -> Vec<u64> {
+    fn users_per_step(mode: FunnelMode) -> Vec<u64> {
         funnel(&users(), &steps(), 60 * 60_000, mode)
             .steps
             .iter()
@@ -256,11 +283,11 @@ mod tests {
     #[test]
     fn counts_each_mode_exactly() {
         // Step 1: everyone has a login. Ordered: a, b and e's second entry convert.
-        assert_eq!(users_per_step(Mode::Ordered), vec![5, 3, 3]);
+        assert_eq!(users_per_step(FunnelMode::Ordered), vec![5, 3, 3]);
         // Strict: a has `help` between, so only b and e's second entry.
-        assert_eq!(users_per_step(Mode::Strict), vec![5, 2, 2]);
+        assert_eq!(users_per_step(FunnelMode::Strict), vec![5, 2, 2]);
         // Unordered: d's reverse order counts too; c's search is outside the window.
-        assert_eq!(users_per_step(Mode::Unordered), vec![5, 4, 4]);
+        assert_eq!(users_per_step(FunnelMode::Unordered), vec![5, 4, 4]);
     }
 
     #[test]
@@ -281,7 +308,7 @@ mod tests {
         events.push(ev("d", "login", 0));
         let users = Activity::of_events(&events, Some("plan"));
         let steps = ["login", "search"].map(String::from);
-        let f = funnel(&users, &steps, 60 * 60_000, Mode::Ordered);
+        let f = funnel(&users, &steps, 60 * 60_000, FunnelMode::Ordered);
         let per: Vec<(&str, Vec<u64>)> = f
             .breakdown
             .iter()
@@ -299,7 +326,7 @@ mod tests {
 
     #[test]
     fn conversion_drop_off_and_time() {
-        let f = funnel(&users(), &steps(), 60 * 60_000, Mode::Ordered);
+        let f = funnel(&users(), &steps(), 60 * 60_000, FunnelMode::Ordered);
         assert_eq!(f.steps[2].conversion, 0.6);
         assert_eq!(f.steps[1].drop_off, 0.4);
         assert_eq!(

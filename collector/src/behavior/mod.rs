@@ -113,9 +113,20 @@ mod worked_example {
             let f = funnels::funnel(&users, &steps, 3_600_000, mode);
             f.steps.iter().map(|s| s.users).collect::<Vec<_>>()
         };
-        assert_eq!(count(funnels::Mode::Ordered), vec![3, 2, 2]);
-        assert_eq!(count(funnels::Mode::Strict), vec![3, 1, 1]);
-        let f = funnels::funnel(&users, &steps, 3_600_000, funnels::Mode::Ordered);
+        assert_eq!(
+            count(crate::store::aggregate::FunnelMode::Ordered),
+            vec![3, 2, 2]
+        );
+        assert_eq!(
+            count(crate::store::aggregate::FunnelMode::Strict),
+            vec![3, 1, 1]
+        );
+        let f = funnels::funnel(
+            &users,
+            &steps,
+            3_600_000,
+            crate::store::aggregate::FunnelMode::Ordered,
+        );
         assert_eq!(f.steps[2].median_time_ms, Some(210_000));
         let end = 1_795_392_000_000i64 + 4 * D * 60_000;
         let r = retention::retention(&users, retention::Period::Day, end);

@@ -6,46 +6,11 @@
 use std::collections::BTreeMap;
 
 use super::activity::Activity;
+pub use crate::store::aggregate::Period;
+use crate::store::aggregate::RetentionCounts;
+use crate::store::{Filter, Storage, StoreError};
 use serde::Serialize;
 use tda_schema::timestamp::DAY_MS;
-
-/// Period length for cohorts and lifecycle.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Period {
-    /// UTC days.
-    Day,
-    /// Weeks starting Monday 00:00 UTC.
-    Week,
-}
-
-impl Period {
-    /// Parses `day` or `week`.
-    pub fn parse(text: &str) -> Result<Period, String> {
-        match text {
-            "day" => Ok(Period::Day),
-            "week" => Ok(Period::Week),
-            _ => Err(format!("period: `{text}` is not day or week")),
-        }
-    }
-
-    /// The period index of a time (days since the epoch, or weeks since a Monday).
-    pub fn index(self, t: i64) -> i64 {
-        match self {
-            Period::Day => t.div_euclid(DAY_MS),
-            // 1970-01-05 was a Monday.
-            Period::Week => (t - 4 * DAY_MS).div_euclid(7 * DAY_MS),
-        }
-    }
-
-    /// Start of period `i`, epoch ms.
-    pub fn start(self, i: i64) -> i64 {
-        match self {
-            Period::Day => i * DAY_MS,
-            Period::Week => i * 7 * DAY_MS + 4 * DAY_MS,
-        }
-    }
-}
 
 /// A cohort's row.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -142,71 +107,51 @@ impl Tally {
     }
 }
 
-/// Counts of a retention table, however gathered: periods from `lo`; `cohort[c][k]` users
-/// first seen in period `lo + c` and active in `lo + c + k`; per period the users returning
-/// from the one before and the users gone dormant since it.
-pub struct Counts {
-    /// The first period.
-    pub lo: i64,
-    /// See the type.
-    pub cohort: Vec<Vec<u64>>,
-    /// See the type.
-    pub returning: Vec<u64>,
-    /// See the type.
-    pub dormant: Vec<u64>,
-    /// Users by days active in a week (1-7), over all weeks.
-    pub stickiness: BTreeMap<u8, u64>,
-    /// Users active on the last day, 7 days and 30 days of the range.
-    pub active_users: (u64, u64, u64),
-}
-
-impl Counts {
-    /// The retention these counts make.
-    pub fn retention(self, period: Period) -> Retention {
-        let n = self.returning.len();
-        let mut active = vec![0u64; n];
-        for (c, counts) in self.cohort.iter().enumerate() {
-            for (k, users) in counts.iter().enumerate() {
-                active[c + k] += users;
+/// The retention that counts make.
+pub fn from_counts(c: RetentionCounts, period: Period) -> Retention {
+    let n = c.returning.len();
+    let mut active = vec![0u64; n];
+    for (k0, counts) in c.cohort.iter().enumerate() {
+        for (k, users) in counts.iter().enumerate() {
+            active[k0 + k] += users;
+        }
+    }
+    let new = |i: usize| c.cohort[i].first().copied().unwrap_or(0);
+    let lifecycle = (0..n)
+        .map(|i| Lifecycle {
+            start_ms: period.start(c.lo + i as i64),
+            new: new(i),
+            returning: c.returning[i],
+            resurrecting: active[i] - new(i) - c.returning[i],
+            dormant: c.dormant[i],
+        })
+        .collect();
+    let cohorts = c
+        .cohort
+        .iter()
+        .enumerate()
+        .map(|(i, counts)| {
+            let n = counts.first().copied().unwrap_or(0);
+            Cohort {
+                start_ms: period.start(c.lo + i as i64),
+                users: n,
+                retention: counts
+                    .iter()
+                    .map(|k| if n == 0 { 0.0 } else { *k as f64 / n as f64 })
+                    .collect(),
+                active: counts.clone(),
             }
-        }
-        let new = |i: usize| self.cohort[i].first().copied().unwrap_or(0);
-        let lifecycle = (0..n)
-            .map(|i| Lifecycle {
-                start_ms: period.start(self.lo + i as i64),
-                new: new(i),
-                returning: self.returning[i],
-                resurrecting: active[i] - new(i) - self.returning[i],
-                dormant: self.dormant[i],
-            })
-            .collect();
-        let cohorts = self
-            .cohort
-            .iter()
-            .enumerate()
-            .map(|(c, counts)| {
-                let n = counts.first().copied().unwrap_or(0);
-                Cohort {
-                    start_ms: period.start(self.lo + c as i64),
-                    users: n,
-                    retention: counts
-                        .iter()
-                        .map(|k| if n == 0 { 0.0 } else { *k as f64 / n as f64 })
-                        .collect(),
-                    active: counts.clone(),
-                }
-            })
-            .collect();
-        let (dau, wau, mau) = self.active_users;
-        Retention {
-            period,
-            cohorts,
-            lifecycle,
-            stickiness: self.stickiness,
-            dau,
-            wau,
-            mau,
-        }
+        })
+        .collect();
+    let (dau, wau, mau) = c.active_users;
+    Retention {
+        period,
+        cohorts,
+        lifecycle,
+        stickiness: c.stickiness,
+        dau,
+        wau,
+        mau,
     }
 }
 
@@ -245,15 +190,47 @@ pub fn retention(users: &Activity, period: Period, to: i64) -> Retention {
     for (n, users) in per_week.iter().enumerate().filter(|(_, u)| **u > 0) {
         stickiness.insert(n as u8, *users);
     }
-    Counts {
+    let counts = RetentionCounts {
         lo: tally.lo,
         cohort: tally.cohort,
         returning: tally.returning,
         dormant: tally.dormant,
         stickiness,
         active_users: (dau, wau, mau),
+    };
+    from_counts(counts, period)
+}
+
+/// Retention over `[from, to)` of the events passing `filter` counted by the backend, when it
+/// can count it.
+pub fn pushed_down(
+    store: &dyn Storage,
+    range: (i64, i64),
+    filter: &Filter,
+    period: Period,
+) -> Result<Option<Retention>, StoreError> {
+    let Some(p) = store.pushdown() else {
+        return Ok(None);
+    };
+    Ok(Some(from_counts(
+        p.retention(range, filter, period)?,
+        period,
+    )))
+}
+
+/// Retention over `[from, to)` of the events passing `filter`: counted by the backend when it
+/// can, else from the users' loaded activity.
+pub fn compute(
+    store: &dyn Storage,
+    (from, to): (i64, i64),
+    filter: &Filter,
+    period: Period,
+) -> Result<Retention, StoreError> {
+    if let Some(r) = pushed_down(store, (from, to), filter, period)? {
+        return Ok(r);
     }
-    .retention(period)
+    let users = Activity::load(store, from, to, filter, None)?;
+    Ok(retention(&users, period, to))
 }
 
 #[cfg(test)]

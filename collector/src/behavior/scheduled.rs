@@ -3,22 +3,12 @@
 //! segments, as one JSON answer the scheduler keeps (served by `GET /api/v1/stats/behavioral`).
 
 use serde_json::{json, Value};
-use tda_schema::sections::FunnelMode;
 
 use super::{funnels, retention, segments, summary, Activity};
 use crate::profiles::Entry;
-use crate::query::Filter;
+use crate::store::aggregate::FunnelQuery;
+use crate::store::Filter;
 use crate::store::{Storage, StoreError};
-
-impl From<FunnelMode> for funnels::Mode {
-    fn from(m: FunnelMode) -> Self {
-        match m {
-            FunnelMode::Ordered => funnels::Mode::Ordered,
-            FunnelMode::Strict => funnels::Mode::Strict,
-            FunnelMode::Unordered => funnels::Mode::Unordered,
-        }
-    }
-}
 
 /// Runs every analysis of a behavioral profile over `[now - lookback, now)`.
 pub fn run(store: &dyn Storage, entry: &Entry, now: i64) -> Result<Value, StoreError> {
@@ -41,22 +31,31 @@ pub fn run_range(
     let mut answer = summary(&users, rules, to);
     let mut funnels = Vec::new();
     for spec in &entry.profile.funnels {
-        let broken_down;
-        let activity = match &spec.breakdown {
-            Some(key) => {
-                broken_down = Activity::load(store, from, to, &all, Some(key))?;
-                &broken_down
-            }
-            None => &users,
+        let q = FunnelQuery {
+            from,
+            to,
+            filter: &all,
+            steps: &spec.steps,
+            window_ms: spec.window.0.as_millis() as i64,
+            mode: spec.mode,
+            breakdown: spec.breakdown.as_deref(),
         };
-        let window_ms = spec.window.0.as_millis() as i64;
-        let f = funnels::funnel(activity, &spec.steps, window_ms, spec.mode.into());
-        funnels.push(
-            json!({"name": spec.name, "mode": spec.mode, "window_ms": window_ms, "funnel": f}),
-        );
+        let f = match funnels::pushed_down(store, &q)? {
+            Some(f) => f,
+            None if q.breakdown.is_some() => {
+                let broken_down = Activity::load(store, from, to, &all, q.breakdown)?;
+                funnels::funnel(&broken_down, q.steps, q.window_ms, q.mode)
+            }
+            None => funnels::funnel(&users, q.steps, q.window_ms, q.mode),
+        };
+        funnels.push(funnels::Answer::new(Some(spec.name.clone()), &q, f));
     }
     answer["funnels"] = json!(funnels);
-    answer["retention_weekly"] = json!(retention::retention(&users, retention::Period::Week, to));
+    let weekly = match store.pushdown() {
+        Some(_) => retention::compute(store, (from, to), &all, retention::Period::Week)?,
+        None => retention::retention(&users, retention::Period::Week, to),
+    };
+    answer["retention_weekly"] = json!(weekly);
     answer["segments"] = json!({
         "users": users.len(),
         "rules": segments::rule_segments(&users, &entry.profile.segments, rules, to),

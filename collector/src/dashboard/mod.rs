@@ -92,22 +92,25 @@ pub fn snapshot(app: &App, now: i64) -> Result<Value, StoreError> {
     }))
 }
 
-/// Keeps the live snapshot fresh while at least one client watches, until the process ends.
-pub async fn run_live(app: Arc<App>) {
-    let mut tick = tokio::time::interval(LIVE_EVERY);
-    loop {
-        tick.tick().await;
-        if app.live_snapshot.receiver_count() == 0 {
-            continue;
+/// The live snapshot's refresh: every second while at least one client watches.
+pub const LIVE_JOB: crate::jobs::Job = crate::jobs::Job {
+    name: "live dashboard",
+    period: |_| LIVE_EVERY,
+    wait_first: false,
+    leader_only: false,
+    watchdog: None,
+};
+
+/// One pass of [`LIVE_JOB`].
+pub fn refresh_live(app: &App, _: &mut ()) {
+    if app.live_snapshot.receiver_count() == 0 {
+        return;
+    }
+    match snapshot(app, now_ms()) {
+        Ok(v) => {
+            app.live_snapshot.send_replace(Some(Arc::new(v)));
         }
-        let a = app.clone();
-        match tokio::task::spawn_blocking(move || snapshot(&a, now_ms())).await {
-            Ok(Ok(v)) => {
-                app.live_snapshot.send_replace(Some(Arc::new(v)));
-            }
-            Ok(Err(e)) => tracing::warn!(error = %e, "live snapshot failed"),
-            Err(e) => tracing::warn!(error = %e, "live snapshot task failed"),
-        }
+        Err(e) => tracing::warn!(error = %e, "live snapshot failed"),
     }
 }
 

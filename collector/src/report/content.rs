@@ -7,7 +7,8 @@ use tda_schema::{ProfileType, Timestamp};
 
 use crate::predictive::{self, Ask};
 use crate::profiles::Entry;
-use crate::query::{self, Agg, Filter};
+use crate::query::{self, Agg};
+use crate::store::Filter;
 use crate::store::{Storage, StoreError};
 use tda_schema::timestamp::HOUR_MS;
 

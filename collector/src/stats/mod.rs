@@ -1,14 +1,12 @@
 //! Usage and performance statistics computed from stored events and samples over a time range.
 
-pub mod distinct;
 pub mod performance;
-pub mod quantile;
 pub mod usage;
 
 use serde::Serialize;
 use tda_schema::Timestamp;
 
-use quantile::{Sketch, RELATIVE_ERROR};
+use crate::sketch::quantile::{Sketch, RELATIVE_ERROR};
 
 /// Latency percentiles, milliseconds, with the estimator's stated error.
 #[derive(Debug, Clone, Serialize, PartialEq)]

@@ -18,8 +18,9 @@ impl Fold for PerformanceAcc {
 use tda_schema::Timestamp;
 use tda_schema::{Event, HostSample, ProcessSample};
 
-use super::quantile::Sketch;
 use super::{Latency, Range};
+use crate::sketch::quantile::Sketch;
+use crate::store::aggregate::{HostFigures, ProcessFigures};
 use crate::store::rollup::Rollup;
 use crate::store::Fold;
 
@@ -81,45 +82,9 @@ pub struct AgentStats {
     /// The latest host sample, as sent.
     pub latest: HostSample,
     /// Host averages over the range.
-    pub average: HostAverage,
+    pub average: HostFigures,
     /// Watched-process averages over the samples that had the process.
-    pub process_average: Option<ProcessAverage>,
-}
-
-/// Averages of the host gauges and of the per-sample I/O counters.
-#[derive(Debug, Clone, Serialize, Default, PartialEq)]
-pub struct HostAverage {
-    /// CPU busy, percent.
-    pub cpu_percent: f64,
-    /// Memory used, bytes.
-    pub mem_used_bytes: f64,
-    /// Memory used, percent of total.
-    pub mem_used_percent: f64,
-    /// Swap used, bytes.
-    pub swap_used_bytes: f64,
-    /// One-minute load.
-    pub load1: f64,
-    /// Disk bytes read per sample interval.
-    pub disk_read_bytes: f64,
-    /// Disk bytes written per sample interval.
-    pub disk_written_bytes: f64,
-    /// Network bytes received per sample interval.
-    pub net_rx_bytes: f64,
-    /// Network bytes sent per sample interval.
-    pub net_tx_bytes: f64,
-}
-
-/// Averages of the watched process's figures.
-#[derive(Debug, Clone, Serialize, Default, PartialEq)]
-pub struct ProcessAverage {
-    /// CPU, percent of one core.
-    pub cpu_percent: f64,
-    /// Resident memory, bytes.
-    pub rss_bytes: f64,
-    /// Threads.
-    pub threads: f64,
-    /// Open file descriptors.
-    pub open_fds: f64,
+    pub process_average: Option<ProcessFigures>,
 }
 
 /// `ok`, `degraded`, `critical` or `no_data`, and why.
@@ -135,8 +100,8 @@ pub struct Health {
 struct AgentAcc {
     samples: u64,
     latest: Option<HostSample>,
-    host: HostAverage,
-    process: ProcessAverage,
+    host: HostFigures,
+    process: ProcessFigures,
     process_samples: u64,
 }
 
@@ -177,7 +142,7 @@ impl AgentAcc {
         let latest = self.latest?;
         let n = self.samples.max(1) as f64;
         let h = self.host;
-        let average = HostAverage {
+        let average = HostFigures {
             cpu_percent: h.cpu_percent / n,
             mem_used_bytes: h.mem_used_bytes / n,
             mem_used_percent: h.mem_used_percent / n,
@@ -190,7 +155,7 @@ impl AgentAcc {
         };
         let pn = self.process_samples as f64;
         let p = self.process;
-        let process_average = (self.process_samples > 0).then(|| ProcessAverage {
+        let process_average = (self.process_samples > 0).then(|| ProcessFigures {
             cpu_percent: p.cpu_percent / pn,
             rss_bytes: p.rss_bytes / pn,
             threads: p.threads / pn,
@@ -376,7 +341,7 @@ fn pushed_down(
     to: i64,
 ) -> Result<Option<PerformanceStats>, crate::store::StoreError> {
     use crate::store::aggregate::{EventQuery, Group};
-    let filter = crate::query::Filter::default();
+    let filter = crate::store::Filter::default();
     let query = |group| EventQuery {
         from,
         to,
@@ -384,9 +349,10 @@ fn pushed_down(
         group,
         quantiles: &super::QUANTILES,
     };
-    let Some(all) = store.aggregate_events(&query(Group::All))? else {
+    let Some(store) = store.pushdown() else {
         return Ok(None);
     };
+    let all = store.aggregate_events(&query(Group::All))?;
     let mut acc = PerformanceAcc::new(from, to);
     let all = all.into_iter().next();
     acc.requests = all.as_ref().map_or(0, |a| a.requests);
@@ -394,7 +360,6 @@ fn pushed_down(
     let latency = Latency::from_summary(&all.map(|a| a.latency).unwrap_or_default());
     let by_feature: BTreeMap<String, Latency> = store
         .aggregate_events(&query(Group::Feature))?
-        .unwrap_or_default()
         .into_iter()
         .filter(|f| f.latency.count > 0)
         .map(|f| (f.key, Latency::from_summary(&f.latency)))
@@ -403,10 +368,10 @@ fn pushed_down(
         quantiles: &[],
         ..query(Group::ErrorKind)
     };
-    for k in store.aggregate_events(&kinds)?.unwrap_or_default() {
+    for k in store.aggregate_events(&kinds)? {
         acc.error_kinds.insert(k.key, k.requests);
     }
-    let agents = store.aggregate_agents(from, to)?.unwrap_or_default();
+    let agents = store.aggregate_agents(from, to)?;
     for a in agents {
         acc.agents.insert(
             a.agent,

@@ -5,12 +5,12 @@ use std::collections::{BTreeMap, HashMap};
 use serde::Serialize;
 use tda_schema::{AggregationLevel, Event, Timestamp};
 
-use super::distinct::{self, Distinct};
-use super::quantile::Sketch;
 use super::{Latency, Range, QUANTILES};
-use crate::query::Filter;
+use crate::sketch::distinct::{self, Distinct};
+use crate::sketch::quantile::Sketch;
 use crate::store::aggregate::{EventQuery, Group};
 use crate::store::rollup::{Rollup, MINUTE_MS};
+use crate::store::Filter;
 use crate::store::{Fold, Storage, StoreError};
 
 /// `GET /api/v1/stats/usage`.
@@ -223,13 +223,13 @@ fn pushed_down(
         group,
         quantiles,
     };
-    let Some(all) = store.aggregate_events(&query(Group::All, &QUANTILES))? else {
+    let Some(store) = store.pushdown() else {
         return Ok(None);
     };
+    let all = store.aggregate_events(&query(Group::All, &QUANTILES))?;
     let all = all.into_iter().next();
     let features = store
         .aggregate_events(&query(Group::Feature, &[]))?
-        .unwrap_or_default()
         .into_iter()
         .map(|f| FeatureUsage {
             feature: f.key,
@@ -242,7 +242,6 @@ fn pushed_down(
     let origin = from.div_euclid(width) * width;
     let buckets = store
         .aggregate_events(&query(Group::Step { origin, width }, &[]))?
-        .unwrap_or_default()
         .into_iter()
         .map(|b| (b.step(), (b.requests, b.errors)))
         .collect();

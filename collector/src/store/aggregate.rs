@@ -3,7 +3,13 @@
 //! group (quantiles from sketch buckets counted by the backend), and host-sample figures per
 //! agent or per step.
 
-use crate::query::Filter;
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+pub use tda_schema::sections::FunnelMode;
+use tda_schema::timestamp::DAY_MS;
+
+use super::Filter;
 
 /// How pushed-down event aggregates are grouped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,11 +94,47 @@ pub struct AgentAggregate {
     /// The latest sample, as sent.
     pub latest: tda_schema::HostSample,
     /// Host figures, summed over the samples.
-    pub host_sums: crate::stats::performance::HostAverage,
+    pub host_sums: HostFigures,
     /// Samples that had the watched process.
     pub process_samples: u64,
     /// Watched-process figures, summed over those.
-    pub process_sums: crate::stats::performance::ProcessAverage,
+    pub process_sums: ProcessFigures,
+}
+
+/// The host gauges and per-sample I/O counters of some samples, averaged or summed.
+#[derive(Debug, Clone, Serialize, Default, PartialEq)]
+pub struct HostFigures {
+    /// CPU busy, percent.
+    pub cpu_percent: f64,
+    /// Memory used, bytes.
+    pub mem_used_bytes: f64,
+    /// Memory used, percent of total.
+    pub mem_used_percent: f64,
+    /// Swap used, bytes.
+    pub swap_used_bytes: f64,
+    /// One-minute load.
+    pub load1: f64,
+    /// Disk bytes read per sample interval.
+    pub disk_read_bytes: f64,
+    /// Disk bytes written per sample interval.
+    pub disk_written_bytes: f64,
+    /// Network bytes received per sample interval.
+    pub net_rx_bytes: f64,
+    /// Network bytes sent per sample interval.
+    pub net_tx_bytes: f64,
+}
+
+/// The watched process's figures of some samples, averaged or summed.
+#[derive(Debug, Clone, Serialize, Default, PartialEq)]
+pub struct ProcessFigures {
+    /// CPU, percent of one core.
+    pub cpu_percent: f64,
+    /// Resident memory, bytes.
+    pub rss_bytes: f64,
+    /// Threads.
+    pub threads: f64,
+    /// Open file descriptors.
+    pub open_fds: f64,
 }
 
 /// One step of a host-sample series.
@@ -118,7 +160,77 @@ pub struct FunnelQuery<'a> {
     /// Conversion window after the entry, ms.
     pub window_ms: i64,
     /// How steps must follow each other.
-    pub mode: crate::behavior::funnels::Mode,
+    pub mode: FunnelMode,
     /// Property of the entry event to break the funnel down by.
     pub breakdown: Option<&'a str>,
+}
+
+/// Per funnel step, the users who reached it and their median time from step 1 (ms; ignored
+/// for step 1).
+pub type StepCounts = Vec<(u64, Option<i64>)>;
+
+/// A funnel's counts, as a backend gathers them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FunnelCounts {
+    /// Over every user.
+    pub steps: StepCounts,
+    /// Per value of the breakdown property of the entry event.
+    pub breakdown: BTreeMap<String, StepCounts>,
+}
+
+/// Period length for retention cohorts and lifecycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Period {
+    /// UTC days.
+    Day,
+    /// Weeks starting Monday 00:00 UTC.
+    Week,
+}
+
+impl Period {
+    /// Parses `day` or `week`.
+    pub fn parse(text: &str) -> Result<Period, String> {
+        match text {
+            "day" => Ok(Period::Day),
+            "week" => Ok(Period::Week),
+            _ => Err(format!("period: `{text}` is not day or week")),
+        }
+    }
+
+    /// The period index of a time (days since the epoch, or weeks since a Monday).
+    pub fn index(self, t: i64) -> i64 {
+        match self {
+            Period::Day => t.div_euclid(DAY_MS),
+            // 1970-01-05 was a Monday.
+            Period::Week => (t - 4 * DAY_MS).div_euclid(7 * DAY_MS),
+        }
+    }
+
+    /// Start of period `i`, epoch ms.
+    pub fn start(self, i: i64) -> i64 {
+        match self {
+            Period::Day => i * DAY_MS,
+            Period::Week => i * 7 * DAY_MS + 4 * DAY_MS,
+        }
+    }
+}
+
+/// Counts of a retention table, however gathered: periods from `lo`; `cohort[c][k]` users
+/// first seen in period `lo + c` and active in `lo + c + k`; per period the users returning
+/// from the one before and the users gone dormant since it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RetentionCounts {
+    /// The first period.
+    pub lo: i64,
+    /// See the type.
+    pub cohort: Vec<Vec<u64>>,
+    /// See the type.
+    pub returning: Vec<u64>,
+    /// See the type.
+    pub dormant: Vec<u64>,
+    /// Users by days active in a week (1-7), over all weeks.
+    pub stickiness: BTreeMap<u8, u64>,
+    /// Users active on the last day, 7 days and 30 days of the range.
+    pub active_users: (u64, u64, u64),
 }

@@ -9,8 +9,8 @@ use std::borrow::Borrow;
 use serde_json::{Map, Value};
 use tda_schema::{Event, Timestamp};
 
-use super::codec::{put_f64, put_varint, unzigzag, zigzag, Reader};
 use super::facts::{Facts, Words};
+use crate::codec::{put_f64, put_varint, unzigzag, zigzag, Reader};
 
 /// Format version byte of a columnar event block.
 pub const VERSION: u8 = 2;

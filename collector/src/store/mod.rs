@@ -2,20 +2,18 @@
 
 pub mod aggregate;
 pub mod clickhouse;
-pub(crate) mod codec;
 pub(crate) mod columns;
 pub mod facts;
 mod parallel;
 pub mod rollup;
 pub(crate) mod samples;
 mod segments;
+pub mod select;
 mod sled_store;
 
 pub use clickhouse::{ClickHouseConfig, ClickHouseStore};
+pub use select::{Filter, SAMPLE_SERIES};
 pub use sled_store::SledStore;
-
-pub mod compaction;
-pub mod retention;
 
 use tda_schema::{Batch, Event, HostSample};
 
@@ -188,112 +186,17 @@ pub trait Storage: Send + Sync {
         Ok(Compacted::default())
     }
 
-    /// The event aggregates of `q`, when the backend computes them itself (a database server);
-    /// `None` (this default) makes the caller fold rollups and events instead.
-    fn aggregate_events(
-        &self,
-        q: &aggregate::EventQuery,
-    ) -> Result<Option<Vec<aggregate::EventAggregate>>, StoreError> {
-        let _ = q;
-        Ok(None)
+    /// The aggregations this backend computes itself (a database server), if any; without
+    /// them the analyses fold rollups and events (see [`crate::store::fold_range`]).
+    fn pushdown(&self) -> Option<&dyn Pushdown> {
+        None
     }
 
-    /// Per agent, the sample averages of `[from, to)`, when the backend computes them itself.
-    fn aggregate_agents(
-        &self,
-        from: i64,
-        to: i64,
-    ) -> Result<Option<Vec<aggregate::AgentAggregate>>, StoreError> {
-        let _ = (from, to);
-        Ok(None)
-    }
-
-    /// The values of the sample series `series` (one of [`crate::query::SAMPLE_SERIES`]) in
-    /// steps of `width` from `from`, of `agent` only when given, when the backend computes
-    /// them itself; `quantiles` as in [`aggregate::EventQuery`].
-    fn aggregate_samples(
-        &self,
-        series: &str,
-        (from, to, width): (i64, i64, i64),
-        agent: Option<&str>,
-        quantiles: &[f64],
-    ) -> Result<Option<Vec<aggregate::SampleStep>>, StoreError> {
-        let _ = (series, from, to, width, agent, quantiles);
-        Ok(None)
-    }
-
-    /// The funnel of `q`, when the backend computes it itself; `None` (this default, or a mode
-    /// the backend cannot do) makes the caller compute it from the events' facts.
-    fn funnel(
-        &self,
-        q: &aggregate::FunnelQuery,
-    ) -> Result<Option<crate::behavior::funnels::Funnel>, StoreError> {
-        let _ = q;
-        Ok(None)
-    }
-
-    /// Retention over `[from, to)` of the events passing `filter`, when the backend computes
-    /// it itself.
-    fn retention(
-        &self,
-        (from, to): (i64, i64),
-        filter: &crate::query::Filter,
-        period: crate::behavior::retention::Period,
-    ) -> Result<Option<crate::behavior::retention::Retention>, StoreError> {
-        let _ = (from, to, filter, period);
-        Ok(None)
-    }
-
-    /// The first `n` events of `[from, to)` passing `filter`, oldest first (ties always in one
-    /// order), when the backend selects them itself; `None` makes the caller scan the range.
-    fn first_events(
-        &self,
-        (from, to): (i64, i64),
-        filter: &crate::query::Filter,
-        n: usize,
-    ) -> Result<Option<Vec<Event>>, StoreError> {
-        let _ = (from, to, filter, n);
-        Ok(None)
-    }
-
-    /// Whether several collectors may share this store (then scheduled work is led by the
-    /// holder of a lease, and its state is kept here too). The embedded store is one
+    /// The leases and state several collectors share through this store, when it is shared
+    /// (then scheduled work is led by the holder of a lease). The embedded store is one
     /// collector's own.
-    fn shared(&self) -> bool {
-        false
-    }
-
-    /// Tries to hold the lease `name` for `holder` until `now + ttl_ms` (renewing it when
-    /// `holder` holds it); returns whether `holder` holds it. Where collectors claim it at
-    /// once, all agree on one. A store that is not [`Storage::shared`] grants it always.
-    fn hold_lease(
-        &self,
-        name: &str,
-        holder: &str,
-        now: i64,
-        ttl_ms: i64,
-    ) -> Result<bool, StoreError> {
-        let _ = (name, holder, now, ttl_ms);
-        Ok(true)
-    }
-
-    /// Keeps a piece of the collectors' shared state (alerting, models, a report) under
-    /// `scope`, replacing what it held; `None` deletes it. Only a shared store keeps it.
-    fn put_state(&self, scope: &str, value: Option<&str>) -> Result<(), StoreError> {
-        let _ = (scope, value);
-        Ok(())
-    }
-
-    /// The shared state under `scope` and its version (which grows with every put).
-    fn get_state(&self, scope: &str) -> Result<Option<(u64, String)>, StoreError> {
-        let _ = scope;
-        Ok(None)
-    }
-
-    /// The scopes of shared state starting with `prefix`, with their versions.
-    fn state_scopes(&self, prefix: &str) -> Result<Vec<(String, u64)>, StoreError> {
-        let _ = prefix;
-        Ok(Vec::new())
+    fn shared(&self) -> Option<&dyn SharedState> {
+        None
     }
 
     /// Bytes the store's files take on disk (0 when the backend does not know).
@@ -305,6 +208,105 @@ pub trait Storage: Send + Sync {
     /// data up to its unit (one hour for sled) older than the cutoff, never newer data. Also
     /// forgets batch ids received before `cutoff`.
     fn delete_before(&self, cutoff: i64) -> Result<Deleted, StoreError>;
+}
+
+/// Aggregations a backend computes itself instead of handing rows to the collector: an optional
+/// capability of a [`Storage`] (a new backend need not have it).
+pub trait Pushdown: Send + Sync {
+    /// The event aggregates of `q`.
+    fn aggregate_events(
+        &self,
+        q: &aggregate::EventQuery,
+    ) -> Result<Vec<aggregate::EventAggregate>, StoreError>;
+
+    /// Per agent, the sample sums of `[from, to)`.
+    fn aggregate_agents(
+        &self,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<aggregate::AgentAggregate>, StoreError>;
+
+    /// The values of the sample series `series` (one of [`SAMPLE_SERIES`]) in steps of
+    /// `width` from `from` to `to` (`range` is `(from, to, width)`), of `agent` only when given; `quantiles` as in
+    /// [`aggregate::EventQuery`].
+    fn aggregate_samples(
+        &self,
+        series: &str,
+        range: (i64, i64, i64),
+        agent: Option<&str>,
+        quantiles: &[f64],
+    ) -> Result<Vec<aggregate::SampleStep>, StoreError>;
+
+    /// The funnel counts of `q`; `None` for a mode the backend cannot do (the caller then
+    /// computes it from the events' facts).
+    fn funnel(
+        &self,
+        q: &aggregate::FunnelQuery,
+    ) -> Result<Option<aggregate::FunnelCounts>, StoreError>;
+
+    /// Retention counts over `range` (`[from, to)`) of the events passing `filter`.
+    fn retention(
+        &self,
+        range: (i64, i64),
+        filter: &Filter,
+        period: aggregate::Period,
+    ) -> Result<aggregate::RetentionCounts, StoreError>;
+
+    /// The first `n` events of `range` (`[from, to)`) passing `filter`, oldest first (ties always in one
+    /// order).
+    fn first_events(
+        &self,
+        range: (i64, i64),
+        filter: &Filter,
+        n: usize,
+    ) -> Result<Vec<Event>, StoreError>;
+}
+
+/// Leases and state that several collectors share through one store: an optional capability
+/// of a [`Storage`].
+pub trait SharedState: Send + Sync {
+    /// Tries to hold the lease `name` for `holder` until `now + ttl_ms` (renewing it when
+    /// `holder` holds it); returns whether `holder` holds it. Where collectors claim it at
+    /// once, all agree on one.
+    fn hold_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: i64,
+        ttl_ms: i64,
+    ) -> Result<bool, StoreError>;
+
+    /// Keeps a piece of the collectors' shared state (alerting, models, a report) under
+    /// `scope`, replacing what it held; `None` deletes it.
+    fn put_state(&self, scope: &str, value: Option<&str>) -> Result<(), StoreError>;
+
+    /// The shared state under `scope` and its version (which grows with every put).
+    fn get_state(&self, scope: &str) -> Result<Option<(u64, String)>, StoreError>;
+
+    /// The scopes of shared state starting with `prefix`, with their versions.
+    fn state_scopes(&self, prefix: &str) -> Result<Vec<(String, u64)>, StoreError>;
+}
+
+/// The [`SharedState`] of a store that is one collector's own: its collector always holds
+/// every lease, and there is no state to share.
+pub struct NotShared;
+
+impl SharedState for NotShared {
+    fn hold_lease(&self, _: &str, _: &str, _: i64, _: i64) -> Result<bool, StoreError> {
+        Ok(true)
+    }
+
+    fn put_state(&self, _: &str, _: Option<&str>) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    fn get_state(&self, _: &str) -> Result<Option<(u64, String)>, StoreError> {
+        Ok(None)
+    }
+
+    fn state_scopes(&self, _: &str) -> Result<Vec<(String, u64)>, StoreError> {
+        Ok(Vec::new())
+    }
 }
 
 /// Something that folds events and, for whole hours, their rollups.

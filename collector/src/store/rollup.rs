@@ -8,9 +8,9 @@ use std::collections::BTreeMap;
 
 use tda_schema::Event;
 
-use super::codec::{put_f64, put_signed, put_str, put_varint, Reader};
-use crate::stats::distinct::Distinct;
-use crate::stats::quantile::Sketch;
+use crate::codec::{put_f64, put_signed, put_str, put_varint, Reader};
+use crate::sketch::distinct::Distinct;
+use crate::sketch::quantile::Sketch;
 
 /// Format version byte of a rollup record.
 pub const VERSION: u8 = 1;

@@ -6,12 +6,12 @@ use std::collections::HashMap;
 use serde::Deserialize;
 
 use super::{quote, ClickHouseStore};
-use crate::query::Filter;
-use crate::stats::performance::{HostAverage, ProcessAverage};
-use crate::stats::quantile::{self, Sketch};
+use crate::sketch::quantile::{self, Sketch};
 use crate::store::aggregate::{
     AgentAggregate, EventAggregate, EventQuery, Group, SampleStep, Summary,
 };
+use crate::store::aggregate::{HostFigures, ProcessFigures};
+use crate::store::Filter;
 use crate::store::StoreError;
 
 /// The failure flag and the usable latency of an event, as SQL.
@@ -222,7 +222,7 @@ impl ClickHouseStore {
                     agent: r.agent,
                     samples: r.samples,
                     latest,
-                    host_sums: HostAverage {
+                    host_sums: HostFigures {
                         cpu_percent: r.cpu,
                         mem_used_bytes: r.mem,
                         mem_used_percent: r.mem_pct,
@@ -234,7 +234,7 @@ impl ClickHouseStore {
                         net_tx_bytes: r.tx,
                     },
                     process_samples: r.procs,
-                    process_sums: ProcessAverage {
+                    process_sums: ProcessFigures {
                         cpu_percent: r.p_cpu,
                         rss_bytes: r.p_rss,
                         threads: r.p_threads,
@@ -251,23 +251,24 @@ impl ClickHouseStore {
         (from, to, width): (i64, i64, i64),
         agent: Option<&str>,
         quantiles: &[f64],
-    ) -> Result<Option<Vec<SampleStep>>, StoreError> {
+    ) -> Result<Vec<SampleStep>, StoreError> {
         #[derive(Deserialize)]
         struct Row {
             k: i64,
             #[serde(flatten)]
             values: SummaryRow,
         }
-        if !crate::query::SAMPLE_SERIES.contains(&series) {
-            return Ok(None);
+        let unknown = || StoreError::Invalid(format!("no sample series `{series}`"));
+        if !crate::store::SAMPLE_SERIES.contains(&series) {
+            return Err(unknown());
         }
         let (column, ok) = match series.split_once('.') {
             Some(("host", name)) => (name.to_string(), "1".to_string()),
             Some(("process", name)) => (format!("process_{name}"), "has_process".to_string()),
-            _ => return Ok(None),
+            _ => return Err(unknown()),
         };
         if to <= from {
-            return Ok(Some(Vec::new()));
+            return Ok(Vec::new());
         }
         let only = agent.map_or(String::new(), |a| format!(" AND agent = {}", quote(a)));
         let value = format!("toFloat64({column})");
@@ -286,14 +287,13 @@ impl ClickHouseStore {
         } else {
             sketches(self, (&source, &key), (&value, &ok))?
         };
-        Ok(Some(
-            self.rows::<Row>(&sql)?
-                .into_iter()
-                .map(|r| SampleStep {
-                    step: r.k,
-                    values: r.values.summary(sketched.get(&r.k.to_string()), quantiles),
-                })
-                .collect(),
-        ))
+        Ok(self
+            .rows::<Row>(&sql)?
+            .into_iter()
+            .map(|r| SampleStep {
+                step: r.k,
+                values: r.values.summary(sketched.get(&r.k.to_string()), quantiles),
+            })
+            .collect())
     }
 }

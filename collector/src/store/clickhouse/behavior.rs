@@ -9,10 +9,10 @@ use serde::Deserialize;
 
 use super::aggregate::filter_sql;
 use super::{quote, ClickHouseStore};
-use crate::behavior::funnels::{steps_of, Funnel, Mode};
-use crate::behavior::retention::{Period, Retention};
-use crate::query::Filter;
-use crate::store::aggregate::FunnelQuery;
+use crate::store::aggregate::{
+    FunnelCounts, FunnelMode as Mode, FunnelQuery, Period, RetentionCounts,
+};
+use crate::store::Filter;
 use crate::store::StoreError;
 use tda_schema::timestamp::DAY_MS;
 
@@ -113,7 +113,7 @@ fn funnel_sql(store: &ClickHouseStore, q: &FunnelQuery) -> String {
 }
 
 impl ClickHouseStore {
-    pub(super) fn funnel_of(&self, q: &FunnelQuery) -> Result<Option<Funnel>, StoreError> {
+    pub(super) fn funnel_of(&self, q: &FunnelQuery) -> Result<Option<FunnelCounts>, StoreError> {
         #[derive(Deserialize)]
         struct Row {
             g: String,
@@ -128,25 +128,22 @@ impl ClickHouseStore {
         } else {
             self.rows(&funnel_sql(self, q))?
         };
-        let figures = |r: &Row| {
-            let per_step: Vec<(u64, Option<i64>)> = r
-                .users
+        let counts = |r: &Row| {
+            r.users
                 .iter()
                 .zip(&r.medians)
                 .map(|(u, m)| (*u, (*m >= 0).then_some(*m)))
-                .collect();
-            steps_of(q.steps, &per_step)
+                .collect()
         };
-        let empty = vec![(0, None); q.steps.len()];
-        let mut funnel = Funnel {
-            steps: steps_of(q.steps, &empty),
+        let mut funnel = FunnelCounts {
+            steps: vec![(0, None); q.steps.len()],
             breakdown: BTreeMap::new(),
         };
         for r in &rows {
             if r.g == ALL {
-                funnel.steps = figures(r);
+                funnel.steps = counts(r);
             } else if q.breakdown.is_some() {
-                funnel.breakdown.insert(r.g.clone(), figures(r));
+                funnel.breakdown.insert(r.g.clone(), counts(r));
             }
         }
         Ok(Some(funnel))
@@ -167,7 +164,7 @@ impl ClickHouseStore {
         (from, to): (i64, i64),
         filter: &Filter,
         period: Period,
-    ) -> Result<Retention, StoreError> {
+    ) -> Result<RetentionCounts, StoreError> {
         #[derive(Deserialize)]
         struct Cell {
             c: i64,
@@ -231,14 +228,13 @@ impl ClickHouseStore {
             m = to - 30 * DAY_MS
         ))?;
         let r = recent.first();
-        Ok(crate::behavior::retention::Counts {
+        Ok(RetentionCounts {
             lo,
             cohort,
             returning,
             dormant,
             stickiness: sticky.iter().map(|s| (s.n as u8, s.users)).collect(),
             active_users: r.map_or((0, 0, 0), |r| (r.dau, r.wau, r.mau)),
-        }
-        .retention(period))
+        })
     }
 }

@@ -13,7 +13,7 @@ mod aggregate;
 mod behavior;
 mod lease;
 
-use super::{Appended, Deleted, Storage, StoreError};
+use super::{Appended, Deleted, Pushdown, SharedState, Storage, StoreError};
 
 /// Where the backend's tables live.
 #[derive(Debug, Clone)]
@@ -344,19 +344,6 @@ impl Storage for ClickHouseStore {
         self.events_where(&Self::range(from, to), "", false, visit)
     }
 
-    fn first_events(
-        &self,
-        (from, to): (i64, i64),
-        filter: &crate::query::Filter,
-        n: usize,
-    ) -> Result<Option<Vec<Event>>, StoreError> {
-        let cond = format!("{}{}", Self::range(from, to), aggregate::filter_sql(filter));
-        let order = format!("ORDER BY {EVENT_ORDER} LIMIT {n}");
-        let mut out = Vec::new();
-        self.events_where(&cond, &order, true, &mut |e| out.push(e.clone()))?;
-        Ok(Some(out))
-    }
-
     fn scan_samples(
         &self,
         from: i64,
@@ -389,71 +376,12 @@ impl Storage for ClickHouseStore {
         bad.map_or(Ok(()), Err)
     }
 
-    fn aggregate_events(
-        &self,
-        q: &super::aggregate::EventQuery,
-    ) -> Result<Option<Vec<super::aggregate::EventAggregate>>, StoreError> {
-        self.event_aggregates(q).map(Some)
+    fn pushdown(&self) -> Option<&dyn Pushdown> {
+        Some(self)
     }
 
-    fn aggregate_agents(
-        &self,
-        from: i64,
-        to: i64,
-    ) -> Result<Option<Vec<super::aggregate::AgentAggregate>>, StoreError> {
-        self.agent_aggregates(from, to).map(Some)
-    }
-
-    fn aggregate_samples(
-        &self,
-        series: &str,
-        range: (i64, i64, i64),
-        agent: Option<&str>,
-        quantiles: &[f64],
-    ) -> Result<Option<Vec<super::aggregate::SampleStep>>, StoreError> {
-        self.sample_steps(series, range, agent, quantiles)
-    }
-
-    fn funnel(
-        &self,
-        q: &super::aggregate::FunnelQuery,
-    ) -> Result<Option<crate::behavior::funnels::Funnel>, StoreError> {
-        self.funnel_of(q)
-    }
-
-    fn retention(
-        &self,
-        range: (i64, i64),
-        filter: &crate::query::Filter,
-        period: crate::behavior::retention::Period,
-    ) -> Result<Option<crate::behavior::retention::Retention>, StoreError> {
-        self.retention_of(range, filter, period).map(Some)
-    }
-
-    fn shared(&self) -> bool {
-        true
-    }
-
-    fn hold_lease(
-        &self,
-        name: &str,
-        holder: &str,
-        now: i64,
-        ttl_ms: i64,
-    ) -> Result<bool, StoreError> {
-        self.lease(name, holder, now, ttl_ms)
-    }
-
-    fn put_state(&self, scope: &str, value: Option<&str>) -> Result<(), StoreError> {
-        self.store_state(scope, value)
-    }
-
-    fn get_state(&self, scope: &str) -> Result<Option<(u64, String)>, StoreError> {
-        self.load_state(scope)
-    }
-
-    fn state_scopes(&self, prefix: &str) -> Result<Vec<(String, u64)>, StoreError> {
-        self.scopes(prefix)
+    fn shared(&self) -> Option<&dyn SharedState> {
+        Some(self)
     }
 
     fn disk_bytes(&self) -> Result<u64, StoreError> {
@@ -503,5 +431,85 @@ impl Storage for ClickHouseStore {
             blocks: parts.len() as u64,
             batch_ids,
         })
+    }
+}
+
+impl Pushdown for ClickHouseStore {
+    fn first_events(
+        &self,
+        (from, to): (i64, i64),
+        filter: &crate::store::Filter,
+        n: usize,
+    ) -> Result<Vec<Event>, StoreError> {
+        let cond = format!("{}{}", Self::range(from, to), aggregate::filter_sql(filter));
+        let order = format!("ORDER BY {EVENT_ORDER} LIMIT {n}");
+        let mut out = Vec::new();
+        self.events_where(&cond, &order, true, &mut |e| out.push(e.clone()))?;
+        Ok(out)
+    }
+
+    fn aggregate_events(
+        &self,
+        q: &super::aggregate::EventQuery,
+    ) -> Result<Vec<super::aggregate::EventAggregate>, StoreError> {
+        self.event_aggregates(q)
+    }
+
+    fn aggregate_agents(
+        &self,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<super::aggregate::AgentAggregate>, StoreError> {
+        self.agent_aggregates(from, to)
+    }
+
+    fn aggregate_samples(
+        &self,
+        series: &str,
+        range: (i64, i64, i64),
+        agent: Option<&str>,
+        quantiles: &[f64],
+    ) -> Result<Vec<super::aggregate::SampleStep>, StoreError> {
+        self.sample_steps(series, range, agent, quantiles)
+    }
+
+    fn funnel(
+        &self,
+        q: &super::aggregate::FunnelQuery,
+    ) -> Result<Option<super::aggregate::FunnelCounts>, StoreError> {
+        self.funnel_of(q)
+    }
+
+    fn retention(
+        &self,
+        range: (i64, i64),
+        filter: &crate::store::Filter,
+        period: super::aggregate::Period,
+    ) -> Result<super::aggregate::RetentionCounts, StoreError> {
+        self.retention_of(range, filter, period)
+    }
+}
+
+impl SharedState for ClickHouseStore {
+    fn hold_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: i64,
+        ttl_ms: i64,
+    ) -> Result<bool, StoreError> {
+        self.lease(name, holder, now, ttl_ms)
+    }
+
+    fn put_state(&self, scope: &str, value: Option<&str>) -> Result<(), StoreError> {
+        self.store_state(scope, value)
+    }
+
+    fn get_state(&self, scope: &str) -> Result<Option<(u64, String)>, StoreError> {
+        self.load_state(scope)
+    }
+
+    fn state_scopes(&self, prefix: &str) -> Result<Vec<(String, u64)>, StoreError> {
+        self.scopes(prefix)
     }
 }

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::store::codec::{put_varint, Reader};
+use crate::codec::{put_varint, Reader};
 
 const P: u32 = 12;
 const REGISTERS: usize = 1 << P;

@@ -1,9 +1,6 @@
 //! Retention: on a schedule, deletes stored data older than the longest `retention_period` of the
 //! profiles in force (raw events and samples serve every profile, so the longest one wins).
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use tda_schema::profile::DEFAULT_RETENTION_PERIOD;
 use tda_schema::timestamp::now_ms;
 
@@ -41,15 +38,16 @@ pub fn run_once(app: &App) {
     }
 }
 
-/// Runs retention at start and then every `every`.
-pub async fn run(app: Arc<App>, every: Duration) {
-    let mut tick = tokio::time::interval(every);
-    loop {
-        tick.tick().await;
-        if !app.fleet.leads() {
-            continue;
-        }
-        let app = app.clone();
-        let _ = tokio::task::spawn_blocking(move || run_once(&app)).await;
-    }
+/// The retention job: once per `retention.every`, on the fleet's leader.
+pub const JOB: super::Job = super::Job {
+    name: "retention",
+    period: |app| app.config().retention.every.0,
+    wait_first: false,
+    leader_only: true,
+    watchdog: None,
+};
+
+/// One pass of [`JOB`].
+pub fn pass(app: &App, _: &mut ()) {
+    run_once(app);
 }

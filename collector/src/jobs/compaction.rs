@@ -2,7 +2,6 @@
 //! disk-full flag that makes intake answer 507 while the store exceeds `storage.max_disk_bytes`.
 
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::Duration;
 
 use tda_schema::timestamp::now_ms;
@@ -31,7 +30,7 @@ pub fn run_once(app: &App, before: i64) -> Result<Compacted, StoreError> {
 }
 
 /// Sets `app.disk_full` from the store's size and the cap in force.
-pub fn check_disk(app: &App) {
+pub fn check_disk(app: &App, _: &mut ()) {
     let cap = app.config().storage.max_disk_bytes;
     let used = match app.store.disk_bytes() {
         Ok(b) => b,
@@ -53,24 +52,29 @@ pub fn check_disk(app: &App) {
     }
 }
 
-/// Checks the disk cap every few seconds and compacts every `every`.
-pub async fn run(app: Arc<App>, every: Duration) {
-    let mut disk = tokio::time::interval(DISK_CHECK);
-    let mut compact = tokio::time::interval(every);
-    loop {
-        let app = app.clone();
-        tokio::select! {
-            _ = disk.tick() => {
-                let _ = tokio::task::spawn_blocking(move || check_disk(&app)).await;
-            }
-            _ = compact.tick() => {
-                let _ = tokio::task::spawn_blocking(move || {
-                    let after = app.config().storage.compact_after.0.as_millis() as i64;
-                    if let Err(e) = run_once(&app, now_ms() - after) {
-                        tracing::error!(error = %e, "compaction failed; will try again");
-                    }
-                }).await;
-            }
-        }
+/// The compaction job: once per `storage.compact_every`, merges the hours older than
+/// `storage.compact_after`.
+pub const JOB: super::Job = super::Job {
+    name: "compaction",
+    period: |app| app.config().storage.compact_every.0,
+    wait_first: false,
+    leader_only: false,
+    watchdog: None,
+};
+
+/// One pass of [`JOB`].
+pub fn pass(app: &App, _: &mut ()) {
+    let after = app.config().storage.compact_after.0.as_millis() as i64;
+    if let Err(e) = run_once(app, now_ms() - after) {
+        tracing::error!(error = %e, "compaction failed; will try again");
     }
 }
+
+/// The disk-cap check: every 10 s, the store's size against `storage.max_disk_bytes`.
+pub const DISK_JOB: super::Job = super::Job {
+    name: "disk check",
+    period: |_| DISK_CHECK,
+    wait_first: false,
+    leader_only: false,
+    watchdog: None,
+};
