@@ -2,7 +2,6 @@
 //! (tokens, limits). Start-up is the first reload: validate everything, then swap it in.
 
 use std::path::Path;
-use std::sync::atomic::AtomicI64;
 use std::sync::{Arc, RwLock};
 
 use serde::Serialize;
@@ -11,7 +10,7 @@ use tda_schema::config::{read_secrets, CollectorConfig, ConfigError, LimitsConfi
 use tda_schema::Timestamp;
 use tokio::sync::Semaphore;
 
-use crate::ingest::Tokens;
+use crate::auth::{Credentials, RateLimits, Scope, Tokens};
 use crate::profiles::{Profiles, ReloadReport};
 use crate::store::{SledStore, Storage};
 
@@ -59,38 +58,12 @@ fn open_store(cfg: &CollectorConfig) -> anyhow::Result<Arc<dyn Storage>> {
     })
 }
 
-/// What a credential lets its holder do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scope {
-    /// Send batches and read the agent settings (agents).
-    Ingest,
-    /// Read analytics (`GET /api/v1/…`, the dashboard's data).
-    Read,
-    /// Change state: profiles, reloads, compaction, silences, reports on request.
-    Admin,
-}
-
-impl Scope {
-    /// The scope's name in answers.
-    pub fn name(self) -> &'static str {
-        match self {
-            Scope::Ingest => "ingest",
-            Scope::Read => "read",
-            Scope::Admin => "admin",
-        }
-    }
-}
-
 /// The part of the config that is swapped as a whole on reload.
 pub struct Live {
     /// The config in force (settings that need a restart keep their start-up values).
     pub config: CollectorConfig,
-    /// Agents' tokens.
-    pub ingest: Arc<Tokens>,
-    /// Administrators' tokens.
-    pub admin: Arc<Tokens>,
-    /// Readers' tokens (empty: reading is open).
-    pub read: Arc<Tokens>,
+    /// The tokens of every scope.
+    pub credentials: Arc<Credentials>,
     /// TLS for the next connection, from the files `[tls]` names (none: plain HTTP).
     pub tls: Option<Arc<rustls::ServerConfig>>,
 }
@@ -122,9 +95,11 @@ impl Live {
         Ok(Live {
             tls,
             config,
-            ingest: Arc::new(ingest),
-            admin: Arc::new(admin),
-            read: Arc::new(read),
+            credentials: Arc::new(Credentials {
+                ingest,
+                admin,
+                read,
+            }),
         })
     }
 }
@@ -138,36 +113,6 @@ pub struct Reloaded {
     pub profiles: ReloadReport,
 }
 
-tda_daemon::counters! {
-    /// Counters of the batch intake, for `/healthz` and `/metrics`.
-    pub struct IngestCounters;
-    /// A copy of [`IngestCounters`]' numbers, for `/healthz`.
-    pub struct IngestSnapshot;
-    {
-        /// Batches stored (acknowledged after a durable write).
-        batches_stored,
-        /// Events in stored batches.
-        events_stored,
-        /// Batches acknowledged as duplicates of stored ones (retries), not stored again.
-        batches_duplicate,
-        /// Batches refused as invalid or unauthorised (4xx other than 429).
-        batches_rejected,
-        /// Batches answered 429 because the write queue was full.
-        batches_throttled,
-        /// Batches whose storage failed (503; the agent retries).
-        store_failures,
-        /// Batches refused with 507 because the store reached `storage.max_disk_bytes`.
-        batches_refused_disk_full,
-        /// Events stored under the overflow feature, past `limits.max_features_per_hour`.
-        events_feature_overflowed,
-    }
-    extra {
-        /// The newest event time stored (epoch ms; 0 until one is): how far data has arrived,
-        /// for the scheduler (a backfill or a spool flush arrives oldest first).
-        newest_event_ms: AtomicI64,
-    }
-}
-
 /// Everything the routes share.
 pub struct App {
     /// Where batches go and stats come from.
@@ -175,7 +120,7 @@ pub struct App {
     /// Permits for batches being stored at once (`limits.max_inflight_batches`).
     pub writes: Arc<Semaphore>,
     /// Intake counters.
-    pub ingest: IngestCounters,
+    pub ingest: crate::ingest::IngestCounters,
     /// Histograms and gauges for `/metrics`.
     pub observed: crate::metrics::Observed,
     /// The listener's connection counters.
@@ -189,7 +134,7 @@ pub struct App {
     /// Whether this collector runs the scheduled work (several may share a store).
     pub fleet: crate::fleet::Fleet,
     /// Per-token request buckets (`limits.requests_per_second_per_token`).
-    pub rates: crate::rate::RateLimits,
+    pub rates: RateLimits,
     /// Feature names seen per hour, for `limits.max_features_per_hour`.
     pub features: crate::cardinality::FeatureGuard,
     /// The dashboard's live snapshot (refreshed while someone watches).
@@ -203,9 +148,6 @@ pub struct App {
     live: RwLock<Live>,
     status: RwLock<ConfigStatus>,
 }
-
-/// The dashboard's live event stream, the one route that takes a read token as `?token=`.
-pub const LIVE_STREAM: &str = "/api/v1/live";
 
 impl App {
     /// Loads and validates the config, creates the data layout, opens storage, loads profiles.
@@ -242,7 +184,7 @@ impl App {
             features: Default::default(),
             store,
             writes,
-            ingest: IngestCounters::default(),
+            ingest: Default::default(),
             observed: Default::default(),
             connections: Default::default(),
             profiles,
@@ -275,85 +217,38 @@ impl App {
             .clone()
     }
 
-    /// Agents' tokens in force.
-    pub fn ingest_tokens(&self) -> Arc<Tokens> {
-        self.live
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .ingest
-            .clone()
-    }
-
-    /// Administrators' tokens in force.
-    pub fn admin_tokens(&self) -> Arc<Tokens> {
-        self.live
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .admin
-            .clone()
-    }
-
-    /// Whether a request may read analytics: no read token is configured, or it carries a read
-    /// or admin token (as a bearer token, or `?token=` on the dashboard's event stream only).
-    pub fn may_read<B>(&self, req: &hyper::Request<B>) -> bool {
-        self.authorize(req, Scope::Read).is_ok()
-    }
-
-    /// Checks the request's credential for `scope`: `401` without a token or with one this
-    /// collector does not know, `403` with a token of another scope. Admin tokens also read;
-    /// reading is open while no read tokens are configured; a read token may come as `?token=`
-    /// on the live event stream only (a browser's EventSource cannot send headers; anywhere else
-    /// a token in the URL would end up in proxy and access logs).
+    /// Checks the request's credential for `scope` (see [`Credentials::authorize`]).
     pub fn authorize<B>(
         &self,
         req: &hyper::Request<B>,
         scope: Scope,
     ) -> Result<(), tda_daemon::Refusal> {
-        use hyper::StatusCode;
         let live = self.live.read().unwrap_or_else(|p| p.into_inner());
-        if scope == Scope::Read && live.read.is_empty() {
-            return Ok(());
+        live.credentials
+            .authorize(req, scope, (&self.rates, &live.config.limits))
+    }
+
+    /// The fleet's handover of this collector's state (see [`crate::fleet::Sharing`]).
+    pub fn sharing(&self) -> crate::fleet::Sharing<'_> {
+        crate::fleet::Sharing {
+            fleet: &self.fleet,
+            state: self.store.shared().unwrap_or(&crate::store::NotShared),
+            alerts: &self.alerts.store,
+            models: &self.models,
+            reports: self.config().analytics_dir().join("reports"),
         }
-        let query = tda_daemon::query(req);
-        let stream = req.uri().path() == LIVE_STREAM;
-        let presented = match scope {
-            Scope::Read if stream => {
-                tda_daemon::bearer(req).or(query.get("token").map(String::as_str))
-            }
-            _ => tda_daemon::bearer(req),
-        };
-        let Some(token) = presented else {
-            let why = format!("a bearer token with the {} scope is required", scope.name());
-            return Err(tda_daemon::Refusal::new(StatusCode::UNAUTHORIZED, why));
-        };
-        let granted = match scope {
-            Scope::Ingest => live.ingest.allows(token),
-            Scope::Read => live.read.allows(token) || live.admin.allows(token),
-            Scope::Admin => live.admin.allows(token),
-        };
-        if granted {
-            let limits = &live.config.limits;
-            let (rate, burst) = (limits.requests_per_second_per_token, limits.burst_per_token);
-            return self
-                .rates
-                .take(token, rate, burst, std::time::Instant::now())
-                .map_err(|wait| {
-                    let why =
-                        format!("more than {rate} requests per second for this token; retry later");
-                    tda_daemon::Refusal::new(StatusCode::TOO_MANY_REQUESTS, why).retry_after(wait)
-                });
+    }
+
+    /// The reports of the profiles, made from this collector's store (see
+    /// [`crate::report::Reports`]).
+    pub fn reports(&self) -> crate::report::Reports<'_> {
+        let cfg = self.config();
+        crate::report::Reports {
+            store: &*self.store,
+            sharing: self.sharing(),
+            root: cfg.analytics_dir().join("reports"),
+            external_url: cfg.alerting.external_url,
         }
-        let known =
-            live.ingest.allows(token) || live.read.allows(token) || live.admin.allows(token);
-        let (status, why) = if known {
-            (
-                StatusCode::FORBIDDEN,
-                format!("this token lacks the {} scope", scope.name()),
-            )
-        } else {
-            (StatusCode::UNAUTHORIZED, "unknown bearer token".to_string())
-        };
-        Err(tda_daemon::Refusal::new(status, why))
     }
 
     /// Request limits in force.

@@ -42,27 +42,33 @@ pub enum Format {
     Parquet,
 }
 
-impl Data {
+impl std::str::FromStr for Data {
+    type Err = String;
+
     /// Parses `events` or `samples`.
-    pub fn parse(s: &str) -> Result<Data, String> {
+    fn from_str(s: &str) -> Result<Data, String> {
         match s {
             "events" => Ok(Data::Events),
             "samples" => Ok(Data::Samples),
-            other => Err(format!("data: `{other}` is not events or samples")),
+            other => Err(format!("`{other}` is not events or samples")),
+        }
+    }
+}
+
+impl std::str::FromStr for Format {
+    type Err = String;
+
+    /// Parses `csv` or `parquet`.
+    fn from_str(s: &str) -> Result<Format, String> {
+        match s {
+            "csv" => Ok(Format::Csv),
+            "parquet" => Ok(Format::Parquet),
+            other => Err(format!("`{other}` is not csv or parquet")),
         }
     }
 }
 
 impl Format {
-    /// Parses `csv` or `parquet`.
-    pub fn parse(s: &str) -> Result<Format, String> {
-        match s {
-            "csv" => Ok(Format::Csv),
-            "parquet" => Ok(Format::Parquet),
-            other => Err(format!("format: `{other}` is not csv or parquet")),
-        }
-    }
-
     /// The HTTP content type.
     pub fn content_type(self) -> &'static str {
         match self {

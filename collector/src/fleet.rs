@@ -12,9 +12,9 @@ use std::time::Duration;
 
 use tda_schema::timestamp::now_ms;
 
-use crate::alert::store::Silence;
-use crate::app::App;
-use crate::store::{NotShared, SharedState, StoreError};
+use crate::alert::store::{AlertStore, Silence};
+use crate::model_state::ModelStore;
+use crate::store::{SharedState, StoreError};
 
 /// The lease's name in the store.
 const LEASE: &str = "scheduled-work";
@@ -67,6 +67,11 @@ impl Fleet {
         self.shared
     }
 
+    /// How often the lease is renewed (or claimed): a third of its time to live.
+    pub fn renew_every(&self) -> Duration {
+        Duration::from_millis(self.ttl_ms as u64 / 3)
+    }
+
     /// This collector's name in the lease.
     pub fn holder(&self) -> &str {
         &self.holder
@@ -93,101 +98,150 @@ impl Fleet {
     }
 }
 
-/// The lease: renewed (or claimed) every third of its time to live, on a shared store only.
-pub const JOB: crate::jobs::Job = crate::jobs::Job {
-    name: "fleet lease",
-    period: |app| Duration::from_millis(app.fleet.ttl_ms as u64 / 3),
-    wait_first: false,
-    leader_only: false,
-    watchdog: None,
-};
-
-/// One round: renew or claim the lease; a collector that takes it first restores the state
-/// the last holder shared; one that does not hold it mirrors that state.
-pub fn keep(app: &App, _: &mut ()) {
-    let f = &app.fleet;
-    let now = now_ms();
-    let leading = f.leads();
-    match state(app).hold_lease(LEASE, &f.holder, now, f.ttl_ms) {
-        Ok(true) if leading => {
-            f.until_ms.store(now + f.ttl_ms, Ordering::SeqCst);
-            // Silences and reports made on other collectors.
-            if let Err(e) = restore(app, false) {
-                tracing::warn!(error = %e, "shared silences and reports could not be read; will try again");
-            }
-        }
-        Ok(true) => match restore(app, true) {
-            Ok(()) => {
-                f.until_ms.store(now + f.ttl_ms, Ordering::SeqCst);
-                tracing::info!(holder = %f.holder, "this collector now runs the scheduled work");
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "lease taken but the shared state could not be restored; not leading")
-            }
-        },
-        Ok(false) => {
-            if leading {
-                tracing::warn!(holder = %f.holder, "lease lost; scheduled work stops here");
-            }
-            f.until_ms.store(0, Ordering::SeqCst);
-            if let Err(e) = restore(app, false) {
-                tracing::warn!(error = %e, "shared state could not be mirrored; will try again");
-            }
-        }
-        Err(e) => tracing::warn!(error = %e, "lease could not be renewed; will try again"),
-    }
+/// What the fleet's handover reads and writes: this collector's place in the fleet, the
+/// store's shared state, and the local state handed over (alerting, models, report files).
+pub struct Sharing<'a> {
+    /// This collector's place in the fleet.
+    pub fleet: &'a Fleet,
+    /// The store's shared state ([`crate::store::NotShared`] on a store that is one collector's own).
+    pub state: &'a dyn SharedState,
+    /// Alert state, silences and outbox.
+    pub alerts: &'a AlertStore,
+    /// Model state.
+    pub models: &'a ModelStore,
+    /// `analytics/reports/`.
+    pub reports: PathBuf,
 }
 
-/// Brings the local alerting and model state (when `all`, or when not leading), silences and
-/// reports up to the shared versions.
-fn restore(app: &App, all: bool) -> Result<(), StoreError> {
-    let f = &app.fleet;
-    if all || !f.leads() {
-        for scope in [ALERTING, MODELS] {
-            let Some((version, text)) = state(app).get_state(scope)? else {
+impl Sharing<'_> {
+    /// One round: renew or claim the lease; a collector that takes it first restores the state
+    /// the last holder shared; one that does not hold it mirrors that state.
+    pub fn keep(&self) {
+        let f = self.fleet;
+        let now = now_ms();
+        let leading = f.leads();
+        match self.state.hold_lease(LEASE, &f.holder, now, f.ttl_ms) {
+            Ok(true) if leading => {
+                f.until_ms.store(now + f.ttl_ms, Ordering::SeqCst);
+                // Silences and reports made on other collectors.
+                if let Err(e) = self.restore(false) {
+                    tracing::warn!(error = %e, "shared silences and reports could not be read; will try again");
+                }
+            }
+            Ok(true) => match self.restore(true) {
+                Ok(()) => {
+                    f.until_ms.store(now + f.ttl_ms, Ordering::SeqCst);
+                    tracing::info!(holder = %f.holder, "this collector now runs the scheduled work");
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "lease taken but the shared state could not be restored; not leading")
+                }
+            },
+            Ok(false) => {
+                if leading {
+                    tracing::warn!(holder = %f.holder, "lease lost; scheduled work stops here");
+                }
+                f.until_ms.store(0, Ordering::SeqCst);
+                if let Err(e) = self.restore(false) {
+                    tracing::warn!(error = %e, "shared state could not be mirrored; will try again");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "lease could not be renewed; will try again"),
+        }
+    }
+    /// Brings the local alerting and model state (when `all`, or when not leading), silences and
+    /// reports up to the shared versions.
+    fn restore(&self, all: bool) -> Result<(), StoreError> {
+        let f = self.fleet;
+        if all || !f.leads() {
+            for scope in [ALERTING, MODELS] {
+                let Some((version, text)) = self.state.get_state(scope)? else {
+                    continue;
+                };
+                if f.new_version(scope, version) || all {
+                    match scope {
+                        ALERTING => self.alerts.import(&text)?,
+                        _ => self.models.import(&text)?,
+                    }
+                    f.new_content(scope, &text);
+                }
+            }
+        }
+        for (scope, version) in self.state.state_scopes(SILENCE)? {
+            if f.new_version(&scope, version) {
+                if let Some((_, text)) = self.state.get_state(&scope)? {
+                    let s: Silence = serde_json::from_str(&text).map_err(|e| corrupt(&scope, e))?;
+                    self.alerts.put_silence(&s)?;
+                }
+            }
+        }
+        self.restore_reports()
+    }
+    /// Writes the shared report files this collector lacks.
+    fn restore_reports(&self) -> Result<(), StoreError> {
+        let root = &self.reports;
+        for (scope, _) in self.state.state_scopes(REPORT)? {
+            let Some(path) = report_path(root, &scope) else {
                 continue;
             };
-            if f.new_version(scope, version) || all {
-                match scope {
-                    ALERTING => app.alerts.store.import(&text)?,
-                    _ => app.models.import(&text)?,
-                }
-                f.new_content(scope, &text);
+            if path.exists() {
+                continue;
+            }
+            if let Some((_, body)) = self.state.get_state(&scope)? {
+                let dir = path.parent().unwrap_or(root);
+                std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+                tda_daemon::durable::write_atomic(&path, body.as_bytes())
+                    .map_err(|e| io(&path, e))?;
             }
         }
+        Ok(())
     }
-    for (scope, version) in state(app).state_scopes(SILENCE)? {
-        if f.new_version(&scope, version) {
-            if let Some((_, text)) = state(app).get_state(&scope)? {
-                let s: Silence = serde_json::from_str(&text).map_err(|e| corrupt(&scope, e))?;
-                app.alerts.store.put_silence(&s)?;
-            }
+    /// Shares the leader's state of `work` when it changed since it was last shared.
+    pub fn publish(&self, work: Work) {
+        let f = self.fleet;
+        if !f.shared || !f.leads() {
+            return;
         }
-    }
-    restore_reports(app)
-}
-
-/// Writes the shared report files this collector lacks.
-fn restore_reports(app: &App) -> Result<(), StoreError> {
-    let root = reports_root(app);
-    for (scope, _) in state(app).state_scopes(REPORT)? {
-        let Some(path) = report_path(&root, &scope) else {
-            continue;
+        let exports = match work {
+            Work::Alerting => [(ALERTING, self.alerts.export())],
+            Work::Models => [(MODELS, self.models.export())],
         };
-        if path.exists() {
-            continue;
-        }
-        if let Some((_, body)) = state(app).get_state(&scope)? {
-            let dir = path.parent().unwrap_or(&root);
-            std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
-            tda_daemon::durable::write_atomic(&path, body.as_bytes()).map_err(|e| io(&path, e))?;
+        for (scope, text) in exports {
+            let done = text.and_then(|t| {
+                if f.new_content(scope, &t) {
+                    self.state.put_state(scope, Some(&t))?;
+                }
+                Ok(())
+            });
+            if let Err(e) = done {
+                f.forget(scope);
+                tracing::warn!(scope, error = %e, "shared state could not be written; will try again");
+            }
         }
     }
-    Ok(())
-}
-
-fn reports_root(app: &App) -> PathBuf {
-    app.config().analytics_dir().join("reports")
+    /// Writes a silence here and, on a shared store, for every collector.
+    pub fn save_silence(&self, s: &Silence) -> Result<(), StoreError> {
+        self.alerts.put_silence(s)?;
+        if self.fleet.shared {
+            let text = serde_json::to_string(s).map_err(|e| corrupt(SILENCE, e))?;
+            let scope = format!("{SILENCE}{}", s.id);
+            blocking(|| self.state.put_state(&scope, Some(&text)))?;
+        }
+        Ok(())
+    }
+    /// Shares a report file just written (`Some`) or deleted (`None`) under `analytics/reports/`.
+    pub fn share_report(&self, path: &Path, body: Option<&str>) {
+        if !self.fleet.shared {
+            return;
+        }
+        let Ok(rel) = path.strip_prefix(&self.reports) else {
+            return;
+        };
+        let scope = format!("{REPORT}{}", rel.display());
+        if let Err(e) = blocking(|| self.state.put_state(&scope, body)) {
+            tracing::warn!(scope = %scope, error = %e, "report could not be shared");
+        }
+    }
 }
 
 /// The file a report scope names, refusing any path that leaves the reports directory.
@@ -213,11 +267,6 @@ fn corrupt(scope: &str, e: impl std::fmt::Display) -> StoreError {
     }
 }
 
-/// The store's shared state (none on a store that is one collector's own).
-fn state(app: &App) -> &dyn SharedState {
-    app.store.shared().unwrap_or(&NotShared)
-}
-
 fn hash(text: &str) -> u64 {
     crate::sketch::distinct::hash(text)
 }
@@ -231,30 +280,6 @@ pub enum Work {
     Models,
 }
 
-/// Shares the leader's state of `work` when it changed since it was last shared.
-pub fn publish(app: &App, work: Work) {
-    let f = &app.fleet;
-    if !f.shared || !f.leads() {
-        return;
-    }
-    let exports = match work {
-        Work::Alerting => [(ALERTING, app.alerts.store.export())],
-        Work::Models => [(MODELS, app.models.export())],
-    };
-    for (scope, text) in exports {
-        let done = text.and_then(|t| {
-            if f.new_content(scope, &t) {
-                state(app).put_state(scope, Some(&t))?;
-            }
-            Ok(())
-        });
-        if let Err(e) = done {
-            f.forget(scope);
-            tracing::warn!(scope, error = %e, "shared state could not be written; will try again");
-        }
-    }
-}
-
 /// Runs `f`, which may block on the store's server, where blocking is allowed: at once on a
 /// blocking thread, else (a request handler on the runtime) with the runtime told first.
 pub(crate) fn blocking<T>(f: impl FnOnce() -> T) -> T {
@@ -263,30 +288,5 @@ pub(crate) fn blocking<T>(f: impl FnOnce() -> T) -> T {
             tokio::task::block_in_place(f)
         }
         _ => f(),
-    }
-}
-
-/// Writes a silence here and, on a shared store, for every collector.
-pub fn save_silence(app: &App, s: &Silence) -> Result<(), StoreError> {
-    app.alerts.store.put_silence(s)?;
-    if app.fleet.shared {
-        let text = serde_json::to_string(s).map_err(|e| corrupt(SILENCE, e))?;
-        let scope = format!("{SILENCE}{}", s.id);
-        blocking(|| state(app).put_state(&scope, Some(&text)))?;
-    }
-    Ok(())
-}
-
-/// Shares a report file just written (`Some`) or deleted (`None`) under `analytics/reports/`.
-pub fn share_report(app: &App, path: &Path, body: Option<&str>) {
-    if !app.fleet.shared {
-        return;
-    }
-    let Ok(rel) = path.strip_prefix(reports_root(app)) else {
-        return;
-    };
-    let scope = format!("{REPORT}{}", rel.display());
-    if let Err(e) = blocking(|| state(app).put_state(&scope, body)) {
-        tracing::warn!(scope = %scope, error = %e, "report could not be shared");
     }
 }

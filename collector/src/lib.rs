@@ -9,6 +9,8 @@
 pub mod alert;
 pub mod api;
 pub mod app;
+pub mod arrivals;
+pub mod auth;
 pub mod behavior;
 pub mod cardinality;
 pub mod cli;
@@ -28,7 +30,6 @@ pub mod profiles;
 #[cfg(test)]
 mod properties;
 pub mod query;
-pub mod rate;
 pub mod reload;
 pub mod report;
 pub mod schedule;

@@ -1,16 +1,9 @@
-//! `GET /metrics`: the collector's ingest, write queue, storage, reloads, scheduled jobs, alerts,
-//! connections and process, in the Prometheus text format.
+//! What the collector observes as it runs, beside its counters: batch sizes, store times, the
+//! store's size and each scheduled job's pass durations (exposed by `GET /metrics`).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 
-use tda_daemon::metrics::{
-    Exposition, Histogram, Kind, BYTES_BUCKETS, COUNT_BUCKETS, SECONDS_BUCKETS,
-};
-use tda_daemon::Response;
-use tda_schema::timestamp::Timestamp;
-
-use crate::alert::rule::Phase;
-use crate::app::App;
+use tda_daemon::metrics::{Histogram, BYTES_BUCKETS, COUNT_BUCKETS, SECONDS_BUCKETS};
 
 /// The scheduled jobs whose durations are observed.
 pub const JOBS: [&str; 5] = ["models", "reports", "alerts", "compaction", "retention"];
@@ -25,7 +18,8 @@ pub struct Observed {
     pub store_seconds: Histogram,
     /// The store's size at its last check, bytes.
     pub storage_bytes: AtomicU64,
-    jobs: Vec<Histogram>,
+    /// Per job of [`JOBS`], its passes' durations.
+    pub jobs: Vec<Histogram>,
 }
 
 impl Default for Observed {
@@ -53,194 +47,4 @@ impl Observed {
         }
         out
     }
-}
-
-/// The scrape.
-pub fn render(app: &App) -> Response {
-    let mut e = Exposition::new();
-    ingest(&mut e, app);
-    storage(&mut e, app);
-    reloads(&mut e, app);
-    jobs(&mut e, app);
-    alerts(&mut e, app);
-    app.connections.expose(&mut e, "tda_collector");
-    e.process();
-    e.response()
-}
-
-fn get(c: &AtomicU64) -> f64 {
-    c.load(Ordering::Relaxed) as f64
-}
-
-fn ingest(e: &mut Exposition, app: &App) {
-    let i = &app.ingest;
-    e.family(
-        "tda_collector_batches_total",
-        Kind::Counter,
-        "Batches received, by outcome.",
-    )
-    .sample(&[("outcome", "stored")], get(&i.batches_stored))
-    .sample(&[("outcome", "duplicate")], get(&i.batches_duplicate))
-    .sample(&[("outcome", "rejected")], get(&i.batches_rejected))
-    .sample(&[("outcome", "throttled")], get(&i.batches_throttled))
-    .sample(&[("outcome", "store_failed")], get(&i.store_failures))
-    .sample(
-        &[("outcome", "disk_full")],
-        get(&i.batches_refused_disk_full),
-    );
-    let count = |c: &AtomicU64| c.load(Ordering::Relaxed);
-    e.counter(
-        "tda_collector_events_stored_total",
-        "Events in stored batches.",
-        count(&i.events_stored),
-    );
-    e.counter(
-        "tda_collector_events_feature_overflowed_total",
-        "Events stored under the (overflow) feature past limits.max_features_per_hour.",
-        count(&i.events_feature_overflowed),
-    );
-    let o = &app.observed;
-    e.histogram(
-        "tda_collector_batch_events",
-        "Events per batch received.",
-        &[(&[], &o.batch_events)],
-    );
-    e.histogram(
-        "tda_collector_batch_bytes",
-        "Bytes per batch body as received.",
-        &[(&[], &o.batch_bytes)],
-    );
-    e.histogram(
-        "tda_collector_batch_store_seconds",
-        "Time to store a batch durably.",
-        &[(&[], &o.store_seconds)],
-    );
-    let capacity = app.config().limits.max_inflight_batches;
-    let free = app.writes.available_permits().min(capacity);
-    e.gauge(
-        "tda_collector_write_queue_batches",
-        "Batches being stored now.",
-        (capacity - free) as f64,
-    );
-    e.gauge(
-        "tda_collector_write_queue_capacity_batches",
-        "Batches that may be stored at once (limits.max_inflight_batches).",
-        capacity as f64,
-    );
-}
-
-fn storage(e: &mut Exposition, app: &App) {
-    e.gauge(
-        "tda_collector_storage_bytes",
-        "Size of the store's files at the last check (sled: data_dir; ClickHouse: its tables).",
-        get(&app.observed.storage_bytes),
-    );
-    e.gauge(
-        "tda_collector_storage_disk_full",
-        "1 while the store exceeds storage.max_disk_bytes and batches are refused.",
-        f64::from(u8::from(app.disk_full.load(Ordering::Relaxed))),
-    );
-    e.gauge(
-        "tda_collector_fleet_leader",
-        "1 when this collector runs the scheduled work.",
-        f64::from(u8::from(app.fleet.leads())),
-    );
-}
-
-fn seconds(rfc3339: Option<&str>) -> f64 {
-    rfc3339
-        .and_then(|t| Timestamp::parse(t).ok())
-        .map_or(0.0, |t| t.0 as f64 / 1000.0)
-}
-
-fn reloads(e: &mut Exposition, app: &App) {
-    let config = app.config_status();
-    e.gauge(
-        "tda_collector_config_last_reload_successful",
-        "1 if the last reload of collector.toml succeeded.",
-        f64::from(u8::from(config.last_error.is_none())),
-    );
-    e.gauge(
-        "tda_collector_config_last_reload_success_timestamp_seconds",
-        "When collector.toml was last loaded successfully.",
-        seconds(Some(&config.loaded_at)),
-    );
-    let p = app.profiles.stats();
-    e.counter(
-        "tda_collector_profile_reloads_total",
-        "Reloads of the profiles directory since start.",
-        p.reloads_total,
-    );
-    e.gauge(
-        "tda_collector_profiles_last_reload_successful",
-        "1 if every profile file loaded at the last reload.",
-        f64::from(u8::from(p.last_reload_ok)),
-    );
-    e.gauge(
-        "tda_collector_profiles_last_reload_success_timestamp_seconds",
-        "When a reload last loaded every profile file.",
-        seconds(p.last_success_at.as_deref()),
-    );
-    e.gauge(
-        "tda_collector_profiles",
-        "Profiles in force.",
-        app.profiles.list().len() as f64,
-    );
-    e.gauge(
-        "tda_collector_profile_errors",
-        "Profile files whose current content is refused (the previous version stays).",
-        app.profiles.errors().len() as f64,
-    );
-}
-
-fn jobs(e: &mut Exposition, app: &App) {
-    let series: Vec<([(&str, &str); 1], &Histogram)> = JOBS
-        .iter()
-        .zip(&app.observed.jobs)
-        .map(|(job, h)| ([("job", *job)], h))
-        .collect();
-    let series: Vec<(&[(&str, &str)], &Histogram)> =
-        series.iter().map(|(l, h)| (&l[..], *h)).collect();
-    e.histogram(
-        "tda_collector_job_duration_seconds",
-        "Time one pass of a scheduled job took.",
-        &series,
-    );
-}
-
-fn alerts(e: &mut Exposition, app: &App) {
-    let stored = app.alerts.store.alerts().unwrap_or_default();
-    let mut f = e.family(
-        "tda_collector_alert_state",
-        Kind::Gauge,
-        "1 for each alert rule's current state (inactive, pending, firing, resolved).",
-    );
-    for a in &stored {
-        let state = match a.state.phase {
-            Phase::Inactive => "inactive",
-            Phase::Pending => "pending",
-            Phase::Firing => "firing",
-            Phase::Resolved => "resolved",
-        };
-        let labels = [
-            ("profile", a.profile.as_str()),
-            ("rule", a.rule.as_str()),
-            ("state", state),
-        ];
-        f.sample(&labels, 1.0);
-    }
-    let c = &app.alerts.counters;
-    e.family(
-        "tda_collector_notifications_total",
-        Kind::Counter,
-        "Alert notifications, by outcome.",
-    )
-    .sample(&[("outcome", "sent")], get(&c.sent))
-    .sample(&[("outcome", "retried")], get(&c.retried))
-    .sample(&[("outcome", "dropped")], get(&c.dropped));
-    e.counter(
-        "tda_collector_alert_evaluations_total",
-        "Alert evaluation passes since start.",
-        app.alerts.passes.load(Ordering::Relaxed),
-    );
 }

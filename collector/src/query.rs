@@ -40,10 +40,12 @@ pub enum Agg {
     Distinct,
 }
 
-impl Agg {
+impl std::str::FromStr for Agg {
+    type Err = String;
+
     /// Parses `count`, `sum`, `avg`, `min`, `max`, `rate`, `p50`, `p95`, `p99` (any `pNN`) or
     /// `distinct`.
-    pub fn parse(text: &str) -> Result<Agg, String> {
+    fn from_str(text: &str) -> Result<Agg, String> {
         Ok(match text {
             "count" => Agg::Count,
             "sum" => Agg::Sum,
@@ -61,8 +63,8 @@ impl Agg {
                     Some(n) => Agg::Quantile(n),
                     None => {
                         return Err(format!(
-                        "agg: `{text}` is not count, sum, avg, min, max, rate, p1-p99 or distinct"
-                    ))
+                            "`{text}` is not count, sum, avg, min, max, rate, p1-p99 or distinct"
+                        ))
                     }
                 }
             }

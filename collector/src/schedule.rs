@@ -6,28 +6,19 @@
 //! (`arrivals`). State lives in `analytics/models/`, so a restart resumes where it stopped. One
 //! loop runs the profiles in turn: a job never overlaps itself.
 
-mod arrivals;
-
-use std::sync::atomic::Ordering;
-use std::time::Duration;
-
 use tda_models::anomaly::Detector;
 use tda_models::Model;
-use tda_schema::timestamp::now_ms;
 use tda_schema::ProfileType;
 
-use crate::app::App;
-use crate::model_state::{ProfileState, Stream, MAX_FLAGS};
+use crate::model_state::{ModelStore, ProfileState, Stream, MAX_FLAGS};
 use crate::predictive::{self, Anomaly, Ask};
 use crate::profiles::Entry;
 use crate::store::Filter;
-use crate::store::StoreError;
+use crate::store::{Storage, StoreError};
 use tda_schema::timestamp::DAY_MS;
 
-pub use arrivals::Arrivals;
+pub use crate::arrivals::Arrivals;
 
-/// How often the scheduler looks for work.
-const TICK: Duration = Duration::from_secs(5);
 /// How long after a step ends before it is scored (late batches).
 const GRACE_MS: i64 = 60_000;
 /// Steps of history a new detector learns from (and the most a restart catches up).
@@ -35,44 +26,20 @@ const WARM_STEPS: i64 = 2_000;
 /// History the scheduled models look at: at least two weeks.
 const LOOKBACK_MS: i64 = 14 * DAY_MS;
 
-/// The scheduler: every 5 s, a pass over the profiles (see [`pass`]).
-pub const JOB: crate::jobs::Job = crate::jobs::Job {
-    name: "scheduler",
-    period: |_| TICK,
-    wait_first: false,
-    leader_only: false,
-    watchdog: Some(Duration::from_secs(600)),
-};
-
-/// One pass of [`JOB`] now.
-pub fn pass(app: &App, arrivals: &mut Arrivals) {
-    run_once(app, now_ms(), arrivals);
+/// What the scheduled models read and write.
+pub struct Models<'a> {
+    /// The data.
+    pub store: &'a dyn Storage,
+    /// Each profile's model state (`analytics/models/`).
+    pub state: &'a ModelStore,
 }
 
-/// One pass over every predictive and behavioral profile, then the reports that are due.
-pub fn run_once(app: &App, now: i64, arrivals: &mut Arrivals) {
-    let ingest = &app.ingest;
-    arrivals.observe(
-        ingest.events_stored.load(Ordering::Relaxed),
-        ingest.newest_event_ms.load(Ordering::Relaxed),
-        now,
-    );
-    if !app.fleet.leads() {
-        return;
-    }
-    app.observed
-        .time("models", || run_models(app, now, arrivals));
-    app.observed
-        .time("reports", || crate::report::run_due(app, now, arrivals));
-    crate::fleet::publish(app, crate::fleet::Work::Models);
-    crate::fleet::publish(app, crate::fleet::Work::Alerting);
-}
-
-fn run_models(app: &App, now: i64, arrivals: &mut Arrivals) {
-    for entry in app.profiles.list() {
+/// Runs the models of every predictive and behavioral profile that are due.
+pub fn run_models(ctx: &Models, profiles: &[Entry], now: i64, arrivals: &mut Arrivals) {
+    for entry in profiles {
         let done = match entry.profile.kind {
-            ProfileType::Predictive => run_profile(app, &entry, now, arrivals),
-            ProfileType::Behavioral => run_behavioral(app, &entry, now, arrivals),
+            ProfileType::Predictive => run_profile(ctx, entry, now, arrivals),
+            ProfileType::Behavioral => run_behavioral(ctx, entry, now, arrivals),
             _ => continue,
         };
         if let Err(e) = done {
@@ -89,32 +56,32 @@ fn due(entry: &Entry, state: &ProfileState, now: i64, arrivals: &Arrivals) -> bo
 
 /// Reruns a behavioral profile's analyses when they are due.
 fn run_behavioral(
-    app: &App,
+    ctx: &Models,
     entry: &Entry,
     now: i64,
     arrivals: &mut Arrivals,
 ) -> Result<(), StoreError> {
-    let mut state = app.models.load(&entry.id)?;
+    let mut state = ctx.state.load(&entry.id)?;
     if !due(entry, &state, now, arrivals) {
         return Ok(());
     }
     let started = std::time::Instant::now();
-    state.result = Some(crate::behavior::scheduled::run(&*app.store, entry, now)?);
+    state.result = Some(crate::behavior::scheduled::run(ctx.store, entry, now)?);
     state.last_run_ms = now;
     state.profile_hash = entry.hash.clone();
-    app.models.save(&entry.id, &state)?;
+    ctx.state.save(&entry.id, &state)?;
     arrivals.ran(&entry.id);
     tracing::info!(profile = %entry.id, funnels = entry.profile.funnels.len(), elapsed_ms = started.elapsed().as_millis() as u64, "behavioral analyses ran");
     Ok(())
 }
 
 fn run_profile(
-    app: &App,
+    ctx: &Models,
     entry: &Entry,
     now: i64,
     arrivals: &mut Arrivals,
 ) -> Result<(), StoreError> {
-    let mut state = app.models.load(&entry.id)?;
+    let mut state = ctx.state.load(&entry.id)?;
     let metrics: Vec<String> = predictive::metrics_of(&entry.profile.models)
         .into_iter()
         .filter(|m| predictive::metric(m).is_ok())
@@ -124,19 +91,19 @@ fn run_profile(
     // Steps are scored once closed, past the grace for late batches, and once their data came.
     let until = (now - GRACE_MS).min(arrivals.arrived_through(now));
     for m in &metrics {
-        stream(app, &mut state, m, step, sensitivity, until, &entry.id)?;
+        stream(ctx, &mut state, m, step, sensitivity, until, &entry.id)?;
     }
     state.streams.retain(|k, _| metrics.contains(k));
     if due(entry, &state, now, arrivals) {
-        refit(app, entry, &mut state, &metrics, step, now)?;
+        refit(ctx, entry, &mut state, &metrics, step, now)?;
         arrivals.ran(&entry.id);
     }
-    app.models.save(&entry.id, &state)
+    ctx.state.save(&entry.id, &state)
 }
 
 /// Reruns the profile's models over the lookback and keeps their answer.
 fn refit(
-    app: &App,
+    ctx: &Models,
     entry: &Entry,
     state: &mut ProfileState,
     metrics: &[String],
@@ -157,7 +124,7 @@ fn refit(
         sensitivity: entry.profile.models.sensitivity,
         filter: Filter::default(),
     };
-    let mut result = predictive::stats(&*app.store, &ask, metrics, Some(entry.id.clone()))?;
+    let mut result = predictive::stats(ctx.store, &ask, metrics, Some(entry.id.clone()))?;
     result["computed_at"] = serde_json::json!(now);
     state.result = Some(result);
     state.last_run_ms = now;
@@ -168,7 +135,7 @@ fn refit(
 
 /// Scores the steps of `metric` that closed, before `until`, since the stream's last step.
 fn stream(
-    app: &App,
+    ctx: &Models,
     state: &mut ProfileState,
     metric: &str,
     step: i64,
@@ -205,8 +172,8 @@ fn stream(
     };
     // A new detector learns from the first data on (a count's zeros before it are no history).
     let (times, values) = match s.detector {
-        None => predictive::load_closed(&*app.store, &ask)?,
-        Some(_) => predictive::load(&*app.store, &ask)?,
+        None => predictive::load_closed(ctx.store, &ask)?,
+        Some(_) => predictive::load(ctx.store, &ask)?,
     };
     if values.is_empty() {
         return Ok(()); // nothing stored yet: wait, so the first data is learnt from, not skipped

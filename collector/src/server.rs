@@ -51,7 +51,7 @@ pub async fn run(config_file: &Path) -> anyhow::Result<()> {
     tda_daemon::serve(
         listener,
         listening,
-        move |req| app.clone().handle(req),
+        move |req| crate::api::handle(app.clone(), req),
         stop,
     )
     .await;

@@ -3,7 +3,6 @@
 //! newly resolved alerts are routed and grouped (`route`), silenced or inhibited, and each due
 //! group queues one notification in the persisted outbox, which `notify::deliver` sends.
 
-mod http;
 pub mod metric;
 pub mod notify;
 pub mod route;
@@ -17,11 +16,9 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 use tda_schema::alerting::{AlertingConfig, ReceiverKind};
 use tda_schema::sections::{AlertKind, AlertRule, Condition};
-use tda_schema::timestamp::now_ms;
 
-use crate::app::App;
 use crate::profiles::Entry;
-use crate::store::StoreError;
+use crate::store::{Storage, StoreError};
 use notify::{DeliveryCounters, GroupNotice};
 use route::Labels;
 use rule::{Phase, Timing};
@@ -46,39 +43,6 @@ impl Alerting {
             passes: Default::default(),
         })
     }
-}
-
-/// Alert evaluation: once per `alerting.evaluation_interval` (the first after one interval).
-pub const JOB: crate::jobs::Job = crate::jobs::Job {
-    name: "alerts",
-    period: |app| app.config().alerting.evaluation_interval.0,
-    wait_first: true,
-    leader_only: false,
-    watchdog: Some(std::time::Duration::from_secs(120)),
-};
-
-/// One evaluation of every rule, then one notification pass.
-pub fn pass(app: &App, _: &mut ()) {
-    pass_at(app, now_ms());
-}
-
-/// One evaluation of every rule at `now`, then one notification pass.
-pub fn pass_at(app: &App, now: i64) {
-    if !app.fleet.leads() {
-        return;
-    }
-    app.observed.time("alerts", || {
-        if let Err(e) = evaluate(app, now) {
-            tracing::error!(error = %e, "alert evaluation failed; will try again");
-        }
-        if let Err(e) = notify_groups(app, &app.config().alerting, now) {
-            tracing::error!(error = %e, "alert notification pass failed; will try again");
-        }
-    });
-    app.alerts
-        .passes
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    crate::fleet::publish(app, crate::fleet::Work::Alerting);
 }
 
 /// An alert's labels: the rule's, `alertname` and `profile`.
@@ -189,19 +153,23 @@ fn spaced(d: tda_schema::duration::HumanDuration) -> String {
 }
 
 /// Evaluates every rule of every profile once; writes the alerts that changed.
-pub fn evaluate(app: &App, now: i64) -> Result<(), StoreError> {
-    let store = &app.alerts.store;
+pub fn evaluate(
+    store: &AlertStore,
+    data: &dyn Storage,
+    profiles: &[Entry],
+    now: i64,
+) -> Result<(), StoreError> {
     let mut stored: HashMap<(String, String), StoredAlert> = store
         .alerts()?
         .into_iter()
         .map(|a| ((a.profile.clone(), a.rule.clone()), a))
         .collect();
     let mut changed = Vec::new();
-    for entry in app.profiles.list() {
+    for entry in profiles {
         for rule in &entry.profile.alerts {
             let key = (entry.id.clone(), rule.name.clone());
             let before = stored.remove(&key);
-            let after = evaluate_rule(app, &entry, rule, before.clone(), now);
+            let after = evaluate_rule(data, entry, rule, before.clone(), now);
             if before.as_ref() != Some(&after) {
                 changed.push(after);
             }
@@ -228,7 +196,7 @@ pub fn evaluate(app: &App, now: i64) -> Result<(), StoreError> {
 
 /// One rule's evaluation: its alert after this step.
 fn evaluate_rule(
-    app: &App,
+    data: &dyn Storage,
     entry: &Entry,
     rule: &AlertRule,
     before: Option<StoredAlert>,
@@ -260,7 +228,7 @@ fn evaluate_rule(
     a.labels = labels_of(entry, rule);
     let observed = metric::parse_selector(&rule.metric)
         .map_err(|e| format!("metric: {e}"))
-        .and_then(|sel| metric::observe(&*app.store, rule, &sel, now).map_err(|e| e.to_string()));
+        .and_then(|sel| metric::observe(data, rule, &sel, now).map_err(|e| e.to_string()));
     let obs = match observed {
         Ok(o) => {
             a.error = None;
@@ -311,8 +279,7 @@ struct Assembly<'a> {
 }
 
 /// Groups the firing and newly resolved alerts; queues a notification for each due group.
-pub fn notify_groups(app: &App, cfg: &AlertingConfig, now: i64) -> Result<(), StoreError> {
-    let store = &app.alerts.store;
+pub fn notify_groups(store: &AlertStore, cfg: &AlertingConfig, now: i64) -> Result<(), StoreError> {
     let alerts = store.alerts()?;
     let silences = store.silences()?;
     let firing = firing_labels(&alerts);
@@ -345,7 +312,7 @@ pub fn notify_groups(app: &App, cfg: &AlertingConfig, now: i64) -> Result<(), St
     let mut states = store.groups()?;
     for (key, group) in &groups {
         let state = states.remove(key);
-        notify_group(app, cfg, key, group, state, now)?;
+        notify_group(store, cfg, key, group, state, now)?;
     }
     // Groups left without alerts, and resolutions nobody is to be told of.
     for key in states.into_keys() {
@@ -367,14 +334,13 @@ pub fn notify_groups(app: &App, cfg: &AlertingConfig, now: i64) -> Result<(), St
 }
 
 fn notify_group(
-    app: &App,
+    store: &AlertStore,
     cfg: &AlertingConfig,
     key: &str,
     group: &Assembly,
     state: Option<GroupState>,
     now: i64,
 ) -> Result<(), StoreError> {
-    let store = &app.alerts.store;
     let Some(receiver) = cfg.receiver(&group.settings.receiver) else {
         return Ok(());
     };
@@ -483,9 +449,8 @@ fn notify_group(
 }
 
 /// `GET /api/v1/alerts`: every rule's alert with its state, silenced or inhibited.
-pub fn list(app: &App, now: i64) -> Result<Value, StoreError> {
-    let cfg = app.config().alerting;
-    let store = &app.alerts.store;
+pub fn list(alerting: &Alerting, cfg: &AlertingConfig, now: i64) -> Result<Value, StoreError> {
+    let store = &alerting.store;
     let alerts = store.alerts()?;
     let silences = store.silences()?;
     let firing = firing_labels(&alerts);
@@ -504,17 +469,17 @@ pub fn list(app: &App, now: i64) -> Result<Value, StoreError> {
                 "annotations": a.annotations,
                 "fingerprint": notify::fingerprint(&a.labels),
                 "silenced_by": route::silenced_by(&silences, &a.labels, now),
-                "inhibited": route::inhibited(&cfg, &a.labels, &firing),
+                "inhibited": route::inhibited(cfg, &a.labels, &firing),
                 "error": a.error,
             })
         })
         .collect();
-    let c = &app.alerts.counters;
+    let c = &alerting.counters;
     let get = |x: &std::sync::atomic::AtomicU64| x.load(std::sync::atomic::Ordering::Relaxed);
     Ok(json!({
         "alerts": rows,
         "outbox": store.outbox()?.len(),
-        "passes": get(&app.alerts.passes),
+        "passes": get(&alerting.passes),
         "notifications": {"sent": get(&c.sent), "retried": get(&c.retried), "dropped": get(&c.dropped)},
     }))
 }

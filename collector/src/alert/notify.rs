@@ -4,7 +4,6 @@
 //! 408, 429, timeouts and network errors, dropped (and logged) on other 4xx.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
@@ -269,71 +268,61 @@ fn backoff(attempts: u32) -> i64 {
     BACKOFF.delay(attempts.saturating_sub(1)).as_millis() as i64
 }
 
-/// Delivers the outbox until the process ends: every 250 ms, each notification that is due, in
-/// order, while this collector leads the fleet; what was settled is then shared.
-pub async fn deliver(app: Arc<crate::app::App>) {
-    let client = tda_daemon::tls::client_builder()
-        .build()
-        .unwrap_or_default();
-    let mut tick = tokio::time::interval(Duration::from_millis(250));
-    loop {
-        tick.tick().await;
-        if !app.fleet.leads() {
-            continue;
+/// Delivers each notification of the outbox that is due now, in order, calling `settled`
+/// after each one delivered, dropped or rescheduled (the leader then shares its state).
+pub async fn deliver_due(
+    alerting: &super::Alerting,
+    client: &reqwest::Client,
+    after_each: impl Fn(),
+) {
+    let (store, counters) = (&alerting.store, &alerting.counters);
+    let due = match store.outbox() {
+        Ok(list) => list,
+        Err(e) => {
+            tracing::error!(error = %e, "alert outbox unreadable");
+            return;
         }
-        let (store, counters) = (&app.alerts.store, &app.alerts.counters);
-        let due = match store.outbox() {
-            Ok(list) => list,
-            Err(e) => {
-                tracing::error!(error = %e, "alert outbox unreadable");
-                continue;
+    };
+    for (id, mut o) in due.into_iter().filter(|(_, o)| o.next_attempt <= now_ms()) {
+        let outcome = attempt(client, &o).await;
+        let settled = match outcome {
+            Attempt::Delivered => {
+                counters
+                    .sent
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tracing::info!(receiver = %o.receiver, dedup_key = %o.dedup_key, attempts = o.attempts + 1, "notification delivered");
+                store.settle(id, None)
+            }
+            Attempt::Refused(why) => {
+                counters
+                    .dropped
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tracing::error!(receiver = %o.receiver, dedup_key = %o.dedup_key, reason = %why, "notification refused; dropped");
+                store.settle(id, None)
+            }
+            Attempt::Retry(_) if now_ms() - o.created_at > GIVE_UP_MS => {
+                counters
+                    .dropped
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tracing::error!(receiver = %o.receiver, dedup_key = %o.dedup_key, attempts = o.attempts, "notification undeliverable for a day; dropped");
+                store.settle(id, None)
+            }
+            Attempt::Retry(after) => {
+                counters
+                    .retried
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                o.attempts += 1;
+                o.next_attempt = now_ms() + after.unwrap_or_else(|| backoff(o.attempts));
+                if o.attempts == 1 || o.attempts % 10 == 0 {
+                    tracing::warn!(receiver = %o.receiver, dedup_key = %o.dedup_key, attempts = o.attempts, "notification failed; will retry");
+                }
+                store.settle(id, Some(&o))
             }
         };
-        for (id, mut o) in due.into_iter().filter(|(_, o)| o.next_attempt <= now_ms()) {
-            let outcome = attempt(&client, &o).await;
-            let settled = match outcome {
-                Attempt::Delivered => {
-                    counters
-                        .sent
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    tracing::info!(receiver = %o.receiver, dedup_key = %o.dedup_key, attempts = o.attempts + 1, "notification delivered");
-                    store.settle(id, None)
-                }
-                Attempt::Refused(why) => {
-                    counters
-                        .dropped
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    tracing::error!(receiver = %o.receiver, dedup_key = %o.dedup_key, reason = %why, "notification refused; dropped");
-                    store.settle(id, None)
-                }
-                Attempt::Retry(_) if now_ms() - o.created_at > GIVE_UP_MS => {
-                    counters
-                        .dropped
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    tracing::error!(receiver = %o.receiver, dedup_key = %o.dedup_key, attempts = o.attempts, "notification undeliverable for a day; dropped");
-                    store.settle(id, None)
-                }
-                Attempt::Retry(after) => {
-                    counters
-                        .retried
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    o.attempts += 1;
-                    o.next_attempt = now_ms() + after.unwrap_or_else(|| backoff(o.attempts));
-                    if o.attempts == 1 || o.attempts % 10 == 0 {
-                        tracing::warn!(receiver = %o.receiver, dedup_key = %o.dedup_key, attempts = o.attempts, "notification failed; will retry");
-                    }
-                    store.settle(id, Some(&o))
-                }
-            };
-            if let Err(e) = settled {
-                tracing::error!(error = %e, "alert outbox not updated");
-            }
-            let shared = app.clone();
-            let _ = tokio::task::spawn_blocking(move || {
-                crate::fleet::publish(&shared, crate::fleet::Work::Alerting)
-            })
-            .await;
+        if let Err(e) = settled {
+            tracing::error!(error = %e, "alert outbox not updated");
         }
+        after_each();
     }
 }
 

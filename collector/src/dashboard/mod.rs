@@ -1,20 +1,16 @@
 //! The dashboard: its assets (embedded in the binary: no CDN, nothing fetched at run time), the
-//! live snapshot streamed to it by server-sent events (`GET /api/v1/live`), and the custom views
-//! of the profiles' `[[view]]` panels evaluated server-side (`GET /api/v1/views`).
+//! live snapshot streamed to it (`GET /api/v1/live`, refreshed by a job), and the custom views of
+//! the profiles' `[[view]]` panels evaluated server-side (`GET /api/v1/views`).
 
-use std::sync::Arc;
-use std::time::Duration;
-
-use bytes::Bytes;
 use hyper::StatusCode;
 use serde_json::{json, Value};
-use tda_daemon::{error, json, with_type, Response};
+use tda_daemon::{error, with_type, Response};
 use tda_schema::sections::Chart;
-use tda_schema::timestamp::now_ms;
 
-use crate::app::App;
+use crate::alert::store::AlertStore;
+use crate::profiles::Entry;
 use crate::query::{self, Agg};
-use crate::store::StoreError;
+use crate::store::{Storage, StoreError};
 use tda_schema::timestamp::{DAY_MS, HOUR_MS, MINUTE_MS};
 
 /// The embedded assets: path, body, content type.
@@ -54,29 +50,26 @@ pub fn asset(path: &str) -> Option<Response> {
         })
 }
 
-/// How often the live snapshot is recomputed while someone watches.
-const LIVE_EVERY: Duration = Duration::from_secs(1);
-
 /// The live values: requests per second over the last minute, and per minute over the last 5
 /// (steadier under bursty traffic); active users, error rate and p95 latency over the last 5
 /// minutes; agents and their health; firing and pending alerts.
-pub fn snapshot(app: &App, now: i64) -> Result<Value, StoreError> {
+pub fn snapshot(store: &dyn Storage, alerts: &AlertStore, now: i64) -> Result<Value, StoreError> {
     let minute = crate::stats::usage::compute(
-        &*app.store,
+        store,
         now - 60_000,
         now,
         tda_schema::AggregationLevel::Minute,
         None,
     )?;
     let five = crate::stats::usage::compute(
-        &*app.store,
+        store,
         now - 300_000,
         now,
         tda_schema::AggregationLevel::Minute,
         None,
     )?;
-    let perf = crate::stats::performance::compute(&*app.store, now - 300_000, now)?;
-    let alerts = app.alerts.store.alerts()?;
+    let perf = crate::stats::performance::compute(store, now - 300_000, now)?;
+    let alerts = alerts.alerts()?;
     let count = |phase| alerts.iter().filter(|a| a.state.phase == phase).count();
     Ok(json!({
         "t": now,
@@ -90,62 +83,6 @@ pub fn snapshot(app: &App, now: i64) -> Result<Value, StoreError> {
         "alerts_firing": count(crate::alert::rule::Phase::Firing),
         "alerts_pending": count(crate::alert::rule::Phase::Pending),
     }))
-}
-
-/// The live snapshot's refresh: every second while at least one client watches.
-pub const LIVE_JOB: crate::jobs::Job = crate::jobs::Job {
-    name: "live dashboard",
-    period: |_| LIVE_EVERY,
-    wait_first: false,
-    leader_only: false,
-    watchdog: None,
-};
-
-/// One pass of [`LIVE_JOB`].
-pub fn refresh_live(app: &App, _: &mut ()) {
-    if app.live_snapshot.receiver_count() == 0 {
-        return;
-    }
-    match snapshot(app, now_ms()) {
-        Ok(v) => {
-            app.live_snapshot.send_replace(Some(Arc::new(v)));
-        }
-        Err(e) => tracing::warn!(error = %e, "live snapshot failed"),
-    }
-}
-
-/// `GET /api/v1/live`: server-sent events, one `snapshot` event per refresh; the stream ends
-/// when the collector stops (so shutdown is not held up by open dashboards). (A request that
-/// accepts only JSON gets one [`snapshot`] instead: see the API's router.)
-pub fn live(app: &Arc<App>) -> Response {
-    let (tx, rx) = tokio::sync::mpsc::channel::<tda_daemon::Chunk>(4);
-    let mut snapshots = app.live_snapshot.subscribe();
-    let mut stopping = app.stopping.subscribe();
-    tokio::spawn(async move {
-        if tx
-            .send(Ok(Bytes::from_static(b"retry: 2000\n\n")))
-            .await
-            .is_err()
-        {
-            return;
-        }
-        loop {
-            tokio::select! {
-                _ = stopping.changed() => return,
-                changed = snapshots.changed() => {
-                    if changed.is_err() {
-                        return;
-                    }
-                    let Some(v) = snapshots.borrow_and_update().clone() else { continue };
-                    let event = format!("event: snapshot\ndata: {v}\n\n");
-                    if tx.send(Ok(Bytes::from(event))).await.is_err() {
-                        return;
-                    }
-                }
-            }
-        }
-    });
-    tda_daemon::stream(rx, "text/event-stream")
 }
 
 /// A step that gives a view 30-150 points over `range_ms`.
@@ -164,12 +101,12 @@ fn view_step(range_ms: i64) -> i64 {
 }
 
 /// One `[[view]]` panel's data.
-fn view_data(app: &App, view: &tda_schema::sections::View, now: i64) -> Value {
+fn view_data(store: &dyn Storage, view: &tda_schema::sections::View, now: i64) -> Value {
     let range = view.range.0.as_millis() as i64;
     let from = now - range;
     if view.query == "features" {
         return match crate::stats::usage::compute(
-            &*app.store,
+            store,
             from,
             now,
             tda_schema::AggregationLevel::Hour,
@@ -193,7 +130,7 @@ fn view_data(app: &App, view: &tda_schema::sections::View, now: i64) -> Value {
         view_step(range)
     };
     let from = from.div_euclid(step) * step;
-    match query::series(&*app.store, series, from, now, step, agg, &selector.filter) {
+    match query::series(store, series, from, now, step, agg, &selector.filter) {
         Ok(points) => {
             let pts: Vec<(i64, f64)> = points
                 .iter()
@@ -205,22 +142,19 @@ fn view_data(app: &App, view: &tda_schema::sections::View, now: i64) -> Value {
     }
 }
 
-/// `GET /api/v1/views`: every profile's `[[view]]` panels with their data.
-pub fn views(app: &App) -> Response {
-    let now = now_ms();
-    let panels: Vec<Value> = app
-        .profiles
-        .list()
+/// Every profile's `[[view]]` panels with their data (`GET /api/v1/views`).
+pub fn views(store: &dyn Storage, profiles: &[Entry], now: i64) -> Value {
+    let panels: Vec<Value> = profiles
         .iter()
         .flat_map(|e| e.profile.views.iter().map(move |v| (e.id.clone(), v)))
         .map(|(profile, v)| {
             let mut panel = json!({"profile": profile, "title": v.title, "query": v.query, "chart": v.chart,
                 "range_ms": v.range.0.as_millis() as i64});
-            panel["data"] = view_data(app, v, now);
+            panel["data"] = view_data(store, v, now);
             panel
         })
         .collect();
-    json(StatusCode::OK, &json!({ "views": panels }))
+    json!({ "views": panels })
 }
 
 /// Unknown dashboard paths.

@@ -2,15 +2,11 @@
 //! disk-full flag that makes intake answer 507 while the store exceeds `storage.max_disk_bytes`.
 
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use tda_schema::timestamp::now_ms;
 
 use crate::app::App;
 use crate::store::{Compacted, StoreError};
-
-/// How often the disk cap is checked.
-const DISK_CHECK: Duration = Duration::from_secs(10);
 
 /// Compacts every hour that ended before `before` (epoch ms), now.
 pub fn run_once(app: &App, before: i64) -> Result<Compacted, StoreError> {
@@ -52,16 +48,6 @@ pub fn check_disk(app: &App, _: &mut ()) {
     }
 }
 
-/// The compaction job: once per `storage.compact_every`, merges the hours older than
-/// `storage.compact_after`.
-pub const JOB: super::Job = super::Job {
-    name: "compaction",
-    period: |app| app.config().storage.compact_every.0,
-    wait_first: false,
-    leader_only: false,
-    watchdog: None,
-};
-
 /// One pass of [`JOB`].
 pub fn pass(app: &App, _: &mut ()) {
     let after = app.config().storage.compact_after.0.as_millis() as i64;
@@ -69,12 +55,3 @@ pub fn pass(app: &App, _: &mut ()) {
         tracing::error!(error = %e, "compaction failed; will try again");
     }
 }
-
-/// The disk-cap check: every 10 s, the store's size against `storage.max_disk_bytes`.
-pub const DISK_JOB: super::Job = super::Job {
-    name: "disk check",
-    period: |_| DISK_CHECK,
-    wait_first: false,
-    leader_only: false,
-    watchdog: None,
-};

@@ -38,15 +38,6 @@ pub fn run_once(app: &App) {
     }
 }
 
-/// The retention job: once per `retention.every`, on the fleet's leader.
-pub const JOB: super::Job = super::Job {
-    name: "retention",
-    period: |app| app.config().retention.every.0,
-    wait_first: false,
-    leader_only: true,
-    watchdog: None,
-};
-
 /// One pass of [`JOB`].
 pub fn pass(app: &App, _: &mut ()) {
     run_once(app);

@@ -5,7 +5,6 @@
 //! alert outbox (so the announcement is retried like a notification).
 
 pub mod content;
-mod http;
 pub mod render;
 pub mod svg;
 
@@ -18,10 +17,10 @@ use tda_schema::sections::{ReportEvery, ReportFormat, ReportSchedule};
 use tda_schema::Timestamp;
 
 use crate::alert::store::Outgoing;
-use crate::app::App;
+use crate::arrivals::Arrivals;
+use crate::fleet::Sharing;
 use crate::profiles::Entry;
-use crate::schedule::Arrivals;
-use crate::store::StoreError;
+use crate::store::{Storage, StoreError};
 use tda_schema::timestamp::HOUR_MS;
 
 /// When the latest run due at or before `now` is, and the start of the period it covers.
@@ -64,12 +63,9 @@ pub fn last_due(spec: &ReportSchedule, now: i64) -> Result<(i64, i64), String> {
     Ok((at(day)?, at(before)?))
 }
 
-/// `analytics/reports/<profile>/<report>/`.
-fn dir_of(analytics: &Path, profile: &str, report: &str) -> PathBuf {
-    analytics
-        .join("reports")
-        .join(profile)
-        .join(tda_schema::profile::slug(report))
+/// `analytics/reports/<profile>/<report>/`, from `analytics/reports/`.
+fn dir_of(root: &Path, profile: &str, report: &str) -> PathBuf {
+    root.join(profile).join(tda_schema::profile::slug(report))
 }
 
 /// A run's file stem: its time in UTC, `20261201T080000Z`.
@@ -121,74 +117,6 @@ fn io(path: &Path, e: std::io::Error) -> StoreError {
     }
 }
 
-/// Makes one report of `spec` over `[from, to)` stamped `to`; writes its files, announces it,
-/// and answers its listing entry.
-pub fn produce(
-    app: &App,
-    entry: &Entry,
-    spec: &ReportSchedule,
-    from: i64,
-    to: i64,
-    now: i64,
-) -> Result<Value, StoreError> {
-    let started = std::time::Instant::now();
-    let doc = content::build(&*app.store, entry, &spec.name, from, to, now)?;
-    publish(app, entry, spec, doc, (from, to), now, started)
-}
-
-/// Writes a built report's files, announces it, and answers its listing entry.
-fn publish(
-    app: &App,
-    entry: &Entry,
-    spec: &ReportSchedule,
-    doc: Value,
-    (from, to): (i64, i64),
-    now: i64,
-    started: std::time::Instant,
-) -> Result<Value, StoreError> {
-    let cfg = app.config();
-    let dir = dir_of(&cfg.analytics_dir(), &entry.id, &spec.name);
-    std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
-    let stem = stamp(to);
-    for f in &spec.formats {
-        let body = match f {
-            ReportFormat::Html => render::html(&doc),
-            ReportFormat::Markdown => render::markdown(&doc),
-            ReportFormat::Json => continue,
-        };
-        let path = dir.join(format!("{stem}.{}", extension(*f)));
-        write_atomic(&path, body.as_bytes()).map_err(|e| io(&path, e))?;
-        crate::fleet::share_report(app, &path, Some(&body));
-    }
-    let path = dir.join(format!("{stem}.json"));
-    let text = serde_json::to_string_pretty(&doc).unwrap_or_default();
-    write_atomic(&path, text.as_bytes()).map_err(|e| io(&path, e))?;
-    crate::fleet::share_report(app, &path, Some(&text));
-    let listed = listing(&cfg.alerting.external_url, &entry.id, &dir, &stem, &doc);
-    tracing::info!(profile = %entry.id, report = %spec.name, from = %Timestamp(from).to_rfc3339(), to = %Timestamp(to).to_rfc3339(), elapsed_ms = started.elapsed().as_millis() as u64, "report written");
-    if let Some(url) = &spec.webhook {
-        let body = json!({"event": "report_ready", "profile": entry.id, "report": spec.name, "from": doc["from"], "to": doc["to"],
-            "summary": doc["summary"], "links": listed["links"]})
-        .to_string();
-        app.alerts.store.enqueue(&Outgoing {
-            receiver: format!("report {}/{}", entry.id, spec.name),
-            url: url.clone(),
-            body,
-            headers: vec![("content-type".into(), "application/json".into())],
-            timeout_ms: 10_000,
-            dedup_key: format!(
-                "report-{}-{}-{stem}",
-                entry.id,
-                tda_schema::profile::slug(&spec.name)
-            ),
-            attempts: 0,
-            next_attempt: now,
-            created_at: now,
-        })?;
-    }
-    Ok(listed)
-}
-
 /// A report's listing entry: id, times, formats and links.
 fn listing(external: &str, profile: &str, dir: &Path, stem: &str, doc: &Value) -> Value {
     let report = dir
@@ -209,46 +137,6 @@ fn listing(external: &str, profile: &str, dir: &Path, stem: &str, doc: &Value) -
         "from": doc["from"], "to": doc["to"], "generated_at": doc["generated_at"], "summary": doc["summary"], "links": links})
 }
 
-/// Every report on disk, newest first.
-pub fn list(app: &App) -> Vec<Value> {
-    let cfg = app.config();
-    let root = cfg.analytics_dir().join("reports");
-    let mut out = Vec::new();
-    for profile in subdirs(&root) {
-        for dir in subdirs(&profile) {
-            for file in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-                let path = file.path();
-                if path.extension().is_some_and(|e| e == "json") {
-                    let stem = path
-                        .file_stem()
-                        .map(|s| s.to_string_lossy().into_owned())
-                        .unwrap_or_default();
-                    let doc: Value = std::fs::read(&path)
-                        .ok()
-                        .and_then(|b| serde_json::from_slice(&b).ok())
-                        .unwrap_or_default();
-                    if doc["version"].as_u64() != Some(u64::from(content::VERSION)) {
-                        continue; // not a report this build wrote (or one being written)
-                    }
-                    let name = profile
-                        .file_name()
-                        .map(|n| n.to_string_lossy().into_owned())
-                        .unwrap_or_default();
-                    out.push(listing(
-                        &cfg.alerting.external_url,
-                        &name,
-                        &dir,
-                        &stem,
-                        &doc,
-                    ));
-                }
-            }
-        }
-    }
-    out.sort_by(|a, b| b["to"].as_str().cmp(&a["to"].as_str()));
-    out
-}
-
 fn subdirs(dir: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
         .into_iter()
@@ -261,74 +149,183 @@ fn subdirs(dir: &Path) -> Vec<PathBuf> {
     v
 }
 
-/// Runs every report whose latest due time has no report yet, and deletes reports past their
-/// `keep_for`.
-pub fn run_due(app: &App, now: i64, arrivals: &mut Arrivals) {
-    let analytics = app.config().analytics_dir();
-    for entry in app.profiles.list() {
-        for spec in &entry.profile.reports {
-            let (at, from) = match last_due(spec, now) {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::error!(profile = %entry.id, report = %spec.name, error = %e, "report cannot be scheduled");
-                    continue;
+/// What making reports reads and writes.
+pub struct Reports<'a> {
+    /// The data reported on.
+    pub store: &'a dyn Storage,
+    /// Where report files are shared with other collectors, and the outbox announcements go to.
+    pub sharing: Sharing<'a>,
+    /// `analytics/reports/`.
+    pub root: PathBuf,
+    /// The collector's address as readers reach it (`alerting.external_url`), for links.
+    pub external_url: String,
+}
+
+impl Reports<'_> {
+    /// Makes one report of `spec` over `[from, to)` stamped `to`; writes its files, announces it,
+    /// and answers its listing entry.
+    pub fn produce(
+        &self,
+        entry: &Entry,
+        spec: &ReportSchedule,
+        from: i64,
+        to: i64,
+        now: i64,
+    ) -> Result<Value, StoreError> {
+        let started = std::time::Instant::now();
+        let doc = content::build(self.store, entry, &spec.name, from, to, now)?;
+        self.publish(entry, spec, doc, (from, to), now, started)
+    }
+    /// Writes a built report's files, announces it, and answers its listing entry.
+    fn publish(
+        &self,
+        entry: &Entry,
+        spec: &ReportSchedule,
+        doc: Value,
+        (from, to): (i64, i64),
+        now: i64,
+        started: std::time::Instant,
+    ) -> Result<Value, StoreError> {
+        let dir = dir_of(&self.root, &entry.id, &spec.name);
+        std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
+        let stem = stamp(to);
+        for f in &spec.formats {
+            let body = match f {
+                ReportFormat::Html => render::html(&doc),
+                ReportFormat::Markdown => render::markdown(&doc),
+                ReportFormat::Json => continue,
+            };
+            let path = dir.join(format!("{stem}.{}", extension(*f)));
+            write_atomic(&path, body.as_bytes()).map_err(|e| io(&path, e))?;
+            self.sharing.share_report(&path, Some(&body));
+        }
+        let path = dir.join(format!("{stem}.json"));
+        let text = serde_json::to_string_pretty(&doc).unwrap_or_default();
+        write_atomic(&path, text.as_bytes()).map_err(|e| io(&path, e))?;
+        self.sharing.share_report(&path, Some(&text));
+        let listed = listing(&self.external_url, &entry.id, &dir, &stem, &doc);
+        tracing::info!(profile = %entry.id, report = %spec.name, from = %Timestamp(from).to_rfc3339(), to = %Timestamp(to).to_rfc3339(), elapsed_ms = started.elapsed().as_millis() as u64, "report written");
+        if let Some(url) = &spec.webhook {
+            let body = json!({"event": "report_ready", "profile": entry.id, "report": spec.name, "from": doc["from"], "to": doc["to"],
+                "summary": doc["summary"], "links": listed["links"]})
+            .to_string();
+            self.sharing.alerts.enqueue(&Outgoing {
+                receiver: format!("report {}/{}", entry.id, spec.name),
+                url: url.clone(),
+                body,
+                headers: vec![("content-type".into(), "application/json".into())],
+                timeout_ms: 10_000,
+                dedup_key: format!(
+                    "report-{}-{}-{stem}",
+                    entry.id,
+                    tda_schema::profile::slug(&spec.name)
+                ),
+                attempts: 0,
+                next_attempt: now,
+                created_at: now,
+            })?;
+        }
+        Ok(listed)
+    }
+    /// Every report on disk, newest first.
+    pub fn list(&self) -> Vec<Value> {
+        let root = &self.root;
+        let mut out = Vec::new();
+        for profile in subdirs(root) {
+            for dir in subdirs(&profile) {
+                for file in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                    let path = file.path();
+                    if path.extension().is_some_and(|e| e == "json") {
+                        let stem = path
+                            .file_stem()
+                            .map(|s| s.to_string_lossy().into_owned())
+                            .unwrap_or_default();
+                        let doc: Value = std::fs::read(&path)
+                            .ok()
+                            .and_then(|b| serde_json::from_slice(&b).ok())
+                            .unwrap_or_default();
+                        if doc["version"].as_u64() != Some(u64::from(content::VERSION)) {
+                            continue; // not a report this build wrote (or one being written)
+                        }
+                        let name = profile
+                            .file_name()
+                            .map(|n| n.to_string_lossy().into_owned())
+                            .unwrap_or_default();
+                        out.push(listing(&self.external_url, &name, &dir, &stem, &doc));
+                    }
                 }
-            };
-            let dir = dir_of(&analytics, &entry.id, &spec.name);
-            prune(app, &dir, now - spec.keep_for.0.as_millis() as i64);
-            let job = format!("report {}/{}", entry.id, spec.name);
-            let made = dir.join(format!("{}.json", stamp(at)));
-            let done = if !made.exists() {
-                produce(app, &entry, spec, from, at, now).map(drop)
-            } else if arrivals.due(&job) {
-                redo(app, &entry, spec, (from, at), &made, now)
-            } else {
-                continue;
-            };
-            match done {
-                Ok(()) => arrivals.ran(&job),
-                Err(e) => {
-                    tracing::error!(profile = %entry.id, report = %spec.name, error = %e, "report failed; will try again")
+            }
+        }
+        out.sort_by(|a, b| b["to"].as_str().cmp(&a["to"].as_str()));
+        out
+    }
+    /// Runs every report whose latest due time has no report yet, and deletes reports past their
+    /// `keep_for`.
+    pub fn run_due(&self, profiles: &[Entry], now: i64, arrivals: &mut Arrivals) {
+        for entry in profiles {
+            for spec in &entry.profile.reports {
+                let (at, from) = match last_due(spec, now) {
+                    Ok(x) => x,
+                    Err(e) => {
+                        tracing::error!(profile = %entry.id, report = %spec.name, error = %e, "report cannot be scheduled");
+                        continue;
+                    }
+                };
+                let dir = dir_of(&self.root, &entry.id, &spec.name);
+                self.prune(&dir, now - spec.keep_for.0.as_millis() as i64);
+                let job = format!("report {}/{}", entry.id, spec.name);
+                let made = dir.join(format!("{}.json", stamp(at)));
+                let done = if !made.exists() {
+                    self.produce(entry, spec, from, at, now).map(drop)
+                } else if arrivals.due(&job) {
+                    self.redo(entry, spec, (from, at), &made, now)
+                } else {
+                    continue;
+                };
+                match done {
+                    Ok(()) => arrivals.ran(&job),
+                    Err(e) => {
+                        tracing::error!(profile = %entry.id, report = %spec.name, error = %e, "report failed; will try again")
+                    }
                 }
             }
         }
     }
-}
-
-/// Makes a report again after data for its period arrived in bulk (it may have been made before
-/// the data came); replaces and announces it only if what it says changed.
-fn redo(
-    app: &App,
-    entry: &Entry,
-    spec: &ReportSchedule,
-    (from, to): (i64, i64),
-    made: &Path,
-    now: i64,
-) -> Result<(), StoreError> {
-    let started = std::time::Instant::now();
-    let doc = content::build(&*app.store, entry, &spec.name, from, to, now)?;
-    let old: Value = std::fs::read(made)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default();
-    if old["summary"] == doc["summary"] {
-        return Ok(());
+    /// Makes a report again after data for its period arrived in bulk (it may have been made before
+    /// the data came); replaces and announces it only if what it says changed.
+    fn redo(
+        &self,
+        entry: &Entry,
+        spec: &ReportSchedule,
+        (from, to): (i64, i64),
+        made: &Path,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let started = std::time::Instant::now();
+        let doc = content::build(self.store, entry, &spec.name, from, to, now)?;
+        let old: Value = std::fs::read(made)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        if old["summary"] == doc["summary"] {
+            return Ok(());
+        }
+        tracing::info!(profile = %entry.id, report = %spec.name, "data arrived for a report already made; making it again");
+        self.publish(entry, spec, doc, (from, to), now, started)
+            .map(drop)
     }
-    tracing::info!(profile = %entry.id, report = %spec.name, "data arrived for a report already made; making it again");
-    publish(app, entry, spec, doc, (from, to), now, started).map(drop)
-}
-
-/// Deletes a report directory's files stamped before `cutoff`.
-fn prune(app: &App, dir: &Path, cutoff: i64) {
-    for file in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = file.path();
-        let old = path
-            .file_stem()
-            .and_then(|s| stamp_ms(&s.to_string_lossy()))
-            .is_some_and(|t| t < cutoff);
-        if old && std::fs::remove_file(&path).is_ok() {
-            crate::fleet::share_report(app, &path, None);
-            tracing::info!(file = %path.display(), "old report deleted");
+    /// Deletes a report directory's files stamped before `cutoff`.
+    fn prune(&self, dir: &Path, cutoff: i64) {
+        for file in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = file.path();
+            let old = path
+                .file_stem()
+                .and_then(|s| stamp_ms(&s.to_string_lossy()))
+                .is_some_and(|t| t < cutoff);
+            if old && std::fs::remove_file(&path).is_ok() {
+                self.sharing.share_report(&path, None);
+                tracing::info!(file = %path.display(), "old report deleted");
+            }
         }
     }
 }

@@ -188,16 +188,20 @@ pub enum Period {
     Week,
 }
 
-impl Period {
+impl std::str::FromStr for Period {
+    type Err = String;
+
     /// Parses `day` or `week`.
-    pub fn parse(text: &str) -> Result<Period, String> {
+    fn from_str(text: &str) -> Result<Period, String> {
         match text {
             "day" => Ok(Period::Day),
             "week" => Ok(Period::Week),
-            _ => Err(format!("period: `{text}` is not day or week")),
+            _ => Err(format!("`{text}` is not day or week")),
         }
     }
+}
 
+impl Period {
     /// The period index of a time (days since the epoch, or weeks since a Monday).
     pub fn index(self, t: i64) -> i64 {
         match self {
