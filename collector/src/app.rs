@@ -354,3 +354,50 @@ fn keep_restart_settings(running: &CollectorConfig, edited: &mut CollectorConfig
     edited.limits.max_inflight_batches = running.limits.max_inflight_batches;
     edited.limits.max_connections = running.limits.max_connections;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(dir: &Path, listen: &str, max_body_bytes: u64) -> String {
+        format!(
+            "listen = \"{listen}\"\ndata_dir = \"{data}\"\n\n[auth]\ningest_tokens_file = \"{tokens}\"\n\n[limits]\nmax_body_bytes = {max_body_bytes}\n",
+            data = dir.join("data").display(),
+            tokens = dir.join("tokens").display(),
+        )
+    }
+
+    #[test]
+    fn a_reload_applies_live_settings_names_restart_ones_and_keeps_the_config_on_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("collector.toml");
+        std::fs::write(dir.path().join("tokens"), "agent-token\n").unwrap();
+        std::fs::write(&file, config(dir.path(), "127.0.0.1:7700", 1_000_000)).unwrap();
+        let app = App::start(&file).unwrap();
+        assert!(
+            dir.path().join("data/analytics/reports").is_dir(),
+            "the layout is made"
+        );
+
+        std::fs::write(&file, config(dir.path(), "127.0.0.1:7701", 2_000_000)).unwrap();
+        let done = app.reload();
+        assert_eq!(done.config.restart_needed, ["listen"]);
+        assert_eq!(done.config.last_error, None);
+        assert_eq!(
+            app.config().listen.to_string(),
+            "127.0.0.1:7700",
+            "kept until a restart"
+        );
+        assert_eq!(app.limits().max_body_bytes, 2_000_000, "applied at once");
+
+        std::fs::write(&file, "listen = [broken").unwrap();
+        let failed = app.reload();
+        let why = failed.config.last_error.expect("the error is reported");
+        assert!(why.contains("collector.toml"), "{why}");
+        assert_eq!(
+            app.limits().max_body_bytes,
+            2_000_000,
+            "the config in force stays"
+        );
+    }
+}

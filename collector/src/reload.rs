@@ -127,7 +127,25 @@ async fn on_sighup(tx: mpsc::UnboundedSender<()>) {
 }
 
 /// Waits for a trigger, then for `debounce` without another, then reloads once.
-async fn reload_loop(app: Arc<App>, mut rx: mpsc::UnboundedReceiver<()>, debounce: Duration) {
+async fn reload_loop(app: Arc<App>, rx: mpsc::UnboundedReceiver<()>, debounce: Duration) {
+    debounced(rx, debounce, move || {
+        let app = app.clone();
+        async move {
+            tda_daemon::service::reloading();
+            let _ = tokio::task::spawn_blocking(move || app.reload()).await;
+            tda_daemon::service::ready("reloaded");
+        }
+    })
+    .await
+}
+
+/// Runs `reload` once per burst of triggers: after a trigger, once `debounce` has passed
+/// without another; until the triggers' sender is gone.
+async fn debounced<F, R>(mut rx: mpsc::UnboundedReceiver<()>, debounce: Duration, reload: R)
+where
+    R: Fn() -> F,
+    F: std::future::Future<Output = ()>,
+{
     while rx.recv().await.is_some() {
         loop {
             match tokio::time::timeout(debounce, rx.recv()).await {
@@ -136,9 +154,81 @@ async fn reload_loop(app: Arc<App>, mut rx: mpsc::UnboundedReceiver<()>, debounc
                 Err(_) => break,
             }
         }
-        let app = app.clone();
-        tda_daemon::service::reloading();
-        let _ = tokio::task::spawn_blocking(move || app.reload()).await;
-        tda_daemon::service::ready("reloaded");
+        reload().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Lets the debounce task run up to the (paused) clock's present.
+    async fn settle() {
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_burst_of_triggers_reloads_once_after_the_quiet_period() {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let reloads = Arc::new(AtomicUsize::new(0));
+        let counted = reloads.clone();
+        let debounce = Duration::from_millis(500);
+        tokio::spawn(debounced(rx, debounce, move || {
+            counted.fetch_add(1, Ordering::SeqCst);
+            async {}
+        }));
+        let count = || reloads.load(Ordering::SeqCst);
+        for _ in 0..5 {
+            tx.send(()).unwrap();
+            settle().await;
+            tokio::time::advance(Duration::from_millis(300)).await;
+            settle().await;
+        }
+        assert_eq!(
+            count(),
+            0,
+            "each trigger came within the debounce of the last"
+        );
+        tokio::time::advance(Duration::from_millis(201)).await;
+        settle().await;
+        assert_eq!(count(), 1, "quiet for the debounce: one reload");
+        tokio::time::advance(Duration::from_secs(10)).await;
+        settle().await;
+        assert_eq!(count(), 1, "no trigger, no reload");
+        tx.send(()).unwrap();
+        settle().await;
+        tokio::time::advance(Duration::from_millis(501)).await;
+        settle().await;
+        assert_eq!(count(), 2, "a later trigger reloads again");
+    }
+
+    #[test]
+    fn the_fingerprint_changes_with_a_profile_file_and_the_config_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let (profiles, config) = (
+            dir.path().join("profiles"),
+            dir.path().join("collector.toml"),
+        );
+        std::fs::create_dir(&profiles).unwrap();
+        std::fs::write(&config, "a").unwrap();
+        let before = fingerprint(&profiles, &config);
+        std::fs::write(profiles.join("web.toml"), "name = \"Web\"").unwrap();
+        std::fs::write(profiles.join("notes.txt"), "not a profile").unwrap();
+        let added = fingerprint(&profiles, &config);
+        assert_ne!(before, added);
+        assert_eq!(
+            added.len(),
+            2,
+            "the profile and the config file, not the notes"
+        );
+        std::fs::write(&config, "ab").unwrap();
+        assert_ne!(
+            fingerprint(&profiles, &config),
+            added,
+            "the config file grew"
+        );
     }
 }

@@ -485,6 +485,9 @@ pub fn list(alerting: &Alerting, cfg: &AlertingConfig, now: i64) -> Result<Value
 }
 
 #[cfg(test)]
+mod evaluation_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -195,3 +195,6 @@ fn stream(
     s.next_ms = closed_end;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;
