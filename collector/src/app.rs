@@ -12,7 +12,7 @@ use tokio::sync::Semaphore;
 
 use crate::auth::{Credentials, RateLimits, Scope, Tokens};
 use crate::profiles::{Profiles, ReloadReport};
-use crate::store::{SledStore, Storage};
+use crate::store::Storage;
 
 /// Subdirectories of `<data_dir>/analytics/`, as the seed lays them out.
 pub const LAYOUT: [&str; 5] = ["profiles", "metrics", "models", "data", "reports"];
@@ -27,35 +27,6 @@ fn tokens_from(file: Option<&Path>, env: &str) -> Result<Tokens, ConfigError> {
         tokens.extend(v.split(',').map(|t| t.trim().to_string()));
     }
     Ok(Tokens::new(tokens))
-}
-
-/// Opens the configured storage backend (ClickHouse on a blocking thread's terms: call it
-/// where blocking is allowed).
-fn open_store(cfg: &CollectorConfig) -> anyhow::Result<Arc<dyn Storage>> {
-    use anyhow::Context;
-    let analytics = cfg.analytics_dir();
-    Ok(match cfg.storage.backend {
-        tda_schema::config::Backend::Sled => Arc::new(
-            SledStore::open(&analytics)
-                .with_context(|| format!("opening storage under {}", analytics.display()))?,
-        ),
-        tda_schema::config::Backend::Clickhouse => {
-            let ch = &cfg.storage.clickhouse;
-            let password = match &ch.password_file {
-                Some(f) => Some(tda_schema::config::read_secret(f)?),
-                None => None,
-            };
-            let store = crate::store::ClickHouseStore::open(crate::store::ClickHouseConfig {
-                url: ch.url.clone(),
-                database: ch.database.clone(),
-                user: ch.user.clone(),
-                password,
-                timeout: ch.timeout.0,
-            })
-            .with_context(|| format!("storage.clickhouse: {}", ch.url))?;
-            Arc::new(store)
-        }
-    })
 }
 
 /// The part of the config that is swapped as a whole on reload.
@@ -160,7 +131,14 @@ impl App {
             std::fs::create_dir_all(&path)
                 .with_context(|| format!("creating {}", path.display()))?;
         }
-        let store = open_store(&live.config)?;
+        let store = crate::store::open(&live.config).with_context(|| {
+            match live.config.storage.backend {
+                tda_schema::config::Backend::Sled => {
+                    format!("opening storage under {}", analytics.display())
+                }
+                tda_schema::config::Backend::Clickhouse => "opening storage".to_string(),
+            }
+        })?;
         let models = crate::model_state::ModelStore::open(&analytics.join("models").join("state"))
             .with_context(|| format!("opening model state under {}", analytics.display()))?;
         let alerts = crate::alert::Alerting::open(&analytics.join("alerts"))

@@ -1,5 +1,5 @@
 //! The agent decoder targets' calls and what they assert, shared by the fuzz targets and the
-//! corpus replay in the ordinary test run (`tests/tests/fuzz_corpus.rs` includes this file).
+//! corpus replay in the ordinary test run (`tests/it/fuzz_corpus.rs` includes this file).
 
 use tda_agent::sdk::{decode, segment, Payload, Received, Sdk, SdkError};
 use tda_schema::config::{IntakeConfig, RequestLogConfig};

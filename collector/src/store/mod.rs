@@ -309,6 +309,36 @@ impl SharedState for NotShared {
     }
 }
 
+/// Opens the backend `cfg` configures (`storage.backend`): sled under `analytics/`, or a
+/// ClickHouse server (which may block on the server: call it where blocking is allowed).
+pub fn open(
+    cfg: &tda_schema::config::CollectorConfig,
+) -> Result<std::sync::Arc<dyn Storage>, StoreError> {
+    use tda_schema::config::Backend;
+    Ok(match cfg.storage.backend {
+        Backend::Sled => std::sync::Arc::new(SledStore::open(&cfg.analytics_dir())?),
+        Backend::Clickhouse => {
+            let ch = &cfg.storage.clickhouse;
+            let password = match &ch.password_file {
+                Some(f) => Some(
+                    tda_schema::config::read_secret(f)
+                        .map_err(|e| StoreError::Backend(e.to_string()))?,
+                ),
+                None => None,
+            };
+            let store = ClickHouseStore::open(ClickHouseConfig {
+                url: ch.url.clone(),
+                database: ch.database.clone(),
+                user: ch.user.clone(),
+                password,
+                timeout: ch.timeout.0,
+            })
+            .map_err(|e| StoreError::Backend(format!("storage.clickhouse: {}: {e}", ch.url)))?;
+            std::sync::Arc::new(store)
+        }
+    })
+}
+
 /// Something that folds events and, for whole hours, their rollups.
 pub trait Fold {
     /// Adds one event.
