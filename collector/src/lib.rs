@@ -1,8 +1,12 @@
 //! The TD Analytics collector: authenticates and stores agents' batches, serves statistics,
-//! profiles and the dashboard; and the `tda` operator CLI that talks to it.
+//! profiles and the dashboard. (The `tda` CLI that talks to it is the `tda-cli` crate.)
 //!
-//! Request path: [`api`] routes; [`ingest`] takes batches into [`store`]; [`stats`] and [`query`] fold stored
-//! data into answers; [`profiles`] holds the profiles in force; [`alert`] evaluates alert rules and notifies. [`app`] holds the state and reloads it; [`reload`] decides when; [`server`] starts it all.
+//! Layers, top to bottom (ARCHITECTURE.md; `tests/layers.rs` checks them): the edge ([`api`]
+//! routes, [`server`] starts it all); the runtime ([`app`] holds the state and reloads it,
+//! [`jobs`] runs the periodic work, [`reload`] decides when to reload); the subsystems ([`alert`],
+//! [`fleet`], [`report`], [`schedule`], [`dashboard`], [`ingest`], [`auth`] …, each on a narrow
+//! context); the analyses ([`query`], [`stats`], [`behavior`], [`predictive`]); storage
+//! ([`store`], [`profiles`]); the codecs ([`sketch`], [`codec`]).
 
 #![forbid(unsafe_code)]
 
@@ -13,18 +17,15 @@ pub mod arrivals;
 pub mod auth;
 pub mod behavior;
 pub mod cardinality;
-pub mod cli;
 pub mod codec;
 pub mod dashboard;
 pub mod export;
-pub mod export_cli;
 pub mod fleet;
 pub mod ingest;
 pub mod jobs;
 pub mod metrics;
 pub mod migrate;
 pub mod model_state;
-pub mod offline;
 pub mod predictive;
 pub mod profiles;
 #[cfg(test)]

@@ -7,7 +7,7 @@ use std::path::Path;
 
 /// Top to bottom.
 const LAYERS: &[(&str, &[&str])] = &[
-    ("edge", &["api", "server", "cli", "export_cli", "offline"]),
+    ("edge", &["api", "server"]),
     ("runtime", &["app", "jobs", "reload"]),
     (
         "subsystems",

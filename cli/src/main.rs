@@ -5,8 +5,8 @@
 use std::io::Write;
 
 fn main() -> std::process::ExitCode {
-    let cli = tda_collector::cli::Cli::from_args();
-    match tda_collector::cli::run(cli) {
+    let cli = tda_cli::Cli::from_args();
+    match tda_cli::run(cli) {
         Ok(out) => {
             // A reader that stops early (`| head`) closes the pipe: that is not an error.
             match std::io::stdout().lock().write_all(out.as_bytes()) {

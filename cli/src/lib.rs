@@ -1,0 +1,247 @@
+//! `tda`, the operator CLI: reads stats and manages profiles through the collector's JSON API
+//! (`client`), prints tables (`tables`) or the JSON; exports to files (`export`); scores and
+//! forecasts CSV files offline (`offline`). A thin binary (`main.rs`) over this library.
+
+#![forbid(unsafe_code)]
+
+mod args;
+mod client;
+mod export;
+mod offline;
+mod tables;
+
+use serde_json::json;
+
+pub use args::Cli;
+use args::*;
+use client::Api;
+use tables::*;
+
+/// Runs one CLI command and returns what to print.
+pub fn run(cli: Cli) -> anyhow::Result<String> {
+    // Reads carry the token when one is given (admin tokens also read).
+    let api = Api::new(&cli.server)?.reading_with(cli.token.as_deref());
+    match cli.command {
+        Command::Detect {
+            input,
+            output,
+            params,
+        } => offline::detect(&input, &output, params.as_deref()),
+        Command::Forecast {
+            input,
+            horizon,
+            output,
+        } => offline::forecast_csv(&input, &horizon, &output),
+        Command::Export {
+            data,
+            format,
+            output,
+            range,
+            filter,
+            quiet,
+        } => {
+            let ask = export::Ask {
+                data,
+                format,
+                output,
+                range: range.query(),
+                filter: filter.query(),
+                progress: !quiet,
+            };
+            export::run(&api.base, api.token.as_deref(), &ask)
+        }
+        Command::Stats {
+            kind,
+            since,
+            until,
+            profile,
+        } => {
+            let scheduled = matches!(kind.as_str(), "behavioral" | "predictive")
+                && since.is_none()
+                && until.is_none();
+            let mut query = Vec::new();
+            if !scheduled {
+                query.push(("from", since.unwrap_or_else(|| "24h".into())));
+                query.push(("to", until.unwrap_or_else(|| "0s".into())));
+            }
+            if let Some(p) = profile {
+                query.push(("profile", p));
+            }
+            let v = api.get(&format!("/api/v1/stats/{kind}"), &query)?;
+            Ok(if cli.json {
+                pretty(&v)
+            } else if kind == "performance" {
+                performance_table(&v)
+            } else if kind == "predictive" {
+                predictive_table(&v)
+            } else if kind == "behavioral" {
+                behavioral_table(&v)
+            } else {
+                usage_table(&v)
+            })
+        }
+        Command::Query {
+            series,
+            range,
+            step,
+            agg,
+            filter,
+        } => {
+            let mut q = range.query();
+            q.extend(filter.query());
+            q.push(("series", series));
+            q.push(("step", step));
+            if let Some(a) = agg {
+                q.push(("agg", a));
+            }
+            let v = api.get("/api/v1/query", &q)?;
+            Ok(if cli.json {
+                pretty(&v)
+            } else {
+                series_table(&v)
+            })
+        }
+        Command::Behavior {
+            command,
+            since,
+            until,
+        } => {
+            let mut q = vec![
+                ("from", since),
+                ("to", until.unwrap_or_else(|| "0s".into())),
+            ];
+            let path = match command {
+                BehaviorCommand::Sessions => "/api/v1/sessions",
+                BehaviorCommand::Journeys { start, length } => {
+                    q.extend(start.map(|s| ("start", s)));
+                    q.push(("length", length.to_string()));
+                    "/api/v1/journeys"
+                }
+                BehaviorCommand::Funnel {
+                    steps,
+                    window,
+                    mode,
+                } => {
+                    q.extend([("steps", steps), ("window", window), ("mode", mode)]);
+                    "/api/v1/funnels"
+                }
+                BehaviorCommand::Retention { period } => {
+                    q.push(("period", period));
+                    "/api/v1/retention"
+                }
+            };
+            let v = api.get(path, &q)?;
+            Ok(if cli.json {
+                pretty(&v)
+            } else {
+                behavior_table(path, &v)
+            })
+        }
+        Command::Events {
+            range,
+            filter,
+            limit,
+            cursor,
+        } => {
+            let mut q = range.query();
+            q.extend(filter.query());
+            q.push(("limit", limit.to_string()));
+            if let Some(c) = cursor {
+                q.push(("cursor", c));
+            }
+            let v = api.get("/api/v1/events", &q)?;
+            Ok(if cli.json {
+                pretty(&v)
+            } else {
+                events_table(&v)
+            })
+        }
+        Command::Profile {
+            command:
+                ProfileCommand::Create {
+                    name,
+                    kind,
+                    collection_interval,
+                    retention_period,
+                    aggregation_level,
+                },
+        } => {
+            let body = json!({"name": name, "type": kind, "settings": {
+                "collection_interval": collection_interval, "retention_period": retention_period,
+                "aggregation_level": aggregation_level }});
+            let v = api
+                .with_token(cli.token.as_deref())?
+                .post("/api/v1/profiles", &body)?;
+            Ok(if cli.json {
+                pretty(&v)
+            } else {
+                format!("Profile created: {} ({})\n", s(&v["id"]), s(&v["file"]))
+            })
+        }
+        Command::Alerts => {
+            let v = api.get("/api/v1/alerts", &[])?;
+            Ok(if cli.json {
+                pretty(&v)
+            } else {
+                alerts_table(&v)
+            })
+        }
+        Command::Report { command } => match command {
+            ReportCommand::List => {
+                let v = api.get("/api/v1/reports", &[])?;
+                Ok(if cli.json {
+                    pretty(&v)
+                } else {
+                    reports_table(&v)
+                })
+            }
+            ReportCommand::Show { id, format } => {
+                api.text(&format!("/api/v1/reports/{id}.{format}"))
+            }
+            ReportCommand::Run { profile, report } => {
+                let v = api.with_token(cli.token.as_deref())?.post_query(
+                    "/api/v1/reports/run",
+                    &[("profile", profile), ("report", report)],
+                )?;
+                Ok(if cli.json {
+                    pretty(&v)
+                } else {
+                    format!("Report written: {}\n", s(&v["id"]))
+                })
+            }
+        },
+        Command::Silence { command } => {
+            let v = match command {
+                SilenceCommand::Add {
+                    matchers,
+                    duration,
+                    comment,
+                    by,
+                } => {
+                    let body = json!({"matchers": matchers, "duration": duration, "comment": comment, "created_by": by});
+                    api.with_token(cli.token.as_deref())?
+                        .post("/api/v1/silences", &body)?
+                }
+                SilenceCommand::List => api.get("/api/v1/silences", &[])?,
+                SilenceCommand::Expire { id } => api
+                    .with_token(cli.token.as_deref())?
+                    .delete(&format!("/api/v1/silences/{id}"))?,
+            };
+            Ok(if cli.json {
+                pretty(&v)
+            } else {
+                silences_table(&v)
+            })
+        }
+        Command::Profile {
+            command: ProfileCommand::List,
+        } => {
+            let v = api.get("/api/v1/profiles", &[])?;
+            Ok(if cli.json {
+                pretty(&v)
+            } else {
+                profiles_table(&v)
+            })
+        }
+    }
+}
