@@ -1,6 +1,6 @@
 //! The command line: clap's commands and options.
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 
 /// The TD Analytics operator CLI.
 #[derive(Debug, Parser)]
@@ -81,12 +81,12 @@ pub(crate) enum Command {
     /// Download events or host samples of a time range as CSV or Parquet, with a progress bar;
     /// checks that every row arrived.
     Export {
-        /// events | samples
-        #[arg(long, default_value = "events")]
-        data: String,
-        /// csv | parquet
-        #[arg(long, default_value = "csv")]
-        format: String,
+        /// What to export.
+        #[arg(long, value_enum, default_value_t = Data::Events)]
+        data: Data,
+        /// The file's format.
+        #[arg(long, value_enum, default_value_t = ExportFormat::Csv)]
+        format: ExportFormat,
         /// The file to write.
         #[arg(long)]
         output: std::path::PathBuf,
@@ -100,9 +100,9 @@ pub(crate) enum Command {
     },
     /// Show analytics statistics of a type (usage, performance, predictive or behavioral).
     Stats {
-        /// usage | performance | predictive | behavioral
-        #[arg(value_parser = ["usage", "performance", "predictive", "behavioral"])]
-        kind: String,
+        /// The statistics' type.
+        #[arg(value_enum)]
+        kind: ProfileType,
         /// Start: a duration before now (`1h`, `7d`), RFC 3339 or epoch ms; 24h when absent
         /// (behavioral and predictive without --since or --until: the profile's scheduled run,
         /// over its own lookback).
@@ -181,9 +181,9 @@ pub(crate) enum ReportCommand {
     Show {
         /// Its id, as `tda report list` prints it (`profile/report/20261201T080000Z`).
         id: String,
-        /// md | html | json
-        #[arg(long, default_value = "md")]
-        format: String,
+        /// The file's format.
+        #[arg(long, value_enum, default_value_t = ReportFormat::Md)]
+        format: ReportFormat,
     },
     /// Make a report now, over the period that ends now.
     Run {
@@ -295,15 +295,15 @@ pub(crate) enum BehaviorCommand {
         /// Conversion window after the first step.
         #[arg(long, default_value = "1d")]
         window: String,
-        /// ordered | strict | unordered
-        #[arg(long, default_value = "ordered")]
-        mode: String,
+        /// How steps must follow each other.
+        #[arg(long, value_enum, default_value_t = FunnelMode::Ordered)]
+        mode: FunnelMode,
     },
     /// Cohort retention (day or week).
     Retention {
-        /// day | week
-        #[arg(long, default_value = "day")]
-        period: String,
+        /// The cohorts' period.
+        #[arg(long, value_enum, default_value_t = Period::Day)]
+        period: Period,
     },
 }
 
@@ -314,19 +314,100 @@ pub(crate) enum ProfileCommand {
         /// Profile name.
         #[arg(long)]
         name: String,
-        /// usage | performance | predictive | behavioral
-        #[arg(long = "type")]
-        kind: String,
+        /// The profile's type.
+        #[arg(long = "type", value_enum)]
+        kind: ProfileType,
         /// Seconds between samples.
         #[arg(long, default_value_t = 60)]
         collection_interval: u64,
         /// Days data is kept.
         #[arg(long, default_value_t = 30)]
         retention_period: u64,
-        /// minute | hour | day
-        #[arg(long, default_value = "minute")]
-        aggregation_level: String,
+        /// Bucket width of its series.
+        #[arg(long, value_enum, default_value_t = Level::Minute)]
+        aggregation_level: Level,
     },
     /// List profiles and profile files that failed to load.
     List,
+}
+
+/// What `tda export` downloads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Data {
+    /// Usage events.
+    Events,
+    /// Host and process samples.
+    Samples,
+}
+
+/// The format of an export.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ExportFormat {
+    /// Comma-separated values with a header row.
+    Csv,
+    /// Apache Parquet.
+    Parquet,
+}
+
+/// A profile's type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ProfileType {
+    /// Requests, users, features.
+    Usage,
+    /// Latency, errors, hosts.
+    Performance,
+    /// Trends, forecasts, anomalies, patterns.
+    Predictive,
+    /// Sessions, journeys, funnels, retention, segments.
+    Behavioral,
+}
+
+/// A report file's format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ReportFormat {
+    /// Markdown.
+    Md,
+    /// HTML with SVG charts.
+    Html,
+    /// The report's JSON record.
+    Json,
+}
+
+/// How a funnel's steps must follow each other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum FunnelMode {
+    /// In order, other events allowed between.
+    Ordered,
+    /// In order, nothing between.
+    Strict,
+    /// In any order.
+    Unordered,
+}
+
+/// A retention period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Period {
+    /// UTC days.
+    Day,
+    /// Weeks from Monday.
+    Week,
+}
+
+/// An aggregation level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Level {
+    /// One-minute buckets.
+    Minute,
+    /// One-hour buckets.
+    Hour,
+    /// One-day buckets.
+    Day,
+}
+
+/// A choice's name on the command line, which is also the API's.
+pub(crate) fn name(choice: &impl ValueEnum) -> String {
+    choice
+        .to_possible_value()
+        .map(|v| v.get_name().to_string())
+        .unwrap_or_default()
 }

@@ -7,12 +7,14 @@ use std::path::PathBuf;
 use anyhow::{bail, Context};
 use tda_schema::timestamp::{now_ms, parse_bound};
 
+use crate::args::{name, Data, ExportFormat};
+
 /// What to export, as the command line gave it.
 pub struct Ask {
-    /// `events` or `samples`.
-    pub data: String,
-    /// `csv` or `parquet`.
-    pub format: String,
+    /// What to export.
+    pub data: Data,
+    /// The file's format.
+    pub format: ExportFormat,
     /// The file to write.
     pub output: PathBuf,
     /// `from` and `to` as given.
@@ -69,7 +71,7 @@ pub fn run(base: &str, token: Option<&str>, ask: &Ask) -> anyhow::Result<String>
         }
         Ok(resp)
     };
-    let series = if ask.data == "samples" {
+    let series = if ask.data == Data::Samples {
         "host.cpu_percent"
     } else {
         "requests"
@@ -94,22 +96,22 @@ pub fn run(base: &str, token: Option<&str>, ask: &Ask) -> anyhow::Result<String>
     // says why), not an unreachable collector.
     let resp = get(
         "/api/v1/export",
-        &[("data", ask.data.clone()), ("format", ask.format.clone())],
+        &[("data", name(&ask.data)), ("format", name(&ask.format))],
     )
     .context("the export broke off before any data arrived (the collector's log says why)")?;
     let file = std::fs::File::create(&ask.output)
         .with_context(|| format!("cannot write {}", ask.output.display()))?;
     let bar = bar(ask.progress, expected);
-    let rows = match ask.format.as_str() {
-        "parquet" => parquet_rows(resp, file, &bar, &ask.output)?,
-        _ => csv_rows(resp, file, &bar, &ask.output)?,
+    let rows = match ask.format {
+        ExportFormat::Parquet => parquet_rows(resp, file, &bar, &ask.output)?,
+        ExportFormat::Csv => csv_rows(resp, file, &bar, &ask.output)?,
     };
     bar.finish_and_clear();
     let arrived = completeness(rows, expected)
         .map_err(|e| anyhow::anyhow!("{e} ({} is incomplete)", ask.output.display()))?;
     Ok(format!(
         "{rows} {} written to {}{arrived}\n",
-        ask.data,
+        name(&ask.data),
         ask.output.display()
     ))
 }

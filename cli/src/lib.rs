@@ -17,6 +17,17 @@ use args::*;
 use client::Api;
 use tables::*;
 
+/// An answer of the API read as its type (`tda_schema::answers`).
+fn typed<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> anyhow::Result<T> {
+    serde_json::from_value(v).map_err(|e| {
+        let what = std::any::type_name::<T>()
+            .rsplit("::")
+            .next()
+            .unwrap_or("answer");
+        anyhow::anyhow!("the collector's answer is not a {what}: {e} (is it another version?)")
+    })
+}
+
 /// Runs one CLI command and returns what to print.
 pub fn run(cli: Cli) -> anyhow::Result<String> {
     // Reads carry the token when one is given (admin tokens also read).
@@ -56,7 +67,7 @@ pub fn run(cli: Cli) -> anyhow::Result<String> {
             until,
             profile,
         } => {
-            let scheduled = matches!(kind.as_str(), "behavioral" | "predictive")
+            let scheduled = matches!(kind, ProfileType::Behavioral | ProfileType::Predictive)
                 && since.is_none()
                 && until.is_none();
             let mut query = Vec::new();
@@ -67,17 +78,15 @@ pub fn run(cli: Cli) -> anyhow::Result<String> {
             if let Some(p) = profile {
                 query.push(("profile", p));
             }
-            let v = api.get(&format!("/api/v1/stats/{kind}"), &query)?;
-            Ok(if cli.json {
-                pretty(&v)
-            } else if kind == "performance" {
-                performance_table(&v)
-            } else if kind == "predictive" {
-                predictive_table(&v)
-            } else if kind == "behavioral" {
-                behavioral_table(&v)
-            } else {
-                usage_table(&v)
+            let v = api.get(&format!("/api/v1/stats/{}", name(&kind)), &query)?;
+            if cli.json {
+                return Ok(pretty(&v));
+            }
+            Ok(match kind {
+                ProfileType::Performance => performance_table(&typed(v)?),
+                ProfileType::Predictive => predictive_table(&v),
+                ProfileType::Behavioral => behavioral_table(&v),
+                ProfileType::Usage => usage_table(&typed(v)?),
             })
         }
         Command::Query {
@@ -98,7 +107,7 @@ pub fn run(cli: Cli) -> anyhow::Result<String> {
             Ok(if cli.json {
                 pretty(&v)
             } else {
-                series_table(&v)
+                series_table(&typed(v)?)
             })
         }
         Command::Behavior {
@@ -122,19 +131,23 @@ pub fn run(cli: Cli) -> anyhow::Result<String> {
                     window,
                     mode,
                 } => {
-                    q.extend([("steps", steps), ("window", window), ("mode", mode)]);
+                    q.extend([("steps", steps), ("window", window), ("mode", name(&mode))]);
                     "/api/v1/funnels"
                 }
                 BehaviorCommand::Retention { period } => {
-                    q.push(("period", period));
+                    q.push(("period", name(&period)));
                     "/api/v1/retention"
                 }
             };
             let v = api.get(path, &q)?;
-            Ok(if cli.json {
-                pretty(&v)
-            } else {
-                behavior_table(path, &v)
+            if cli.json {
+                return Ok(pretty(&v));
+            }
+            Ok(match path {
+                "/api/v1/sessions" => sessions_table(&typed(v)?),
+                "/api/v1/funnels" => funnel_table(&typed(v)?),
+                "/api/v1/retention" => retention_table(&typed(v)?),
+                _ => journeys_table(&v),
             })
         }
         Command::Events {
@@ -153,7 +166,7 @@ pub fn run(cli: Cli) -> anyhow::Result<String> {
             Ok(if cli.json {
                 pretty(&v)
             } else {
-                events_table(&v)
+                events_table(&typed(v)?)
             })
         }
         Command::Profile {
@@ -166,9 +179,9 @@ pub fn run(cli: Cli) -> anyhow::Result<String> {
                     aggregation_level,
                 },
         } => {
-            let body = json!({"name": name, "type": kind, "settings": {
+            let body = json!({"name": name, "type": args::name(&kind), "settings": {
                 "collection_interval": collection_interval, "retention_period": retention_period,
-                "aggregation_level": aggregation_level }});
+                "aggregation_level": args::name(&aggregation_level) }});
             let v = api
                 .with_token(cli.token.as_deref())?
                 .post("/api/v1/profiles", &body)?;
@@ -196,7 +209,7 @@ pub fn run(cli: Cli) -> anyhow::Result<String> {
                 })
             }
             ReportCommand::Show { id, format } => {
-                api.text(&format!("/api/v1/reports/{id}.{format}"))
+                api.text(&format!("/api/v1/reports/{id}.{}", name(&format)))
             }
             ReportCommand::Run { profile, report } => {
                 let v = api.with_token(cli.token.as_deref())?.post_query(

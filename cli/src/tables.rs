@@ -3,6 +3,11 @@
 use std::fmt::Write as _;
 
 use serde_json::Value;
+use tda_schema::answers::{
+    EventsPage, FunnelAnswer, Latency, PerformanceStats, Retention, Series, SessionStats,
+    UsageStats,
+};
+use tda_schema::Timestamp;
 
 pub(crate) fn alerts_table(v: &Value) -> String {
     let mut out = String::new();
@@ -98,76 +103,6 @@ pub(crate) fn s(v: &Value) -> String {
 
 pub(crate) fn num(v: &Value, decimals: usize) -> String {
     v.as_f64().map_or("-".into(), |x| format!("{x:.decimals$}"))
-}
-
-pub(crate) fn latency_line(out: &mut String, l: &Value) {
-    let (p50, p95, p99) = (num(&l["p50"], 1), num(&l["p95"], 1), num(&l["p99"], 1));
-    let _ = writeln!(out, "  latency ms      p50 {p50}  p95 {p95}  p99 {p99}");
-}
-
-pub(crate) fn behavior_table(path: &str, v: &Value) -> String {
-    let mut out = String::new();
-    match path {
-        "/api/v1/funnels" => {
-            let _ = writeln!(
-                out,
-                "{:<24} {:>8} {:>11} {:>9} {:>14}",
-                "step", "users", "conversion", "drop-off", "median time"
-            );
-            for st in v["funnel"]["steps"].as_array().into_iter().flatten() {
-                let pct = |k: &str| format!("{:.1} %", st[k].as_f64().unwrap_or(0.0) * 100.0);
-                let time = st["median_time_ms"]
-                    .as_i64()
-                    .map_or("-".into(), |ms| format!("{:.1} min", ms as f64 / 60_000.0));
-                let _ = writeln!(
-                    out,
-                    "{:<24} {:>8} {:>11} {:>9} {:>14}",
-                    s(&st["step"]),
-                    s(&st["users"]),
-                    pct("conversion"),
-                    pct("drop_off"),
-                    time
-                );
-            }
-        }
-        "/api/v1/retention" => {
-            let _ = writeln!(out, "cohort start              users  retention by period");
-            for c in v["cohorts"].as_array().into_iter().flatten() {
-                let cells: Vec<String> = c["retention"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|r| format!("{:.0}%", r.as_f64().unwrap_or(0.0) * 100.0))
-                    .collect();
-                let start = tda_schema::Timestamp(c["start_ms"].as_i64().unwrap_or(0)).to_rfc3339();
-                let _ = writeln!(
-                    out,
-                    "{start:<25} {:>5}  {}",
-                    s(&c["users"]),
-                    cells.join(" ")
-                );
-            }
-            let _ = writeln!(
-                out,
-                "DAU {}  WAU {}  MAU {}",
-                s(&v["dau"]),
-                s(&v["wau"]),
-                s(&v["mau"])
-            );
-        }
-        "/api/v1/journeys" => {
-            for p in v["top_paths"].as_array().into_iter().flatten() {
-                let path: Vec<String> = p["path"].as_array().into_iter().flatten().map(s).collect();
-                let _ = writeln!(out, "{:>7}  {}", s(&p["sessions"]), path.join(" → "));
-            }
-        }
-        _ => {
-            for (k, val) in v.as_object().into_iter().flatten() {
-                let _ = writeln!(out, "{k:<20} {}", s(val));
-            }
-        }
-    }
-    out
 }
 
 /// An epoch-ms field as RFC 3339.
@@ -303,132 +238,6 @@ pub(crate) fn predictive_table(v: &Value) -> String {
     out
 }
 
-pub(crate) fn usage_table(v: &Value) -> String {
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "Usage {} .. {} ({} buckets{})",
-        s(&v["range"]["from"]),
-        s(&v["range"]["to"]),
-        s(&v["aggregation_level"]),
-        v["profile"]
-            .as_str()
-            .map(|p| format!(", profile {p}"))
-            .unwrap_or_default()
-    );
-    let _ = writeln!(out, "  total requests  {}", s(&v["total_requests"]));
-    let _ = writeln!(out, "  active users    {}", s(&v["active_users"]));
-    let _ = writeln!(out, "  errors          {}", s(&v["errors"]));
-    latency_line(&mut out, &v["latency_ms"]);
-    let _ = writeln!(
-        out,
-        "\n  {:<24} {:>10} {:>8} {:>8}",
-        "FEATURE", "REQUESTS", "USERS", "ERRORS"
-    );
-    for f in v["features"].as_array().into_iter().flatten() {
-        let _ = writeln!(
-            out,
-            "  {:<24} {:>10} {:>8} {:>8}",
-            s(&f["feature"]),
-            s(&f["requests"]),
-            s(&f["users"]),
-            s(&f["errors"])
-        );
-    }
-    out
-}
-
-pub(crate) fn performance_table(v: &Value) -> String {
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "Performance {} .. {}",
-        s(&v["range"]["from"]),
-        s(&v["range"]["to"])
-    );
-    let _ = writeln!(
-        out,
-        "  health          {} {}",
-        s(&v["health"]["status"]),
-        v["health"]["reasons"]
-            .as_array()
-            .map(|r| r.iter().map(s).collect::<Vec<_>>().join("; "))
-            .unwrap_or_default()
-    );
-    let _ = writeln!(out, "  requests        {}", s(&v["requests"]));
-    let _ = writeln!(
-        out,
-        "  error rate      {} %",
-        v["error_rate"]
-            .as_f64()
-            .map_or("-".into(), |r| format!("{:.2}", r * 100.0))
-    );
-    latency_line(&mut out, &v["latency_ms"]);
-    let _ = writeln!(out, "\n  {:<24} {:>8}", "ERROR", "COUNT");
-    for e in v["top_errors"].as_array().into_iter().flatten() {
-        let _ = writeln!(out, "  {:<24} {:>8}", s(&e["error"]), s(&e["count"]));
-    }
-    let _ = writeln!(
-        out,
-        "\n  {:<16} {:>7} {:>6} {:>6} {:>6} {:>12}",
-        "AGENT", "SAMPLES", "CPU%", "MEM%", "LOAD1", "PROC RSS MB"
-    );
-    for a in v["agents"].as_array().into_iter().flatten() {
-        let avg = &a["average"];
-        let rss = a["latest"]["process"]["rss_bytes"]
-            .as_f64()
-            .map_or("-".into(), |b| format!("{:.1}", b / 1048576.0));
-        let _ = writeln!(
-            out,
-            "  {:<16} {:>7} {:>6} {:>6} {:>6} {:>12}",
-            s(&a["agent_id"]),
-            s(&a["samples"]),
-            num(&avg["cpu_percent"], 1),
-            num(&avg["mem_used_percent"], 1),
-            num(&avg["load1"], 2),
-            rss
-        );
-    }
-    out
-}
-
-pub(crate) fn series_table(v: &Value) -> String {
-    let mut out = format!(
-        "{} ({}, step {} s)\n",
-        s(&v["series"]),
-        s(&v["agg"]),
-        v["step_ms"].as_i64().unwrap_or(0) / 1000
-    );
-    for p in v["points"].as_array().into_iter().flatten() {
-        let t = tda_schema::Timestamp(p["t"].as_i64().unwrap_or(0)).to_rfc3339();
-        let _ = writeln!(out, "  {t:<26} {:>14}", num(&p["v"], 3));
-    }
-    out
-}
-
-pub(crate) fn events_table(v: &Value) -> String {
-    let mut out = format!(
-        "{:<26} {:<16} {:<18} {:>6} {:>10} {}\n",
-        "TIME", "USER", "FEATURE", "STATUS", "LATENCY MS", "ERROR"
-    );
-    for e in v["events"].as_array().into_iter().flatten() {
-        let t = tda_schema::Timestamp(e["timestamp"].as_i64().unwrap_or(0)).to_rfc3339();
-        let _ = writeln!(
-            out,
-            "{t:<26} {:<16} {:<18} {:>6} {:>10} {}",
-            s(&e["user_id"]),
-            s(&e["feature"]),
-            s(&e["status"]),
-            num(&e["latency_ms"], 1),
-            e["error"].as_str().unwrap_or("")
-        );
-    }
-    if let Some(c) = v["next_cursor"].as_str() {
-        let _ = writeln!(out, "next: --cursor {c}");
-    }
-    out
-}
-
 pub(crate) fn profiles_table(v: &Value) -> String {
     let mut out = format!(
         "{:<22} {:<24} {:<12} {:<7} {:>9} {:>10} {:<7} {}\n",
@@ -486,5 +295,192 @@ pub(crate) fn profiles_table(v: &Value) -> String {
         s(&r["last_reload_at"]),
         s(&r["last_success_at"])
     );
+    out
+}
+
+/// An optional figure with `decimals` decimals, `-` when absent.
+fn opt(v: Option<f64>, decimals: usize) -> String {
+    v.map_or("-".into(), |x| format!("{x:.decimals$}"))
+}
+
+fn latency_line(out: &mut String, l: &Latency) {
+    let (p50, p95, p99) = (opt(l.p50, 1), opt(l.p95, 1), opt(l.p99, 1));
+    let _ = writeln!(out, "  latency ms      p50 {p50}  p95 {p95}  p99 {p99}");
+}
+
+/// `tda stats usage`.
+pub(crate) fn usage_table(u: &UsageStats) -> String {
+    let mut out = String::new();
+    let profile = u.profile.as_ref().map(|p| format!(", profile {p}"));
+    let _ = writeln!(
+        out,
+        "Usage {} .. {} ({} buckets{})",
+        u.range.from,
+        u.range.to,
+        u.aggregation_level.as_str(),
+        profile.unwrap_or_default()
+    );
+    let _ = writeln!(out, "  total requests  {}", u.total_requests);
+    let _ = writeln!(out, "  active users    {}", u.active_users);
+    let _ = writeln!(out, "  errors          {}", u.errors);
+    latency_line(&mut out, &u.latency_ms);
+    let _ = writeln!(
+        out,
+        "\n  {:<24} {:>10} {:>8} {:>8}",
+        "FEATURE", "REQUESTS", "USERS", "ERRORS"
+    );
+    for f in &u.features {
+        let _ = writeln!(
+            out,
+            "  {:<24} {:>10} {:>8} {:>8}",
+            f.feature, f.requests, f.users, f.errors
+        );
+    }
+    out
+}
+
+/// `tda stats performance`.
+pub(crate) fn performance_table(p: &PerformanceStats) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "Performance {} .. {}", p.range.from, p.range.to);
+    let status = serde_json::to_value(p.health.status).unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "  health          {} {}",
+        s(&status),
+        p.health.reasons.join("; ")
+    );
+    let _ = writeln!(out, "  requests        {}", p.requests);
+    let _ = writeln!(out, "  error rate      {:.2} %", p.error_rate * 100.0);
+    latency_line(&mut out, &p.latency_ms);
+    let _ = writeln!(out, "\n  {:<24} {:>8}", "ERROR", "COUNT");
+    for e in &p.top_errors {
+        let _ = writeln!(out, "  {:<24} {:>8}", e.error, e.count);
+    }
+    let _ = writeln!(
+        out,
+        "\n  {:<16} {:>7} {:>6} {:>6} {:>6} {:>12}",
+        "AGENT", "SAMPLES", "CPU%", "MEM%", "LOAD1", "PROC RSS MB"
+    );
+    for a in &p.agents {
+        let rss = a
+            .latest
+            .process
+            .as_ref()
+            .map(|p| p.rss_bytes as f64 / 1048576.0);
+        let _ = writeln!(
+            out,
+            "  {:<16} {:>7} {:>6} {:>6} {:>6} {:>12}",
+            a.agent_id,
+            a.samples,
+            opt(Some(a.average.cpu_percent), 1),
+            opt(Some(a.average.mem_used_percent), 1),
+            opt(Some(a.average.load1), 2),
+            opt(rss, 1)
+        );
+    }
+    out
+}
+
+/// `tda query`.
+pub(crate) fn series_table(v: &Series) -> String {
+    let agg = serde_json::to_value(v.agg).unwrap_or_default();
+    let mut out = format!("{} ({}, step {} s)\n", v.series, s(&agg), v.step_ms / 1000);
+    for p in &v.points {
+        let t = Timestamp(p.t).to_rfc3339();
+        let _ = writeln!(out, "  {t:<26} {:>14}", opt(p.v, 3));
+    }
+    out
+}
+
+/// `tda events`.
+pub(crate) fn events_table(page: &EventsPage) -> String {
+    let mut out = format!(
+        "{:<26} {:<16} {:<18} {:>6} {:>10} {}\n",
+        "TIME", "USER", "FEATURE", "STATUS", "LATENCY MS", "ERROR"
+    );
+    for e in &page.events {
+        let status = e.status.map_or("-".into(), |s| s.to_string());
+        let _ = writeln!(
+            out,
+            "{:<26} {:<16} {:<18} {:>6} {:>10} {}",
+            e.timestamp.to_rfc3339(),
+            e.user_id,
+            e.feature,
+            status,
+            opt(e.latency_ms, 1),
+            e.error.as_deref().unwrap_or("")
+        );
+    }
+    if let Some(c) = &page.next_cursor {
+        let _ = writeln!(out, "next: --cursor {c}");
+    }
+    out
+}
+
+/// `tda behavior sessions`.
+pub(crate) fn sessions_table(x: &SessionStats) -> String {
+    let mut out = String::new();
+    let minutes = |ms: Option<f64>| opt(ms.map(|m| m / 60_000.0), 1);
+    let _ = writeln!(out, "sessions             {}", x.sessions);
+    let _ = writeln!(out, "users                {}", x.users);
+    let _ = writeln!(out, "events per session   {:.1}", x.events_per_session);
+    let median = x.median_duration_ms.map(|m| m as f64);
+    let _ = writeln!(out, "median length min    {}", minutes(median));
+    let _ = writeln!(out, "mean length min      {}", minutes(x.mean_duration_ms));
+    let _ = writeln!(out, "bounce rate          {:.1} %", x.bounce_rate * 100.0);
+    let _ = writeln!(out, "sessions per user    {:.2}", x.sessions_per_user);
+    out
+}
+
+/// `tda behavior funnel`.
+pub(crate) fn funnel_table(f: &FunnelAnswer) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<24} {:>8} {:>11} {:>9} {:>14}",
+        "step", "users", "conversion", "drop-off", "median time"
+    );
+    for st in &f.funnel.steps {
+        let time = st
+            .median_time_ms
+            .map_or("-".into(), |ms| format!("{:.1} min", ms as f64 / 60_000.0));
+        let _ = writeln!(
+            out,
+            "{:<24} {:>8} {:>11} {:>9} {:>14}",
+            st.step,
+            st.users,
+            format!("{:.1} %", st.conversion * 100.0),
+            format!("{:.1} %", st.drop_off * 100.0),
+            time
+        );
+    }
+    out
+}
+
+/// `tda behavior retention`.
+pub(crate) fn retention_table(r: &Retention) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "cohort start              users  retention by period");
+    for c in &r.cohorts {
+        let cells: Vec<String> = c
+            .retention
+            .iter()
+            .map(|r| format!("{:.0}%", r * 100.0))
+            .collect();
+        let start = Timestamp(c.start_ms).to_rfc3339();
+        let _ = writeln!(out, "{start:<25} {:>5}  {}", c.users, cells.join(" "));
+    }
+    let _ = writeln!(out, "DAU {}  WAU {}  MAU {}", r.dau, r.wau, r.mau);
+    out
+}
+
+/// `tda behavior journeys` (top paths).
+pub(crate) fn journeys_table(v: &Value) -> String {
+    let mut out = String::new();
+    for p in v["top_paths"].as_array().into_iter().flatten() {
+        let path: Vec<String> = p["path"].as_array().into_iter().flatten().map(s).collect();
+        let _ = writeln!(out, "{:>7}  {}", s(&p["sessions"]), path.join(" → "));
+    }
     out
 }

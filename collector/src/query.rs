@@ -1,9 +1,10 @@
 //! Queries over stored data: a series (from events or host samples) bucketed by a step with an
 //! aggregation, and a filtered, paginated list of raw events.
 
+pub use tda_schema::answers::{Agg, EventsPage as Page, Point};
+
 use std::collections::BTreeMap;
 
-use serde::Serialize;
 use tda_schema::Event;
 
 use crate::sketch::distinct::Distinct;
@@ -18,70 +19,8 @@ pub const MAX_POINTS: i64 = 20_000;
 /// Most events one page holds.
 pub const MAX_PAGE: usize = 1_000;
 
-/// How the values in a step are combined.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Agg {
-    /// Number of values.
-    Count,
-    /// Sum.
-    Sum,
-    /// Mean.
-    Avg,
-    /// Smallest.
-    Min,
-    /// Largest.
-    Max,
-    /// Sum per second of the step.
-    Rate,
-    /// A quantile (0-1), within the sketch's 1 % error.
-    Quantile(u8),
-    /// Number of distinct users (event series only).
-    Distinct,
-}
-
-impl std::str::FromStr for Agg {
-    type Err = String;
-
-    /// Parses `count`, `sum`, `avg`, `min`, `max`, `rate`, `p50`, `p95`, `p99` (any `pNN`) or
-    /// `distinct`.
-    fn from_str(text: &str) -> Result<Agg, String> {
-        Ok(match text {
-            "count" => Agg::Count,
-            "sum" => Agg::Sum,
-            "avg" => Agg::Avg,
-            "min" => Agg::Min,
-            "max" => Agg::Max,
-            "rate" => Agg::Rate,
-            "distinct" => Agg::Distinct,
-            p => {
-                match p
-                    .strip_prefix('p')
-                    .and_then(|n| n.parse::<u8>().ok())
-                    .filter(|n| (1..=99).contains(n))
-                {
-                    Some(n) => Agg::Quantile(n),
-                    None => {
-                        return Err(format!(
-                            "`{text}` is not count, sum, avg, min, max, rate, p1-p99 or distinct"
-                        ))
-                    }
-                }
-            }
-        })
-    }
-}
-
 /// The series a query can ask for.
 pub const EVENT_SERIES: [&str; 4] = ["requests", "errors", "latency_ms", "users"];
-/// One point of a series.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct Point {
-    /// Step start, epoch ms.
-    pub t: i64,
-    /// The aggregated value; `null` for a step without data (0 for counts).
-    pub v: Option<f64>,
-}
 
 #[derive(Default)]
 struct Step {
@@ -365,15 +304,6 @@ fn folded(
         }
     })?;
     Ok(steps)
-}
-
-/// A page of events, oldest first.
-#[derive(Debug, Serialize)]
-pub struct Page {
-    /// The events.
-    pub events: Vec<Event>,
-    /// Pass as `cursor` for the next page; absent on the last page.
-    pub next_cursor: Option<String>,
 }
 
 /// Events in `[from, to)` matching `filter`, oldest first, `limit` per page. The cursor is

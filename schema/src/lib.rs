@@ -1,4 +1,5 @@
-//! Wire types, profile schema and daemon configuration shared by the TD Analytics agent and collector.
+//! Wire types, profile schema, daemon configuration and the API's answers shared by the TD
+//! Analytics agent, collector and CLI.
 //!
 //! This crate holds data definitions and their validation only: no I/O beyond reading a config
 //! file, no storage, no HTTP. Both daemons and the `tda` CLI agree on formats through it.
@@ -6,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod alerting;
+pub mod answers;
 pub mod config;
 pub mod duration;
 pub mod json_schema;

@@ -73,7 +73,12 @@ fn profile_created_by_cli_is_a_file_and_in_the_list() {
         &["profile", "create", "--name", "P", "--type", "sales"],
     );
     assert!(!bad.status.success());
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown variant `sales`"));
+    let why = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        why.contains("invalid value 'sales' for '--type <KIND>'")
+            && why.contains("[possible values: usage, performance, predictive, behavioral]"),
+        "the CLI names the choices before asking the collector: {why}"
+    );
 
     // A collector restarted on the same directory loads the created profile from its file.
     drop(c);

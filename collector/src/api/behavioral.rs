@@ -162,7 +162,7 @@ fn counted(
                 mode: p.mode,
                 breakdown: p.breakdown.as_deref(),
             };
-            funnels::pushed_down(store, &q)?.map(|f| json!(funnels::Answer::new(None, &q, f)))
+            funnels::pushed_down(store, &q)?.map(|f| json!(funnels::answer(None, &q, f)))
         }
         Behavior::Retention => {
             retention::pushed_down(store, (from, to), filter, p.period)?.map(|r| json!(r))

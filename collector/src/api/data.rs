@@ -7,6 +7,7 @@ use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
 use serde_json::json;
 use tda_daemon::{json, Response};
+use tda_schema::answers::Series;
 use tda_schema::ProfileType;
 
 use super::params::{bad, Query};
@@ -47,7 +48,14 @@ pub async fn series(app: Arc<App>, req: Request<Incoming>, _: Path) -> Answer {
     let filter = q.filter()?;
     blocking_json(move || {
         let points = query::series(&*app.store, &name, from, to, step, agg, &filter)?;
-        Ok(json!({ "series": name, "agg": agg, "step_ms": step, "from": from, "to": to, "points": points }))
+        Ok(Series {
+            series: name,
+            agg,
+            step_ms: step,
+            from,
+            to,
+            points,
+        })
     })
     .await
 }

@@ -4,61 +4,21 @@
 //! furthest. Per step: users, conversion from step 1, drop-off from the step before, median time
 //! from step 1. Optionally broken down by an event property of the entry event.
 
+pub use tda_schema::answers::{Funnel, FunnelAnswer as Answer, FunnelStep as Step};
+
 use std::collections::BTreeMap;
 
 use super::activity::{Activity, User};
 use crate::store::aggregate::{FunnelCounts, FunnelMode, FunnelQuery};
 use crate::store::{Storage, StoreError};
-use serde::Serialize;
 
-/// One step's figures.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Step {
-    /// The feature.
-    pub step: String,
-    /// Users who reached it.
-    pub users: u64,
-    /// Share of step 1's users.
-    pub conversion: f64,
-    /// Share of the previous step's users who did not reach it.
-    pub drop_off: f64,
-    /// Median time from step 1 to this step, ms.
-    pub median_time_ms: Option<i64>,
-}
-
-/// A funnel's answer.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Funnel {
-    /// Steps.
-    pub steps: Vec<Step>,
-    /// Per value of the breakdown property (absent: `(none)`).
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub breakdown: BTreeMap<String, Vec<Step>>,
-}
-
-/// A funnel as the API and the scheduler answer it: its settings beside its figures.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Answer {
-    /// The profile's name for it (scheduled funnels only).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    /// How steps must follow each other.
-    pub mode: FunnelMode,
-    /// Conversion window after the entry, ms.
-    pub window_ms: i64,
-    /// The figures.
-    pub funnel: Funnel,
-}
-
-impl Answer {
-    /// The answer to `q`, named `name`.
-    pub fn new(name: Option<String>, q: &FunnelQuery, funnel: Funnel) -> Answer {
-        Answer {
-            name,
-            mode: q.mode,
-            window_ms: q.window_ms,
-            funnel,
-        }
+/// The answer to `q`, named `name`.
+pub fn answer(name: Option<String>, q: &FunnelQuery, funnel: Funnel) -> Answer {
+    Answer {
+        name,
+        mode: q.mode,
+        window_ms: q.window_ms,
+        funnel,
     }
 }
 

@@ -3,61 +3,15 @@
 //! (new, returning, resurrecting, dormant users); stickiness (days active per week); and
 //! DAU/WAU/MAU at the end of the range.
 
+pub use tda_schema::answers::{Cohort, Lifecycle, Retention};
+
 use std::collections::BTreeMap;
 
 use super::activity::Activity;
 pub use crate::store::aggregate::Period;
 use crate::store::aggregate::RetentionCounts;
 use crate::store::{Filter, Storage, StoreError};
-use serde::Serialize;
 use tda_schema::timestamp::DAY_MS;
-
-/// A cohort's row.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Cohort {
-    /// Start of the cohort's period, epoch ms.
-    pub start_ms: i64,
-    /// Users whose first event is in it.
-    pub users: u64,
-    /// Users active in the cohort's period + k, for k = 0, 1, ...
-    pub active: Vec<u64>,
-    /// `active` as shares of `users`.
-    pub retention: Vec<f64>,
-}
-
-/// One period's lifecycle counts.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Lifecycle {
-    /// Start of the period, epoch ms.
-    pub start_ms: i64,
-    /// First seen in it.
-    pub new: u64,
-    /// Active in it and in the one before.
-    pub returning: u64,
-    /// Active in it, not in the one before, but seen earlier.
-    pub resurrecting: u64,
-    /// Active in the one before, not in it.
-    pub dormant: u64,
-}
-
-/// Everything about retention over a range.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Retention {
-    /// Period used.
-    pub period: Period,
-    /// Cohort table, oldest first.
-    pub cohorts: Vec<Cohort>,
-    /// Lifecycle per period, oldest first.
-    pub lifecycle: Vec<Lifecycle>,
-    /// Users by the number of days (1-7) they were active in a week, over all weeks.
-    pub stickiness: BTreeMap<u8, u64>,
-    /// Users active on the last day, in the last 7 and the last 30 days of the range.
-    pub dau: u64,
-    /// See `dau`.
-    pub wau: u64,
-    /// See `dau`.
-    pub mau: u64,
-}
 
 /// The distinct values of a nondecreasing sequence, into `out` (cleared first).
 fn distinct(values: impl Iterator<Item = i64>, out: &mut Vec<i64>) {

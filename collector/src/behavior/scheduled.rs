@@ -48,7 +48,7 @@ pub fn run_range(
             }
             None => funnels::funnel(&users, q.steps, q.window_ms, q.mode),
         };
-        funnels.push(funnels::Answer::new(Some(spec.name.clone()), &q, f));
+        funnels.push(funnels::answer(Some(spec.name.clone()), &q, f));
     }
     answer["funnels"] = json!(funnels);
     let weekly = match store.pushdown() {

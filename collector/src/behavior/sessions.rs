@@ -1,9 +1,9 @@
 //! Sessions, built on the server: a user's events split where they were inactive for longer than
 //! the timeout, or where a session would last longer than its maximum.
 
-use std::ops::Range;
+pub use tda_schema::answers::SessionStats;
 
-use serde::Serialize;
+use std::ops::Range;
 
 use super::activity::Activity;
 
@@ -34,25 +34,6 @@ pub fn sessions_of(ts: &[i64], rules: SessionRules) -> impl Iterator<Item = Rang
 /// From a session's first event to its last, ms.
 pub fn duration_ms(ts: &[i64], session: &Range<usize>) -> i64 {
     ts[session.end - 1] - ts[session.start]
-}
-
-/// A summary of the sessions of a range.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct SessionStats {
-    /// Sessions.
-    pub sessions: u64,
-    /// Users with at least one session.
-    pub users: u64,
-    /// Mean events per session.
-    pub events_per_session: f64,
-    /// Median session length, ms.
-    pub median_duration_ms: Option<i64>,
-    /// Mean session length, ms.
-    pub mean_duration_ms: Option<f64>,
-    /// Share of sessions with a single event.
-    pub bounce_rate: f64,
-    /// Mean sessions per user.
-    pub sessions_per_user: f64,
 }
 
 /// Summarises every user's sessions.

@@ -1,9 +1,10 @@
 //! Performance statistics: latency percentiles, error rates and top errors, host and process
 //! resources per agent, and a one-word system-health summary with its reasons.
 
+pub use tda_schema::answers::{AgentStats, ErrorCount, Health, HealthStatus, PerformanceStats};
+
 use std::collections::{BTreeMap, HashMap};
 
-use serde::Serialize;
 impl Fold for PerformanceAcc {
     fn event(&mut self, e: &Event) {
         self.add_event(e);
@@ -34,67 +35,6 @@ pub const P95_DEGRADED_MS: f64 = 2_000.0;
 pub const RESOURCE_DEGRADED_PERCENT: f64 = 90.0;
 /// How many top error types are listed.
 pub const TOP_ERRORS: usize = 10;
-
-/// `GET /api/v1/stats/performance`.
-#[derive(Debug, Serialize)]
-pub struct PerformanceStats {
-    /// Always `performance`.
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-    /// The range covered.
-    pub range: Range,
-    /// Requests in the range.
-    pub requests: u64,
-    /// Failed requests (an `error` or a 5xx status).
-    pub errors: u64,
-    /// errors / requests (0 when there were no requests).
-    pub error_rate: f64,
-    /// Latency percentiles over all requests.
-    pub latency_ms: Latency,
-    /// Latency percentiles per feature, by feature name.
-    pub latency_by_feature: BTreeMap<String, Latency>,
-    /// The most frequent error types, most frequent first.
-    pub top_errors: Vec<ErrorCount>,
-    /// Host and process figures per agent, by agent id.
-    pub agents: Vec<AgentStats>,
-    /// System health summary.
-    pub health: Health,
-}
-
-/// How often one error type occurred.
-#[derive(Debug, Serialize, PartialEq)]
-pub struct ErrorCount {
-    /// Error type (the event's `error`, or `http_<status>`).
-    pub error: String,
-    /// Occurrences.
-    pub count: u64,
-}
-
-/// Resource figures of one agent's host and watched process.
-#[derive(Debug, Serialize)]
-pub struct AgentStats {
-    /// Agent id.
-    pub agent_id: String,
-    /// Samples in the range.
-    pub samples: u64,
-    /// Time of the latest sample, RFC 3339.
-    pub last_seen: String,
-    /// The latest host sample, as sent.
-    pub latest: HostSample,
-    /// Host averages over the range.
-    pub average: HostFigures,
-    /// Watched-process averages over the samples that had the process.
-    pub process_average: Option<ProcessFigures>,
-}
-
-/// `ok`, `degraded`, `critical` or `no_data`, and why.
-#[derive(Debug, Serialize, PartialEq)]
-pub struct Health {
-    /// Overall status.
-    pub status: &'static str,
-    /// What made it so, one line each.
-    pub reasons: Vec<String>,
-}
 
 #[derive(Default)]
 struct AgentAcc {
@@ -264,10 +204,10 @@ impl PerformanceAcc {
             .into_iter()
             .filter_map(|(id, a)| a.finish(id))
             .collect();
-        let latency_ms = Latency::from_sketch(&self.latency);
+        let latency_ms = super::latency_of_sketch(&self.latency);
         let health = health(self.requests, error_rate, &latency_ms, &agents);
         PerformanceStats {
-            kind: "performance",
+            kind: "performance".into(),
             range: Range::new(self.range.0, self.range.1),
             requests: self.requests,
             errors: self.errors,
@@ -276,7 +216,7 @@ impl PerformanceAcc {
             latency_by_feature: self
                 .by_feature
                 .into_iter()
-                .map(|(f, s)| (f, Latency::from_sketch(&s)))
+                .map(|(f, s)| (f, super::latency_of_sketch(&s)))
                 .collect(),
             top_errors,
             agents,
@@ -288,7 +228,7 @@ impl PerformanceAcc {
 fn health(requests: u64, error_rate: f64, latency: &Latency, agents: &[AgentStats]) -> Health {
     if requests == 0 && agents.is_empty() {
         return Health {
-            status: "no_data",
+            status: HealthStatus::NoData,
             reasons: vec!["no events or samples in range".into()],
         };
     }
@@ -312,9 +252,9 @@ fn health(requests: u64, error_rate: f64, latency: &Latency, agents: &[AgentStat
         }
     }
     let status = match (critical, reasons.is_empty()) {
-        (true, _) => "critical",
-        (false, true) => "ok",
-        (false, false) => "degraded",
+        (true, _) => HealthStatus::Critical,
+        (false, true) => HealthStatus::Ok,
+        (false, false) => HealthStatus::Degraded,
     };
     Health { status, reasons }
 }
@@ -357,12 +297,12 @@ fn pushed_down(
     let all = all.into_iter().next();
     acc.requests = all.as_ref().map_or(0, |a| a.requests);
     acc.errors = all.as_ref().map_or(0, |a| a.errors);
-    let latency = Latency::from_summary(&all.map(|a| a.latency).unwrap_or_default());
+    let latency = super::latency_of_summary(&all.map(|a| a.latency).unwrap_or_default());
     let by_feature: BTreeMap<String, Latency> = store
         .aggregate_events(&query(Group::Feature))?
         .into_iter()
         .filter(|f| f.latency.count > 0)
-        .map(|f| (f.key, Latency::from_summary(&f.latency)))
+        .map(|f| (f.key, super::latency_of_summary(&f.latency)))
         .collect();
     let kinds = EventQuery {
         quantiles: &[],
@@ -458,7 +398,7 @@ mod tests {
                 },
             ]
         );
-        assert_eq!(s.health.status, "degraded");
+        assert_eq!(s.health.status, HealthStatus::Degraded);
         assert_eq!(s.health.reasons, vec!["error rate 20.0 %".to_string()]);
     }
 
@@ -473,7 +413,10 @@ mod tests {
         assert_eq!(a.latest.cpu_percent, 30.0);
         assert_eq!(a.average.cpu_percent, 20.0);
         assert_eq!(a.average.mem_used_percent, 30.0);
-        assert_eq!(s.health.status, "ok");
-        assert_eq!(PerformanceAcc::new(0, 1).finish().health.status, "no_data");
+        assert_eq!(s.health.status, HealthStatus::Ok);
+        assert_eq!(
+            PerformanceAcc::new(0, 1).finish().health.status,
+            HealthStatus::NoData
+        );
     }
 }

@@ -1,8 +1,9 @@
 //! Usage statistics: total requests, active users, per-feature usage and requests per interval.
 
+pub use tda_schema::answers::{Bucket, FeatureUsage, UsageStats};
+
 use std::collections::{BTreeMap, HashMap};
 
-use serde::Serialize;
 use tda_schema::{AggregationLevel, Event, Timestamp};
 
 use super::{Latency, Range, QUANTILES};
@@ -12,58 +13,6 @@ use crate::store::aggregate::{EventQuery, Group};
 use crate::store::rollup::{Rollup, MINUTE_MS};
 use crate::store::Filter;
 use crate::store::{Fold, Storage, StoreError};
-
-/// `GET /api/v1/stats/usage`.
-#[derive(Debug, Serialize)]
-pub struct UsageStats {
-    /// Always `usage`.
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-    /// The range covered.
-    pub range: Range,
-    /// The profile whose aggregation level the series uses, if any.
-    pub profile: Option<String>,
-    /// Bucket width of `series`.
-    pub aggregation_level: AggregationLevel,
-    /// Requests (events) in the range.
-    pub total_requests: u64,
-    /// Distinct users in the range.
-    pub active_users: u64,
-    /// Failed requests in the range.
-    pub errors: u64,
-    /// Usage per feature, most used first.
-    pub features: Vec<FeatureUsage>,
-    /// Requests per bucket, every bucket of the range, oldest first.
-    pub series: Vec<Bucket>,
-    /// Latency percentiles over all requests.
-    pub latency_ms: Latency,
-}
-
-/// Usage of one feature.
-#[derive(Debug, Serialize, PartialEq)]
-pub struct FeatureUsage {
-    /// Feature name.
-    pub feature: String,
-    /// Requests to it.
-    pub requests: u64,
-    /// Distinct users of it.
-    pub users: u64,
-    /// Failed requests to it.
-    pub errors: u64,
-}
-
-/// One interval of the series.
-#[derive(Debug, Serialize, PartialEq)]
-pub struct Bucket {
-    /// Bucket start, RFC 3339.
-    pub start: String,
-    /// Bucket start, epoch ms.
-    pub start_ms: i64,
-    /// Requests in the bucket.
-    pub requests: u64,
-    /// Failed requests in the bucket.
-    pub errors: u64,
-}
 
 #[derive(Default)]
 struct FeatureAcc {
@@ -156,7 +105,7 @@ impl UsageAcc {
             })
             .collect();
         let totals = (self.total, self.users.count(), self.errors);
-        let latency = Latency::from_sketch(&self.latency);
+        let latency = super::latency_of_sketch(&self.latency);
         let (from, to) = self.range;
         assemble(
             (from, to, self.level),
@@ -196,7 +145,7 @@ fn assemble(
         })
         .collect();
     UsageStats {
-        kind: "usage",
+        kind: "usage".into(),
         range: Range::new(from, to),
         profile,
         aggregation_level: level,
@@ -248,7 +197,7 @@ fn pushed_down(
     let totals = all
         .as_ref()
         .map_or((0, 0, 0), |a| (a.requests, a.users, a.errors));
-    let latency = Latency::from_summary(&all.map(|a| a.latency).unwrap_or_default());
+    let latency = super::latency_of_summary(&all.map(|a| a.latency).unwrap_or_default());
     Ok(Some(assemble(
         (from, to, level),
         profile,

@@ -3,11 +3,11 @@
 //! group (quantiles from sketch buckets counted by the backend), and host-sample figures per
 //! agent or per step.
 
+pub use tda_schema::answers::{HostFigures, Period, ProcessFigures};
+
 use std::collections::BTreeMap;
 
-use serde::Serialize;
 pub use tda_schema::sections::FunnelMode;
-use tda_schema::timestamp::DAY_MS;
 
 use super::Filter;
 
@@ -101,42 +101,6 @@ pub struct AgentAggregate {
     pub process_sums: ProcessFigures,
 }
 
-/// The host gauges and per-sample I/O counters of some samples, averaged or summed.
-#[derive(Debug, Clone, Serialize, Default, PartialEq)]
-pub struct HostFigures {
-    /// CPU busy, percent.
-    pub cpu_percent: f64,
-    /// Memory used, bytes.
-    pub mem_used_bytes: f64,
-    /// Memory used, percent of total.
-    pub mem_used_percent: f64,
-    /// Swap used, bytes.
-    pub swap_used_bytes: f64,
-    /// One-minute load.
-    pub load1: f64,
-    /// Disk bytes read per sample interval.
-    pub disk_read_bytes: f64,
-    /// Disk bytes written per sample interval.
-    pub disk_written_bytes: f64,
-    /// Network bytes received per sample interval.
-    pub net_rx_bytes: f64,
-    /// Network bytes sent per sample interval.
-    pub net_tx_bytes: f64,
-}
-
-/// The watched process's figures of some samples, averaged or summed.
-#[derive(Debug, Clone, Serialize, Default, PartialEq)]
-pub struct ProcessFigures {
-    /// CPU, percent of one core.
-    pub cpu_percent: f64,
-    /// Resident memory, bytes.
-    pub rss_bytes: f64,
-    /// Threads.
-    pub threads: f64,
-    /// Open file descriptors.
-    pub open_fds: f64,
-}
-
 /// One step of a host-sample series.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SampleStep {
@@ -176,48 +140,6 @@ pub struct FunnelCounts {
     pub steps: StepCounts,
     /// Per value of the breakdown property of the entry event.
     pub breakdown: BTreeMap<String, StepCounts>,
-}
-
-/// Period length for retention cohorts and lifecycle.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Period {
-    /// UTC days.
-    Day,
-    /// Weeks starting Monday 00:00 UTC.
-    Week,
-}
-
-impl std::str::FromStr for Period {
-    type Err = String;
-
-    /// Parses `day` or `week`.
-    fn from_str(text: &str) -> Result<Period, String> {
-        match text {
-            "day" => Ok(Period::Day),
-            "week" => Ok(Period::Week),
-            _ => Err(format!("`{text}` is not day or week")),
-        }
-    }
-}
-
-impl Period {
-    /// The period index of a time (days since the epoch, or weeks since a Monday).
-    pub fn index(self, t: i64) -> i64 {
-        match self {
-            Period::Day => t.div_euclid(DAY_MS),
-            // 1970-01-05 was a Monday.
-            Period::Week => (t - 4 * DAY_MS).div_euclid(7 * DAY_MS),
-        }
-    }
-
-    /// Start of period `i`, epoch ms.
-    pub fn start(self, i: i64) -> i64 {
-        match self {
-            Period::Day => i * DAY_MS,
-            Period::Week => i * 7 * DAY_MS + 4 * DAY_MS,
-        }
-    }
 }
 
 /// Counts of a retention table, however gathered: periods from `lo`; `cohort[c][k]` users
