@@ -1,5 +1,7 @@
 //! Nothing lost, nothing doubled: fault tests with real processes. Each prints
 //! sent / stored / duplicated / dropped and the time to recover.
+//!
+//! (Over 600 lines: one test per fault, each with its own setup, so one can be read alone.)
 
 use std::fs;
 use std::time::{Duration, Instant};

@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::{quote, ClickHouseStore};
-use crate::store::StoreError;
+use crate::store::{SharedState, StoreError};
 
 /// How long claimants wait for each other's claims before reading who won.
 const SETTLE: Duration = Duration::from_millis(1_500);
@@ -50,8 +50,10 @@ impl ClickHouseStore {
             "claimed_ms": c.claimed, "until_ms": c.until});
         self.insert("leases", &[row])
     }
+}
 
-    pub(super) fn lease(
+impl SharedState for ClickHouseStore {
+    fn hold_lease(
         &self,
         name: &str,
         holder: &str,
@@ -91,7 +93,7 @@ impl ClickHouseStore {
         Ok(won)
     }
 
-    pub(super) fn store_state(&self, scope: &str, value: Option<&str>) -> Result<(), StoreError> {
+    fn put_state(&self, scope: &str, value: Option<&str>) -> Result<(), StoreError> {
         // Microsecond-like: a later put (from any collector, clocks agreeing) has a larger one.
         let now = tda_schema::timestamp::now_ms().max(0) as u64 * 1000;
         let next = |last: u64| Some(now.max(last + 1));
@@ -104,7 +106,7 @@ impl ClickHouseStore {
         self.insert("state", &[row])
     }
 
-    pub(super) fn load_state(&self, scope: &str) -> Result<Option<(u64, String)>, StoreError> {
+    fn get_state(&self, scope: &str) -> Result<Option<(u64, String)>, StoreError> {
         #[derive(Deserialize)]
         struct Row {
             latest: u64,
@@ -123,7 +125,7 @@ impl ClickHouseStore {
             .map(|r| (r.latest, r.text)))
     }
 
-    pub(super) fn scopes(&self, prefix: &str) -> Result<Vec<(String, u64)>, StoreError> {
+    fn state_scopes(&self, prefix: &str) -> Result<Vec<(String, u64)>, StoreError> {
         #[derive(Deserialize)]
         struct Row {
             scope: String,

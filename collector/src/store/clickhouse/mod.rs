@@ -489,27 +489,3 @@ impl Pushdown for ClickHouseStore {
         self.retention_of(range, filter, period)
     }
 }
-
-impl SharedState for ClickHouseStore {
-    fn hold_lease(
-        &self,
-        name: &str,
-        holder: &str,
-        now: i64,
-        ttl_ms: i64,
-    ) -> Result<bool, StoreError> {
-        self.lease(name, holder, now, ttl_ms)
-    }
-
-    fn put_state(&self, scope: &str, value: Option<&str>) -> Result<(), StoreError> {
-        self.store_state(scope, value)
-    }
-
-    fn get_state(&self, scope: &str) -> Result<Option<(u64, String)>, StoreError> {
-        self.load_state(scope)
-    }
-
-    fn state_scopes(&self, prefix: &str) -> Result<Vec<(String, u64)>, StoreError> {
-        self.scopes(prefix)
-    }
-}
