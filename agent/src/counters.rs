@@ -11,50 +11,53 @@ tda_daemon::counters! {
     pub struct Snapshot;
     {
         /// Usage events accepted on the intake.
-        events_received,
+        events_received => "tda_agent_events_received_total",
         /// Intake requests refused as invalid (4xx).
-        requests_rejected,
+        requests_rejected => "tda_agent_intake_requests_rejected_total",
         /// Intake requests to no route (404), a wrong method (405) or a disabled SDK intake.
-        requests_unrouted,
+        requests_unrouted => "tda_agent_intake_requests_unrouted_total",
         /// Events dropped as repeats of a recent PostHog `uuid` or Segment `messageId`.
-        events_deduplicated,
+        events_deduplicated => "tda_agent_events_deduplicated_total",
         /// Events read from the request log (also counted in `events_received`).
-        log_events_read,
+        log_events_read => "tda_agent_log_events_read_total",
         /// Request log lines refused (not JSON, no user id, a bad field, too long).
-        log_lines_rejected,
+        log_lines_rejected => "tda_agent_log_lines_rejected_total",
         /// Host samples taken.
-        samples_taken,
+        samples_taken => "tda_agent_samples_taken_total",
         /// Batches the collector acknowledged.
-        batches_sent,
+        batches_sent => "tda_agent_batches_total" ["outcome" = "sent"],
         /// Events inside acknowledged batches.
-        events_sent,
+        events_sent => "tda_agent_events_sent_total",
         /// Bytes (compressed, as sent) of acknowledged batches.
-        bytes_sent,
+        bytes_sent => "tda_agent_sent_bytes_total",
         /// Send attempts that failed and will be retried.
-        send_retries,
+        send_retries => "tda_agent_send_retries_total",
         /// Batches dropped because the spool was full (oldest first) or could not be written.
-        batches_dropped,
+        batches_dropped => "tda_agent_batches_total" ["outcome" = "dropped"],
         /// Events inside dropped batches.
-        events_dropped,
+        events_dropped => "tda_agent_events_dropped_total",
         /// Batches the collector refused as invalid (quarantined, not retried).
-        batches_quarantined,
+        batches_quarantined => "tda_agent_batches_total" ["outcome" = "quarantined"],
         /// Events inside quarantined batches: the events the collector refuses, one by one once
         /// their batches were split.
-        events_quarantined,
+        events_quarantined => "tda_agent_events_quarantined_total",
         /// Refused batches split in halves to find the events the collector refuses.
-        batches_split,
+        batches_split => "tda_agent_batches_total" ["outcome" = "split"],
         /// Batches written to the spool.
-        batches_spooled,
+        batches_spooled => "tda_agent_batches_total" ["outcome" = "spooled"],
         /// Events inside batches written to the spool.
         events_spooled,
         /// Torn or corrupt spool files found and removed.
-        spool_corrupt,
+        spool_corrupt => "tda_agent_spool_corrupt_total",
         /// Intake requests refused because the spool was full (`refuse_intake`).
-        intake_refused,
+        intake_refused => "tda_agent_intake_requests_refused_total",
         /// Batches in the spool now (a gauge).
-        spool_batches,
+        spool_batches => gauge "tda_agent_spool_batches",
         /// Bytes in the spool now (a gauge).
-        spool_bytes,
+        spool_bytes => gauge "tda_agent_spool_bytes",
+    }
+    families {
+        "tda_agent_batches_total" => "Batches, by what happened to them.",
     }
     extra {
         /// Distributions of what was sent, for `/metrics`.

@@ -36,21 +36,24 @@ tda_daemon::counters! {
     pub struct IngestSnapshot;
     {
         /// Batches stored (acknowledged after a durable write).
-        batches_stored,
+        batches_stored => "tda_collector_batches_total" ["outcome" = "stored"],
         /// Events in stored batches.
-        events_stored,
+        events_stored => "tda_collector_events_stored_total",
         /// Batches acknowledged as duplicates of stored ones (retries), not stored again.
-        batches_duplicate,
+        batches_duplicate => "tda_collector_batches_total" ["outcome" = "duplicate"],
         /// Batches refused as invalid or unauthorised (4xx other than 429).
-        batches_rejected,
+        batches_rejected => "tda_collector_batches_total" ["outcome" = "rejected"],
         /// Batches answered 429 because the write queue was full.
-        batches_throttled,
+        batches_throttled => "tda_collector_batches_total" ["outcome" = "throttled"],
         /// Batches whose storage failed (503; the agent retries).
-        store_failures,
+        store_failures => "tda_collector_batches_total" ["outcome" = "store_failed"],
         /// Batches refused with 507 because the store reached `storage.max_disk_bytes`.
-        batches_refused_disk_full,
+        batches_refused_disk_full => "tda_collector_batches_total" ["outcome" = "disk_full"],
         /// Events stored under the overflow feature, past `limits.max_features_per_hour`.
-        events_feature_overflowed,
+        events_feature_overflowed => "tda_collector_events_feature_overflowed_total",
+    }
+    families {
+        "tda_collector_batches_total" => "Batches received, by outcome.",
     }
     extra {
         /// The newest event time stored (epoch ms; 0 until one is): how far data has arrived,

@@ -277,15 +277,58 @@ impl Histogram {
     }
 }
 
+/// One counter as declared by [`counters!`]: the metric family it is exported in, the
+/// family's kind and help, its label within the family, and its value now.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Exported {
+    /// The family's name (`tda_agent_batches_total`).
+    pub family: &'static str,
+    /// Counter, or gauge.
+    pub kind: Kind,
+    /// The family's help: the `families` line of the declaration, else the counter's doc.
+    pub help: &'static str,
+    /// The counter's label within its family, if it shares one (`outcome="sent"`).
+    pub label: Option<(&'static str, &'static str)>,
+    /// The value now.
+    pub value: f64,
+}
+
+impl Exposition {
+    /// Writes counters into their families, each family once, in the order each first appears.
+    pub fn exported(&mut self, rows: &[Exported]) {
+        let mut written: Vec<&str> = Vec::new();
+        for r in rows {
+            if written.contains(&r.family) {
+                continue;
+            }
+            written.push(r.family);
+            let mut family = self.family(r.family, r.kind, r.help);
+            for m in rows.iter().filter(|m| m.family == r.family) {
+                let labels: Vec<(&str, &str)> = m.label.into_iter().collect();
+                family.sample(&labels, m.value);
+            }
+        }
+    }
+}
+
 /// Declares a set of counters once: the struct of atomics (with any other fields after
-/// `extra`) and its snapshot of plain numbers, field for field, with `snapshot()`. The
-/// calling crate needs `serde` (the snapshot derives `Serialize`).
+/// `extra`), its snapshot of plain numbers, field for field, with `snapshot()`, and how each
+/// is exported on `/metrics` with `exported()`: `field => "family"` (a counter; its doc is the
+/// help), `=> gauge "family"`, and `["label" = "value"]` for a counter that shares a family
+/// with others, whose help a `families { "family" => "help", }` line gives. A field without
+/// `=>` is not exported. The calling crate needs `serde` (the snapshot derives `Serialize`).
 #[macro_export]
 macro_rules! counters {
+    (@kind gauge) => { $crate::metrics::Kind::Gauge };
+    (@kind) => { $crate::metrics::Kind::Counter };
+    (@label $k:literal $v:literal) => { Some(($k, $v)) };
+    (@label) => { None };
     (
         $(#[$meta:meta])* pub struct $name:ident;
         $(#[$snap_meta:meta])* pub struct $snap:ident;
-        { $( $(#[doc = $doc:literal])* $field:ident, )* }
+        { $( $(#[doc = $doc:literal])* $field:ident
+            $( => $($gauge:ident)? $family:literal $([$lk:literal = $lv:literal])? )? , )* }
+        $( families { $( $fam:literal => $fhelp:literal, )* } )?
         $( extra { $( $(#[doc = $edoc:literal])* $efield:ident : $ety:ty, )* } )?
     ) => {
         $(#[$meta])*
@@ -308,8 +351,78 @@ macro_rules! counters {
                     $( $field: self.$field.load(std::sync::atomic::Ordering::Relaxed), )*
                 }
             }
+
+            /// Every exported counter now, as its declaration says.
+            pub fn exported(&self) -> Vec<$crate::metrics::Exported> {
+                #[allow(unused)]
+                fn family_help(family: &str) -> Option<&'static str> {
+                    match family {
+                        $($( $fam => Some($fhelp), )*)?
+                        _ => None,
+                    }
+                }
+                #[allow(unused_mut)]
+                let mut rows = Vec::new();
+                $({
+                    #[allow(unused)]
+                    let doc: &'static str = concat!($($doc),*);
+                    $(
+                        rows.push($crate::metrics::Exported {
+                            family: $family,
+                            kind: $crate::counters!(@kind $($gauge)?),
+                            help: family_help($family).unwrap_or(doc.trim_start()),
+                            label: $crate::counters!(@label $($lk $lv)?),
+                            value: self.$field.load(std::sync::atomic::Ordering::Relaxed) as f64,
+                        });
+                    )?
+                })*
+                rows
+            }
         }
     };
+}
+
+#[cfg(test)]
+mod declared {
+    crate::counters! {
+        /// Counters of a test.
+        pub struct Things;
+        /// Their snapshot.
+        pub struct ThingsSnapshot;
+        {
+            /// Things sent.
+            sent => "x_things_total" ["outcome" = "sent"],
+            /// Things pending now,
+            /// a gauge.
+            pending => gauge "x_pending",
+            /// Things dropped.
+            dropped => "x_things_total" ["outcome" = "dropped"],
+            /// Counted, not exported.
+            internal,
+        }
+        families {
+            "x_things_total" => "Things, by outcome.",
+        }
+    }
+
+    #[test]
+    fn counters_are_exported_as_declared() {
+        use std::sync::atomic::Ordering;
+        let t = Things::default();
+        t.sent.store(3, Ordering::Relaxed);
+        t.dropped.store(1, Ordering::Relaxed);
+        t.pending.store(2, Ordering::Relaxed);
+        t.internal.store(9, Ordering::Relaxed);
+        let mut e = super::Exposition::new();
+        e.exported(&t.exported());
+        assert_eq!(
+            e.finish(),
+            "# HELP x_things_total Things, by outcome.\n# TYPE x_things_total counter\n\
+             x_things_total{outcome=\"sent\"} 3\nx_things_total{outcome=\"dropped\"} 1\n\
+             # HELP x_pending Things pending now, a gauge.\n# TYPE x_pending gauge\nx_pending 2\n"
+        );
+        assert_eq!(t.snapshot().internal, 9, "still counted");
+    }
 }
 
 #[cfg(test)]

@@ -28,19 +28,22 @@ tda_daemon::counters! {
     pub struct PublicSnapshot;
     {
         /// Requests to the public listener.
-        requests,
+        requests => "tda_agent_public_requests_total",
         /// CORS preflights answered with a grant.
-        preflights,
+        preflights => "tda_agent_public_preflights_total",
         /// Requests refused because their page origin is not allowed (403).
-        refused_origin,
+        refused_origin => "tda_agent_public_requests_refused_total" ["reason" = "origin"],
         /// Requests refused by the per-IP rate limit (429).
-        refused_ip_rate,
+        refused_ip_rate => "tda_agent_public_requests_refused_total" ["reason" = "ip_rate"],
         /// Requests refused by the per-key rate limit (429).
-        refused_key_rate,
+        refused_key_rate => "tda_agent_public_requests_refused_total" ["reason" = "key_rate"],
         /// Requests refused because one of their events was over `max_event_bytes` (413).
-        refused_event_size,
+        refused_event_size => "tda_agent_public_requests_refused_total" ["reason" = "event_size"],
         /// Requests for a config document of an unknown key (404).
-        refused_unknown_key,
+        refused_unknown_key => "tda_agent_public_requests_refused_total" ["reason" = "unknown_key"],
+    }
+    families {
+        "tda_agent_public_requests_refused_total" => "Public intake requests refused by its own checks, by reason (other refusals are in tda_agent_intake_requests_rejected_total and _unrouted_total).",
     }
 }
 

@@ -33,32 +33,7 @@ fn get(c: &AtomicU64) -> f64 {
 }
 
 fn ingest(e: &mut Exposition, app: &App) {
-    let i = &app.ingest;
-    e.family(
-        "tda_collector_batches_total",
-        Kind::Counter,
-        "Batches received, by outcome.",
-    )
-    .sample(&[("outcome", "stored")], get(&i.batches_stored))
-    .sample(&[("outcome", "duplicate")], get(&i.batches_duplicate))
-    .sample(&[("outcome", "rejected")], get(&i.batches_rejected))
-    .sample(&[("outcome", "throttled")], get(&i.batches_throttled))
-    .sample(&[("outcome", "store_failed")], get(&i.store_failures))
-    .sample(
-        &[("outcome", "disk_full")],
-        get(&i.batches_refused_disk_full),
-    );
-    let count = |c: &AtomicU64| c.load(Ordering::Relaxed);
-    e.counter(
-        "tda_collector_events_stored_total",
-        "Events in stored batches.",
-        count(&i.events_stored),
-    );
-    e.counter(
-        "tda_collector_events_feature_overflowed_total",
-        "Events stored under the (overflow) feature past limits.max_features_per_hour.",
-        count(&i.events_feature_overflowed),
-    );
+    e.exported(&app.ingest.exported());
     let o = &app.observed;
     e.histogram(
         "tda_collector_batch_events",
