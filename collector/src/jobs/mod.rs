@@ -27,8 +27,9 @@ pub struct Job {
     pub period: fn(&App) -> Duration,
     /// Whether the first pass waits one period (else it runs at start).
     pub wait_first: bool,
-    /// Whether only the collector leading the fleet runs it (see [`crate::fleet`]).
-    pub leader_only: bool,
+    /// Whether a pass is wanted now (checked before a thread is taken for it): [`always`],
+    /// [`leading`] (only the collector leading the fleet, see [`crate::fleet`]), or the job's own.
+    pub when: fn(&App) -> bool,
     /// When set, the watchdog reports the service stuck if a pass takes longer.
     pub watchdog: Option<Duration>,
 }
@@ -38,7 +39,7 @@ const RETENTION: Job = Job {
     name: "retention",
     period: |app| app.config().retention.every.0,
     wait_first: false,
-    leader_only: true,
+    when: leading,
     watchdog: None,
 };
 
@@ -48,7 +49,7 @@ const COMPACTION: Job = Job {
     name: "compaction",
     period: |app| app.config().storage.compact_every.0,
     wait_first: false,
-    leader_only: false,
+    when: always,
     watchdog: None,
 };
 
@@ -57,7 +58,7 @@ const DISK_CHECK: Job = Job {
     name: "disk check",
     period: |_| Duration::from_secs(10),
     wait_first: false,
-    leader_only: false,
+    when: always,
     watchdog: None,
 };
 
@@ -66,7 +67,7 @@ const SCHEDULER: Job = Job {
     name: "scheduler",
     period: |_| Duration::from_secs(5),
     wait_first: false,
-    leader_only: false,
+    when: always,
     watchdog: Some(Duration::from_secs(600)),
 };
 
@@ -75,7 +76,7 @@ const ALERTS: Job = Job {
     name: "alerts",
     period: |app| app.config().alerting.evaluation_interval.0,
     wait_first: true,
-    leader_only: false,
+    when: always,
     watchdog: Some(std::time::Duration::from_secs(120)),
 };
 
@@ -84,7 +85,7 @@ const LIVE_DASHBOARD: Job = Job {
     name: "live dashboard",
     period: |_| Duration::from_secs(1),
     wait_first: false,
-    leader_only: false,
+    when: |app| app.live_snapshot.receiver_count() > 0,
     watchdog: None,
 };
 
@@ -93,9 +94,19 @@ const FLEET_LEASE: Job = Job {
     name: "fleet lease",
     period: |app| app.fleet.renew_every(),
     wait_first: false,
-    leader_only: false,
+    when: always,
     watchdog: None,
 };
+
+/// Every pass is wanted.
+fn always(_: &App) -> bool {
+    true
+}
+
+/// Only the fleet's leader runs it.
+fn leading(app: &App) -> bool {
+    app.fleet.leads()
+}
 
 /// Starts every periodic job of the collector.
 pub fn start(app: &Arc<App>) {
@@ -132,7 +143,7 @@ pub async fn every<S: Default + Send + 'static>(app: Arc<App>, job: Job, pass: f
         if let Some(b) = &beat {
             b.tick();
         }
-        if job.leader_only && !app.fleet.leads() {
+        if !(job.when)(&app) {
             continue;
         }
         let a = app.clone();
