@@ -84,7 +84,7 @@ pub fn run(cli: Cli) -> anyhow::Result<String> {
             }
             Ok(match kind {
                 ProfileType::Performance => performance_table(&typed(v)?),
-                ProfileType::Predictive => predictive_table(&v),
+                ProfileType::Predictive => predictive_table(&typed(v)?),
                 ProfileType::Behavioral => behavioral_table(&v),
                 ProfileType::Usage => usage_table(&typed(v)?),
             })

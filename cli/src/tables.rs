@@ -4,8 +4,8 @@ use std::fmt::Write as _;
 
 use serde_json::Value;
 use tda_schema::answers::{
-    EventsPage, FunnelAnswer, Latency, PerformanceStats, Retention, Series, SessionStats,
-    UsageStats,
+    EventsPage, FunnelAnswer, Latency, PerformanceStats, PredictiveStats, Retention, Series,
+    SessionStats, UsageStats,
 };
 use tda_schema::Timestamp;
 
@@ -206,33 +206,27 @@ pub(crate) fn behavioral_table(v: &Value) -> String {
     out
 }
 
-pub(crate) fn predictive_table(v: &Value) -> String {
+/// `tda stats predictive`.
+pub(crate) fn predictive_table(v: &PredictiveStats) -> String {
     let mut out = String::new();
-    let profile = v["profile"]
-        .as_str()
+    let profile = v
+        .profile
+        .as_deref()
         .unwrap_or("no predictive profile: default metrics");
-    let _ = writeln!(out, "Predictive ({profile}), step {} ms", s(&v["step_ms"]));
+    let _ = writeln!(out, "Predictive ({profile}), step {} ms", v.step_ms);
     let _ = writeln!(
         out,
         "{:<18} {:>7} {:<44} {:<36} {:>9}",
         "metric", "points", "trend", "forecast (mean over horizon)", "anomalies"
     );
-    for m in v["metrics"].as_array().into_iter().flatten() {
-        let trend = m["trend"]["summary"].as_str().unwrap_or("-");
+    for m in &v.metrics {
+        let trend = m.trend.summary.as_str();
         let trend = trend.split_once(": ").map_or(trend, |(_, t)| t);
-        let forecast = format!(
-            "{:.1} ({})",
-            m["forecast"]["mean"].as_f64().unwrap_or(0.0),
-            s(&m["forecast"]["model"])
-        );
+        let forecast = format!("{:.1} ({})", m.forecast.mean, m.forecast.model);
         let _ = writeln!(
             out,
             "{:<18} {:>7} {:<44} {:<36} {:>9}",
-            s(&m["metric"]),
-            s(&m["points"]),
-            trend,
-            forecast,
-            s(&m["anomalies"]["count"])
+            m.metric, m.points, trend, forecast, m.anomalies.count
         );
     }
     out

@@ -2,14 +2,18 @@
 //! and patterns of a metric (usage metrics from events and rollups, host metrics from samples),
 //! and the predictive stats of a profile.
 
-use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 use tda_models::anomaly::{AnomalyConfig, Detector, Kind};
 use tda_models::forecast::{Forecast, ForecastConfig};
 use tda_models::model::{ForecastModel, PatternModel, TrendModel};
 use tda_models::pattern::peaks;
 use tda_models::run;
-use tda_schema::Timestamp;
+use tda_schema::answers::{
+    AnomaliesAnswer, AnomalyKind, AnomalySummary, ChangePoint, ForecastAnswer, ForecastPoint,
+    ForecastSummary, MetricModels, ModelBasis, PatternsAnswer, PredictiveStats, ReportedTrend,
+    SeasonalPeriod, TrendAnswer,
+};
+
+pub use tda_schema::answers::Anomaly;
 
 use crate::query::{self, Agg};
 use crate::store::{Filter, SAMPLE_SERIES};
@@ -137,25 +141,19 @@ pub fn detector_config(n: usize, step_ms: i64, sensitivity: f64) -> AnomalyConfi
     }
 }
 
-/// A flagged stretch of the series.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Anomaly {
-    /// Start of the first flagged step, epoch ms.
-    pub start_ms: i64,
-    /// End of the last step still scoring >= 0.3 after it, epoch ms.
-    pub end_ms: i64,
-    /// Start, RFC 3339.
-    pub start: String,
-    /// End, RFC 3339.
-    pub end: String,
-    /// Highest score in the stretch.
-    pub score: f64,
-    /// The value at the flag.
-    pub value: f64,
-    /// What the detector saw: `outlier`, `level_shift`, `variance_change`, `seasonal_break` or
-    /// `stuck` (absent in flags kept from before kinds were recorded).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kind: Option<Kind>,
+/// A stretch over `[start_ms, end_ms)` the detector flagged as `kind`.
+pub fn flagged(start_ms: i64, end_ms: i64, score: f64, value: f64, kind: Kind) -> Anomaly {
+    let kind = match kind {
+        Kind::Outlier => AnomalyKind::Outlier,
+        Kind::LevelShift => AnomalyKind::LevelShift,
+        Kind::VarianceChange => AnomalyKind::VarianceChange,
+        Kind::SeasonalBreak => AnomalyKind::SeasonalBreak,
+        Kind::Stuck => AnomalyKind::Stuck,
+    };
+    Anomaly {
+        kind: Some(kind),
+        ..Anomaly::at(start_ms, end_ms, score, value)
+    }
 }
 
 /// The stretches of `values` (at `times`, `step` apart) the detector flags.
@@ -173,34 +171,16 @@ pub fn anomalies_in(times: &[i64], values: &[f64], step: i64, sensitivity: f64) 
             j += 1;
         }
         let score = scores[i..=j].iter().map(|s| s.score).fold(0.0, f64::max);
-        let at = Anomaly::at(times[i], times[j] + step, score, values[i]);
-        out.push(at.of_kind(scores[i].kind));
+        out.push(flagged(
+            times[i],
+            times[j] + step,
+            score,
+            values[i],
+            scores[i].kind,
+        ));
         i = j + 1;
     }
     out
-}
-
-impl Anomaly {
-    /// An anomaly over `[start_ms, end_ms)`.
-    pub fn at(start_ms: i64, end_ms: i64, score: f64, value: f64) -> Self {
-        Anomaly {
-            start_ms,
-            end_ms,
-            start: Timestamp(start_ms).to_rfc3339(),
-            end: Timestamp(end_ms).to_rfc3339(),
-            score,
-            value,
-            kind: None,
-        }
-    }
-
-    /// The same anomaly, of `kind`.
-    pub fn of_kind(self, kind: Kind) -> Self {
-        Anomaly {
-            kind: Some(kind),
-            ..self
-        }
-    }
 }
 
 /// Forecast settings for `horizon` steps of `step_ms`: the calendar's day and week (in steps) are
@@ -218,8 +198,14 @@ pub fn forecast_of(values: &[f64], horizon: usize, step_ms: i64) -> Forecast {
     run::<ForecastModel>(forecast_config(horizon, step_ms), values)
 }
 
-fn header(ask: &Ask, n: usize) -> Value {
-    json!({"metric": ask.metric, "from": ask.from, "to": ask.to, "step_ms": ask.step, "points": n})
+fn basis(ask: &Ask, points: usize) -> ModelBasis {
+    ModelBasis {
+        metric: ask.metric.clone(),
+        from: ask.from,
+        to: ask.to,
+        step_ms: ask.step,
+        points,
+    }
 }
 
 /// Days of history a trend needs before it is reported.
@@ -228,7 +214,7 @@ const TREND_DAYS: usize = 7;
 /// A metric's trend as reported: over its daily means (a day's own cycle is no trend), only on
 /// `TREND_DAYS` days or more, as the change per week relative to the mean level; on the log
 /// scale for a series above zero, so a count never falls by more than 100 % a week.
-pub fn reported_trend(metric: &str, times: &[i64], values: &[f64], step: i64) -> Value {
+pub fn reported_trend(metric: &str, times: &[i64], values: &[f64], step: i64) -> ReportedTrend {
     let per_day = (DAY_MS / step).max(1) as usize;
     let mut days: Vec<(i64, f64, usize)> = Vec::new();
     for (t, v) in times.iter().zip(values) {
@@ -252,7 +238,13 @@ pub fn reported_trend(metric: &str, times: &[i64], values: &[f64], step: i64) ->
             "{metric}: too little history for a trend ({} of {TREND_DAYS} days)",
             means.len()
         );
-        return json!({"direction": null, "percent_per_week": null, "p_value": null, "days": means.len(), "summary": summary});
+        return ReportedTrend {
+            direction: None,
+            percent_per_week: None,
+            p_value: None,
+            days: Some(means.len()),
+            summary,
+        };
     }
     let positive = means.iter().all(|m| *m > 0.0);
     let scaled: Vec<f64> = if positive {
@@ -261,7 +253,13 @@ pub fn reported_trend(metric: &str, times: &[i64], values: &[f64], step: i64) ->
         means.clone()
     };
     let Some(t) = run::<TrendModel>((), &scaled) else {
-        return json!({"direction": null, "summary": format!("{metric}: no trend")});
+        return ReportedTrend {
+            direction: None,
+            percent_per_week: None,
+            p_value: None,
+            days: None,
+            summary: format!("{metric}: no trend"),
+        };
     };
     let level = means.iter().sum::<f64>() / means.len() as f64;
     let per_week = if positive {
@@ -269,19 +267,25 @@ pub fn reported_trend(metric: &str, times: &[i64], values: &[f64], step: i64) ->
     } else {
         (level != 0.0).then(|| (7.0 * t.slope_per_step / level.abs() * 100.0).max(-100.0))
     };
-    json!({"direction": t.direction, "percent_per_week": per_week, "p_value": t.p_value, "days": means.len(),
-        "summary": summary(metric, t.direction, per_week, t.p_value)})
+    ReportedTrend {
+        direction: Some(t.direction.to_string()),
+        percent_per_week: per_week,
+        p_value: Some(t.p_value),
+        days: Some(means.len()),
+        summary: summary(metric, t.direction, per_week, t.p_value),
+    }
 }
 
 /// `GET /api/v1/trends`.
-pub fn trends(store: &dyn Storage, ask: &Ask) -> Result<Value, StoreError> {
+pub fn trends(store: &dyn Storage, ask: &Ask) -> Result<TrendAnswer, StoreError> {
     let (times, values) = load_closed(store, ask)?;
-    let mut v = header(ask, values.len());
-    let t = reported_trend(&ask.metric, &times, &values, ask.step);
-    v["trend"] = t.clone();
-    v["percent_per_week"] = t["percent_per_week"].clone();
-    v["summary"] = t["summary"].clone();
-    Ok(v)
+    let trend = reported_trend(&ask.metric, &times, &values, ask.step);
+    Ok(TrendAnswer {
+        basis: basis(ask, values.len()),
+        percent_per_week: trend.percent_per_week,
+        summary: trend.summary.clone(),
+        trend,
+    })
 }
 
 fn summary(metric: &str, direction: &str, per_week: Option<f64>, p: f64) -> String {
@@ -300,56 +304,74 @@ fn p_text(p: f64) -> String {
 }
 
 /// `GET /api/v1/forecast`.
-pub fn forecasts(store: &dyn Storage, ask: &Ask) -> Result<Value, StoreError> {
+pub fn forecasts(store: &dyn Storage, ask: &Ask) -> Result<ForecastAnswer, StoreError> {
     let (times, values) = load_closed(store, ask)?;
-    let mut v = header(ask, values.len());
     let f: Forecast = forecast_of(&values, ask.horizon, ask.step);
     let next = times.last().copied().unwrap_or(ask.from);
-    let points: Vec<Value> = (0..ask.horizon)
-        .map(|i| {
-            json!({"t": next + (i as i64 + 1) * ask.step, "forecast": f.mean[i],
-                "lower80": f.lower80[i], "upper80": f.upper80[i], "lower95": f.lower95[i], "upper95": f.upper95[i]})
+    let forecast = (0..ask.horizon)
+        .map(|i| ForecastPoint {
+            t: next + (i as i64 + 1) * ask.step,
+            forecast: f.mean[i],
+            lower80: f.lower80[i],
+            upper80: f.upper80[i],
+            lower95: f.lower95[i],
+            upper95: f.upper95[i],
         })
         .collect();
-    v["model"] = json!(f.model);
-    v["period_steps"] = json!(f.period);
-    v["backtest_mae"] = json!(f.backtest_mae.is_finite().then_some(f.backtest_mae));
-    v["forecast"] = json!(points);
-    Ok(v)
+    Ok(ForecastAnswer {
+        basis: basis(ask, values.len()),
+        period_steps: f.period,
+        backtest_mae: f.backtest_mae.is_finite().then_some(f.backtest_mae),
+        model: f.model,
+        forecast,
+    })
 }
 
 /// `GET /api/v1/anomalies`.
-pub fn anomalies(store: &dyn Storage, ask: &Ask) -> Result<Value, StoreError> {
+pub fn anomalies(store: &dyn Storage, ask: &Ask) -> Result<AnomaliesAnswer, StoreError> {
     let (times, values) = load_closed(store, ask)?;
-    let mut v = header(ask, values.len());
-    v["anomalies"] = json!(anomalies_in(&times, &values, ask.step, ask.sensitivity));
-    Ok(v)
+    Ok(AnomaliesAnswer {
+        basis: basis(ask, values.len()),
+        anomalies: anomalies_in(&times, &values, ask.step, ask.sensitivity),
+    })
 }
 
 /// `GET /api/v1/patterns`.
-pub fn patterns(store: &dyn Storage, ask: &Ask) -> Result<Value, StoreError> {
+pub fn patterns(store: &dyn Storage, ask: &Ask) -> Result<PatternsAnswer, StoreError> {
     let (times, values) = load_closed(store, ask)?;
-    let mut v = header(ask, values.len());
     let found = run::<PatternModel>((), &values);
-    v["seasonal_periods"] = json!(found
+    let seasonal_periods = found
         .periods
         .iter()
-        .map(|p| json!({"steps": p.steps, "ms": p.steps as i64 * ask.step, "strength": p.strength}))
-        .collect::<Vec<_>>());
-    v["change_points"] = json!(found
+        .map(|p| SeasonalPeriod {
+            steps: p.steps,
+            ms: p.steps as i64 * ask.step,
+            strength: p.strength,
+        })
+        .collect();
+    let change_points = found
         .change_points
         .iter()
-        .map(|c| json!({"t": times[c.index.min(times.len() - 1)], "kind": c.kind, "before": c.before, "after": c.after}))
-        .collect::<Vec<_>>());
+        .map(|c| ChangePoint {
+            t: times[c.index.min(times.len() - 1)],
+            kind: c.kind.to_string(),
+            before: c.before,
+            after: c.after,
+        })
+        .collect();
     let pairs: Vec<(i64, f64)> = times.iter().copied().zip(values.iter().copied()).collect();
     let p = peaks(&pairs);
-    v["peak_hours_utc"] = json!(p.hours);
-    v["peak_weekdays"] = json!(p
-        .weekdays
-        .iter()
-        .map(|d| WEEKDAYS[*d as usize])
-        .collect::<Vec<_>>());
-    Ok(v)
+    Ok(PatternsAnswer {
+        basis: basis(ask, values.len()),
+        seasonal_periods,
+        change_points,
+        peak_weekdays: p
+            .weekdays
+            .iter()
+            .map(|d| WEEKDAYS[*d as usize].to_string())
+            .collect(),
+        peak_hours_utc: p.hours,
+    })
 }
 
 const WEEKDAYS: [&str; 7] = [
@@ -368,7 +390,7 @@ pub fn stats(
     base: &Ask,
     metrics: &[String],
     profile: Option<String>,
-) -> Result<Value, StoreError> {
+) -> Result<PredictiveStats, StoreError> {
     let mut out = Vec::new();
     for m in metrics {
         let ask = Ask {
@@ -378,18 +400,37 @@ pub fn stats(
         let (times, values) = load_closed(store, &ask)?;
         let f: Forecast = forecast_of(&values, ask.horizon, ask.step);
         let found = anomalies_in(&times, &values, ask.step, ask.sensitivity);
-        out.push(json!({
-            "metric": m, "points": values.len(),
-            "trend": reported_trend(m, &times, &values, ask.step),
-            "forecast": {"model": f.model, "horizon_steps": ask.horizon, "mean": f.mean.iter().sum::<f64>() / f.mean.len().max(1) as f64,
-                "last": f.mean.last(), "upper95_last": f.upper95.last()},
-            "anomalies": {"count": found.len(), "latest": found.last()},
-            "seasonal_periods_steps": run::<PatternModel>((), &values).periods.iter().map(|p| p.steps).collect::<Vec<_>>(),
-        }));
+        out.push(MetricModels {
+            metric: m.clone(),
+            points: values.len(),
+            trend: reported_trend(m, &times, &values, ask.step),
+            forecast: ForecastSummary {
+                horizon_steps: ask.horizon,
+                mean: f.mean.iter().sum::<f64>() / f.mean.len().max(1) as f64,
+                last: f.mean.last().copied(),
+                upper95_last: f.upper95.last().copied(),
+                model: f.model,
+            },
+            anomalies: AnomalySummary {
+                count: found.len(),
+                latest: found.last().cloned(),
+            },
+            seasonal_periods_steps: run::<PatternModel>((), &values)
+                .periods
+                .iter()
+                .map(|p| p.steps)
+                .collect(),
+        });
     }
-    Ok(
-        json!({"type": "predictive", "profile": profile, "from": base.from, "to": base.to, "step_ms": base.step, "metrics": out}),
-    )
+    Ok(PredictiveStats {
+        kind: "predictive".into(),
+        profile,
+        from: base.from,
+        to: base.to,
+        step_ms: base.step,
+        metrics: out,
+        computed_at: None,
+    })
 }
 
 #[cfg(test)]
@@ -415,8 +456,8 @@ mod tests {
     #[test]
     fn a_day_of_a_daily_cycle_is_no_trend() {
         let (t, v) = hourly(1, |_| 100.0);
-        let got = reported_trend("requests", &t[6..], &v[6..], HOUR);
-        assert_eq!(got["direction"], Value::Null, "{got}");
+        let got = serde_json::json!(reported_trend("requests", &t[6..], &v[6..], HOUR));
+        assert_eq!(got["direction"], serde_json::Value::Null, "{got}");
         assert_eq!(
             got["summary"],
             "requests: too little history for a trend (1 of 7 days)"
@@ -426,7 +467,7 @@ mod tests {
     #[test]
     fn a_count_halving_every_week_falls_50_percent_a_week() {
         let (t, v) = hourly(21, |d| 1_000.0 * 0.5f64.powf(d / 7.0));
-        let got = reported_trend("requests", &t, &v, HOUR);
+        let got = serde_json::json!(reported_trend("requests", &t, &v, HOUR));
         assert_eq!(got["direction"], "falling", "{got}");
         let w = got["percent_per_week"].as_f64().unwrap();
         assert!((w + 50.0).abs() < 1.0, "{got}");
@@ -436,7 +477,7 @@ mod tests {
     #[test]
     fn a_count_falling_to_nothing_falls_less_than_100_percent() {
         let (t, v) = hourly(14, |d| (1_000.0 - 70.0 * d).max(1.0));
-        let got = reported_trend("requests", &t, &v, HOUR);
+        let got = serde_json::json!(reported_trend("requests", &t, &v, HOUR));
         let w = got["percent_per_week"].as_f64().unwrap();
         assert!((-100.0..-50.0).contains(&w), "{got}");
     }
@@ -444,7 +485,7 @@ mod tests {
     #[test]
     fn a_steady_weekly_pattern_is_flat() {
         let (t, v) = hourly(28, |d| if (d as i64) % 7 >= 5 { 40.0 } else { 100.0 });
-        let got = reported_trend("requests", &t, &v, HOUR);
+        let got = serde_json::json!(reported_trend("requests", &t, &v, HOUR));
         assert_eq!(got["direction"], "flat", "{got}");
     }
 }

@@ -456,6 +456,249 @@ pub struct Series {
     pub points: Vec<Point>,
 }
 
+// Predictive models (`GET /api/v1/{trends,forecast,anomalies,patterns}`, `stats/predictive`).
+
+/// The series a model ran over: the head of every model answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelBasis {
+    /// The metric (`requests`, `latency_p95_ms`, `host.cpu_percent` …).
+    pub metric: String,
+    /// Start, epoch ms.
+    pub from: i64,
+    /// End, epoch ms.
+    pub to: i64,
+    /// Step, ms.
+    pub step_ms: i64,
+    /// Closed steps the model read.
+    pub points: usize,
+}
+
+/// A metric's trend as reported: over whole days' means, as a change per week.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReportedTrend {
+    /// `rising`, `falling` or `flat`; none with too little history.
+    pub direction: Option<String>,
+    /// Change per week, percent of the level.
+    pub percent_per_week: Option<f64>,
+    /// The trend test's p-value.
+    pub p_value: Option<f64>,
+    /// Whole days the trend was read over.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub days: Option<usize>,
+    /// One sentence.
+    pub summary: String,
+}
+
+/// `GET /api/v1/trends`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrendAnswer {
+    /// The series.
+    #[serde(flatten)]
+    pub basis: ModelBasis,
+    /// The trend.
+    pub trend: ReportedTrend,
+    /// The trend's change per week (as in `trend`).
+    pub percent_per_week: Option<f64>,
+    /// The trend's sentence (as in `trend`).
+    pub summary: String,
+}
+
+/// One forecast step with its intervals.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ForecastPoint {
+    /// Step start, epoch ms.
+    pub t: i64,
+    /// Point forecast.
+    pub forecast: f64,
+    /// 80 % interval, low.
+    pub lower80: f64,
+    /// 80 % interval, high.
+    pub upper80: f64,
+    /// 95 % interval, low.
+    pub lower95: f64,
+    /// 95 % interval, high.
+    pub upper95: f64,
+}
+
+/// `GET /api/v1/forecast`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ForecastAnswer {
+    /// The series.
+    #[serde(flatten)]
+    pub basis: ModelBasis,
+    /// The method, or the methods combined.
+    pub model: String,
+    /// The seasonal period of the best method, steps (1 when none).
+    pub period_steps: usize,
+    /// Mean absolute error in the series' own backtest.
+    pub backtest_mae: Option<f64>,
+    /// The steps after the series.
+    pub forecast: Vec<ForecastPoint>,
+}
+
+/// What the detector saw in a flagged stretch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AnomalyKind {
+    /// The value itself left its range (a spike, a drop, an outage).
+    Outlier,
+    /// The mean of a recent stretch left its range (a level shift or a drift).
+    LevelShift,
+    /// The step-to-step spread left its range.
+    VarianceChange,
+    /// The difference from the same phase of earlier seasons left its range.
+    SeasonalBreak,
+    /// The value has repeated for longer than ever before.
+    Stuck,
+}
+
+/// A flagged stretch of a series.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Anomaly {
+    /// Start of the first flagged step, epoch ms.
+    pub start_ms: i64,
+    /// End of the last step still scoring >= 0.3 after it, epoch ms.
+    pub end_ms: i64,
+    /// Start, RFC 3339.
+    pub start: String,
+    /// End, RFC 3339.
+    pub end: String,
+    /// Highest score in the stretch.
+    pub score: f64,
+    /// The value at the flag.
+    pub value: f64,
+    /// What the detector saw (absent in flags kept from before kinds were recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<AnomalyKind>,
+}
+
+impl Anomaly {
+    /// An anomaly over `[start_ms, end_ms)`.
+    pub fn at(start_ms: i64, end_ms: i64, score: f64, value: f64) -> Self {
+        Anomaly {
+            start_ms,
+            end_ms,
+            start: Timestamp(start_ms).to_rfc3339(),
+            end: Timestamp(end_ms).to_rfc3339(),
+            score,
+            value,
+            kind: None,
+        }
+    }
+}
+
+/// `GET /api/v1/anomalies`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnomaliesAnswer {
+    /// The series.
+    #[serde(flatten)]
+    pub basis: ModelBasis,
+    /// The flagged stretches, oldest first.
+    pub anomalies: Vec<Anomaly>,
+}
+
+/// A seasonal period found in a series.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SeasonalPeriod {
+    /// Length, steps.
+    pub steps: usize,
+    /// Length, ms.
+    pub ms: i64,
+    /// How much of the variance it explains (0-1).
+    pub strength: f64,
+}
+
+/// A change point found in a series.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChangePoint {
+    /// The first step after the change, epoch ms.
+    pub t: i64,
+    /// `level` or `trend`.
+    pub kind: String,
+    /// Mean before.
+    pub before: f64,
+    /// Mean after.
+    pub after: f64,
+}
+
+/// `GET /api/v1/patterns`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PatternsAnswer {
+    /// The series.
+    #[serde(flatten)]
+    pub basis: ModelBasis,
+    /// Seasonal periods, strongest first.
+    pub seasonal_periods: Vec<SeasonalPeriod>,
+    /// Change points, oldest first.
+    pub change_points: Vec<ChangePoint>,
+    /// Hours of the day (UTC) with the highest mean, highest first.
+    pub peak_hours_utc: Vec<u8>,
+    /// Days of the week with the highest mean, highest first.
+    pub peak_weekdays: Vec<String>,
+}
+
+/// A forecast in brief.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ForecastSummary {
+    /// The method, or the methods combined.
+    pub model: String,
+    /// Steps forecast.
+    pub horizon_steps: usize,
+    /// Mean of the point forecasts over the horizon.
+    pub mean: f64,
+    /// The last point forecast.
+    pub last: Option<f64>,
+    /// The last step's 95 % upper bound.
+    pub upper95_last: Option<f64>,
+}
+
+/// Anomalies in brief.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnomalySummary {
+    /// Stretches flagged.
+    pub count: usize,
+    /// The latest.
+    pub latest: Option<Anomaly>,
+}
+
+/// One metric's models in brief.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricModels {
+    /// The metric.
+    pub metric: String,
+    /// Closed steps read.
+    pub points: usize,
+    /// Its trend.
+    pub trend: ReportedTrend,
+    /// Its forecast.
+    pub forecast: ForecastSummary,
+    /// Its anomalies.
+    pub anomalies: AnomalySummary,
+    /// Its seasonal periods, steps.
+    pub seasonal_periods_steps: Vec<usize>,
+}
+
+/// `GET /api/v1/stats/predictive`: every metric of a predictive profile, in brief.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PredictiveStats {
+    /// Always `predictive`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The profile, if one was used.
+    pub profile: Option<String>,
+    /// Start, epoch ms.
+    pub from: i64,
+    /// End, epoch ms.
+    pub to: i64,
+    /// Step, ms.
+    pub step_ms: i64,
+    /// Per metric.
+    pub metrics: Vec<MetricModels>,
+    /// When the scheduler computed it (its answers only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub computed_at: Option<i64>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,9 +18,6 @@ use crate::predictive::{self, Ask};
 use crate::query;
 use crate::store::{Storage, StoreError};
 
-/// A predictive model run over a stored metric.
-type ModelRun = fn(&dyn Storage, &Ask) -> Result<Value, StoreError>;
-
 /// `GET /api/v1/trends?metric=&from=&to=&step=&horizon=&sensitivity=` plus the event filters.
 pub async fn trends(app: Arc<App>, req: Request<Incoming>, _: Path) -> Answer {
     run(app, &req, predictive::trends).await
@@ -45,7 +42,15 @@ pub async fn anomalies(app: Arc<App>, req: Request<Incoming>, _: Path) -> Answer
     }
 }
 
-async fn run(app: Arc<App>, req: &Request<Incoming>, model: ModelRun) -> Answer {
+/// A predictive model's answer over a stored metric.
+async fn run<T>(
+    app: Arc<App>,
+    req: &Request<Incoming>,
+    model: fn(&dyn Storage, &Ask) -> Result<T, StoreError>,
+) -> Answer
+where
+    T: serde::Serialize + Send + 'static,
+{
     let ask = ask(&Query::of(req), None)?;
     blocking_json(move || model(&*app.store, &ask)).await
 }

@@ -188,22 +188,17 @@ fn predictive_doc(
             found.iter().map(|a| a.start_ms).collect(),
         ));
     }
-    for m in stats["metrics"].as_array().into_iter().flatten() {
-        if let Some(s) = m["trend"]["summary"].as_str() {
-            summary.push(s.to_string());
-        }
-    }
-    let rows = stats["metrics"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    summary.extend(stats.metrics.iter().map(|m| m.trend.summary.clone()));
+    let rows = stats
+        .metrics
+        .iter()
         .map(|m| {
             vec![
-                m["metric"].clone(),
-                m["trend"]["percent_per_week"].clone(),
-                m["trend"]["p_value"].clone(),
-                m["forecast"]["model"].clone(),
-                m["anomalies"]["count"].clone(),
+                json!(m.metric),
+                json!(m.trend.percent_per_week),
+                json!(m.trend.p_value),
+                json!(m.forecast.model),
+                json!(m.anomalies.count),
             ]
         })
         .collect();

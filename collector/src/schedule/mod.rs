@@ -11,7 +11,7 @@ use tda_models::Model;
 use tda_schema::ProfileType;
 
 use crate::model_state::{ModelStore, ProfileState, Stream, MAX_FLAGS};
-use crate::predictive::{self, Anomaly, Ask};
+use crate::predictive::{self, Ask};
 use crate::profiles::Entry;
 use crate::store::Filter;
 use crate::store::{Storage, StoreError};
@@ -125,8 +125,8 @@ fn refit(
         filter: Filter::default(),
     };
     let mut result = predictive::stats(ctx.store, &ask, metrics, Some(entry.id.clone()))?;
-    result["computed_at"] = serde_json::json!(now);
-    state.result = Some(result);
+    result.computed_at = Some(now);
+    state.result = Some(serde_json::json!(result));
     state.last_run_ms = now;
     state.profile_hash = entry.hash.clone();
     tracing::info!(profile = %entry.id, metrics = metrics.len(), elapsed_ms = started.elapsed().as_millis() as u64, "predictive models ran");
@@ -186,7 +186,7 @@ fn stream(
             let (score, kind) = (scored.score, scored.kind.describe());
             tracing::warn!(%profile, %metric, at = %tda_schema::Timestamp(*t).to_rfc3339(), value = v, score, kind, "anomaly flagged");
             s.flags
-                .push(Anomaly::at(*t, t + step, score, *v).of_kind(scored.kind));
+                .push(predictive::flagged(*t, t + step, score, *v, scored.kind));
             if s.flags.len() > MAX_FLAGS {
                 s.flags.remove(0);
             }
