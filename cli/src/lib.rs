@@ -11,6 +11,7 @@ mod offline;
 mod tables;
 
 use serde_json::json;
+use tda_schema::answers::{Silence, SilencesAnswer};
 
 pub use args::Cli;
 use args::*;
@@ -196,7 +197,7 @@ pub fn run(cli: Cli) -> anyhow::Result<String> {
             Ok(if cli.json {
                 pretty(&v)
             } else {
-                alerts_table(&v)
+                alerts_table(&typed(v)?)
             })
         }
         Command::Report { command } => match command {
@@ -205,7 +206,7 @@ pub fn run(cli: Cli) -> anyhow::Result<String> {
                 Ok(if cli.json {
                     pretty(&v)
                 } else {
-                    reports_table(&v)
+                    reports_table(&typed(v)?)
                 })
             }
             ReportCommand::Show { id, format } => {
@@ -240,11 +241,18 @@ pub fn run(cli: Cli) -> anyhow::Result<String> {
                     .with_token(cli.token.as_deref())?
                     .delete(&format!("/api/v1/silences/{id}"))?,
             };
-            Ok(if cli.json {
-                pretty(&v)
-            } else {
-                silences_table(&v)
-            })
+            if cli.json {
+                return Ok(pretty(&v));
+            }
+            let list: Vec<Silence> = match v.get("silences") {
+                Some(_) => typed::<SilencesAnswer>(v)?
+                    .silences
+                    .into_iter()
+                    .map(|row| row.silence)
+                    .collect(),
+                None => vec![typed(v)?],
+            };
+            Ok(silences_table(&list))
         }
         Command::Profile {
             command: ProfileCommand::List,

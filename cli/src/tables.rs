@@ -4,90 +4,10 @@ use std::fmt::Write as _;
 
 use serde_json::Value;
 use tda_schema::answers::{
-    EventsPage, FunnelAnswer, Latency, PerformanceStats, PredictiveStats, Retention, Series,
-    SessionStats, UsageStats,
+    AlertsAnswer, EventsPage, FunnelAnswer, Latency, PerformanceStats, PredictiveStats,
+    ReportsAnswer, Retention, Series, SessionStats, Silence, UsageStats,
 };
 use tda_schema::Timestamp;
-
-pub(crate) fn alerts_table(v: &Value) -> String {
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "{:<16} {:<24} {:<9} {:>12}  summary",
-        "profile", "rule", "state", "value"
-    );
-    for a in v["alerts"].as_array().into_iter().flatten() {
-        let state = match (&a["silenced_by"], a["inhibited"].as_bool()) {
-            (Value::String(id), _) => format!("{} (silenced {id})", s(&a["state"])),
-            (_, Some(true)) => format!("{} (inhibited)", s(&a["state"])),
-            _ => s(&a["state"]),
-        };
-        let summary = a["error"].as_str().map_or_else(
-            || s(&a["annotations"]["summary"]),
-            |e| format!("error: {e}"),
-        );
-        let _ = writeln!(
-            out,
-            "{:<16} {:<24} {:<9} {:>12}  {summary}",
-            s(&a["profile"]),
-            s(&a["rule"]),
-            state,
-            num(&a["value"], 3)
-        );
-    }
-    let n = &v["notifications"];
-    let _ = writeln!(
-        out,
-        "notifications: {} sent, {} retried, {} dropped; {} waiting",
-        s(&n["sent"]),
-        s(&n["retried"]),
-        s(&n["dropped"]),
-        s(&v["outbox"])
-    );
-    out
-}
-
-pub(crate) fn reports_table(v: &Value) -> String {
-    let mut out = String::new();
-    for r in v["reports"].as_array().into_iter().flatten() {
-        let first = r["summary"]
-            .as_array()
-            .and_then(|a| a.first())
-            .map(s)
-            .unwrap_or_default();
-        let _ = writeln!(
-            out,
-            "{:<56} {} to {}  {first}",
-            s(&r["id"]),
-            s(&r["from"]),
-            s(&r["to"])
-        );
-    }
-    out
-}
-
-pub(crate) fn silences_table(v: &Value) -> String {
-    let one = v.get("id").map(|_| vec![v.clone()]);
-    let list = one.unwrap_or_else(|| v["silences"].as_array().cloned().unwrap_or_default());
-    let mut out = String::new();
-    for x in list {
-        let until = time(&x["ends_at"]);
-        let matchers: Vec<String> = x["matchers"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(s)
-            .collect();
-        let _ = writeln!(
-            out,
-            "{:<8} until {until}  {}  {}",
-            s(&x["id"]),
-            matchers.join(", "),
-            s(&x["comment"])
-        );
-    }
-    out
-}
 
 pub(crate) fn pretty(v: &Value) -> String {
     serde_json::to_string_pretty(v).unwrap_or_default() + "\n"
@@ -475,6 +395,73 @@ pub(crate) fn journeys_table(v: &Value) -> String {
     for p in v["top_paths"].as_array().into_iter().flatten() {
         let path: Vec<String> = p["path"].as_array().into_iter().flatten().map(s).collect();
         let _ = writeln!(out, "{:>7}  {}", s(&p["sessions"]), path.join(" → "));
+    }
+    out
+}
+
+/// A phase's name as the API writes it.
+fn named(x: &impl serde::Serialize) -> String {
+    s(&serde_json::to_value(x).unwrap_or_default())
+}
+
+/// `tda alerts`.
+pub(crate) fn alerts_table(v: &AlertsAnswer) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<16} {:<24} {:<9} {:>12}  summary",
+        "profile", "rule", "state", "value"
+    );
+    for a in &v.alerts {
+        let state = match (&a.silenced_by, a.inhibited) {
+            (Some(id), _) => format!("{} (silenced {id})", named(&a.state)),
+            (None, true) => format!("{} (inhibited)", named(&a.state)),
+            (None, false) => named(&a.state),
+        };
+        let summary = match &a.error {
+            Some(e) => format!("error: {e}"),
+            None => a.annotations.get("summary").cloned().unwrap_or("-".into()),
+        };
+        let _ = writeln!(
+            out,
+            "{:<16} {:<24} {:<9} {:>12}  {summary}",
+            a.profile,
+            a.rule,
+            state,
+            opt(a.value, 3)
+        );
+    }
+    let n = &v.notifications;
+    let _ = writeln!(
+        out,
+        "notifications: {} sent, {} retried, {} dropped; {} waiting",
+        n.sent, n.retried, n.dropped, v.outbox
+    );
+    out
+}
+
+/// `tda report list`.
+pub(crate) fn reports_table(v: &ReportsAnswer) -> String {
+    let mut out = String::new();
+    for r in &v.reports {
+        let first = r.summary.first().map_or("", String::as_str);
+        let _ = writeln!(out, "{:<56} {} to {}  {first}", r.id, r.from, r.to);
+    }
+    out
+}
+
+/// `tda silence …`: the silences listed, or the one created or expired.
+pub(crate) fn silences_table(list: &[Silence]) -> String {
+    let mut out = String::new();
+    for x in list {
+        let until = Timestamp(x.ends_at).to_rfc3339();
+        let _ = writeln!(
+            out,
+            "{:<8} until {until}  {}  {}",
+            x.id,
+            x.matchers.join(", "),
+            x.comment
+        );
     }
     out
 }

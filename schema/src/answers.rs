@@ -699,6 +699,142 @@ pub struct PredictiveStats {
     pub computed_at: Option<i64>,
 }
 
+// Alerts, silences and reports (`GET /api/v1/{alerts,silences,reports}`).
+
+/// Where an alert is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertPhase {
+    /// The condition does not hold.
+    #[default]
+    Inactive,
+    /// The condition holds, not yet for `for`.
+    Pending,
+    /// Firing.
+    Firing,
+    /// Was firing and has cleared (kept until its resolution is notified).
+    Resolved,
+}
+
+/// One rule's alert as `GET /api/v1/alerts` lists it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertRow {
+    /// The profile of the rule.
+    pub profile: String,
+    /// The rule's name.
+    pub rule: String,
+    /// Where it is.
+    pub state: AlertPhase,
+    /// The value at the last evaluation.
+    pub value: Option<f64>,
+    /// Since when the condition has held, epoch ms.
+    pub active_since: Option<i64>,
+    /// When it fired, epoch ms.
+    pub fired_at: Option<i64>,
+    /// When it resolved, epoch ms.
+    pub resolved_at: Option<i64>,
+    /// Its labels.
+    pub labels: BTreeMap<String, String>,
+    /// Its annotations (`summary` …).
+    pub annotations: BTreeMap<String, String>,
+    /// The labels' fingerprint.
+    pub fingerprint: String,
+    /// The id of the silence muting it now.
+    pub silenced_by: Option<String>,
+    /// Whether a firing alert inhibits it now.
+    pub inhibited: bool,
+    /// Why the rule cannot be evaluated, if it cannot.
+    pub error: Option<String>,
+}
+
+/// Notifications by outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotificationCounts {
+    /// Delivered.
+    pub sent: u64,
+    /// Failed and retried.
+    pub retried: u64,
+    /// Refused, or undeliverable for a day.
+    pub dropped: u64,
+}
+
+/// `GET /api/v1/alerts`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertsAnswer {
+    /// Every rule's alert.
+    pub alerts: Vec<AlertRow>,
+    /// Notifications waiting in the outbox.
+    pub outbox: usize,
+    /// Evaluation passes since the collector started.
+    pub passes: u64,
+    /// Notifications since the collector started.
+    pub notifications: NotificationCounts,
+}
+
+/// A silence: alerts whose labels match every matcher are not notified between start and end.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Silence {
+    /// Id.
+    pub id: String,
+    /// Matchers as written (`severity=critical`).
+    pub matchers: Vec<String>,
+    /// Start, epoch ms.
+    pub starts_at: i64,
+    /// End, epoch ms.
+    pub ends_at: i64,
+    /// Why.
+    pub comment: String,
+    /// Who.
+    pub created_by: String,
+}
+
+/// A silence as `GET /api/v1/silences` lists it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SilenceRow {
+    /// The silence.
+    #[serde(flatten)]
+    pub silence: Silence,
+    /// Whether it mutes alerts now.
+    pub active: bool,
+}
+
+/// `GET /api/v1/silences`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SilencesAnswer {
+    /// Every silence.
+    pub silences: Vec<SilenceRow>,
+}
+
+/// A report as `GET /api/v1/reports` lists it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReportListing {
+    /// `profile/report/stamp`.
+    pub id: String,
+    /// The profile.
+    pub profile: String,
+    /// The report's name in the profile.
+    pub report: String,
+    /// The profile's type.
+    pub family: Option<crate::ProfileType>,
+    /// Start of the period, RFC 3339.
+    pub from: String,
+    /// End of the period, RFC 3339.
+    pub to: String,
+    /// When it was made, RFC 3339.
+    pub generated_at: String,
+    /// Its findings, one line each.
+    pub summary: Vec<String>,
+    /// Its files by format (`html`, `md`, `json`).
+    pub links: BTreeMap<String, String>,
+}
+
+/// `GET /api/v1/reports`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReportsAnswer {
+    /// Every report, newest first.
+    pub reports: Vec<ReportListing>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

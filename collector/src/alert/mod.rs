@@ -13,7 +13,6 @@ pub mod template;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use serde_json::{json, Value};
 use tda_schema::alerting::{AlertingConfig, ReceiverKind};
 use tda_schema::sections::{AlertKind, AlertRule, Condition};
 
@@ -23,6 +22,7 @@ use notify::{DeliveryCounters, GroupNotice};
 use route::Labels;
 use rule::{Phase, Timing};
 use store::{AlertStore, GroupState, Outgoing, Sent, StoredAlert};
+use tda_schema::answers::{AlertRow, AlertsAnswer, NotificationCounts};
 
 /// The alerting state shared by the evaluation loop, the delivery loop and the API.
 pub struct Alerting {
@@ -449,39 +449,45 @@ fn notify_group(
 }
 
 /// `GET /api/v1/alerts`: every rule's alert with its state, silenced or inhibited.
-pub fn list(alerting: &Alerting, cfg: &AlertingConfig, now: i64) -> Result<Value, StoreError> {
+pub fn list(
+    alerting: &Alerting,
+    cfg: &AlertingConfig,
+    now: i64,
+) -> Result<AlertsAnswer, StoreError> {
     let store = &alerting.store;
     let alerts = store.alerts()?;
     let silences = store.silences()?;
     let firing = firing_labels(&alerts);
-    let rows: Vec<Value> = alerts
+    let rows = alerts
         .iter()
-        .map(|a| {
-            json!({
-                "profile": a.profile,
-                "rule": a.rule,
-                "state": a.state.phase,
-                "value": a.state.value,
-                "active_since": a.state.active_since,
-                "fired_at": a.state.fired_at,
-                "resolved_at": a.state.resolved_at,
-                "labels": a.labels,
-                "annotations": a.annotations,
-                "fingerprint": notify::fingerprint(&a.labels),
-                "silenced_by": route::silenced_by(&silences, &a.labels, now),
-                "inhibited": route::inhibited(cfg, &a.labels, &firing),
-                "error": a.error,
-            })
+        .map(|a| AlertRow {
+            profile: a.profile.clone(),
+            rule: a.rule.clone(),
+            state: a.state.phase,
+            value: a.state.value,
+            active_since: a.state.active_since,
+            fired_at: a.state.fired_at,
+            resolved_at: a.state.resolved_at,
+            labels: a.labels.clone(),
+            annotations: a.annotations.clone(),
+            fingerprint: notify::fingerprint(&a.labels),
+            silenced_by: route::silenced_by(&silences, &a.labels, now).map(str::to_string),
+            inhibited: route::inhibited(cfg, &a.labels, &firing),
+            error: a.error.clone(),
         })
         .collect();
     let c = &alerting.counters;
     let get = |x: &std::sync::atomic::AtomicU64| x.load(std::sync::atomic::Ordering::Relaxed);
-    Ok(json!({
-        "alerts": rows,
-        "outbox": store.outbox()?.len(),
-        "passes": get(&alerting.passes),
-        "notifications": {"sent": get(&c.sent), "retried": get(&c.retried), "dropped": get(&c.dropped)},
-    }))
+    Ok(AlertsAnswer {
+        alerts: rows,
+        outbox: store.outbox()?.len(),
+        passes: get(&alerting.passes),
+        notifications: NotificationCounts {
+            sent: get(&c.sent),
+            retried: get(&c.retried),
+            dropped: get(&c.dropped),
+        },
+    })
 }
 
 #[cfg(test)]

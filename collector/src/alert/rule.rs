@@ -5,20 +5,7 @@
 use serde::{Deserialize, Serialize};
 use tda_schema::sections::{AlertRule, Condition, NoData};
 
-/// Where an alert is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum Phase {
-    /// The condition does not hold.
-    #[default]
-    Inactive,
-    /// The condition holds, not yet for `for`.
-    Pending,
-    /// Firing.
-    Firing,
-    /// Was firing and has cleared (kept until its resolution is notified).
-    Resolved,
-}
+pub use tda_schema::answers::AlertPhase as Phase;
 
 /// Where the watched value stands against the rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -73,22 +73,7 @@ pub struct Outgoing {
     pub created_at: i64,
 }
 
-/// A silence: alerts whose labels match every matcher are not notified between start and end.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Silence {
-    /// Id.
-    pub id: String,
-    /// Matchers as written (`severity=critical`).
-    pub matchers: Vec<String>,
-    /// Start, epoch ms.
-    pub starts_at: i64,
-    /// End, epoch ms.
-    pub ends_at: i64,
-    /// Why.
-    pub comment: String,
-    /// Who.
-    pub created_by: String,
-}
+pub use tda_schema::answers::Silence;
 
 /// The alerting database.
 pub struct AlertStore {

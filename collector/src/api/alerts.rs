@@ -6,7 +6,6 @@ use std::sync::Arc;
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
 use serde::Deserialize;
-use serde_json::json;
 use tda_daemon::{json, read_body};
 use tda_schema::alerting::parse_matchers;
 use tda_schema::timestamp::{now_ms, parse_bound};
@@ -15,6 +14,7 @@ use super::params::bad;
 use super::{internal, Answer, Path};
 use crate::alert::store::Silence;
 use crate::app::App;
+use tda_schema::answers::{SilenceRow, SilencesAnswer};
 
 /// Largest silence body, bytes.
 const MAX_BODY: usize = 16 * 1024;
@@ -105,15 +105,14 @@ pub async fn silences(app: Arc<App>, _: Request<Incoming>, _: Path) -> Answer {
         .store
         .silences()
         .map_err(|e| internal(format!("storage: {e}")))?;
-    let rows: Vec<serde_json::Value> = list
-        .iter()
-        .map(|s| {
-            let mut v = json!(s);
-            v["active"] = json!(s.starts_at <= now && now < s.ends_at);
-            v
+    let silences = list
+        .into_iter()
+        .map(|s| SilenceRow {
+            active: s.starts_at <= now && now < s.ends_at,
+            silence: s,
         })
         .collect();
-    Ok(json(StatusCode::OK, &json!({ "silences": rows })))
+    Ok(json(StatusCode::OK, &SilencesAnswer { silences }))
 }
 
 /// `POST /api/v1/silences`: creates a silence; `201` with it.

@@ -21,6 +21,7 @@ use crate::arrivals::Arrivals;
 use crate::fleet::Sharing;
 use crate::profiles::Entry;
 use crate::store::{Storage, StoreError};
+use tda_schema::answers::ReportListing;
 use tda_schema::timestamp::HOUR_MS;
 
 /// When the latest run due at or before `now` is, and the start of the period it covers.
@@ -118,7 +119,7 @@ fn io(path: &Path, e: std::io::Error) -> StoreError {
 }
 
 /// A report's listing entry: id, times, formats and links.
-fn listing(external: &str, profile: &str, dir: &Path, stem: &str, doc: &Value) -> Value {
+fn listing(external: &str, profile: &str, dir: &Path, stem: &str, doc: &Value) -> ReportListing {
     let report = dir
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -127,14 +128,25 @@ fn listing(external: &str, profile: &str, dir: &Path, stem: &str, doc: &Value) -
         "{}/api/v1/reports/{profile}/{report}/{stem}",
         external.trim_end_matches('/')
     );
-    let mut links = serde_json::Map::new();
-    for ext in ["html", "md", "json"] {
-        if dir.join(format!("{stem}.{ext}")).exists() {
-            links.insert(ext.into(), json!(format!("{base}.{ext}")));
-        }
+    let links = ["html", "md", "json"]
+        .into_iter()
+        .filter(|ext| dir.join(format!("{stem}.{ext}")).exists())
+        .map(|ext| (ext.to_string(), format!("{base}.{ext}")))
+        .collect();
+    fn field<T: serde::de::DeserializeOwned + Default>(doc: &Value, name: &str) -> T {
+        serde_json::from_value(doc[name].clone()).unwrap_or_default()
     }
-    json!({"id": format!("{profile}/{report}/{stem}"), "profile": profile, "report": doc["report"], "family": doc["family"],
-        "from": doc["from"], "to": doc["to"], "generated_at": doc["generated_at"], "summary": doc["summary"], "links": links})
+    ReportListing {
+        id: format!("{profile}/{report}/{stem}"),
+        profile: profile.to_string(),
+        report: field(doc, "report"),
+        family: field(doc, "family"),
+        from: field(doc, "from"),
+        to: field(doc, "to"),
+        generated_at: field(doc, "generated_at"),
+        summary: field(doc, "summary"),
+        links,
+    }
 }
 
 fn subdirs(dir: &Path) -> Vec<PathBuf> {
@@ -171,7 +183,7 @@ impl Reports<'_> {
         from: i64,
         to: i64,
         now: i64,
-    ) -> Result<Value, StoreError> {
+    ) -> Result<ReportListing, StoreError> {
         let started = std::time::Instant::now();
         let doc = content::build(self.store, entry, &spec.name, from, to, now)?;
         self.publish(entry, spec, doc, (from, to), now, started)
@@ -185,7 +197,7 @@ impl Reports<'_> {
         (from, to): (i64, i64),
         now: i64,
         started: std::time::Instant,
-    ) -> Result<Value, StoreError> {
+    ) -> Result<ReportListing, StoreError> {
         let dir = dir_of(&self.root, &entry.id, &spec.name);
         std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
         let stem = stamp(to);
@@ -207,7 +219,7 @@ impl Reports<'_> {
         tracing::info!(profile = %entry.id, report = %spec.name, from = %Timestamp(from).to_rfc3339(), to = %Timestamp(to).to_rfc3339(), elapsed_ms = started.elapsed().as_millis() as u64, "report written");
         if let Some(url) = &spec.webhook {
             let body = json!({"event": "report_ready", "profile": entry.id, "report": spec.name, "from": doc["from"], "to": doc["to"],
-                "summary": doc["summary"], "links": listed["links"]})
+                "summary": doc["summary"], "links": listed.links})
             .to_string();
             self.sharing.alerts.enqueue(&Outgoing {
                 receiver: format!("report {}/{}", entry.id, spec.name),
@@ -228,7 +240,7 @@ impl Reports<'_> {
         Ok(listed)
     }
     /// Every report on disk, newest first.
-    pub fn list(&self) -> Vec<Value> {
+    pub fn list(&self) -> Vec<ReportListing> {
         let root = &self.root;
         let mut out = Vec::new();
         for profile in subdirs(root) {
@@ -256,7 +268,7 @@ impl Reports<'_> {
                 }
             }
         }
-        out.sort_by(|a, b| b["to"].as_str().cmp(&a["to"].as_str()));
+        out.sort_by(|a, b| b.to.cmp(&a.to));
         out
     }
     /// Runs every report whose latest due time has no report yet, and deletes reports past their
