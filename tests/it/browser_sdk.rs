@@ -60,6 +60,15 @@ fn count_by(events: &[Value], field: &str) -> BTreeMap<String, usize> {
     out
 }
 
+/// The agent's health once it has deduplicated the retry of the answer the proxy cut: the
+/// browser retries on its own schedule, which under load may come after every event is stored.
+fn retry_deduplicated(agent: &Daemon) -> Value {
+    wait_for("the cut answer's retry deduplicated", || {
+        let (_, health) = get_json(&format!("{}/healthz", agent.url));
+        (health["counters"]["events_deduplicated"].as_u64() >= Some(1)).then_some(health)
+    })
+}
+
 /// The agent's refusal counters: all must stay 0.
 fn assert_nothing_refused(agent: &Daemon) {
     let (_, health) = get_json(&format!("{}/healthz", agent.url));
@@ -167,12 +176,8 @@ fn posthog_js_on_another_origin_stores_every_call_once() {
         p.as_object().unwrap().values().all(|v| !v.is_null()),
         "no null properties: {view}"
     );
+    retry_deduplicated(&agent);
     assert_nothing_refused(&agent);
-    let (_, health) = get_json(&format!("{}/healthz", agent.url));
-    assert!(
-        health["counters"]["events_deduplicated"].as_u64() >= Some(1),
-        "{health}"
-    );
     assert_no_intake_errors(&browser, &intake);
 }
 
@@ -257,15 +262,11 @@ fn analytics_next_stores_every_call_once(options: &str, lost: &'static str) {
     );
     assert_eq!(p["title"], "TD Generator", "{page}");
     assert_eq!(p["utm_source"], "newsletter", "{page}");
+    let health = retry_deduplicated(&agent);
     assert_nothing_refused(&agent);
-    let (_, health) = get_json(&format!("{}/healthz", agent.url));
     assert!(
         health["public"]["preflights"].as_u64() >= Some(1),
         "analytics-next's Basic authorisation is preflighted: {health}"
-    );
-    assert!(
-        health["counters"]["events_deduplicated"].as_u64() >= Some(1),
-        "{health}"
     );
     assert_no_intake_errors(&browser, &intake);
 }

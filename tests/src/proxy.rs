@@ -123,19 +123,27 @@ fn handle(mut client: TcpStream, target: &str, plan: impl FnOnce(&[u8]) -> Fault
         client.try_clone().expect("clone"),
         server.try_clone().expect("clone"),
     );
+    // Only the first request goes upstream: a client that reuses the connection for the next
+    // one before it sees the close must not hand the server half a request.
+    let mut left = request_len(&first).map(|len| len.saturating_sub(part));
     let upstream = std::thread::spawn(move || {
         let mut buf = [0u8; 16 * 1024];
-        loop {
-            let n = match c_read.read(&mut buf) {
+        while left != Some(0) {
+            let want = left.map_or(buf.len(), |l| l.min(buf.len()));
+            let n = match c_read.read(&mut buf[..want]) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => n,
             };
             if s_write.write_all(&buf[..n]).is_err() {
                 break;
             }
+            left = left.map(|l| l - n);
         }
-        let _ = s_write.shutdown(Shutdown::Both);
-        let _ = c_read.shutdown(Shutdown::Both);
+        if left != Some(0) {
+            // The client went away (or the request's length is unknown): so does the server.
+            let _ = s_write.shutdown(Shutdown::Both);
+            let _ = c_read.shutdown(Shutdown::Both);
+        }
     });
     // One response per connection, so every request gets a new connection and a new fault
     // (clients reuse connections; a long-lived good one would hide the faults).
@@ -152,4 +160,18 @@ fn handle(mut client: TcpStream, target: &str, plan: impl FnOnce(&[u8]) -> Fault
     let _ = c_write.shutdown(Shutdown::Both);
     let _ = s_read.shutdown(Shutdown::Both);
     let _ = upstream.join();
+}
+
+/// The length of the request that `first` begins (head and `Content-Length` body), when its
+/// head is whole in `first` and says the body's length.
+fn request_len(first: &[u8]) -> Option<usize> {
+    let end = first.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+    let head = std::str::from_utf8(&first[..end]).ok()?;
+    let body = head.lines().find_map(|l| {
+        let (name, value) = l.split_once(':')?;
+        name.trim()
+            .eq_ignore_ascii_case("content-length")
+            .then(|| value.trim().parse::<usize>().ok())?
+    })?;
+    Some(end + body)
 }
