@@ -86,7 +86,7 @@ pub fn run(cli: Cli) -> anyhow::Result<String> {
             Ok(match kind {
                 ProfileType::Performance => performance_table(&typed(v)?),
                 ProfileType::Predictive => predictive_table(&typed(v)?),
-                ProfileType::Behavioral => behavioral_table(&v),
+                ProfileType::Behavioral => behavioral_table(&typed(v)?),
                 ProfileType::Usage => usage_table(&typed(v)?),
             })
         }
@@ -148,7 +148,7 @@ pub fn run(cli: Cli) -> anyhow::Result<String> {
                 "/api/v1/sessions" => sessions_table(&typed(v)?),
                 "/api/v1/funnels" => funnel_table(&typed(v)?),
                 "/api/v1/retention" => retention_table(&typed(v)?),
-                _ => journeys_table(&v),
+                _ => journeys_table(&typed(v)?),
             })
         }
         Command::Events {

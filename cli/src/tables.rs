@@ -4,8 +4,9 @@ use std::fmt::Write as _;
 
 use serde_json::Value;
 use tda_schema::answers::{
-    AlertsAnswer, EventsPage, FunnelAnswer, Latency, PerformanceStats, PredictiveStats,
-    ReportsAnswer, Retention, Series, SessionStats, Silence, UsageStats,
+    AlertsAnswer, BehavioralStats, EventsPage, FunnelAnswer, JourneysAnswer, Latency, PathCount,
+    PerformanceStats, PredictiveStats, ReportsAnswer, Retention, Series, SessionStats, Silence,
+    UsageStats,
 };
 use tda_schema::Timestamp;
 
@@ -19,111 +20,6 @@ pub(crate) fn s(v: &Value) -> String {
         Value::Null => "-".into(),
         other => other.to_string(),
     }
-}
-
-pub(crate) fn num(v: &Value, decimals: usize) -> String {
-    v.as_f64().map_or("-".into(), |x| format!("{x:.decimals$}"))
-}
-
-/// An epoch-ms field as RFC 3339.
-pub(crate) fn time(v: &Value) -> String {
-    v.as_i64()
-        .map_or("-".into(), |t| tda_schema::Timestamp(t).to_rfc3339())
-}
-
-/// A share (0-1) as a percentage.
-pub(crate) fn percent(v: &Value) -> String {
-    v.as_f64()
-        .map_or("-".into(), |x| format!("{:.1} %", 100.0 * x))
-}
-
-pub(crate) fn behavioral_table(v: &Value) -> String {
-    let mut out = String::new();
-    let profile = v["profile"].as_str().unwrap_or("no behavioral profile");
-    let _ = writeln!(
-        out,
-        "Behavior ({profile}) {} .. {}",
-        time(&v["from"]),
-        time(&v["to"])
-    );
-    if v["computed_at"].is_i64() {
-        let _ = writeln!(out, "  computed at     {}", time(&v["computed_at"]));
-    }
-    let a = &v["active_users"];
-    let _ = writeln!(
-        out,
-        "  active users    {} last day, {} last week, {} last 30 days",
-        s(&a["dau"]),
-        s(&a["wau"]),
-        s(&a["mau"])
-    );
-    let x = &v["sessions"];
-    let _ = writeln!(
-        out,
-        "  sessions        {} by {} users, {} events each, bounce rate {}",
-        s(&x["sessions"]),
-        s(&x["users"]),
-        num(&x["events_per_session"], 1),
-        percent(&x["bounce_rate"])
-    );
-    for f in v["funnels"].as_array().into_iter().flatten() {
-        let window = f["window_ms"]
-            .as_i64()
-            .map_or("-".into(), |w| format!("{} min", w / 60_000));
-        let _ = writeln!(
-            out,
-            "\n  FUNNEL {} ({}, within {window})",
-            s(&f["name"]),
-            s(&f["mode"])
-        );
-        let _ = writeln!(out, "  {:<24} {:>8} {:>11}", "STEP", "USERS", "CONVERSION");
-        for step in f["funnel"]["steps"].as_array().into_iter().flatten() {
-            let _ = writeln!(
-                out,
-                "  {:<24} {:>8} {:>11}",
-                s(&step["step"]),
-                s(&step["users"]),
-                percent(&step["conversion"])
-            );
-        }
-    }
-    let segments = &v["segments"];
-    if let Some(rules) = segments["rules"].as_array().filter(|r| !r.is_empty()) {
-        let _ = writeln!(out, "\n  {:<40} {:>8}  RULE", "SEGMENT", "USERS");
-        for r in rules {
-            let _ = writeln!(
-                out,
-                "  {:<40} {:>8}  {}",
-                s(&r["name"]),
-                s(&r["users"]),
-                s(&r["rule"])
-            );
-        }
-    }
-    if let Some(clusters) = segments["segmentation"]["clusters"].as_array() {
-        let _ = writeln!(
-            out,
-            "\n  {:>8} {:>7}  WHAT SETS THE CLUSTER APART",
-            "USERS", "SHARE"
-        );
-        for c in clusters {
-            let _ = writeln!(
-                out,
-                "  {:>8} {:>7}  {}",
-                s(&c["users"]),
-                percent(&c["share"]),
-                s(&c["description"])
-            );
-        }
-    }
-    if let Some(paths) = v["top_paths"].as_array().filter(|p| !p.is_empty()) {
-        let _ = writeln!(out, "\n  {:>8}  TOP PATH", "SESSIONS");
-        for p in paths {
-            let path: Vec<String> = p["path"].as_array().into_iter().flatten().map(s).collect();
-            let _ = writeln!(out, "  {:>8}  {}", s(&p["sessions"]), path.join(" → "));
-        }
-    }
-    out
 }
 
 /// `tda stats predictive`.
@@ -389,16 +285,6 @@ pub(crate) fn retention_table(r: &Retention) -> String {
     out
 }
 
-/// `tda behavior journeys` (top paths).
-pub(crate) fn journeys_table(v: &Value) -> String {
-    let mut out = String::new();
-    for p in v["top_paths"].as_array().into_iter().flatten() {
-        let path: Vec<String> = p["path"].as_array().into_iter().flatten().map(s).collect();
-        let _ = writeln!(out, "{:>7}  {}", s(&p["sessions"]), path.join(" → "));
-    }
-    out
-}
-
 /// A phase's name as the API writes it.
 fn named(x: &impl serde::Serialize) -> String {
     s(&serde_json::to_value(x).unwrap_or_default())
@@ -462,6 +348,102 @@ pub(crate) fn silences_table(list: &[Silence]) -> String {
             x.matchers.join(", "),
             x.comment
         );
+    }
+    out
+}
+
+/// An epoch-ms time as RFC 3339, `-` when absent.
+fn when(t: Option<i64>) -> String {
+    t.map_or("-".into(), |t| Timestamp(t).to_rfc3339())
+}
+
+/// `tda stats behavioral`: the scheduled run of a behavioral profile, or the summary now.
+pub(crate) fn behavioral_table(v: &BehavioralStats) -> String {
+    let mut out = String::new();
+    let profile = v.profile.as_deref().unwrap_or("no behavioral profile");
+    let _ = writeln!(
+        out,
+        "Behavior ({profile}) {} .. {}",
+        when(v.from),
+        when(v.to)
+    );
+    if v.computed_at.is_some() {
+        let _ = writeln!(out, "  computed at     {}", when(v.computed_at));
+    }
+    let a = &v.active_users;
+    let _ = writeln!(
+        out,
+        "  active users    {} last day, {} last week, {} last 30 days",
+        a.dau, a.wau, a.mau
+    );
+    let x = &v.sessions;
+    let _ = writeln!(
+        out,
+        "  sessions        {} by {} users, {:.1} events each, bounce rate {:.1} %",
+        x.sessions,
+        x.users,
+        x.events_per_session,
+        x.bounce_rate * 100.0
+    );
+    for f in v.funnels.iter().flatten() {
+        let name = f.name.as_deref().unwrap_or("-");
+        let mode = named(&f.mode);
+        let window = format!("{} min", f.window_ms / 60_000);
+        let _ = writeln!(out, "\n  FUNNEL {name} ({mode}, within {window})");
+        let _ = writeln!(out, "  {:<24} {:>8} {:>11}", "STEP", "USERS", "CONVERSION");
+        for step in &f.funnel.steps {
+            let _ = writeln!(
+                out,
+                "  {:<24} {:>8} {:>9.1} %",
+                step.step,
+                step.users,
+                step.conversion * 100.0
+            );
+        }
+    }
+    if let Some(segments) = &v.segments {
+        segments_lines(&mut out, segments);
+    }
+    if !v.top_paths.is_empty() {
+        let _ = writeln!(out, "\n  {:>8}  TOP PATH", "SESSIONS");
+        for p in &v.top_paths {
+            let _ = writeln!(out, "  {:>8}  {}", p.sessions, path(p));
+        }
+    }
+    out
+}
+
+/// The rule segments and clusters of a behavioral run.
+fn segments_lines(out: &mut String, segments: &tda_schema::answers::SegmentsAnswer) {
+    if !segments.rules.is_empty() {
+        let _ = writeln!(out, "\n  {:<40} {:>8}  RULE", "SEGMENT", "USERS");
+        for r in &segments.rules {
+            let _ = writeln!(out, "  {:<40} {:>8}  {}", r.name, r.users, r.rule);
+        }
+    }
+    if let Some(seg) = &segments.segmentation {
+        let _ = writeln!(
+            out,
+            "\n  {:>8} {:>7}  WHAT SETS THE CLUSTER APART",
+            "USERS", "SHARE"
+        );
+        for c in &seg.clusters {
+            let share = format!("{:.1} %", c.share * 100.0);
+            let _ = writeln!(out, "  {:>8} {:>7}  {}", c.users, share, c.description);
+        }
+    }
+}
+
+/// A path's steps joined by arrows.
+fn path(p: &PathCount) -> String {
+    p.path.join(" → ")
+}
+
+/// `tda behavior journeys` (top paths).
+pub(crate) fn journeys_table(v: &JourneysAnswer) -> String {
+    let mut out = String::new();
+    for p in &v.top_paths {
+        let _ = writeln!(out, "{:>7}  {}", p.sessions, path(p));
     }
     out
 }

@@ -456,6 +456,170 @@ pub struct Series {
     pub points: Vec<Point>,
 }
 
+// Journeys, segments and the behavioral summary (`GET /api/v1/{journeys,segments,interactions}`,
+// `stats/behavioral`).
+
+/// A path and the sessions that took it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PathCount {
+    /// The features, in order.
+    pub path: Vec<String>,
+    /// Sessions.
+    pub sessions: u64,
+}
+
+/// A transition and how often it happened.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Edge {
+    /// From (a feature or `$start`).
+    pub from: String,
+    /// To (a feature or `$end`).
+    pub to: String,
+    /// Times.
+    pub count: u64,
+}
+
+/// A cluster of users.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Cluster {
+    /// 0-based, largest first.
+    pub id: usize,
+    /// Users in it.
+    pub users: u64,
+    /// Share of all users.
+    pub share: f64,
+    /// What sets it apart, in words.
+    pub description: String,
+    /// A few of its users.
+    pub examples: Vec<String>,
+}
+
+/// The segmentation of a range's users.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Segmentation {
+    /// Clusters, largest first.
+    pub clusters: Vec<Cluster>,
+    /// Silhouette of the chosen k on the sample (-1 to 1; higher is better separated).
+    pub silhouette: f64,
+    /// Each user's cluster.
+    #[serde(skip)]
+    pub assignment: BTreeMap<String, usize>,
+}
+
+/// A rule-based segment's members.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RuleSegment {
+    /// Its name.
+    pub name: String,
+    /// Its rule.
+    pub rule: String,
+    /// Users meeting it.
+    pub users: u64,
+    /// A few of them.
+    pub examples: Vec<String>,
+}
+
+/// `GET /api/v1/interactions`: how features are used together.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Interactions {
+    /// The matrix's features, most users first.
+    pub features: Vec<String>,
+    /// `co_usage[i][j]`: users who used both `features[i]` and `features[j]` (the diagonal:
+    /// users of the feature).
+    pub co_usage: Vec<Vec<u64>>,
+    /// Per feature: (day start, users who had used it by the end of that day).
+    pub adoption: BTreeMap<String, Vec<(i64, u64)>>,
+    /// Median time between a user's consecutive events, ms.
+    pub median_gap_ms: Option<i64>,
+    /// Per feature: median time between a user's consecutive uses of it, ms.
+    pub median_reuse_ms: BTreeMap<String, i64>,
+}
+
+/// A step after or before a feature, and how often.
+pub type Neighbour = (String, u64);
+
+/// `GET /api/v1/journeys`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JourneysAnswer {
+    /// The most taken paths.
+    pub top_paths: Vec<PathCount>,
+    /// The busiest transitions.
+    pub transitions: Vec<Edge>,
+    /// With `feature_of_interest`: the steps after it, most frequent first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<Vec<Neighbour>>,
+    /// With `feature_of_interest`: the steps before it, most frequent first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<Vec<Neighbour>>,
+}
+
+/// `GET /api/v1/segments`: the profile's rule segments and the automatic segmentation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SegmentsAnswer {
+    /// Users in the range.
+    pub users: usize,
+    /// The profile's `[[segment]]` rules and their members.
+    pub rules: Vec<RuleSegment>,
+    /// The clusters (none with too few users).
+    pub segmentation: Option<Segmentation>,
+    /// With `users=true`: each user's cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assignment: Option<BTreeMap<String, usize>>,
+}
+
+/// Users active on the last day, in the last 7 and in the last 30 days of a range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActiveUsers {
+    /// Last day.
+    pub dau: u64,
+    /// Last 7 days.
+    pub wau: u64,
+    /// Last 30 days.
+    pub mau: u64,
+}
+
+/// `GET /api/v1/stats/behavioral`: the summary of a range; the scheduler's run of a behavioral
+/// profile adds its funnels, weekly retention, segments, profile and range.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BehavioralStats {
+    /// Always `behavioral`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Sessions.
+    pub sessions: SessionStats,
+    /// The most taken paths.
+    pub top_paths: Vec<PathCount>,
+    /// The busiest transitions.
+    pub transitions: Vec<Edge>,
+    /// Users active at the end of the range.
+    pub active_users: ActiveUsers,
+    /// Lifecycle per day, oldest first.
+    pub lifecycle: Vec<Lifecycle>,
+    /// Users by days active in a week (1-7).
+    pub stickiness: BTreeMap<u8, u64>,
+    /// The profile's `[[funnel]]`s (scheduled runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub funnels: Option<Vec<FunnelAnswer>>,
+    /// Weekly retention (scheduled runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_weekly: Option<Retention>,
+    /// Segments (scheduled runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segments: Option<SegmentsAnswer>,
+    /// The profile (scheduled runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+    /// Start, epoch ms (scheduled runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<i64>,
+    /// End, epoch ms (scheduled runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<i64>,
+    /// When the scheduler computed it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub computed_at: Option<i64>,
+}
+
 // Predictive models (`GET /api/v1/{trends,forecast,anomalies,patterns}`, `stats/predictive`).
 
 /// The series a model ran over: the head of every model answer.

@@ -17,6 +17,7 @@ use crate::behavior::{self, funnels, journeys, retention, sessions, Activity};
 use crate::profiles::Entry;
 use crate::store::aggregate::{FunnelMode, FunnelQuery};
 use crate::store::{Filter, Storage, StoreError};
+use tda_schema::answers::{JourneysAnswer, SegmentsAnswer};
 
 /// The behavioral analyses the API serves.
 #[derive(Debug, Clone, Copy)]
@@ -243,16 +244,17 @@ fn answer(
         Behavior::Sessions => json!(sessions::stats(users, rules)),
         Behavior::Journeys => {
             let paths = journeys::Paths::of(users, rules);
-            let mut v = json!({
-                "top_paths": journeys::top_paths(users, &paths, p.start.as_deref(), p.length, 20),
-                "transitions": journeys::transitions(users, &paths, 50),
-            });
-            if let Some(f) = &p.feature {
-                let (next, previous) = journeys::neighbours(users, &paths, f);
-                v["next"] = json!(next);
-                v["previous"] = json!(previous);
-            }
-            v
+            let around = p
+                .feature
+                .as_ref()
+                .map(|f| journeys::neighbours(users, &paths, f));
+            let (next, previous) = around.map_or((None, None), |(n, p)| (Some(n), Some(p)));
+            json!(JourneysAnswer {
+                top_paths: journeys::top_paths(users, &paths, p.start.as_deref(), p.length, 20),
+                transitions: journeys::transitions(users, &paths, 50),
+                next,
+                previous,
+            })
         }
         Behavior::Funnels => json!(funnels::Answer {
             name: None,
@@ -263,15 +265,19 @@ fn answer(
         Behavior::Retention => json!(retention::retention(users, p.period, to)),
         Behavior::Segments => {
             let seg = behavior::segments::segment(users, rules, to);
-            let by_rule = behavior::segments::rule_segments(users, &p.segments, rules, to);
-            let mut v = json!({ "users": users.len(), "rules": by_rule, "segmentation": seg });
-            if p.with_users {
-                let assignment = seg.map(|s| s.assignment).unwrap_or_default();
-                v["assignment"] = json!(assignment);
-            }
-            v
+            let assignment = p.with_users.then(|| {
+                seg.as_ref()
+                    .map(|s| s.assignment.clone())
+                    .unwrap_or_default()
+            });
+            json!(SegmentsAnswer {
+                users: users.len(),
+                rules: behavior::segments::rule_segments(users, &p.segments, rules, to),
+                segmentation: seg,
+                assignment,
+            })
         }
         Behavior::Interactions => json!(behavior::interactions::interactions(users)),
-        Behavior::Summary => behavior::summary(users, rules, to),
+        Behavior::Summary => json!(behavior::summary(users, rules, to)),
     }
 }

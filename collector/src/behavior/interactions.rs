@@ -2,31 +2,13 @@
 //! feature's users grew (adoption by day), and the time between a user's interactions (overall
 //! and between two uses of the same feature).
 
-use std::collections::BTreeMap;
-
-use serde::Serialize;
+pub use tda_schema::answers::Interactions;
 
 use super::activity::Activity;
 use tda_schema::timestamp::DAY_MS;
 
 /// Features in the co-usage matrix (the most used ones).
 const TOP: usize = 15;
-
-/// What [`interactions`] finds.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Interactions {
-    /// The matrix's features, most users first.
-    pub features: Vec<String>,
-    /// `co_usage[i][j]`: users who used both `features[i]` and `features[j]` (the diagonal:
-    /// users of the feature).
-    pub co_usage: Vec<Vec<u64>>,
-    /// Per feature: (day start, users who had used it by the end of that day).
-    pub adoption: BTreeMap<String, Vec<(i64, u64)>>,
-    /// Median time between a user's consecutive events, ms.
-    pub median_gap_ms: Option<i64>,
-    /// Per feature: median time between a user's consecutive uses of it, ms.
-    pub median_reuse_ms: BTreeMap<String, i64>,
-}
 
 /// Interactions over every user's events (oldest first).
 pub fn interactions(users: &Activity) -> Interactions {

@@ -3,9 +3,9 @@
 //! transitions between features with counts (the edges of a Sankey diagram, with `$start` and
 //! `$end`), and the next and previous steps of a feature.
 
-use std::collections::HashMap;
+pub use tda_schema::answers::{Edge, PathCount};
 
-use serde::Serialize;
+use std::collections::HashMap;
 
 use super::activity::{Activity, NO_FEATURE};
 use super::sessions::{sessions_of, SessionRules};
@@ -53,26 +53,6 @@ impl Paths {
         let starts = std::iter::once(0).chain(self.ends.iter().copied());
         starts.zip(&self.ends).map(|(a, b)| &self.steps[a..*b])
     }
-}
-
-/// A path and the sessions that took it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct PathCount {
-    /// The features, in order.
-    pub path: Vec<String>,
-    /// Sessions.
-    pub sessions: u64,
-}
-
-/// A transition and how often it happened.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Edge {
-    /// From (a feature or `$start`).
-    pub from: String,
-    /// To (a feature or `$end`).
-    pub to: String,
-    /// Times.
-    pub count: u64,
 }
 
 /// The name of a step id.

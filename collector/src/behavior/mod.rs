@@ -11,7 +11,7 @@ pub mod scheduled;
 pub mod segments;
 pub mod sessions;
 
-use serde_json::{json, Value};
+use tda_schema::answers::{ActiveUsers, BehavioralStats};
 
 pub use activity::Activity;
 
@@ -25,18 +25,29 @@ pub fn rules(models: &tda_schema::sections::ModelSettings) -> sessions::SessionR
 
 /// `GET /api/v1/stats/behavioral`: sessions, top paths, the busiest transitions, and daily
 /// retention with active-user counts.
-pub fn summary(users: &Activity, rules: sessions::SessionRules, to: i64) -> Value {
+pub fn summary(users: &Activity, rules: sessions::SessionRules, to: i64) -> BehavioralStats {
     let paths = journeys::Paths::of(users, rules);
     let r = retention::retention(users, retention::Period::Day, to);
-    json!({
-        "type": "behavioral",
-        "sessions": sessions::stats(users, rules),
-        "top_paths": journeys::top_paths(users, &paths, None, 4, 10),
-        "transitions": journeys::transitions(users, &paths, 20),
-        "active_users": {"dau": r.dau, "wau": r.wau, "mau": r.mau},
-        "lifecycle": r.lifecycle,
-        "stickiness": r.stickiness,
-    })
+    BehavioralStats {
+        kind: "behavioral".into(),
+        sessions: sessions::stats(users, rules),
+        top_paths: journeys::top_paths(users, &paths, None, 4, 10),
+        transitions: journeys::transitions(users, &paths, 20),
+        active_users: ActiveUsers {
+            dau: r.dau,
+            wau: r.wau,
+            mau: r.mau,
+        },
+        lifecycle: r.lifecycle,
+        stickiness: r.stickiness,
+        funnels: None,
+        retention_weekly: None,
+        segments: None,
+        profile: None,
+        from: None,
+        to: None,
+        computed_at: None,
+    }
 }
 
 /// The activity of some events (for tests).

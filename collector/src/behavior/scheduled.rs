@@ -1,8 +1,8 @@
 //! The scheduled run of a behavioral profile: over its `models.lookback` ending now, the
 //! behavioral summary, the profile's `[[funnel]]`s, its `[[segment]]` rules and the automatic
-//! segments, as one JSON answer the scheduler keeps (served by `GET /api/v1/stats/behavioral`).
+//! segments, as one answer the scheduler keeps (served by `GET /api/v1/stats/behavioral`).
 
-use serde_json::{json, Value};
+use tda_schema::answers::{BehavioralStats, SegmentsAnswer};
 
 use super::{funnels, retention, segments, summary, Activity};
 use crate::profiles::Entry;
@@ -11,10 +11,10 @@ use crate::store::Filter;
 use crate::store::{Storage, StoreError};
 
 /// Runs every analysis of a behavioral profile over `[now - lookback, now)`.
-pub fn run(store: &dyn Storage, entry: &Entry, now: i64) -> Result<Value, StoreError> {
+pub fn run(store: &dyn Storage, entry: &Entry, now: i64) -> Result<BehavioralStats, StoreError> {
     let lookback = entry.profile.models.lookback.0.as_millis() as i64;
     let mut answer = run_range(store, entry, now - lookback, now)?;
-    answer["computed_at"] = json!(now);
+    answer.computed_at = Some(now);
     Ok(answer)
 }
 
@@ -24,7 +24,7 @@ pub fn run_range(
     entry: &Entry,
     from: i64,
     to: i64,
-) -> Result<Value, StoreError> {
+) -> Result<BehavioralStats, StoreError> {
     let rules = super::rules(&entry.profile.models);
     let all = Filter::default();
     let users = Activity::load(store, from, to, &all, None)?;
@@ -50,19 +50,20 @@ pub fn run_range(
         };
         funnels.push(funnels::answer(Some(spec.name.clone()), &q, f));
     }
-    answer["funnels"] = json!(funnels);
+    answer.funnels = Some(funnels);
     let weekly = match store.pushdown() {
         Some(_) => retention::compute(store, (from, to), &all, retention::Period::Week)?,
         None => retention::retention(&users, retention::Period::Week, to),
     };
-    answer["retention_weekly"] = json!(weekly);
-    answer["segments"] = json!({
-        "users": users.len(),
-        "rules": segments::rule_segments(&users, &entry.profile.segments, rules, to),
-        "segmentation": segments::segment(&users, rules, to),
+    answer.retention_weekly = Some(weekly);
+    answer.segments = Some(SegmentsAnswer {
+        users: users.len(),
+        rules: segments::rule_segments(&users, &entry.profile.segments, rules, to),
+        segmentation: segments::segment(&users, rules, to),
+        assignment: None,
     });
-    answer["profile"] = json!(entry.id);
-    answer["from"] = json!(from);
-    answer["to"] = json!(to);
+    answer.profile = Some(entry.id.clone());
+    answer.from = Some(from);
+    answer.to = Some(to);
     Ok(answer)
 }

@@ -3,9 +3,10 @@
 //! starts, fixed seed) with the number of clusters chosen by the silhouette of a sample; each
 //! cluster described in words by the features that set it apart.
 
+pub use tda_schema::answers::{Cluster, RuleSegment, Segmentation};
+
 use std::collections::BTreeMap;
 
-use serde::Serialize;
 use tda_schema::segment_rule::Rule;
 
 use super::activity::{Activity, User};
@@ -25,33 +26,6 @@ struct Column {
     name: String,
     /// How to say it: a feature's share, or a measure with a unit.
     share_of: Option<String>,
-}
-
-/// A cluster of users.
-#[derive(Debug, Clone, Serialize)]
-pub struct Cluster {
-    /// 0-based, largest first.
-    pub id: usize,
-    /// Users in it.
-    pub users: u64,
-    /// Share of all users.
-    pub share: f64,
-    /// What sets it apart, in words.
-    pub description: String,
-    /// A few of its users.
-    pub examples: Vec<String>,
-}
-
-/// The segmentation of a range's users.
-#[derive(Debug, Clone, Serialize)]
-pub struct Segmentation {
-    /// Clusters, largest first.
-    pub clusters: Vec<Cluster>,
-    /// Silhouette of the chosen k on the sample (-1 to 1; higher is better separated).
-    pub silhouette: f64,
-    /// Each user's cluster.
-    #[serde(skip)]
-    pub assignment: BTreeMap<String, usize>,
 }
 
 /// The behavioral columns and each user's row (users in `order`).
@@ -374,19 +348,6 @@ mod tests {
             "{s:?}"
         );
     }
-}
-
-/// A rule-based segment's members.
-#[derive(Debug, Clone, Serialize)]
-pub struct RuleSegment {
-    /// Its name.
-    pub name: String,
-    /// Its rule.
-    pub rule: String,
-    /// Users meeting it.
-    pub users: u64,
-    /// A few of them.
-    pub examples: Vec<String>,
 }
 
 /// A user's measures (see `tda_schema::segment_rule::MEASURES`).

@@ -214,37 +214,35 @@ fn predictive_doc(
 fn behavioral(store: &dyn Storage, entry: &Entry, from: i64, to: i64) -> Result<Value, StoreError> {
     let run = crate::behavior::scheduled::run_range(store, entry, from, to)?;
     let mut tables = Vec::new();
-    for f in run["funnels"].as_array().into_iter().flatten() {
-        let rows = f["funnel"]["steps"]
-            .as_array()
-            .into_iter()
-            .flatten()
+    for f in run.funnels.iter().flatten() {
+        let rows = f
+            .funnel
+            .steps
+            .iter()
             .map(|s| {
                 vec![
-                    s["step"].clone(),
-                    s["users"].clone(),
-                    s["conversion"].clone(),
-                    s["median_time_ms"].clone(),
+                    json!(s.step),
+                    json!(s.users),
+                    json!(s.conversion),
+                    json!(s.median_time_ms),
                 ]
             })
             .collect();
         tables.push(table(
-            &format!("Funnel: {}", f["name"].as_str().unwrap_or("")),
+            &format!("Funnel: {}", f.name.as_deref().unwrap_or("")),
             &["step", "users", "conversion", "median time (ms)"],
             rows,
         ));
     }
-    let cohorts = run["retention_weekly"]["cohorts"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    let cohorts = run
+        .retention_weekly
+        .iter()
+        .flat_map(|r| &r.cohorts)
         .map(|c| {
             vec![
-                c["start_ms"]
-                    .as_i64()
-                    .map_or(Value::Null, |t| json!(Timestamp(t).to_rfc3339())),
-                c["users"].clone(),
-                c["retention"].clone(),
+                json!(Timestamp(c.start_ms).to_rfc3339()),
+                json!(c.users),
+                json!(c.retention),
             ]
         })
         .collect();
@@ -253,29 +251,25 @@ fn behavioral(store: &dyn Storage, entry: &Entry, from: i64, to: i64) -> Result<
         &["cohort", "users", "retention by week"],
         cohorts,
     ));
-    let segments = run["segments"]["segmentation"]["clusters"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|c| {
-            vec![
-                c["users"].clone(),
-                c["share"].clone(),
-                c["description"].clone(),
-            ]
-        })
+    let clusters = run
+        .segments
+        .iter()
+        .filter_map(|s| s.segmentation.as_ref())
+        .flat_map(|s| &s.clusters);
+    let segments = clusters
+        .map(|c| vec![json!(c.users), json!(c.share), json!(c.description)])
         .collect();
     tables.push(table(
         "Segments",
         &["users", "share", "what sets them apart"],
         segments,
     ));
-    let s = &run["sessions"];
+    let (s, active) = (&run.sessions, &run.active_users);
     Ok(json!({
         "title": "Behavior",
         "summary": [
-            format!("{} sessions by {} users, bounce rate {:.1} %", s["sessions"], s["users"], s["bounce_rate"].as_f64().unwrap_or(0.0) * 100.0),
-            format!("active users: {} on the last day, {} in the last week", run["active_users"]["dau"], run["active_users"]["wau"]),
+            format!("{} sessions by {} users, bounce rate {:.1} %", s.sessions, s.users, s.bounce_rate * 100.0),
+            format!("active users: {} on the last day, {} in the last week", active.dau, active.wau),
         ],
         "charts": [chart("Active users", "users", series(store, "users", Agg::Distinct, from, to)?, vec![], vec![])],
         "tables": tables,

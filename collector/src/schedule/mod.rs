@@ -66,7 +66,9 @@ fn run_behavioral(
         return Ok(());
     }
     let started = std::time::Instant::now();
-    state.result = Some(crate::behavior::scheduled::run(ctx.store, entry, now)?);
+    state.result = Some(serde_json::json!(crate::behavior::scheduled::run(
+        ctx.store, entry, now
+    )?));
     state.last_run_ms = now;
     state.profile_hash = entry.hash.clone();
     ctx.state.save(&entry.id, &state)?;
