@@ -93,7 +93,9 @@ impl Intake {
     pub(crate) fn refused(&self, kind: &str, status: StatusCode, reason: &str) -> Response {
         self.refusals
             .note(kind, status.as_u16(), reason, std::time::Instant::now());
-        error(status, reason)
+        let mut resp = error(status, reason);
+        tda_daemon::http::close_if_body_unread(&mut resp);
+        resp
     }
 
     /// A request to no route, a wrong method or a disabled intake: counted, logged, answered.

@@ -376,9 +376,12 @@ impl Refusal {
     }
 
     /// The answer: `{"error": message}`, with a bearer challenge on 401, `Retry-After: 1` on 429
-    /// and `Retry-After: 60` on 507 (storage full: it takes longer to clear).
+    /// and `Retry-After: 60` on 507 (storage full: it takes longer to clear); on 408 and 413,
+    /// whose body was not read to its end, `Connection: close`, so no client sends its next
+    /// request on a connection the server is closing.
     pub fn response(&self) -> Response {
         let mut resp = error(self.status, &self.message);
+        close_if_body_unread(&mut resp);
         if self.status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(
                 hyper::header::WWW_AUTHENTICATE,
@@ -395,6 +398,18 @@ impl Refusal {
                 .insert(hyper::header::RETRY_AFTER, HeaderValue::from(secs));
         }
         resp
+    }
+}
+
+/// Marks a 408 or 413 answer `Connection: close`: the request's body was not read to its end,
+/// so the connection cannot carry another request, and a client must not send one on it.
+pub fn close_if_body_unread(resp: &mut Response) {
+    if matches!(
+        resp.status(),
+        StatusCode::REQUEST_TIMEOUT | StatusCode::PAYLOAD_TOO_LARGE
+    ) {
+        resp.headers_mut()
+            .insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
     }
 }
 
@@ -459,4 +474,30 @@ pub fn bearer<B>(req: &Request<B>) -> Option<&str> {
         .ok()?
         .strip_prefix("Bearer ")
         .map(str::trim)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_of_an_unread_body_closes_the_connection() {
+        let close = |status| {
+            Refusal::new(status, "x")
+                .response()
+                .headers()
+                .get(hyper::header::CONNECTION)
+                .map(|v| v.to_str().unwrap().to_string())
+        };
+        assert_eq!(
+            close(StatusCode::PAYLOAD_TOO_LARGE).as_deref(),
+            Some("close")
+        );
+        assert_eq!(close(StatusCode::REQUEST_TIMEOUT).as_deref(), Some("close"));
+        assert_eq!(
+            close(StatusCode::BAD_REQUEST),
+            None,
+            "a read body keeps the connection"
+        );
+    }
 }
