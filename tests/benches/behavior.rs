@@ -44,6 +44,12 @@ fn main() {
     let range = format!("from={start}&to={end}");
     let base = collector.url.clone();
     let median = |path: &str| median_of_ms(&format!("{base}{path}"), 3);
+    // The peak of storing the events, then (reset) the peak of answering the analyses.
+    println!(
+        "collector_rss_peak_store_kib={}",
+        rss_peak_kib(collector.pid())
+    );
+    let reset = reset_rss_peak(collector.pid());
     let (_, summary) = get_json(&format!("{base}/api/v1/sessions?{range}"));
     println!(
         "stored_users={} sessions={}",
@@ -70,5 +76,9 @@ fn main() {
     for (name, path) in queries {
         println!("{name}={:.0}", median(&path));
     }
-    println!("collector_rss_peak_kib={}", rss_peak_kib(collector.pid()));
+    let peak = rss_peak_kib(collector.pid());
+    match reset {
+        true => println!("collector_rss_peak_analyses_kib={peak}"),
+        false => println!("collector_rss_peak_kib={peak} (the store's peak could not be reset)"),
+    }
 }

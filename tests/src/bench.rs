@@ -47,6 +47,12 @@ pub fn rss_peak_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// Resets the process's peak RSS (`VmHWM`) to its present RSS, so the next [`rss_peak_kib`]
+/// is the peak of what comes after (Linux `clear_refs` mode 5); whether it could.
+pub fn reset_rss_peak(pid: u32) -> bool {
+    std::fs::write(format!("/proc/{pid}/clear_refs"), "5").is_ok()
+}
+
 /// Posts every batch from `SENDERS` threads; returns each acknowledgement's latency.
 pub fn ingest(url: &str, bodies: Vec<Vec<u8>>) -> Vec<Duration> {
     let bodies = Arc::new(bodies);
