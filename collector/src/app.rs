@@ -116,6 +116,8 @@ pub struct App {
     pub progress: Arc<tda_daemon::service::Progress>,
     /// The store's files exceed `storage.max_disk_bytes` (checked by the compaction loop).
     pub disk_full: std::sync::atomic::AtomicBool,
+    /// `analytics/reports/` (under `data_dir`, which only a restart changes).
+    reports_dir: std::path::PathBuf,
     live: RwLock<Live>,
     status: RwLock<ConfigStatus>,
 }
@@ -172,6 +174,7 @@ impl App {
             live_snapshot: tokio::sync::watch::Sender::new(None),
             stopping: tokio::sync::watch::Sender::new(false),
             progress: Arc::default(),
+            reports_dir: analytics.join("reports"),
             live: RwLock::new(live),
             status: RwLock::new(status),
         })
@@ -213,19 +216,19 @@ impl App {
             state: self.store.shared().unwrap_or(&crate::store::NotShared),
             alerts: &self.alerts.store,
             models: &self.models,
-            reports: self.config().analytics_dir().join("reports"),
+            reports: self.reports_dir.clone(),
         }
     }
 
     /// The reports of the profiles, made from this collector's store (see
     /// [`crate::report::Reports`]).
     pub fn reports(&self) -> crate::report::Reports<'_> {
-        let cfg = self.config();
+        let live = self.live.read().unwrap_or_else(|p| p.into_inner());
         crate::report::Reports {
             store: &*self.store,
             sharing: self.sharing(),
-            root: cfg.analytics_dir().join("reports"),
-            external_url: cfg.alerting.external_url,
+            root: self.reports_dir.clone(),
+            external_url: live.config.alerting.external_url.clone(),
         }
     }
 

@@ -160,9 +160,6 @@ pub async fn every<S: Default + Send + 'static>(app: Arc<App>, job: Job, pass: f
 
 /// One pass of [`LIVE_DASHBOARD`]: the live snapshot, while at least one client watches.
 pub fn refresh_live(app: &App, _: &mut ()) {
-    if app.live_snapshot.receiver_count() == 0 {
-        return;
-    }
     match crate::dashboard::snapshot(&*app.store, &app.alerts.store, now_ms()) {
         Ok(v) => {
             app.live_snapshot.send_replace(Some(Arc::new(v)));
