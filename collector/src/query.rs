@@ -306,6 +306,32 @@ fn folded(
     Ok(steps)
 }
 
+/// At least the first `wanted` events of `range` matching `filter` (all of them if fewer), in
+/// time order: read an hour at a time, oldest first, stopping after the hour that fills the
+/// page, since every event of a later hour comes after every event of this one.
+fn first_events_by_hour(
+    store: &dyn Storage,
+    (from, to): (i64, i64),
+    filter: &Filter,
+    wanted: usize,
+) -> Result<Vec<Event>, StoreError> {
+    let mut all = Vec::new();
+    let mut start = from;
+    while start < to && all.len() < wanted {
+        let end = ((start.div_euclid(HOUR_MS) + 1) * HOUR_MS).min(to);
+        let hour_begins = all.len();
+        store.scan_events(start, end, &mut |e| {
+            if filter.matches(e) {
+                all.push(e.clone())
+            }
+        })?;
+        // Stable: ties keep the store's (deterministic) order.
+        all[hour_begins..].sort_by_key(|e| e.timestamp);
+        start = end;
+    }
+    Ok(all)
+}
+
 /// Events in `[from, to)` matching `filter`, oldest first, `limit` per page. The cursor is
 /// `<timestamp>.<events already returned at that timestamp>`.
 pub fn events(
@@ -338,18 +364,7 @@ pub fn events(
         .map(|p| p.first_events(range, filter, wanted));
     let all = match first.transpose().map_err(|e| e.to_string())? {
         Some(first) => first,
-        None => {
-            let mut all = Vec::new();
-            store
-                .scan_events(range.0, range.1, &mut |e| {
-                    if filter.matches(e) {
-                        all.push(e.clone())
-                    }
-                })
-                .map_err(|e| e.to_string())?;
-            all.sort_by_key(|e| e.timestamp); // stable: ties keep the store's (deterministic) order
-            all
-        }
+        None => first_events_by_hour(store, range, filter, wanted).map_err(|e| e.to_string())?,
     };
     let start = all.partition_point(|e| e.timestamp.0 < after_ts) + skip;
     let page: Vec<Event> = all.iter().skip(start).take(limit).cloned().collect();

@@ -549,3 +549,50 @@ fn shared_state_keeps_the_last_put_of_each_scope() {
         assert!(v2 > v1, "versions grow");
     });
 }
+
+#[test]
+fn event_pages_walk_every_matching_event_once_in_time_order() {
+    // Events over five hours, sent newest batch first and out of order inside each batch;
+    // pages of 3 of one feature cross hour boundaries (the sled walk reads an hour at a time).
+    each(|name, dir, open| {
+        let store = open(dir);
+        let at = |i: i64| T0 + i * HOUR / 4 + 1;
+        let mut evs: Vec<Event> = (0..20).map(|i| event(at(i), &format!("u{i:02}"))).collect();
+        for (i, e) in evs.iter_mut().enumerate() {
+            if i % 3 == 0 {
+                e.feature = "other".into();
+            }
+        }
+        let (early, late) = evs.split_at(9);
+        let mut late = late.to_vec();
+        late.reverse();
+        store.append(&batch("a", "late", late, vec![])).unwrap();
+        store.append(&batch("a", "early", early.to_vec(), vec![])).unwrap();
+        let filter = tda_collector::store::Filter {
+            feature: Some("f".into()),
+            ..Default::default()
+        };
+        let (mut seen, mut cursor) = (Vec::new(), None::<String>);
+        loop {
+            let page = tda_collector::query::events(
+                &*store,
+                T0,
+                T0 + 6 * HOUR,
+                &filter,
+                3,
+                cursor.as_deref(),
+            )
+            .unwrap();
+            seen.extend(page.events.iter().map(|e| e.user_id.clone()));
+            match page.next_cursor {
+                Some(c) => cursor = Some(c),
+                None => break,
+            }
+        }
+        let want: Vec<String> = (0..20)
+            .filter(|i| i % 3 != 0)
+            .map(|i| format!("u{i:02}"))
+            .collect();
+        assert_eq!(seen, want, "{name}");
+    });
+}
