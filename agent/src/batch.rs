@@ -42,7 +42,8 @@ pub struct Closed {
     pub batch_id: String,
     /// Number of events inside.
     pub events: u64,
-    /// zstd-compressed JSON of the [`Batch`].
+    /// The [`Batch`] in the binary format (`tda_blocks::batch`); older spool files hold
+    /// zstd-compressed JSON, which [`read_body`] reads alike.
     pub body: Bytes,
 }
 
@@ -159,10 +160,9 @@ impl Batcher {
     }
 }
 
-/// A batch as the spool keeps it and the collector takes it.
+/// A batch as the spool keeps it and the collector takes it: the binary format.
 pub fn compress(batch: Batch) -> Closed {
-    let json = serde_json::to_vec(&batch).unwrap_or_default();
-    let body = zstd::bulk::compress(&json, ZSTD_LEVEL).unwrap_or_default();
+    let body = tda_blocks::batch::encode(&batch);
     Closed {
         batch_id: batch.batch_id,
         events: batch.events.len() as u64,
@@ -170,13 +170,34 @@ pub fn compress(batch: Batch) -> Closed {
     }
 }
 
+/// The batch a body holds, binary or zstd-compressed JSON (fields not checked).
+pub fn read_body(body: &[u8]) -> Option<Batch> {
+    if tda_blocks::batch::is_binary(body) {
+        let parsed = tda_blocks::batch::parse(body, usize::MAX).ok()?;
+        return parsed.to_batch().ok();
+    }
+    let json = zstd::decode_all(body).ok()?;
+    serde_json::from_slice(&json).ok()
+}
+
+/// The body as zstd-compressed JSON, for a collector that has not said it takes the binary
+/// format (an older one reads every body as JSON). `None` if the body cannot be read.
+pub fn as_json(body: &Bytes) -> Option<Bytes> {
+    if !tda_blocks::batch::is_binary(body) {
+        return Some(body.clone());
+    }
+    let json = serde_json::to_vec(&read_body(body)?).ok()?;
+    zstd::bulk::compress(&json, ZSTD_LEVEL)
+        .ok()
+        .map(Bytes::from)
+}
+
 /// The two halves of a batch the collector refused, to find the events it refuses: events split
 /// in the middle (samples go with the first half), ids `<id>.a` and `<id>.b` (the same halves
 /// every time, so a half sent before a crash is recognised). `None` for a batch of one record,
 /// or one that cannot be read.
 pub fn halves(batch: &Closed) -> Option<(Closed, Closed)> {
-    let json = zstd::decode_all(&batch.body[..]).ok()?;
-    let whole: Batch = serde_json::from_slice(&json).ok()?;
+    let whole = read_body(&batch.body)?;
     if whole.events.len() + whole.samples.len() < 2 {
         return None;
     }
@@ -429,9 +450,13 @@ mod tests {
         let last = b.close().unwrap();
         assert_eq!(last.events, 1);
         assert!(b.close().is_none(), "nothing left open");
-        let json = zstd::decode_all(&closed[1].body[..]).unwrap();
-        let batch = tda_schema::wire::decode_batch(&json).unwrap();
+        let body = &closed[1].body;
+        let batch = tda_blocks::batch::decode(body, usize::MAX).unwrap();
+        let batch = batch.to_batch().unwrap();
         assert_eq!(batch.events, (3..6).map(event).collect::<Vec<_>>());
         assert_eq!(batch.agent_id, "web-1");
+        // The same batch as JSON, for a collector that does not take binary batches.
+        let json = zstd::decode_all(&as_json(body).unwrap()[..]).unwrap();
+        assert_eq!(tda_schema::wire::decode_batch(&json).unwrap(), batch);
     }
 }

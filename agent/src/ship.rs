@@ -40,26 +40,75 @@ pub enum Outcome {
 /// Sends batches to one collector.
 pub struct Shipper {
     live: Arc<Live>,
+    /// The batches URL whose answers named the binary batch in `Accept-Post`: binary bodies go
+    /// only there; until one does, they are sent as JSON (an older collector reads every body
+    /// as JSON).
+    binary_at: std::sync::Mutex<Option<String>>,
 }
 
 impl Shipper {
     /// A shipper to the collector the live settings name (read again for every batch).
     pub fn new(live: Arc<Live>) -> Self {
-        Shipper { live }
+        Shipper {
+            live,
+            binary_at: Default::default(),
+        }
+    }
+
+    /// Whether the collector at `url` has said it takes binary batches.
+    fn takes_binary(&self, url: &str) -> bool {
+        let at = self.binary_at.lock().unwrap_or_else(|p| p.into_inner());
+        at.as_deref() == Some(url)
+    }
+
+    /// Remembers whether the answer from `url` named the binary batch.
+    fn learn(&self, url: &str, headers: &reqwest::header::HeaderMap) {
+        let named = headers
+            .get_all("accept-post")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| {
+                t.trim()
+                    .eq_ignore_ascii_case(tda_blocks::batch::CONTENT_TYPE)
+            });
+        let mut at = self.binary_at.lock().unwrap_or_else(|p| p.into_inner());
+        if named {
+            *at = Some(url.to_string());
+        } else if at.as_deref() == Some(url) {
+            *at = None;
+        }
+    }
+
+    /// The body, content type and content encoding to send `batch` to `url` in.
+    fn body_for(
+        &self,
+        url: &str,
+        batch: &Closed,
+    ) -> Option<(bytes::Bytes, &'static str, &'static str)> {
+        if self.takes_binary(url) && tda_blocks::batch::is_binary(&batch.body) {
+            let binary = tda_blocks::batch::CONTENT_TYPE;
+            return Some((batch.body.clone(), binary, "identity"));
+        }
+        let json = crate::batch::as_json(&batch.body)?;
+        Some((json, "application/json", "zstd"))
     }
 
     /// One attempt to send one batch.
     pub async fn send(&self, batch: &Closed) -> Outcome {
         let target = self.live.target();
         let url = format!("{}/v1/batches", target.url.trim_end_matches('/'));
+        let Some((body, content_type, encoding)) = self.body_for(&url, batch) else {
+            return Outcome::Rejected("the spooled batch cannot be read".into());
+        };
         let mut req = self
             .live
             .client()
             .post(&url)
             .timeout(Duration::from_secs(30))
-            .header(CONTENT_TYPE, "application/json")
-            .header(CONTENT_ENCODING, "zstd")
-            .body(batch.body.clone());
+            .header(CONTENT_TYPE, content_type)
+            .header(CONTENT_ENCODING, encoding)
+            .body(body);
         if let Some(t) = &target.token {
             req = req.header(AUTHORIZATION, format!("Bearer {t}"));
         }
@@ -73,6 +122,7 @@ impl Shipper {
         };
         let status = resp.status();
         if status.is_success() {
+            self.learn(&url, resp.headers());
             return Outcome::Stored;
         }
         let retry_after = retry::retry_after(resp.headers());

@@ -5,12 +5,14 @@
 //! series: nothing accepted is dropped, and a misinstrumented service that puts request ids in
 //! `feature` cannot grow the rollups without bound.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Mutex;
 
 use tda_schema::timestamp::HOUR_MS;
 use tda_schema::wire::MAX_PROPERTIES;
 use tda_schema::Event;
+
+use crate::store::columns::EventColumns;
 
 /// The feature name events past the cap are stored under.
 pub const OVERFLOW_FEATURE: &str = "(overflow)";
@@ -39,6 +41,42 @@ impl FeatureGuard {
     /// how many were renamed. A `cap` of 0 turns the guard off.
     pub fn fold(&self, events: &mut [Event], cap: usize) -> u64 {
         self.fold_at(events, cap, tda_schema::Timestamp::now().0)
+    }
+
+    /// Records the feature names of a decoded block when every one fits under `cap` in its
+    /// hour, and says so; `false` (nothing recorded) when some event would be folded: the
+    /// caller then builds the events and calls [`FeatureGuard::fold`].
+    pub fn admit(&self, c: &EventColumns, cap: usize) -> bool {
+        if cap == 0 {
+            return true;
+        }
+        let pairs: BTreeSet<(i64, u32)> = (0..c.len())
+            .map(|i| (c.timestamps[i].div_euclid(HOUR_MS), c.features.rows[i]))
+            .collect();
+        let mut hours = self.hours.lock().unwrap_or_else(|p| p.into_inner());
+        let mut new: HashMap<i64, HashSet<&str>> = HashMap::new();
+        for (hour, word) in pairs {
+            let Some(name) = (word as usize).checked_sub(1).map(|w| &c.features.words[w]) else {
+                continue;
+            };
+            let known = hours.get(&hour).is_some_and(|h| h.names.contains(name));
+            if !known && name != OVERFLOW_FEATURE {
+                new.entry(hour).or_default().insert(name);
+            }
+        }
+        let room = |hour: &i64, names: &HashSet<&str>| {
+            hours.get(hour).map_or(0, |h| h.names.len()) + names.len() <= cap
+        };
+        if !new.iter().all(|(h, names)| room(h, names)) {
+            return false;
+        }
+        for (hour, names) in new {
+            let seen = &mut hours.entry(hour).or_default().names;
+            seen.extend(names.into_iter().map(str::to_string));
+        }
+        let now = tda_schema::Timestamp::now().0.div_euclid(HOUR_MS);
+        hours.retain(|h, _| (now - HOURS_KEPT..=now + HOURS_KEPT).contains(h));
+        true
     }
 
     /// [`FeatureGuard::fold`] with the present at `now_ms`.
@@ -105,6 +143,30 @@ mod tests {
         let mut off = vec![ev(t, "z")];
         assert_eq!(guard.fold_at(&mut off, 0, t), 0);
         assert_eq!(off[0].feature, "z");
+    }
+
+    #[test]
+    fn a_block_is_admitted_whole_or_not_at_all() {
+        let guard = FeatureGuard::default();
+        let t = tda_schema::Timestamp::now().0;
+        let block = |names: &[&str]| {
+            let events: Vec<Event> = names.iter().map(|n| ev(t, n)).collect();
+            EventColumns::read(&crate::store::columns::encode(&events)).unwrap()
+        };
+        assert!(guard.admit(&block(&["a", "b", "a"]), 3));
+        assert!(
+            guard.admit(&block(&["b", "c"]), 3),
+            "one new name, room for it"
+        );
+        assert!(!guard.admit(&block(&["a", "d"]), 3), "d is past the cap");
+        // Nothing of the refused block was recorded: the events fold as they would have.
+        let mut events = vec![ev(t, "a"), ev(t, "d")];
+        assert_eq!(guard.fold(&mut events, 3), 1);
+        assert_eq!(events[1].feature, OVERFLOW_FEATURE);
+        assert!(
+            guard.admit(&block(&["x", "y", "z", "w"]), 0),
+            "0 turns the guard off"
+        );
     }
 
     #[test]

@@ -6,10 +6,14 @@ use std::io::Read;
 use std::sync::atomic::AtomicI64;
 
 use hyper::StatusCode;
+use tda_blocks::batch::{self, ColumnarBatch};
 use tda_daemon::Refusal;
 use tda_schema::config::LimitsConfig;
 use tda_schema::wire::decode_batch;
 use tda_schema::Batch;
+
+use crate::cardinality::FeatureGuard;
+use crate::store::{Appended, Storage, StoreError};
 
 /// Decompresses a zstd body, refusing to produce more than `limit` bytes.
 pub fn decompress(body: &[u8], limit: usize) -> Result<Vec<u8>, (StatusCode, String)> {
@@ -62,13 +66,75 @@ tda_daemon::counters! {
     }
 }
 
-/// Decompresses and validates a body; returns the batch and the body's size.
+/// A decoded, validated batch: JSON (its events built) or binary (its events in columns).
+pub enum Incoming {
+    /// A JSON batch (`application/json`, older agents and the replay paths).
+    Json(Batch),
+    /// A binary batch ([`tda_blocks::batch::CONTENT_TYPE`]).
+    Binary(Box<ColumnarBatch>),
+}
+
+impl Incoming {
+    /// The batch's id.
+    pub fn batch_id(&self) -> &str {
+        match self {
+            Incoming::Json(b) => &b.batch_id,
+            Incoming::Binary(b) => &b.batch_id,
+        }
+    }
+
+    /// Events and samples it holds.
+    pub fn counts(&self) -> (usize, usize) {
+        match self {
+            Incoming::Json(b) => (b.events.len(), b.samples.len()),
+            Incoming::Binary(b) => (b.events.len(), b.samples.len()),
+        }
+    }
+
+    /// Its newest event time (epoch ms).
+    pub fn newest(&self) -> Option<i64> {
+        match self {
+            Incoming::Json(b) => b.events.iter().map(|e| e.timestamp.0).max(),
+            Incoming::Binary(b) => b.events.timestamps.iter().copied().max(),
+        }
+    }
+
+    /// Applies the feature cap ([`FeatureGuard`]); returns how many events were folded. A
+    /// binary batch whose names all fit stays in columns; one that needs folding is built.
+    pub fn fold(&mut self, guard: &FeatureGuard, cap: usize) -> Result<u64, Refusal> {
+        if let Incoming::Binary(b) = self {
+            if guard.admit(&b.events, cap) {
+                return Ok(0);
+            }
+            let built = b
+                .to_batch()
+                .map_err(|e| Refusal::new(StatusCode::BAD_REQUEST, format!("events: {e}")))?;
+            *self = Incoming::Json(built);
+        }
+        match self {
+            Incoming::Json(b) => Ok(guard.fold(&mut b.events, cap)),
+            Incoming::Binary(_) => Ok(0),
+        }
+    }
+
+    /// Stores it.
+    pub fn append_to(&self, store: &dyn Storage) -> Result<Appended, StoreError> {
+        match self {
+            Incoming::Json(b) => store.append(b),
+            Incoming::Binary(b) => store.append_columns(b),
+        }
+    }
+}
+
+/// Decompresses and validates a body of `content_type` (binary when it is
+/// [`tda_blocks::batch::CONTENT_TYPE`], else JSON).
 pub fn decode(
     encoding: &str,
+    content_type: &str,
     body: &[u8],
     limits: &LimitsConfig,
-) -> Result<(Batch, usize), Refusal> {
-    let json_bytes = match encoding {
+) -> Result<Incoming, Refusal> {
+    let bytes = match encoding {
         "zstd" => decompress(body, limits.max_decompressed_bytes)
             .map_err(|(status, msg)| Refusal::new(status, msg))?,
         "identity" => body.to_vec(),
@@ -77,17 +143,22 @@ pub fn decode(
             return Err(Refusal::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, msg));
         }
     };
-    let batch = decode_batch(&json_bytes)
-        .map_err(|e| Refusal::new(StatusCode::BAD_REQUEST, e.to_string()))?;
-    if batch.events.len() > limits.max_events_per_batch {
+    let bad = |e: tda_schema::FieldError| Refusal::new(StatusCode::BAD_REQUEST, e.to_string());
+    let incoming = if content_type == batch::CONTENT_TYPE {
+        let decoded = batch::decode(&bytes, limits.max_decompressed_bytes).map_err(bad)?;
+        Incoming::Binary(Box::new(decoded))
+    } else {
+        Incoming::Json(decode_batch(&bytes).map_err(bad)?)
+    };
+    let events = incoming.counts().0;
+    if events > limits.max_events_per_batch {
         let msg = format!(
-            "events: {} events, more than limits.max_events_per_batch ({})",
-            batch.events.len(),
+            "events: {events} events, more than limits.max_events_per_batch ({})",
             limits.max_events_per_batch
         );
         return Err(Refusal::new(StatusCode::PAYLOAD_TOO_LARGE, msg));
     }
-    Ok((batch, body.len()))
+    Ok(incoming)
 }
 
 #[cfg(test)]

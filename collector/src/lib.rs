@@ -17,7 +17,6 @@ pub mod arrivals;
 pub mod auth;
 pub mod behavior;
 pub mod cardinality;
-pub mod codec;
 pub mod dashboard;
 pub mod export;
 pub mod fleet;

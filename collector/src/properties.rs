@@ -7,10 +7,10 @@ use proptest::test_runner::{Config, RngSeed};
 use serde_json::{Map, Value};
 use tda_schema::{Event, HostSample, ProcessSample, Timestamp};
 
-use crate::codec::{put_f64, put_signed, put_str, put_varint, Reader};
 use crate::sketch::distinct::Distinct;
 use crate::sketch::quantile::{Sketch, RELATIVE_ERROR, ZERO};
 use crate::store::{columns, samples};
+use tda_blocks::codec::{put_f64, put_signed, put_str, put_varint, Reader};
 
 const ALL: std::ops::Range<i64> = i64::MIN..i64::MAX;
 

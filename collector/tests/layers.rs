@@ -30,7 +30,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ),
     ("analysis", &["query", "stats", "behavior", "predictive"]),
     ("storage", &["store", "profiles"]),
-    ("codecs", &["sketch", "codec"]),
+    ("codecs", &["sketch"]),
 ];
 
 /// Every `crate::<module>` a source names outside its `#[cfg(test)]` modules and comments.

@@ -567,7 +567,9 @@ fn event_pages_walk_every_matching_event_once_in_time_order() {
         let mut late = late.to_vec();
         late.reverse();
         store.append(&batch("a", "late", late, vec![])).unwrap();
-        store.append(&batch("a", "early", early.to_vec(), vec![])).unwrap();
+        store
+            .append(&batch("a", "early", early.to_vec(), vec![]))
+            .unwrap();
         let filter = tda_collector::store::Filter {
             feature: Some("f".into()),
             ..Default::default()

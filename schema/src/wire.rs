@@ -84,35 +84,12 @@ impl Event {
             check_text("error", e, MAX_ERROR_LEN)?;
         }
         if let Some(s) = self.status {
-            if !(100..=599).contains(&s) {
-                return Err(("status", format!("{s} is not an HTTP status (100-599)")));
-            }
+            check_status(s)?;
         }
         if let Some(l) = self.latency_ms {
-            if !l.is_finite() || l < 0.0 {
-                return Err(("latency_ms", format!("{l} must be a finite number >= 0")));
-            }
+            check_latency(l)?;
         }
-        if self.properties.len() > MAX_PROPERTIES {
-            return Err((
-                "properties",
-                format!("{} keys, at most {MAX_PROPERTIES}", self.properties.len()),
-            ));
-        }
-        let (bytes, depth) = measure_properties(&self.properties);
-        if depth > MAX_PROPERTY_DEPTH {
-            return Err((
-                "properties",
-                format!("nested {depth} levels deep, at most {MAX_PROPERTY_DEPTH}"),
-            ));
-        }
-        if bytes > MAX_PROPERTIES_BYTES {
-            return Err((
-                "properties",
-                format!("about {bytes} bytes of JSON, at most {MAX_PROPERTIES_BYTES}"),
-            ));
-        }
-        Ok(())
+        check_properties(&self.properties)
     }
 
     /// About how many bytes the event takes as JSON (what a batch's size is counted in).
@@ -154,7 +131,53 @@ pub fn measure_properties(
     })
 }
 
-fn check_text(field: &'static str, value: &str, max: usize) -> Result<(), (&'static str, String)> {
+/// An event's `status`: an HTTP status (100-599).
+pub fn check_status(s: u16) -> Result<(), (&'static str, String)> {
+    if !(100..=599).contains(&s) {
+        return Err(("status", format!("{s} is not an HTTP status (100-599)")));
+    }
+    Ok(())
+}
+
+/// An event's `latency_ms`: a finite number >= 0.
+pub fn check_latency(l: f64) -> Result<(), (&'static str, String)> {
+    if !l.is_finite() || l < 0.0 {
+        return Err(("latency_ms", format!("{l} must be a finite number >= 0")));
+    }
+    Ok(())
+}
+
+/// An event's `properties`: at most [`MAX_PROPERTIES`] keys, [`MAX_PROPERTY_DEPTH`] levels
+/// and about [`MAX_PROPERTIES_BYTES`] bytes of JSON.
+pub fn check_properties(properties: &Map<String, Value>) -> Result<(), (&'static str, String)> {
+    if properties.len() > MAX_PROPERTIES {
+        return Err((
+            "properties",
+            format!("{} keys, at most {MAX_PROPERTIES}", properties.len()),
+        ));
+    }
+    let (bytes, depth) = measure_properties(properties);
+    if depth > MAX_PROPERTY_DEPTH {
+        return Err((
+            "properties",
+            format!("nested {depth} levels deep, at most {MAX_PROPERTY_DEPTH}"),
+        ));
+    }
+    if bytes > MAX_PROPERTIES_BYTES {
+        return Err((
+            "properties",
+            format!("about {bytes} bytes of JSON, at most {MAX_PROPERTIES_BYTES}"),
+        ));
+    }
+    Ok(())
+}
+
+/// A required or optional text field: not blank, at most `max` bytes.
+pub fn check_text(
+    field: &'static str,
+    value: &str,
+    max: usize,
+) -> Result<(), (&'static str, String)> {
     if value.trim().is_empty() {
         return Err((field, "must not be empty".into()));
     }
@@ -292,7 +315,8 @@ pub struct FieldError {
 }
 
 impl FieldError {
-    fn at(location: impl Into<String>, message: impl Into<String>) -> Self {
+    /// A problem at `location`.
+    pub fn at(location: impl Into<String>, message: impl Into<String>) -> Self {
         FieldError {
             location: location.into(),
             message: message.into(),

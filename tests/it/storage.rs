@@ -113,3 +113,101 @@ fn the_disk_cap_refuses_batches_with_507_until_it_is_raised() {
         1
     );
 }
+
+/// Posts `events` as one binary batch (the agent's format); the status, the answer and its
+/// `Accept-Post` header.
+fn send_binary(url: &str, batch_id: &str, events: &[Value]) -> (u16, Value, String) {
+    let batch: tda_schema::Batch = serde_json::from_value(json!({"version": 1, "agent_id": "a",
+        "batch_id": batch_id, "created_at": now_ms(), "events": events}))
+    .unwrap();
+    let resp = http()
+        .post(format!("{url}/v1/batches"))
+        .bearer_auth(TOKEN)
+        .header("content-type", tda_blocks::batch::CONTENT_TYPE)
+        .body(tda_blocks::batch::encode(&batch))
+        .send()
+        .unwrap();
+    let accepts = resp
+        .headers()
+        .get("accept-post")
+        .map(|v| v.to_str().unwrap().to_string());
+    let status = resp.status().as_u16();
+    (
+        status,
+        resp.json().unwrap_or(Value::Null),
+        accepts.unwrap_or_default(),
+    )
+}
+
+#[test]
+fn binary_batches_are_stored_as_json_ones_are_and_refused_by_field() {
+    // The same events, as JSON batches to one collector and binary ones to another: batches of
+    // 7 at one a minute, so some cross an hour (a binary block is stored as it came only when
+    // it falls in one hour).
+    let tmp = tempfile::tempdir().unwrap();
+    let (json_setup, binary_setup) = (
+        CollectorSetup::new(&tmp.path().join("json"), ""),
+        CollectorSetup::new(&tmp.path().join("binary"), ""),
+    );
+    let (by_json, by_binary) = (json_setup.start(), binary_setup.start());
+    let start = (now_ms() / HOUR - 3) * HOUR - HOUR / 4;
+    let events: Vec<Value> = (0..90)
+        .map(|i| {
+            let feature = ["search", "export", "share"][i as usize % 3];
+            json!({"timestamp": start + i * 60_000, "user_id": format!("u{}", i % 4),
+                "feature": feature,
+                "status": if i % 11 == 0 { 503 } else { 200 }, "latency_ms": (i % 9) as f64 + 0.25,
+                "properties": {"plan": if i % 2 == 0 { "pro" } else { "free" }}})
+        })
+        .collect();
+    for (n, chunk) in events.chunks(7).enumerate() {
+        assert_eq!(send(&by_json.url, &format!("b{n}"), chunk).0, 200);
+        let (status, answer, accepts) = send_binary(&by_binary.url, &format!("b{n}"), chunk);
+        assert_eq!(
+            (status, answer["events"].as_u64()),
+            (200, Some(chunk.len() as u64))
+        );
+        assert_eq!(accepts, "application/vnd.tda.batch, application/json");
+    }
+    let (status, answer, _) = send_binary(&by_binary.url, "b0", &events[..7]);
+    assert_eq!(
+        (status, &answer["duplicate"]),
+        (200, &json!(true)),
+        "a retry is stored once"
+    );
+    let (from, to) = (start, start + 90 * 60_000);
+    for path in [
+        format!("/api/v1/stats/usage?from={from}&to={to}"),
+        format!("/api/v1/stats/performance?from={from}&to={to}"),
+        format!("/api/v1/events?from={from}&to={to}&limit=1000"),
+        format!(
+            "/api/v1/query?from={}&to={to}&series=users&agg=distinct&step=1h",
+            start + HOUR / 4
+        ),
+        format!("/api/v1/query?from={from}&to={to}&series=requests&step=1m&label.plan=pro"),
+    ] {
+        let (a, b) = (
+            get_json(&format!("{}{path}", by_json.url)),
+            get_json(&format!("{}{path}", by_binary.url)),
+        );
+        assert_eq!(a.0, 200, "{path}: {}", a.1);
+        assert_eq!(a, b, "{path}");
+    }
+    // One bad event among good ones: the batch is refused naming it, and nothing is stored.
+    let mut bad = events[..5].to_vec();
+    bad[3]["status"] = json!(999);
+    let (status, answer, _) = send_binary(&by_binary.url, "bad", &bad);
+    assert_eq!(status, 400);
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("events[3].status:"),
+        "{answer}"
+    );
+    let (_, stats) = get_json(&format!(
+        "{}/api/v1/stats/usage?from={from}&to={to}",
+        by_binary.url
+    ));
+    assert_eq!(stats["total_requests"], 90, "{stats}");
+}

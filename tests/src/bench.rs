@@ -68,10 +68,16 @@ pub fn ingest(url: &str, bodies: Vec<Vec<u8>>) -> Vec<Duration> {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(body) = bodies.get(i) else { return };
                     let start = Instant::now();
+                    let (content_type, encoding) = if tda_blocks::batch::is_binary(body) {
+                        (tda_blocks::batch::CONTENT_TYPE, "identity")
+                    } else {
+                        ("application/json", "zstd")
+                    };
                     let resp = client
                         .post(&url)
                         .bearer_auth(TOKEN)
-                        .header("content-encoding", "zstd")
+                        .header("content-type", content_type)
+                        .header("content-encoding", encoding)
                         .body(body.clone())
                         .send()
                         .expect("post");
@@ -121,7 +127,12 @@ pub fn median_of_ms(url: &str, runs: usize) -> f64 {
 /// Generates `rows` events of the peers' workload (`../shared/bench/peers/gen_events.py`, 24 h,
 /// 200 k users) into `dir`, and returns them as zstd batch bodies of `batch` events with the
 /// first and last timestamps.
-pub fn peer_event_batches(dir: &Path, rows: usize, batch: usize) -> (Vec<Vec<u8>>, Value, Value) {
+pub fn peer_event_batches(
+    dir: &Path,
+    rows: usize,
+    batch: usize,
+    format: WireFormat,
+) -> (Vec<Vec<u8>>, Value, Value) {
     let script = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../shared/bench/peers/gen_events.py"
@@ -134,7 +145,7 @@ pub fn peer_event_batches(dir: &Path, rows: usize, batch: usize) -> (Vec<Vec<u8>
         .status()
         .expect("python3");
     assert!(status.success(), "gen_events.py failed");
-    load(dir)
+    load(dir, format)
 }
 
 /// Reads one of the generator's JSONEachRow files as our events.
@@ -152,9 +163,18 @@ fn events_of(file: &Path) -> Vec<Value> {
         .collect()
 }
 
-/// The generator's files (one batch each, in time order) as zstd batch bodies, with the first
-/// and last timestamps; one file at a time, so 5 M events never sit in memory as JSON values.
-fn load(dir: &Path) -> (Vec<Vec<u8>>, Value, Value) {
+/// How a bench's batches are sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WireFormat {
+    /// The binary batch the agent sends to a collector that takes it.
+    Binary,
+    /// zstd-compressed JSON, as older agents send.
+    Json,
+}
+
+/// The generator's files (one batch each, in time order) as batch bodies, with the first and
+/// last timestamps; one file at a time, so 5 M events never sit in memory as JSON values.
+fn load(dir: &Path, format: WireFormat) -> (Vec<Vec<u8>>, Value, Value) {
     let mut files: Vec<_> = std::fs::read_dir(dir)
         .expect("gen dir")
         .map(|e| e.expect("entry").path())
@@ -168,9 +188,15 @@ fn load(dir: &Path) -> (Vec<Vec<u8>>, Value, Value) {
         }
         last = events[events.len() - 1]["timestamp"].clone();
         let batch = json!({"version": 1, "agent_id": "bench", "batch_id": format!("bench-{i}"), "created_at": first, "events": events});
-        bodies.push(
-            zstd::bulk::compress(&serde_json::to_vec(&batch).expect("json"), 3).expect("zstd"),
-        );
+        bodies.push(match format {
+            WireFormat::Binary => {
+                let batch: tda_schema::Batch = serde_json::from_value(batch).expect("batch");
+                tda_blocks::batch::encode(&batch)
+            }
+            WireFormat::Json => {
+                zstd::bulk::compress(&serde_json::to_vec(&batch).expect("json"), 3).expect("zstd")
+            }
+        });
     }
     (bodies, first, last)
 }

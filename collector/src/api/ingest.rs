@@ -6,23 +6,31 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use hyper::body::Incoming;
-use hyper::header::CONTENT_ENCODING;
+use hyper::header::{HeaderValue, CONTENT_ENCODING, CONTENT_TYPE};
 use hyper::{Request, StatusCode};
 use tda_daemon::{error, json, read_body_within, Refusal, Response};
 use tda_schema::config::LimitsConfig;
-use tda_schema::Batch;
-use tokio::sync::OwnedSemaphorePermit;
 
 use super::{Answer, Path};
 use crate::app::App;
-use crate::ingest::decode;
-use crate::store::Appended;
+use crate::ingest::{decode, Incoming as Batch};
+use crate::store::{Appended, StoreError};
 
 /// `POST /v1/batches` (the ingest scope is checked by the route): read the body, take a write
 /// permit (or 429), decode, store, answer.
 pub async fn batch(app: Arc<App>, req: Request<Incoming>, _: Path) -> Answer {
-    accept(req, &app).await
+    let mut answer = accept(req, app).await;
+    // Its answers say which bodies this collector takes: an agent sends binary batches only
+    // to a collector that named them (older collectors read every body as JSON).
+    if let Ok(r) = &mut answer {
+        let accepts = HeaderValue::from_static(ACCEPT_POST);
+        r.headers_mut().insert("accept-post", accepts);
+    }
+    answer
 }
+
+/// The `Accept-Post` of a stored batch's answer: the binary batch, then JSON.
+pub const ACCEPT_POST: &str = "application/vnd.tda.batch, application/json";
 
 /// Counts a refused batch by kind.
 pub fn refused(app: &App, refusal: &Refusal) {
@@ -34,8 +42,8 @@ pub fn refused(app: &App, refusal: &Refusal) {
     add(counter, 1);
 }
 
-async fn accept(req: Request<Incoming>, app: &App) -> Result<Response, Refusal> {
-    if app.disk_full.load(std::sync::atomic::Ordering::Relaxed) {
+async fn accept(req: Request<Incoming>, app: Arc<App>) -> Result<Response, Refusal> {
+    if app.disk_full.load(Ordering::Relaxed) {
         return Err(Refusal::new(
             StatusCode::INSUFFICIENT_STORAGE,
             "storage.max_disk_bytes reached; retry later",
@@ -44,86 +52,103 @@ async fn accept(req: Request<Incoming>, app: &App) -> Result<Response, Refusal> 
     let limits = app.limits();
     // The body is read before a write permit is taken: a slow sender holds its connection
     // (until `limits.body_timeout`), never a write slot other agents need.
-    let (encoding, body) = read_request(req, &limits).await?;
+    let (encoding, content_type, body) = read_request(req, &limits).await?;
     let permit = app.writes.clone().try_acquire_owned().map_err(|_| {
         Refusal::new(
             StatusCode::TOO_MANY_REQUESTS,
             "write queue full; retry later",
         )
     })?;
-    let (mut batch, bytes) = decode(&encoding, &body, &limits)?;
-    app.observed.batch_bytes.observe(bytes as f64);
-    app.observed.batch_events.observe(batch.events.len() as f64);
-    let folded = app
-        .features
-        .fold(&mut batch.events, limits.max_features_per_hour);
-    if folded > 0 {
-        add(&app.ingest.events_feature_overflowed, folded);
-        tracing::debug!(batch_id = %batch.batch_id, folded, cap = limits.max_features_per_hour,
-            "feature names past the hourly cap stored as (overflow)");
-    }
-    Ok(store(batch, app, permit).await)
-}
-
-/// Reads the body within the limits; returns its content encoding and bytes.
-async fn read_request(
-    req: Request<Incoming>,
-    limits: &LimitsConfig,
-) -> Result<(String, bytes::Bytes), Refusal> {
-    let encoding = req
-        .headers()
-        .get(CONTENT_ENCODING)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("identity")
-        .to_ascii_lowercase();
-    let body = read_body_within(req, limits.max_body_bytes, limits.body_timeout.0).await?;
-    Ok((encoding, body))
-}
-
-/// Stores a batch off the async threads and answers once it is durable.
-async fn store(batch: Batch, app: &App, permit: OwnedSemaphorePermit) -> Response {
-    let (events, samples) = (batch.events.len(), batch.samples.len());
-    let newest = batch.events.iter().map(|e| e.timestamp.0).max();
-    let store = app.store.clone();
+    // Decoding, folding and storing run off the async threads: a 10 k-event batch's decode
+    // must not hold up the connections of other agents.
     let started = std::time::Instant::now();
-    let stored = tokio::task::spawn_blocking(move || {
+    let worker = app.clone();
+    let done = tokio::task::spawn_blocking(move || {
         let _permit = permit;
-        store.append(&batch).map(|a| (a, batch.batch_id))
+        let mut batch = decode(&encoding, &content_type, &body, &limits)?;
+        worker.observed.batch_bytes.observe(body.len() as f64);
+        worker
+            .observed
+            .batch_events
+            .observe(batch.counts().0 as f64);
+        fold(&mut batch, &worker, limits.max_features_per_hour)?;
+        let stored = batch.append_to(&*worker.store);
+        Ok::<_, Refusal>((batch, stored))
     })
     .await;
     app.observed
         .store_seconds
         .observe(started.elapsed().as_secs_f64());
+    match done {
+        Ok(Ok((batch, stored))) => Ok(answer(&batch, stored, &app)),
+        Ok(Err(refusal)) => Err(refusal),
+        Err(e) => {
+            add(&app.ingest.store_failures, 1);
+            let msg = format!("storage task failed: {e}");
+            Ok(error(StatusCode::INTERNAL_SERVER_ERROR, &msg))
+        }
+    }
+}
+
+/// Folds feature names past the hourly cap into the overflow feature, counting them.
+fn fold(batch: &mut Batch, app: &App, cap: usize) -> Result<(), Refusal> {
+    let folded = batch.fold(&app.features, cap)?;
+    if folded > 0 {
+        add(&app.ingest.events_feature_overflowed, folded);
+        tracing::debug!(batch_id = %batch.batch_id(), folded, cap,
+            "feature names past the hourly cap stored as (overflow)");
+    }
+    Ok(())
+}
+
+/// Reads the body within the limits; returns its content encoding, content type and bytes.
+async fn read_request(
+    req: Request<Incoming>,
+    limits: &LimitsConfig,
+) -> Result<(String, String, bytes::Bytes), Refusal> {
+    let header = |name| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| {
+                v.split(';')
+                    .next()
+                    .unwrap_or_default()
+                    .trim()
+                    .to_ascii_lowercase()
+            })
+    };
+    let encoding = header(CONTENT_ENCODING).unwrap_or_else(|| "identity".into());
+    let content_type = header(CONTENT_TYPE).unwrap_or_default();
+    let body = read_body_within(req, limits.max_body_bytes, limits.body_timeout.0).await?;
+    Ok((encoding, content_type, body))
+}
+
+/// The answer to a stored (or failed) batch, counted.
+fn answer(batch: &Batch, stored: Result<Appended, StoreError>, app: &App) -> Response {
+    let (events, samples) = batch.counts();
+    let batch_id = batch.batch_id();
     let counters = &app.ingest;
     match stored {
-        Ok(Ok((appended, batch_id))) => {
+        Ok(appended) => {
             let duplicate = appended == Appended::Duplicate;
             if duplicate {
                 add(&counters.batches_duplicate, 1);
             } else {
                 add(&counters.batches_stored, 1);
                 add(&counters.events_stored, events as u64);
-                if let Some(t) = newest {
-                    counters
-                        .newest_event_ms
-                        .fetch_max(t, std::sync::atomic::Ordering::Relaxed);
+                if let Some(t) = batch.newest() {
+                    counters.newest_event_ms.fetch_max(t, Ordering::Relaxed);
                 }
             }
             tracing::debug!(%batch_id, events, samples, duplicate, "batch stored");
             let body = serde_json::json!({ "batch_id": batch_id, "events": events, "samples": samples, "duplicate": duplicate });
             json(StatusCode::OK, &body)
         }
-        Ok(Err(e)) => {
+        Err(e) => {
             add(&counters.store_failures, 1);
             tracing::error!(error = %e, "storing batch failed");
             error(StatusCode::SERVICE_UNAVAILABLE, &format!("storage: {e}"))
-        }
-        Err(e) => {
-            add(&counters.store_failures, 1);
-            error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                &format!("storage task failed: {e}"),
-            )
         }
     }
 }

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::codec::{put_varint, Reader};
+use tda_blocks::codec::{put_varint, Reader};
 
 const P: u32 = 12;
 const REGISTERS: usize = 1 << P;

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::codec::{put_signed, put_varint, Reader};
+use tda_blocks::codec::{put_signed, put_varint, Reader};
 
 /// Guaranteed relative accuracy of every quantile: 1 %.
 pub const RELATIVE_ERROR: f64 = 0.01;

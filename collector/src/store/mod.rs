@@ -15,6 +15,7 @@ pub use clickhouse::{ClickHouseConfig, ClickHouseStore};
 pub use select::{Filter, SAMPLE_SERIES};
 pub use sled_store::SledStore;
 
+use tda_blocks::batch::ColumnarBatch;
 use tda_schema::{Batch, Event, HostSample};
 
 use rollup::Rollup;
@@ -92,6 +93,13 @@ pub trait Storage: Send + Sync {
     /// Stores a batch durably (returns only after it would survive a crash); a batch id seen
     /// before is not stored twice.
     fn append(&self, batch: &Batch) -> Result<Appended, StoreError>;
+
+    /// Stores a binary batch (already validated) as [`Storage::append`] does. By default its
+    /// events are built and appended; a backend that keeps columnar blocks stores the block as
+    /// it came.
+    fn append_columns(&self, batch: &ColumnarBatch) -> Result<Appended, StoreError> {
+        self.append(&batch.to_batch().map_err(StoreError::Invalid)?)
+    }
 
     /// Calls `visit` with every stored event whose timestamp is in `[from, to)`, in no set order.
     fn scan_events(

@@ -8,9 +8,10 @@ use std::collections::BTreeMap;
 
 use tda_schema::Event;
 
-use crate::codec::{put_f64, put_signed, put_str, put_varint, Reader};
-use crate::sketch::distinct::Distinct;
+use super::columns::EventColumns;
+use crate::sketch::distinct::{self, Distinct};
 use crate::sketch::quantile::Sketch;
+use tda_blocks::codec::{put_f64, put_signed, put_str, put_varint, Reader};
 
 /// Format version byte of a rollup record.
 pub const VERSION: u8 = 1;
@@ -79,6 +80,20 @@ pub struct FeatureHour {
     pub users: Distinct,
 }
 
+impl FeatureHour {
+    /// Adds everything in `other` (of the same feature and hour).
+    pub fn merge(&mut self, other: &FeatureHour) {
+        for (m, c) in &other.minutes {
+            let cell = self.minutes.entry(*m).or_default();
+            cell.requests += c.requests;
+            cell.errors += c.errors;
+            cell.latency.merge(&c.latency);
+        }
+        self.latency.merge(&other.latency);
+        self.users.merge(&other.users);
+    }
+}
+
 /// The rollup of some events of one hour.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Rollup {
@@ -111,6 +126,54 @@ impl Rollup {
         r
     }
 
+    /// The rollup of a decoded block whose rows all fall in one hour: the same as
+    /// [`Rollup::of`] its events, without building them (each user hashed once).
+    pub fn of_columns(c: &EventColumns) -> Self {
+        let hour = c
+            .timestamps
+            .first()
+            .map_or(0, |t| t.div_euclid(HOUR_MS) * HOUR_MS);
+        let mut r = Rollup::new(hour);
+        let users: Vec<u64> = c.users.words.iter().map(|u| distinct::hash(u)).collect();
+        let mut features = vec![FeatureHour::default(); c.features.words.len()];
+        for i in 0..c.len() {
+            let Some(f) = (c.features.rows[i] as usize)
+                .checked_sub(1)
+                .and_then(|w| features.get_mut(w))
+            else {
+                continue;
+            };
+            r.events += 1;
+            let minute = (c.timestamps[i] - hour).div_euclid(MINUTE_MS).clamp(0, 59) as u8;
+            let cell = f.minutes.entry(minute).or_default();
+            cell.requests += 1;
+            let kind = match (c.errors.get(i), c.statuses[i]) {
+                (Some(e), _) => Some(e.to_string()),
+                (None, Some(s)) if s >= 500 => Some(format!("http_{s}")),
+                _ => None,
+            };
+            if let Some(kind) = kind {
+                cell.errors += 1;
+                *r.error_kinds.entry(kind).or_default() += 1;
+            }
+            if let Some(l) = c.latencies[i] {
+                cell.latency.add(l);
+                f.latency.add(l);
+            }
+            if let Some(h) = (c.users.rows[i] as usize).checked_sub(1).map(|u| users[u]) {
+                f.users.add_hash(h);
+            }
+        }
+        let named = c.features.words.iter().zip(features);
+        for (name, f) in named.filter(|(_, f)| !f.minutes.is_empty()) {
+            match r.features.get_mut(name) {
+                Some(mine) => mine.merge(&f), // a block naming one feature twice
+                None => drop(r.features.insert(name.clone(), f)),
+            }
+        }
+        r
+    }
+
     /// Adds one event of this hour.
     pub fn add(&mut self, e: &Event) {
         self.events += 1;
@@ -135,15 +198,7 @@ impl Rollup {
     pub fn merge(&mut self, other: &Rollup) {
         self.events += other.events;
         for (name, theirs) in &other.features {
-            let mine = self.features.entry(name.clone()).or_default();
-            for (m, c) in &theirs.minutes {
-                let cell = mine.minutes.entry(*m).or_default();
-                cell.requests += c.requests;
-                cell.errors += c.errors;
-                cell.latency.merge(&c.latency);
-            }
-            mine.latency.merge(&theirs.latency);
-            mine.users.merge(&theirs.users);
+            self.features.entry(name.clone()).or_default().merge(theirs);
         }
         for (kind, n) in &other.error_kinds {
             *self.error_kinds.entry(kind.clone()).or_default() += n;
@@ -251,6 +306,22 @@ mod tests {
             "status": status, "latency_ms": latency
         }))
         .unwrap()
+    }
+
+    #[test]
+    fn a_blocks_columns_roll_up_as_its_events_do() {
+        let mut events = vec![
+            ev(1, "a", "generate", 200, 10.0),
+            ev(2, "a", "generate", 503, 30.0),
+            ev(61, "b", "generate", 200, 20.0),
+            ev(3599, "c", "export", 404, 5.5),
+        ];
+        events[3].error = Some("not_found".into());
+        events[0].latency_ms = None;
+        let block = super::super::columns::encode(&events);
+        let cols = EventColumns::read(&block).unwrap();
+        assert_eq!(Rollup::of_columns(&cols), Rollup::of(&events));
+        assert_eq!(Rollup::of_columns(&cols).error_kinds.len(), 2);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::borrow::Borrow;
 
 use tda_schema::{HostSample, ProcessSample, Timestamp};
 
-use crate::codec::{put_signed, put_str, put_varint, Reader};
+use tda_blocks::codec::{put_signed, put_str, put_varint, Reader};
 
 /// Format version byte of a sample block.
 pub const VERSION: u8 = 3;

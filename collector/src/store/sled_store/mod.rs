@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::Deserialize;
+use tda_blocks::batch::ColumnarBatch;
 use tda_schema::{Batch, Event, HostSample};
 
 use part::{corrupt, key_parts, Part, Stored, IN_SEGMENT};
@@ -221,6 +222,44 @@ impl SledStore {
     }
 }
 
+/// One block and rollup per hour of `events`.
+fn event_blocks(events: &[Event]) -> Vec<Stored> {
+    by_hour(events, |e| e.timestamp.0)
+        .into_iter()
+        .map(|(hour, events)| Stored {
+            hour,
+            block: columns::encode(&events),
+            rollup: Some(Rollup::of(&events).encode()),
+            tag: Vec::new(),
+        })
+        .collect()
+}
+
+impl SledStore {
+    /// Stores one batch's samples (a block per hour) and event blocks under its id.
+    fn store_batch(
+        &self,
+        agent_id: &str,
+        batch_id: &str,
+        samples: &[HostSample],
+        event_blocks: Vec<Stored>,
+    ) -> Result<Appended, StoreError> {
+        let sample_blocks = by_hour(samples, |s| s.timestamp.0)
+            .into_iter()
+            .map(|(hour, samples)| Stored {
+                hour,
+                block: samples::encode(agent_id, &samples),
+                rollup: None,
+                tag: agent_id.as_bytes().to_vec(),
+            })
+            .collect();
+        // Samples first, events last: a retry after a crash between the two finds the samples
+        // already marked and stores only the events.
+        self.samples.append(batch_id, sample_blocks)?;
+        self.events.append(batch_id, event_blocks)
+    }
+}
+
 impl Storage for SledStore {
     fn compact(&self, before: i64) -> Result<Compacted, StoreError> {
         let _one_at_a_time = self.compacting.lock().unwrap_or_else(|p| p.into_inner());
@@ -242,28 +281,46 @@ impl Storage for SledStore {
     }
 
     fn append(&self, batch: &Batch) -> Result<Appended, StoreError> {
-        let sample_blocks = by_hour(&batch.samples, |s| s.timestamp.0)
-            .into_iter()
-            .map(|(hour, samples)| Stored {
-                hour,
-                block: samples::encode(&batch.agent_id, &samples),
-                rollup: None,
-                tag: batch.agent_id.as_bytes().to_vec(),
-            })
-            .collect();
-        let event_blocks = by_hour(&batch.events, |e| e.timestamp.0)
-            .into_iter()
-            .map(|(hour, events)| Stored {
-                hour,
-                block: columns::encode(&events),
-                rollup: Some(Rollup::of(&events).encode()),
+        let event_blocks = event_blocks(&batch.events);
+        self.store_batch(
+            &batch.agent_id,
+            &batch.batch_id,
+            &batch.samples,
+            event_blocks,
+        )
+    }
+
+    /// A block whose events fall in one hour is stored as it came, with a rollup made from its
+    /// columns; one spanning hours is split into a block per hour.
+    fn append_columns(&self, batch: &ColumnarBatch) -> Result<Appended, StoreError> {
+        let cols = &batch.events;
+        let hour = |t: &i64| t.div_euclid(HOUR_MS);
+        let one_hour = cols
+            .timestamps
+            .first()
+            .map(hour)
+            .is_some_and(|first| cols.timestamps.iter().all(|t| hour(t) == first));
+        let event_blocks = if cols.is_empty() {
+            Vec::new()
+        } else if one_hour {
+            vec![Stored {
+                hour: hour(&cols.timestamps[0]),
+                block: batch.block.clone(),
+                rollup: Some(Rollup::of_columns(cols).encode()),
                 tag: Vec::new(),
-            })
-            .collect();
-        // Samples first, events last: a retry after a crash between the two finds the samples
-        // already marked and stores only the events.
-        self.samples.append(&batch.batch_id, sample_blocks)?;
-        self.events.append(&batch.batch_id, event_blocks)
+            }]
+        } else {
+            let events = cols
+                .events(Properties::Read, i64::MIN..i64::MAX)
+                .map_err(StoreError::Invalid)?;
+            event_blocks(&events)
+        };
+        self.store_batch(
+            &batch.agent_id,
+            &batch.batch_id,
+            &batch.samples,
+            event_blocks,
+        )
     }
 
     fn scan_events(

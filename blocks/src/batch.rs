@@ -1,0 +1,230 @@
+//! The binary batch an agent ships (content type [`CONTENT_TYPE`]): a short header, the events
+//! as one columnar block ([`crate::events`], stored by the collector as it came when the batch
+//! falls in one hour) and the host samples. The JSON batch (`tda_schema::wire`) stays accepted,
+//! for older agents and for collectors that do not take this one.
+
+use tda_schema::wire::{check_text, BATCH_FORMAT_VERSION, MAX_ID_LEN};
+use tda_schema::{Batch, FieldError, HostSample, Timestamp};
+
+use crate::codec::{put_signed, put_str, put_varint, Reader};
+use crate::events::{self, EventColumns, Properties};
+
+/// The content type of a binary batch; a collector that takes it says so in an `Accept-Post`
+/// header on its `POST /v1/batches` answers.
+pub const CONTENT_TYPE: &str = "application/vnd.tda.batch";
+/// The first bytes of a binary batch (a zstd frame, the JSON batch's body, starts otherwise).
+const MAGIC: &[u8; 4] = b"TDAB";
+/// Version of the binary batch's layout.
+pub const FORMAT_VERSION: u8 = 1;
+const ZSTD_LEVEL: i32 = 3;
+
+/// A decoded, validated binary batch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ColumnarBatch {
+    /// The agent that sent it.
+    pub agent_id: String,
+    /// Unique per agent; a batch sent twice under one id is stored once.
+    pub batch_id: String,
+    /// When the agent closed the batch.
+    pub created_at: Timestamp,
+    /// The events block as it came (version byte included).
+    pub block: Vec<u8>,
+    /// The same events, decoded.
+    pub events: EventColumns,
+    /// Host and process samples.
+    pub samples: Vec<HostSample>,
+}
+
+impl ColumnarBatch {
+    /// The batch with its events built one by one (properties included), for the paths that
+    /// take events.
+    pub fn to_batch(&self) -> Result<Batch, String> {
+        Ok(Batch {
+            version: BATCH_FORMAT_VERSION,
+            agent_id: self.agent_id.clone(),
+            batch_id: self.batch_id.clone(),
+            created_at: self.created_at,
+            events: self.events.events(Properties::Read, i64::MIN..i64::MAX)?,
+            samples: self.samples.clone(),
+        })
+    }
+}
+
+/// Whether `body` is a binary batch (rather than a JSON one, plain or compressed).
+pub fn is_binary(body: &[u8]) -> bool {
+    body.starts_with(MAGIC)
+}
+
+/// Encodes a batch in the binary format.
+pub fn encode(batch: &Batch) -> Vec<u8> {
+    let block = events::encode(&batch.events);
+    let mut out = Vec::with_capacity(block.len() + 64);
+    out.extend_from_slice(MAGIC);
+    out.push(FORMAT_VERSION);
+    put_str(&mut out, &batch.agent_id);
+    put_str(&mut out, &batch.batch_id);
+    put_signed(&mut out, batch.created_at.0);
+    put_varint(&mut out, block.len() as u64);
+    out.extend_from_slice(&block);
+    let samples = if batch.samples.is_empty() {
+        Vec::new()
+    } else {
+        let json = serde_json::to_vec(&batch.samples).unwrap_or_default();
+        zstd::bulk::compress(&json, ZSTD_LEVEL).unwrap_or_default()
+    };
+    put_varint(&mut out, samples.len() as u64);
+    out.extend_from_slice(&samples);
+    out
+}
+
+/// Decodes and validates a binary batch; an error names the field, as the JSON batch's do.
+pub fn decode(body: &[u8], max_decompressed: usize) -> Result<ColumnarBatch, FieldError> {
+    let batch = parse(body, max_decompressed)?;
+    for (field, value) in [("agent_id", &batch.agent_id), ("batch_id", &batch.batch_id)] {
+        check_text(field, value, MAX_ID_LEN).map_err(|(f, m)| FieldError::at(f, m))?;
+    }
+    batch.events.validate()?;
+    for (i, s) in batch.samples.iter().enumerate() {
+        s.validate()
+            .map_err(|(field, m)| FieldError::at(format!("samples[{i}].{field}"), m))?;
+    }
+    Ok(batch)
+}
+
+/// Decodes a binary batch without checking its fields (what an agent does to split a batch
+/// the collector refused, to find the events it refuses).
+pub fn parse(body: &[u8], max_decompressed: usize) -> Result<ColumnarBatch, FieldError> {
+    let body_err = |m: String| FieldError::at("body", m);
+    if !is_binary(body) {
+        return Err(body_err("not a binary batch".into()));
+    }
+    let mut r = Reader::new(&body[MAGIC.len()..]);
+    let version = r.byte().map_err(body_err)?;
+    if version != FORMAT_VERSION {
+        let m = format!("unsupported binary batch format {version}, expected {FORMAT_VERSION}");
+        return Err(FieldError::at("version", m));
+    }
+    let agent_id = r.str().map_err(body_err)?.to_string();
+    let batch_id = r.str().map_err(body_err)?.to_string();
+    let created_at = Timestamp(r.signed().map_err(body_err)?);
+    let block_len = r.count().map_err(body_err)?;
+    let block = r.bytes(block_len).map_err(body_err)?.to_vec();
+    let samples_len = r.count().map_err(body_err)?;
+    let packed = r.bytes(samples_len).map_err(body_err)?;
+    if !r.is_done() {
+        return Err(body_err("trailing bytes after the samples".into()));
+    }
+    let events = EventColumns::read_bounded(&block, max_decompressed)
+        .map_err(|m| FieldError::at("events", m))?;
+    let samples = read_samples(packed, max_decompressed)?;
+    Ok(ColumnarBatch {
+        agent_id,
+        batch_id,
+        created_at,
+        block,
+        events,
+        samples,
+    })
+}
+
+fn read_samples(packed: &[u8], max_decompressed: usize) -> Result<Vec<HostSample>, FieldError> {
+    if packed.is_empty() {
+        return Ok(Vec::new());
+    }
+    let json =
+        events::decompress(packed, max_decompressed).map_err(|m| FieldError::at("samples", m))?;
+    serde_json::from_slice(&json).map_err(|e| FieldError::at("samples", e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tda_schema::Event;
+
+    fn batch(events: serde_json::Value) -> Batch {
+        serde_json::from_value(serde_json::json!({"version": 1, "agent_id": "web-1",
+            "batch_id": "b-1", "created_at": 1_795_860_000_000i64, "events": events}))
+        .unwrap()
+    }
+
+    fn good() -> serde_json::Value {
+        serde_json::json!([
+            {"timestamp": 1_795_860_000_000i64, "user_id": "u1", "feature": "generate",
+             "status": 200, "latency_ms": 12.5, "properties": {"plan": "pro"}},
+            {"timestamp": 1_795_860_001_000i64, "user_id": "u2", "session_id": "s", "feature": "export",
+             "route": "/x", "status": 503, "error": "timeout"}
+        ])
+    }
+
+    #[test]
+    fn round_trips_a_batch_and_tells_itself_from_json() {
+        let b = batch(good());
+        let body = encode(&b);
+        assert!(is_binary(&body));
+        let decoded = decode(&body, 1 << 20).unwrap();
+        assert_eq!(decoded.to_batch().unwrap(), b);
+        assert_eq!(decoded.block, crate::events::encode(&b.events));
+        let json = zstd::bulk::compress(&serde_json::to_vec(&b).unwrap(), 3).unwrap();
+        assert!(!is_binary(&json) && !is_binary(b"{\"version\":1}"));
+    }
+
+    #[test]
+    fn one_bad_event_is_named_by_its_row_and_field() {
+        let mut events = good();
+        events[1]["status"] = serde_json::json!(999);
+        let e = decode(&encode(&batch(events)), 1 << 20).unwrap_err();
+        assert_eq!(e.location, "events[1].status");
+        let mut events = good();
+        events[1]["user_id"] = serde_json::json!("  ");
+        let e = decode(&encode(&batch(events)), 1 << 20).unwrap_err();
+        assert_eq!(
+            (e.location.as_str(), e.message.as_str()),
+            ("events[1].user_id", "must not be empty")
+        );
+        // `parse` reads it all the same (an agent splits a refused batch).
+        let mut events = good();
+        events[0]["latency_ms"] = serde_json::json!(-1.0);
+        let body = encode(&batch(events));
+        assert_eq!(
+            decode(&body, 1 << 20).unwrap_err().location,
+            "events[0].latency_ms"
+        );
+        assert_eq!(parse(&body, 1 << 20).unwrap().events.len(), 2);
+    }
+
+    #[test]
+    fn damage_and_bombs_are_errors_not_panics() {
+        let body = encode(&batch(good()));
+        for cut in 0..body.len() {
+            assert!(decode(&body[..cut], 1 << 20).is_err(), "cut at {cut}");
+        }
+        let mut longer = body.clone();
+        longer.push(0);
+        assert_eq!(
+            decode(&longer, 1 << 20).unwrap_err().message,
+            "trailing bytes after the samples"
+        );
+        let mut newer = body.clone();
+        newer[4] = 9;
+        assert_eq!(decode(&newer, 1 << 20).unwrap_err().location, "version");
+        // Many events that compress to little: refused past the limit, read within it.
+        let many: Vec<Event> = (0..50_000)
+            .map(|i| Event {
+                timestamp: Timestamp(1_795_860_000_000 + i),
+                ..batch(good()).events[0].clone()
+            })
+            .collect();
+        let big = encode(&Batch {
+            events: many,
+            ..batch(good())
+        });
+        assert!(big.len() < 100_000, "{} bytes", big.len());
+        let e = decode(&big, 100_000).unwrap_err();
+        assert!(
+            e.message.contains("more than 100000 bytes"),
+            "{}",
+            e.message
+        );
+        assert_eq!(decode(&big, 10 << 20).unwrap().events.len(), 50_000);
+    }
+}
