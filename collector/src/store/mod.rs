@@ -49,6 +49,9 @@ pub enum StoreError {
     /// mistake, not the store's.
     #[error("{0}")]
     Invalid(String),
+    /// The group commit a batch was part of failed (the batch was not stored).
+    #[error("commit: {0}")]
+    Commit(String),
     /// A stored block has a format this build does not read.
     #[error("block {key} has format version {version}, this build reads {expected}")]
     Version {

@@ -2,6 +2,7 @@
 //! with their rollup record, samples per agent), keyed by hour so range scans read only the hours
 //! asked for; a batch-id tree makes appends idempotent; compaction merges an hour's blocks.
 
+mod commit;
 mod part;
 
 use std::collections::BTreeMap;
@@ -11,7 +12,7 @@ use serde::Deserialize;
 use tda_blocks::batch::ColumnarBatch;
 use tda_schema::{Batch, Event, HostSample};
 
-use part::{corrupt, key_parts, Part, Stored, IN_SEGMENT};
+use part::{corrupt, key_parts, tag_of, Part, Stored};
 
 use super::columns::Properties;
 use super::facts::{Facts, FactsBuilder};
@@ -254,8 +255,11 @@ impl SledStore {
             })
             .collect();
         // Samples first, events last: a retry after a crash between the two finds the samples
-        // already marked and stores only the events.
-        self.samples.append(batch_id, sample_blocks)?;
+        // already marked and stores only the events. A batch without samples (most) has
+        // nothing to mark there.
+        if !samples.is_empty() {
+            self.samples.append(batch_id, sample_blocks)?;
+        }
         self.events.append(batch_id, event_blocks)
     }
 }
@@ -421,8 +425,8 @@ impl Storage for SledStore {
         let _reading = part.reading();
         part.each_block(from, to, &mut |key, value| {
             // A sample block's index entry names its agent: others are skipped unread.
-            let tagged = value.first() == Some(&IN_SEGMENT);
-            if tagged && agent.is_some_and(|a| a.as_bytes() != &value[1..]) {
+            let tag = tag_of(value);
+            if tag.zip(agent).is_some_and(|(t, a)| t != a.as_bytes()) {
                 return Ok(());
             }
             let block = decode_samples(key, &part.payload(key, value)?)?;

@@ -9,6 +9,7 @@ use parking_lot::{RwLock, RwLockReadGuard};
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::{Db, Transactional, Tree};
 
+use super::commit::{Commits, Pending};
 use super::BLOCK_VERSION;
 use crate::store::segments::Segments;
 use crate::store::{Appended, Deleted, StoreError};
@@ -30,6 +31,8 @@ pub(super) struct Part {
     /// the index and deletes files: a scan sees one index (never a block and its merged copy)
     /// and every file it names. Recursive reads, so a scan inside a scan cannot wait on a writer.
     pub(super) index: RwLock<()>,
+    /// Appends waiting to be committed together.
+    commits: Commits,
 }
 
 /// A block's key and index value.
@@ -40,6 +43,11 @@ pub(super) type BlockVisit<'a> = dyn FnMut(&[u8], &[u8]) -> Result<(), StoreErro
 
 /// Index value of a block whose payload is in its segment file (no block version uses it).
 pub(super) const IN_SEGMENT: u8 = 0xB0;
+/// The tag of a block's index value (the agent of a sample block), when it has one: blocks
+/// written before segment files have none.
+pub(super) fn tag_of(value: &[u8]) -> Option<&[u8]> {
+    (value.first() == Some(&IN_SEGMENT)).then(|| &value[1..])
+}
 
 /// One block to store: its hour, its bytes, and (for events) its rollup record.
 pub(super) struct Stored {
@@ -78,6 +86,7 @@ impl Part {
             segments: Segments::open(&dir.join("segments"))
                 .map_err(|e| corrupt(b"segments", e.to_string()))?,
             index: RwLock::new(()),
+            commits: Commits::default(),
             db,
         };
         part.remove_orphans()?;
@@ -122,8 +131,9 @@ impl Part {
             .collect()
     }
 
-    /// Writes the blocks' files, then their index entries and the batch marker in one
-    /// transaction, then flushes to disk.
+    /// Writes the blocks' files (each batch on its own thread: concurrent fsyncs share the file
+    /// system's journal commits), then commits their index entries and the batch marker with
+    /// the batches that arrive alongside, in one transaction and one flush (see [`Commits`]).
     pub(super) fn append(
         &self,
         batch_id: &str,
@@ -132,30 +142,19 @@ impl Part {
         if self.batches.contains_key(batch_id)? {
             return Ok(Appended::Duplicate);
         }
-        let entries = self.write_segments(blocks, block_key)?;
+        let written = self.write_segments(blocks, block_key)?;
         let mut marker = vec![BLOCK_VERSION];
         marker.extend_from_slice(&Timestamp::now().0.to_be_bytes());
-        let result = (&self.blocks, &self.batches).transaction(|(blocks, batches)| {
-            if batches.get(batch_id)?.is_some() {
-                return Ok(Appended::Duplicate);
-            }
-            for (k, v) in &entries {
-                blocks.insert(k.as_slice(), v.as_slice())?;
-            }
-            batches.insert(batch_id, marker.as_slice())?;
-            Ok::<_, ConflictableTransactionError<()>>(Appended::Stored)
-        });
-        let appended = match result {
-            Ok(a) => a,
-            Err(TransactionError::Storage(e)) => return Err(e.into()),
-            Err(TransactionError::Abort(())) => Appended::Duplicate,
+        let pending = Pending {
+            batch_id: batch_id.to_string(),
+            marker,
+            entries: written.clone(),
         };
+        let appended = self.commits.commit(self, pending)?;
         if appended == Appended::Duplicate {
-            let written = entries.iter().map(|(k, _)| key_parts(k));
-            written.for_each(|(h, s)| self.segments.remove(h, s));
-            return Ok(appended);
+            let files = written.iter().map(|(k, _)| key_parts(k));
+            files.for_each(|(h, s)| self.segments.remove(h, s));
         }
-        self.db.flush()?;
         Ok(appended)
     }
 
