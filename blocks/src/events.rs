@@ -47,6 +47,15 @@ impl<'a> Dict<'a> {
         self.rows.push(i);
     }
 
+    /// A decoded column, as written.
+    fn of(c: &'a Column) -> Self {
+        Dict {
+            words: c.words.iter().map(String::as_str).collect(),
+            index: Default::default(),
+            rows: c.rows.iter().map(|r| u64::from(*r)).collect(),
+        }
+    }
+
     fn write(&self, out: &mut Vec<u8>) {
         put_varint(out, self.words.len() as u64);
         for w in &self.words {
@@ -62,7 +71,6 @@ impl<'a> Dict<'a> {
 /// Encodes events as a versioned, compressed columnar block.
 pub fn encode<E: Borrow<Event>>(events: &[E]) -> Vec<u8> {
     let events: Vec<&Event> = events.iter().map(Borrow::borrow).collect();
-    let events = events.as_slice();
     let props: Vec<Option<String>> = events
         .iter()
         .map(|e| {
@@ -70,14 +78,7 @@ pub fn encode<E: Borrow<Event>>(events: &[E]) -> Vec<u8> {
                 .then(|| serde_json::to_string(&e.properties).unwrap_or_default())
         })
         .collect();
-    let mut cols: [Dict; 6] = [
-        Dict::new(),
-        Dict::new(),
-        Dict::new(),
-        Dict::new(),
-        Dict::new(),
-        Dict::new(),
-    ];
+    let mut cols: [Dict; 6] = std::array::from_fn(|_| Dict::new());
     for (e, p) in events.iter().zip(&props) {
         cols[0].push(Some(&e.user_id));
         cols[1].push(e.session_id.as_deref());
@@ -86,21 +87,34 @@ pub fn encode<E: Borrow<Event>>(events: &[E]) -> Vec<u8> {
         cols[4].push(e.error.as_deref());
         cols[5].push(p.as_deref());
     }
-    let mut raw = Vec::with_capacity(events.len() * 16);
-    put_varint(&mut raw, events.len() as u64);
+    let timestamps: Vec<i64> = events.iter().map(|e| e.timestamp.0).collect();
+    let statuses: Vec<Option<u16>> = events.iter().map(|e| e.status).collect();
+    let latencies: Vec<Option<f64>> = events.iter().map(|e| e.latency_ms).collect();
+    pack(&timestamps, &cols, &statuses, &latencies)
+}
+
+/// The block of these columns: timestamps, the six dictionary columns, statuses, latencies.
+fn pack(
+    timestamps: &[i64],
+    cols: &[Dict; 6],
+    statuses: &[Option<u16>],
+    latencies: &[Option<f64>],
+) -> Vec<u8> {
+    let mut raw = Vec::with_capacity(timestamps.len() * 16);
+    put_varint(&mut raw, timestamps.len() as u64);
     let mut prev = 0i64;
-    for e in events {
-        put_varint(&mut raw, zigzag(e.timestamp.0 - prev));
-        prev = e.timestamp.0;
+    for t in timestamps {
+        put_varint(&mut raw, zigzag(t - prev));
+        prev = *t;
     }
-    for c in &cols {
+    for c in cols {
         c.write(&mut raw);
     }
-    for e in events {
-        put_varint(&mut raw, e.status.map_or(0, |s| u64::from(s) + 1));
+    for s in statuses {
+        put_varint(&mut raw, s.map_or(0, |s| u64::from(s) + 1));
     }
-    for e in events {
-        put_latency(&mut raw, e.latency_ms);
+    for l in latencies {
+        put_latency(&mut raw, *l);
     }
     let mut out = vec![VERSION];
     out.extend(zstd::bulk::compress(&raw, ZSTD_LEVEL).unwrap_or_default());
@@ -172,6 +186,21 @@ impl Column {
             0 => None,
             w => Some(self.words[w as usize - 1].as_str()),
         }
+    }
+
+    /// The column of `rows` only, its dictionary holding only their words.
+    fn select(&self, rows: &[usize]) -> Column {
+        let mut renumbered = vec![0u32; self.words.len() + 1];
+        let mut out = Column::default();
+        for &i in rows {
+            let old = self.rows[i] as usize;
+            if old != 0 && renumbered[old] == 0 {
+                out.words.push(self.words[old - 1].clone());
+                renumbered[old] = out.words.len() as u32;
+            }
+            out.rows.push(renumbered[old]);
+        }
+        out
     }
 
     /// Checks every word with `check` (and, when `required`, that no row is absent); an error
@@ -271,6 +300,45 @@ impl EventColumns {
             statuses,
             latencies,
         })
+    }
+
+    /// The block of these columns (what [`encode`] gives for their events).
+    pub fn encode(&self) -> Vec<u8> {
+        let cols = [
+            &self.users,
+            &self.sessions,
+            &self.features,
+            &self.routes,
+            &self.errors,
+            &self.properties,
+        ]
+        .map(Dict::of);
+        pack(&self.timestamps, &cols, &self.statuses, &self.latencies)
+    }
+
+    /// The columns of `rows` only, in that order.
+    pub fn select(&self, rows: &[usize]) -> EventColumns {
+        EventColumns {
+            timestamps: rows.iter().map(|&i| self.timestamps[i]).collect(),
+            users: self.users.select(rows),
+            sessions: self.sessions.select(rows),
+            features: self.features.select(rows),
+            routes: self.routes.select(rows),
+            errors: self.errors.select(rows),
+            properties: self.properties.select(rows),
+            statuses: rows.iter().map(|&i| self.statuses[i]).collect(),
+            latencies: rows.iter().map(|&i| self.latencies[i]).collect(),
+        }
+    }
+
+    /// The rows of each period of `period_ms` (an hour: the store's blocks), by period start.
+    pub fn rows_by_period(&self, period_ms: i64) -> std::collections::BTreeMap<i64, Vec<usize>> {
+        let mut periods: std::collections::BTreeMap<i64, Vec<usize>> = Default::default();
+        for (i, t) in self.timestamps.iter().enumerate() {
+            let start = t.div_euclid(period_ms) * period_ms;
+            periods.entry(start).or_default().push(i);
+        }
+        periods
     }
 
     /// Rows.
@@ -425,6 +493,38 @@ mod tests {
             decode(&encode::<Event>(&[]), Properties::Read, ALL).unwrap(),
             vec![]
         );
+    }
+
+    #[test]
+    fn columns_split_by_hour_encode_as_their_events_do() {
+        let hour = 3_600_000i64;
+        let events: Vec<Event> = (0..40)
+            .map(|i| {
+                let feature = ["a", "b"][i as usize % 2];
+                ev(serde_json::json!({"timestamp": 1_795_860_000_000i64 + i * hour / 10,
+                "user_id": format!("u{}", i % 3), "feature": feature,
+                "status": 200 + (i % 2) * 300, "latency_ms": i as f64 / 4.0,
+                "error": if i % 7 == 0 { Some("boom") } else { None },
+                "properties": if i % 5 == 0 { serde_json::json!({"k": i}) } else { serde_json::json!({}) }}))
+            })
+            .collect();
+        let cols = EventColumns::read(&encode(&events)).unwrap();
+        assert_eq!(
+            cols.encode(),
+            encode(&events),
+            "the whole block, re-encoded"
+        );
+        let periods = cols.rows_by_period(hour);
+        assert_eq!(periods.len(), 4);
+        for (start, rows) in periods {
+            let want: Vec<&Event> = events
+                .iter()
+                .filter(|e| e.timestamp.0.div_euclid(hour) * hour == start)
+                .collect();
+            let part = cols.select(&rows);
+            assert_eq!(part.encode(), encode(&want), "hour {start}");
+            assert!(part.users.words.len() <= 3 && part.features.words.len() == 2);
+        }
     }
 
     #[test]

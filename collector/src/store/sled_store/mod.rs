@@ -236,6 +236,16 @@ fn event_blocks(events: &[Event]) -> Vec<Stored> {
         .collect()
 }
 
+/// An event block of one hour (its number since the epoch) and the rollup of its columns.
+fn stored_columns(hour: i64, cols: &columns::EventColumns, block: Vec<u8>) -> Stored {
+    Stored {
+        hour,
+        block,
+        rollup: Some(Rollup::of_columns(cols).encode()),
+        tag: Vec::new(),
+    }
+}
+
 impl SledStore {
     /// Stores one batch's samples (a block per hour) and event blocks under its id.
     fn store_batch(
@@ -295,29 +305,20 @@ impl Storage for SledStore {
     }
 
     /// A block whose events fall in one hour is stored as it came, with a rollup made from its
-    /// columns; one spanning hours is split into a block per hour.
+    /// columns; one spanning hours is split into a block per hour, from the columns.
     fn append_columns(&self, batch: &ColumnarBatch) -> Result<Appended, StoreError> {
         let cols = &batch.events;
-        let hour = |t: &i64| t.div_euclid(HOUR_MS);
-        let one_hour = cols
-            .timestamps
-            .first()
-            .map(hour)
-            .is_some_and(|first| cols.timestamps.iter().all(|t| hour(t) == first));
-        let event_blocks = if cols.is_empty() {
-            Vec::new()
-        } else if one_hour {
-            vec![Stored {
-                hour: hour(&cols.timestamps[0]),
-                block: batch.block.clone(),
-                rollup: Some(Rollup::of_columns(cols).encode()),
-                tag: Vec::new(),
-            }]
+        let hours = cols.rows_by_period(HOUR_MS);
+        let event_blocks = if hours.len() == 1 {
+            let hour = cols.timestamps[0].div_euclid(HOUR_MS);
+            vec![stored_columns(hour, cols, batch.block.clone())]
         } else {
-            let events = cols
-                .events(Properties::Read, i64::MIN..i64::MAX)
-                .map_err(StoreError::Invalid)?;
-            event_blocks(&events)
+            let part = |(start, rows): (i64, Vec<usize>)| {
+                let cols = cols.select(&rows);
+                let block = cols.encode();
+                stored_columns(start / HOUR_MS, &cols, block)
+            };
+            hours.into_iter().map(part).collect()
         };
         self.store_batch(
             &batch.agent_id,
