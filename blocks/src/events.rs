@@ -163,13 +163,19 @@ pub struct Column {
     pub rows: Vec<u32>,
 }
 
-impl Column {
+/// A dictionary column as read, its words borrowed from the decompressed block.
+struct ColumnRef<'a> {
+    words: Vec<&'a str>,
+    rows: Vec<u32>,
+}
+
+impl<'a> ColumnRef<'a> {
     /// Reads a dictionary column of `rows` rows.
-    fn read(r: &mut Reader, rows: usize) -> Result<Self, String> {
+    fn read(r: &mut Reader<'a>, rows: usize) -> Result<Self, String> {
         let n = r.count()?;
         let mut words = Vec::with_capacity(n);
         for _ in 0..n {
-            words.push(r.str()?.to_string());
+            words.push(r.str()?);
         }
         let rows = (0..rows)
             .map(|_| match r.varint()? {
@@ -177,7 +183,27 @@ impl Column {
                 _ => Err("dictionary index out of range".to_string()),
             })
             .collect::<Result<_, String>>()?;
-        Ok(Column { words, rows })
+        Ok(ColumnRef { words, rows })
+    }
+
+    /// Row `i`'s value, owned.
+    fn owned(&self, i: usize) -> Option<String> {
+        match self.rows[i] {
+            0 => None,
+            w => Some(self.words[w as usize - 1].to_string()),
+        }
+    }
+}
+
+impl Column {
+    /// Reads a dictionary column of `rows` rows.
+    fn read(r: &mut Reader, rows: usize) -> Result<Self, String> {
+        let c = ColumnRef::read(r, rows)?;
+        let words = c.words.iter().map(|w| w.to_string()).collect();
+        Ok(Column {
+            words,
+            rows: c.rows,
+        })
     }
 
     /// Row `i`'s value.
@@ -264,13 +290,8 @@ impl EventColumns {
         }
         let data = decompress(&block[1..], limit)?;
         let mut r = Reader::new(&data);
-        let n = r.count()?;
-        let mut timestamps = Vec::with_capacity(n);
-        let mut prev = 0i64;
-        for _ in 0..n {
-            prev = prev.wrapping_add(unzigzag(r.varint()?));
-            timestamps.push(prev);
-        }
+        let timestamps = read_timestamps(&mut r)?;
+        let n = timestamps.len();
         let mut cols = (0..6)
             .map(|_| Column::read(&mut r, n))
             .collect::<Result<Vec<_>, _>>()?
@@ -278,17 +299,7 @@ impl EventColumns {
         let mut next = || cols.next().unwrap_or_default();
         let (users, sessions, features) = (next(), next(), next());
         let (routes, errors, properties) = (next(), next(), next());
-        let statuses = (0..n)
-            .map(|_| match r.varint()? {
-                0 => Ok(None),
-                s => Ok(Some(
-                    u16::try_from(s - 1).map_err(|_| "status out of range")?,
-                )),
-            })
-            .collect::<Result<_, String>>()?;
-        let latencies = (0..n)
-            .map(|_| read_latency(&mut r))
-            .collect::<Result<_, _>>()?;
+        let (statuses, latencies) = read_statuses_and_latencies(&mut r, n)?;
         Ok(EventColumns {
             timestamps,
             users,
@@ -446,14 +457,86 @@ pub enum Properties {
     Skip,
 }
 
+/// The timestamps column: a count, then zig-zag deltas.
+fn read_timestamps(r: &mut Reader) -> Result<Vec<i64>, String> {
+    let n = r.count()?;
+    let mut timestamps = Vec::with_capacity(n);
+    let mut prev = 0i64;
+    for _ in 0..n {
+        prev = prev.wrapping_add(unzigzag(r.varint()?));
+        timestamps.push(prev);
+    }
+    Ok(timestamps)
+}
+
+/// The status and latency columns of `n` rows.
+type StatusesAndLatencies = (Vec<Option<u16>>, Vec<Option<f64>>);
+
+fn read_statuses_and_latencies(r: &mut Reader, n: usize) -> Result<StatusesAndLatencies, String> {
+    let statuses = (0..n)
+        .map(|_| match r.varint()? {
+            0 => Ok(None),
+            s => Ok(Some(
+                u16::try_from(s - 1).map_err(|_| "status out of range")?,
+            )),
+        })
+        .collect::<Result<_, String>>()?;
+    let latencies = (0..n).map(|_| read_latency(r)).collect::<Result<_, _>>()?;
+    Ok((statuses, latencies))
+}
+
 /// Decodes a block written by [`encode`] (version byte included): the events whose timestamp
-/// is `within` the range (only those are built, so a scan of a short range stays cheap).
+/// is `within` the range. Only those are built, and a block with none is left after its
+/// timestamps; dictionary words are borrowed until a wanted row takes one.
 pub fn decode(
     block: &[u8],
     properties: Properties,
     within: std::ops::Range<i64>,
 ) -> Result<Vec<Event>, String> {
-    EventColumns::read(block)?.events(properties, within)
+    if block.first() != Some(&VERSION) {
+        return Err("not a columnar event block".into());
+    }
+    let data = decompress(&block[1..], usize::MAX)?;
+    let mut r = Reader::new(&data);
+    let timestamps = read_timestamps(&mut r)?;
+    let n = timestamps.len();
+    let wanted: Vec<usize> = (0..n)
+        .filter(|i| within.contains(&timestamps[*i]))
+        .collect();
+    if wanted.is_empty() {
+        return Ok(Vec::new());
+    }
+    let cols = (0..6)
+        .map(|_| ColumnRef::read(&mut r, n))
+        .collect::<Result<Vec<_>, _>>()?;
+    let (statuses, latencies) = read_statuses_and_latencies(&mut r, n)?;
+    let props = match properties {
+        Properties::Read => Some(
+            cols[5]
+                .words
+                .iter()
+                .map(|w| serde_json::from_str(w).map_err(|e| e.to_string()))
+                .collect::<Result<Vec<Map<String, Value>>, String>>()?,
+        ),
+        Properties::Skip => None,
+    };
+    Ok(wanted
+        .into_iter()
+        .map(|i| Event {
+            timestamp: Timestamp(timestamps[i]),
+            user_id: cols[0].owned(i).unwrap_or_default(),
+            session_id: cols[1].owned(i),
+            feature: cols[2].owned(i).unwrap_or_default(),
+            route: cols[3].owned(i),
+            status: statuses[i],
+            latency_ms: latencies[i],
+            error: cols[4].owned(i),
+            properties: match (&props, cols[5].rows[i]) {
+                (Some(p), w) if w > 0 => p[w as usize - 1].clone(),
+                _ => Map::new(),
+            },
+        })
+        .collect())
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use crate::sketch::quantile::Sketch;
 use crate::store::aggregate::{EventAggregate, EventQuery, Group, Summary};
 use crate::store::rollup::{Moments, Rollup, HOUR_MS, MINUTE_MS};
 use crate::store::select::sample_value;
-use crate::store::{fold_range, Filter, Fold, Storage, StoreError};
+use crate::store::{fold_range, fold_range_by_minute, Filter, Fold, Storage, StoreError};
 
 /// Most points one series query returns; a longer range needs a larger step.
 pub const MAX_POINTS: i64 = 20_000;
@@ -196,6 +196,23 @@ impl EventSeries<'_> {
     }
 }
 
+impl EventSeries<'_> {
+    /// Whether rollups' minute cells give this query's exact answer wherever a whole minute
+    /// lies inside the range: counts and latency moments, no per-event filter, and no step
+    /// boundary inside a minute (whole-minute steps from a whole minute, or a single step).
+    fn minutes_serve(name: &str, filter: &Filter, range: (i64, i64, i64), agg: Agg) -> bool {
+        let (from, to, step_ms) = range;
+        let cells = !matches!(agg, Agg::Quantile(_) | Agg::Distinct) && name != "users";
+        let uncut =
+            (from.rem_euclid(MINUTE_MS) == 0 && step_ms % MINUTE_MS == 0) || to - from <= step_ms;
+        filter.user.is_none()
+            && filter.status.is_none()
+            && filter.labels.is_empty()
+            && cells
+            && uncut
+    }
+}
+
 impl Fold for EventSeries<'_> {
     fn event(&mut self, e: &Event) {
         if !self.filter.matches(e) {
@@ -287,7 +304,9 @@ fn folded(
             step_ms,
             steps: BTreeMap::new(),
         };
-        if EventSeries::rollups_serve(name, filter, from, step_ms, agg) {
+        if EventSeries::minutes_serve(name, filter, (from, to, step_ms), agg) {
+            fold_range_by_minute(store, from, to, &mut acc)?;
+        } else if EventSeries::rollups_serve(name, filter, from, step_ms, agg) {
             fold_range(store, from, to, &mut acc)?;
         } else if !filter.labels.is_empty() {
             store.scan_events(from, to, &mut |e| acc.event(e))?;

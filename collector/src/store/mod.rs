@@ -358,6 +358,32 @@ pub trait Fold {
     fn rollup(&mut self, r: &Rollup);
 }
 
+/// Folds `[from, to)` for a fold that reads only rollups' minute cells: the cells of every whole
+/// minute inside it (whole hours and partial ones alike) and the events of the partial minutes
+/// at either end.
+pub fn fold_range_by_minute(
+    store: &dyn Storage,
+    from: i64,
+    to: i64,
+    acc: &mut dyn Fold,
+) -> Result<(), StoreError> {
+    let (minute, hour) = (rollup::MINUTE_MS, rollup::HOUR_MS);
+    let first = from.div_euclid(minute) * minute + if from % minute == 0 { 0 } else { minute };
+    let last = to.div_euclid(minute) * minute;
+    if first >= last {
+        return store.scan_event_facts(from, to, &mut |e| acc.event(e));
+    }
+    store.scan_event_facts(from, first, &mut |e| acc.event(e))?;
+    let hours = (
+        first.div_euclid(hour) * hour,
+        (last + hour - 1).div_euclid(hour) * hour,
+    );
+    store.scan_rollups(hours.0, hours.1, &mut |r| {
+        acc.rollup(&r.minutes_within(first, last))
+    })?;
+    store.scan_event_facts(last, to, &mut |e| acc.event(e))
+}
+
 /// Folds `[from, to)` as cheaply as the store allows: the rollups of the whole hours inside it and
 /// the events of the partial hours at either end.
 pub fn fold_range(

@@ -174,6 +174,34 @@ impl Rollup {
         r
     }
 
+    /// The part of this rollup in the whole minutes of `[from, to)`: its minute cells there,
+    /// without the hour's sketches and error kinds (they cannot be cut), for folds that read
+    /// only the cells.
+    pub fn minutes_within(&self, from: i64, to: i64) -> Rollup {
+        let inside = |m: &u8| {
+            let start = self.hour + i64::from(*m) * MINUTE_MS;
+            from <= start && start + MINUTE_MS <= to
+        };
+        let mut out = Rollup::new(self.hour);
+        for (name, f) in &self.features {
+            let minutes: BTreeMap<u8, Cell> = f
+                .minutes
+                .iter()
+                .filter(|(m, _)| inside(m))
+                .map(|(m, c)| (*m, *c))
+                .collect();
+            if !minutes.is_empty() {
+                out.events += minutes.values().map(|c| c.requests).sum::<u64>();
+                let hour = FeatureHour {
+                    minutes,
+                    ..FeatureHour::default()
+                };
+                out.features.insert(name.clone(), hour);
+            }
+        }
+        out
+    }
+
     /// Adds one event of this hour.
     pub fn add(&mut self, e: &Event) {
         self.events += 1;
@@ -322,6 +350,25 @@ mod tests {
         let cols = EventColumns::read(&block).unwrap();
         assert_eq!(Rollup::of_columns(&cols), Rollup::of(&events));
         assert_eq!(Rollup::of_columns(&cols).error_kinds.len(), 2);
+    }
+
+    #[test]
+    fn minutes_within_keep_only_whole_minutes_inside() {
+        let events = [
+            ev(1, "a", "generate", 200, 10.0),
+            ev(61, "b", "generate", 503, 30.0),
+            ev(125, "c", "export", 200, 5.5),
+        ];
+        let r = Rollup::of(&events);
+        // From 30 s into minute 0 to 10 s into minute 2: only minute 1 is whole and inside.
+        let cut = r.minutes_within(T0 + 30_000, T0 + 130_000);
+        assert_eq!(cut.events, 1);
+        assert_eq!(cut.features.len(), 1);
+        let g = &cut.features["generate"];
+        assert_eq!(g.minutes.keys().collect::<Vec<_>>(), vec![&1]);
+        assert_eq!((g.minutes[&1].requests, g.minutes[&1].errors), (1, 1));
+        assert_eq!(g.users.count(), 0, "no hour sketch in a cut");
+        assert_eq!(r.minutes_within(T0, T0 + HOUR_MS).events, 3);
     }
 
     #[test]
