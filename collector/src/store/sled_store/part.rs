@@ -43,10 +43,30 @@ pub(super) type BlockVisit<'a> = dyn FnMut(&[u8], &[u8]) -> Result<(), StoreErro
 
 /// Index value of a block whose payload is in its segment file (no block version uses it).
 pub(super) const IN_SEGMENT: u8 = 0xB0;
+/// Index value of a block in its segment file whose events' time span is known:
+/// this byte ‖ first ms (i64 BE) ‖ last ms (i64 BE) ‖ tag. Event scans skip blocks whose span
+/// misses their range without reading them.
+pub(super) const IN_SEGMENT_SPAN: u8 = 0xB2;
+
+/// Whether an index value's payload is in the key's segment file.
+fn in_segment(value: &[u8]) -> bool {
+    matches!(value.first(), Some(&IN_SEGMENT) | Some(&IN_SEGMENT_SPAN))
+}
+
+/// The first and last event time of a block, when its index value holds them.
+pub(super) fn span_of(value: &[u8]) -> Option<(i64, i64)> {
+    let word = |r: std::ops::Range<usize>| value.get(r)?.try_into().ok().map(i64::from_be_bytes);
+    (value.first() == Some(&IN_SEGMENT_SPAN)).then(|| Some((word(1..9)?, word(9..17)?)))?
+}
+
 /// The tag of a block's index value (the agent of a sample block), when it has one: blocks
 /// written before segment files have none.
 pub(super) fn tag_of(value: &[u8]) -> Option<&[u8]> {
-    (value.first() == Some(&IN_SEGMENT)).then(|| &value[1..])
+    match value.first() {
+        Some(&IN_SEGMENT) => Some(&value[1..]),
+        Some(&IN_SEGMENT_SPAN) => value.get(17..),
+        _ => None,
+    }
 }
 
 /// One block to store: its hour, its bytes, and (for events) its rollup record.
@@ -57,6 +77,9 @@ pub(super) struct Stored {
     /// Appended to the index entry: the agent of a sample block, so scans for one agent skip
     /// the others without reading them.
     pub(super) tag: Vec<u8>,
+    /// The first and last event time of an event block, kept in its index entry so event
+    /// scans skip it unread when it misses their range.
+    pub(super) span: Option<(i64, i64)>,
 }
 
 /// The hour and sequence of a block key.
@@ -124,7 +147,15 @@ impl Part {
                 self.segments
                     .write(hour, seq, rollup, &b.block)
                     .map_err(|e| corrupt(&k, format!("writing segment: {e}")))?;
-                let mut value = vec![IN_SEGMENT];
+                let mut value = match b.span {
+                    Some((first, last)) => {
+                        let mut v = vec![IN_SEGMENT_SPAN];
+                        v.extend_from_slice(&first.to_be_bytes());
+                        v.extend_from_slice(&last.to_be_bytes());
+                        v
+                    }
+                    None => vec![IN_SEGMENT],
+                };
                 value.extend_from_slice(&b.tag);
                 Ok((k, value))
             })
@@ -165,7 +196,7 @@ impl Part {
 
     /// The payload of a block, from its segment file or (older blocks) the index itself.
     pub(super) fn payload(&self, key: &[u8], value: &[u8]) -> Result<Vec<u8>, StoreError> {
-        if value.first() == Some(&IN_SEGMENT) {
+        if in_segment(value) {
             let (hour, seq) = key_parts(key);
             return self.segments.block(hour, seq).map_err(|e| corrupt(key, e));
         }
@@ -174,7 +205,7 @@ impl Part {
 
     /// The rollup record of a block, if it has one.
     pub(super) fn rollup(&self, key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        if value.first() == Some(&IN_SEGMENT) {
+        if in_segment(value) {
             let (hour, seq) = key_parts(key);
             let r = self
                 .segments
@@ -240,7 +271,7 @@ impl Part {
         for item in self.blocks.range(..end.clone()) {
             let (key, value) = item?;
             self.blocks.remove(&key)?;
-            if value.first() == Some(&IN_SEGMENT) {
+            if in_segment(&value) {
                 files.push(key_parts(&key));
             }
             deleted.blocks += 1;
@@ -274,6 +305,20 @@ impl Part {
     }
 
     /// Visits each block (key, index value) of the hours overlapping `[from, to)`.
+    /// [`Part::each_block`], leaving out blocks whose index entry says their events all fall
+    /// outside `[from, to)`.
+    pub(super) fn each_block_within(
+        &self,
+        from: i64,
+        to: i64,
+        visit: &mut BlockVisit,
+    ) -> Result<(), StoreError> {
+        self.each_block(from, to, &mut |key, value| match span_of(value) {
+            Some((first, last)) if last < from || first >= to => Ok(()),
+            _ => visit(key, value),
+        })
+    }
+
     pub(super) fn each_block(
         &self,
         from: i64,
