@@ -48,6 +48,11 @@ impl<'a> Reader<'a> {
         Reader { data, at: 0 }
     }
 
+    /// The bytes not yet read.
+    pub fn rest(&self) -> &'a [u8] {
+        &self.data[self.at..]
+    }
+
     /// Whether every byte was read.
     pub fn is_done(&self) -> bool {
         self.at == self.data.len()

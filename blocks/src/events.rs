@@ -124,6 +124,15 @@ fn pack(
 /// Decompresses a zstd frame, refusing to produce more than `limit` bytes.
 pub fn decompress(packed: &[u8], limit: usize) -> Result<Vec<u8>, String> {
     use std::io::Read;
+    // A frame that names its size (ours do) is decompressed in one call into a buffer of that
+    // size, at most `limit` (more than twice as fast as the stream for a large block).
+    if let Ok(Some(size)) = zstd::zstd_safe::get_frame_content_size(packed) {
+        if size > limit as u64 {
+            return Err(format!("decompresses to more than {limit} bytes"));
+        }
+        return zstd::bulk::decompress(packed, size as usize)
+            .map_err(|e| format!("corrupt zstd: {e}"));
+    }
     let decoder = zstd::stream::read::Decoder::new(packed).map_err(|e| format!("not zstd: {e}"))?;
     let mut out = Vec::new();
     decoder
@@ -170,19 +179,41 @@ struct ColumnRef<'a> {
 }
 
 impl<'a> ColumnRef<'a> {
-    /// Reads a dictionary column of `rows` rows.
+    /// Reads a dictionary column of `rows` rows, every word.
     fn read(r: &mut Reader<'a>, rows: usize) -> Result<Self, String> {
         let n = r.count()?;
         let mut words = Vec::with_capacity(n);
         for _ in 0..n {
             words.push(r.str()?);
         }
-        let rows = (0..rows)
-            .map(|_| match r.varint()? {
-                i if i <= n as u64 => Ok(i as u32),
-                _ => Err("dictionary index out of range".to_string()),
-            })
-            .collect::<Result<_, String>>()?;
+        let rows = read_rows(r, n, rows)?;
+        Ok(ColumnRef { words, rows })
+    }
+
+    /// Reads a dictionary column of `rows` rows, keeping only the words of rows `wanted`
+    /// (the others are stepped over, not checked or collected: a short range of a large
+    /// block reads a few of its many users).
+    fn read_for(r: &mut Reader<'a>, rows: usize, wanted: &[usize]) -> Result<Self, String> {
+        let n = r.count()?;
+        let section = r.rest();
+        for _ in 0..n {
+            let len = r.count()?;
+            r.bytes(len)?;
+        }
+        let section = &section[..section.len() - r.rest().len()];
+        let rows = read_rows(r, n, rows)?;
+        let mut needed = vec![false; n + 1];
+        wanted.iter().for_each(|&i| needed[rows[i] as usize] = true);
+        let mut words = vec![""; n];
+        let mut walk = Reader::new(section);
+        for (w, word) in words.iter_mut().enumerate() {
+            if needed[w + 1] {
+                *word = walk.str()?;
+            } else {
+                let len = walk.count()?;
+                walk.bytes(len)?;
+            }
+        }
         Ok(ColumnRef { words, rows })
     }
 
@@ -193,6 +224,16 @@ impl<'a> ColumnRef<'a> {
             w => Some(self.words[w as usize - 1].to_string()),
         }
     }
+}
+
+/// A dictionary column's row indexes (0 = absent), each checked against its `n` words.
+fn read_rows(r: &mut Reader, n: usize, rows: usize) -> Result<Vec<u32>, String> {
+    (0..rows)
+        .map(|_| match r.varint()? {
+            i if i <= n as u64 => Ok(i as u32),
+            _ => Err("dictionary index out of range".to_string()),
+        })
+        .collect()
 }
 
 impl Column {
@@ -507,15 +548,19 @@ pub fn decode(
         return Ok(Vec::new());
     }
     let cols = (0..6)
-        .map(|_| ColumnRef::read(&mut r, n))
+        .map(|_| ColumnRef::read_for(&mut r, n, &wanted))
         .collect::<Result<Vec<_>, _>>()?;
     let (statuses, latencies) = read_statuses_and_latencies(&mut r, n)?;
+    // Each wanted distinct object parsed once (words no wanted row takes stay empty).
     let props = match properties {
         Properties::Read => Some(
             cols[5]
                 .words
                 .iter()
-                .map(|w| serde_json::from_str(w).map_err(|e| e.to_string()))
+                .map(|w| match *w {
+                    "" => Ok(Map::new()),
+                    w => serde_json::from_str(w).map_err(|e| e.to_string()),
+                })
                 .collect::<Result<Vec<Map<String, Value>>, String>>()?,
         ),
         Properties::Skip => None,
