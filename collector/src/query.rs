@@ -11,7 +11,6 @@ use crate::sketch::distinct::Distinct;
 use crate::sketch::quantile::Sketch;
 use crate::store::aggregate::{EventAggregate, EventQuery, Group, Summary};
 use crate::store::rollup::{Moments, Rollup, HOUR_MS, MINUTE_MS};
-use crate::store::select::sample_value;
 use crate::store::{fold_range, fold_range_by_minute, Filter, Fold, Storage, StoreError};
 
 /// Most points one series query returns; a longer range needs a larger step.
@@ -315,14 +314,38 @@ fn folded(
         }
         return Ok(acc.steps);
     }
-    let mut steps: BTreeMap<i64, Step> = BTreeMap::new();
-    let slot = |t: i64| from + (t - from).div_euclid(step_ms) * step_ms;
-    store.scan_samples(from, to, filter.agent.as_deref(), &mut |_, s| {
-        if let Some(v) = sample_value(name, s) {
-            steps.entry(slot(s.timestamp.0)).or_default().add(v);
+    // One step per slot, indexed by its number (the API asks for at most MAX_POINTS; a caller
+    // asking for more gets them in a map); the quantile sketch is fed only when read.
+    let count = (to - from + step_ms - 1) / step_ms;
+    let quantile = matches!(agg, Agg::Quantile(_));
+    let add = |step: &mut Step, v: f64| {
+        step.moments.add(v);
+        if quantile {
+            step.sketch.add(v);
+        }
+    };
+    let samples = (from, to);
+    if count > MAX_POINTS {
+        let mut steps: BTreeMap<i64, Step> = BTreeMap::new();
+        let slot = |t: i64| from + (t - from).div_euclid(step_ms) * step_ms;
+        store.scan_sample_series(samples, filter.agent.as_deref(), name, &mut |t, v| {
+            add(steps.entry(slot(t)).or_default(), v)
+        })?;
+        return Ok(steps);
+    }
+    let mut steps: Vec<Step> = std::iter::repeat_with(Step::default)
+        .take(count.max(0) as usize)
+        .collect();
+    store.scan_sample_series(samples, filter.agent.as_deref(), name, &mut |t, v| {
+        if let Some(step) = steps.get_mut(((t - from) / step_ms) as usize) {
+            add(step, v);
         }
     })?;
-    Ok(steps)
+    Ok((0..)
+        .map(|i| from + i * step_ms)
+        .zip(steps)
+        .filter(|(_, s)| s.moments.count > 0)
+        .collect())
 }
 
 /// At least the first `wanted` events of `range` matching `filter` (all of them if fewer), in

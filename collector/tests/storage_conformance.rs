@@ -653,3 +653,51 @@ fn series_over_unaligned_ranges_count_exactly_the_events_inside() {
         }
     });
 }
+
+#[test]
+fn one_sample_series_reads_as_the_samples_say() {
+    each(|name, dir, open| {
+        let store = open(dir);
+        for (agent, offset) in [("a", 0), ("b", 7)] {
+            let samples: Vec<HostSample> = (0..30)
+                .map(|i| {
+                    let mut s = sample(T0 + i * 240_000 + offset);
+                    s.net_rx_bytes = (i * i + offset) as u64;
+                    s.cpu_percent = (i % 10) as f32 * 1.5;
+                    s
+                })
+                .collect();
+            store
+                .append(&batch(agent, &format!("s{agent}"), vec![], samples))
+                .unwrap();
+        }
+        store.compact(T0 + 2 * HOUR).unwrap();
+        for series in ["host.net_rx_bytes", "host.cpu_percent", "process.rss_bytes"] {
+            for agent in [None, Some("b")] {
+                let range = (T0 + 1_000, T0 + HOUR + 1_000);
+                let mut want = Vec::new();
+                store
+                    .scan_samples(range.0, range.1, agent, &mut |_, s| {
+                        if let Some(v) = tda_collector::store::select::sample_value(series, s) {
+                            want.push((s.timestamp.0, v.to_bits()));
+                        }
+                    })
+                    .unwrap();
+                let mut got = Vec::new();
+                store
+                    .scan_sample_series(range, agent, series, &mut |t, v| {
+                        got.push((t, v.to_bits()))
+                    })
+                    .unwrap();
+                want.sort();
+                got.sort();
+                assert_eq!(got, want, "{name} {series} {agent:?}");
+                assert_eq!(
+                    got.is_empty(),
+                    series.starts_with("process."),
+                    "{name} {series}"
+                );
+            }
+        }
+    });
+}

@@ -158,6 +158,24 @@ pub trait Storage: Send + Sync {
         Ok(())
     }
 
+    /// Calls `visit` with the time and value of the sample series `series` (one of
+    /// [`SAMPLE_SERIES`]) of every stored sample in `[from, to)` that has it, of `agent` only
+    /// when one is given. By default from [`Storage::scan_samples`]; a columnar backend reads
+    /// that column alone.
+    fn scan_sample_series(
+        &self,
+        (from, to): (i64, i64),
+        agent: Option<&str>,
+        series: &str,
+        visit: &mut dyn FnMut(i64, f64),
+    ) -> Result<(), StoreError> {
+        self.scan_samples(from, to, agent, &mut |_, s| {
+            if let Some(v) = select::sample_value(series, s) {
+                visit(s.timestamp.0, v)
+            }
+        })
+    }
+
     /// Calls `visit` with every stored sample (and its agent id) in `[from, to)`, of `agent`
     /// only when one is given.
     fn scan_samples(

@@ -1,7 +1,9 @@
 //! Columnar encoding of a block of one agent's host samples: timestamps as delta-of-delta,
 //! integers as deltas, floats as decimal integers with a per-column scale (as they were
 //! sampled: 2 decimals) then deltas, falling back to XOR of the previous value's bits when no
-//! scale of up to 6 decimals is exact; all as zig-zag varints, then zstd.
+//! scale of up to 6 decimals is exact; all as zig-zag varints. Version 4 compresses each column
+//! in its own zstd frame behind a directory of their lengths, so a query of one series
+//! decompresses the timestamps and that column only; version 3 (one frame) is still read.
 
 use std::borrow::Borrow;
 
@@ -10,7 +12,9 @@ use tda_schema::{HostSample, ProcessSample, Timestamp};
 use tda_blocks::codec::{put_signed, put_str, put_varint, Reader};
 
 /// Format version byte of a sample block.
-pub const VERSION: u8 = 3;
+pub const VERSION: u8 = 4;
+/// The previous version: the same columns in one zstd frame.
+const VERSION_ONE_FRAME: u8 = 3;
 const ZSTD_LEVEL: i32 = 3;
 const MAX_DECIMALS: i32 = 6;
 
@@ -116,36 +120,87 @@ fn ints(s: &HostSample) -> [u64; INTS] {
     ]
 }
 
-/// Encodes one agent's samples as a versioned, compressed columnar block.
-pub fn encode<S: Borrow<HostSample>>(agent_id: &str, samples: &[S]) -> Vec<u8> {
-    let samples: Vec<&HostSample> = samples.iter().map(Borrow::borrow).collect();
-    let samples = samples.as_slice();
-    let mut raw = Vec::new();
-    put_str(&mut raw, agent_id);
-    put_varint(&mut raw, samples.len() as u64);
+/// The columns of a block, each as its own bytes: timestamps (delta-of-delta), the integer
+/// columns, CPU, the three loads, per-core CPU, the watched process.
+fn columns(samples: &[&HostSample]) -> Vec<Vec<u8>> {
+    let mut cols = Vec::with_capacity(COLUMNS);
+    let mut times = Vec::new();
     let (mut prev, mut prev_delta) = (0i64, 0i64);
     for s in samples {
         let delta = s.timestamp.0.wrapping_sub(prev);
-        put_signed(&mut raw, delta.wrapping_sub(prev_delta));
+        put_signed(&mut times, delta.wrapping_sub(prev_delta));
         (prev, prev_delta) = (s.timestamp.0, delta);
     }
+    cols.push(times);
     for i in 0..INTS {
-        put_deltas(&mut raw, samples.iter().map(|s| ints(s)[i]));
+        let mut col = Vec::new();
+        put_deltas(&mut col, samples.iter().map(|s| ints(s)[i]));
+        cols.push(col);
     }
-    let col = |f: fn(&HostSample) -> f64| samples.iter().map(|s| f(s)).collect::<Vec<f64>>();
-    put_floats(&mut raw, &col(|s| f64::from(s.cpu_percent)), as_f32);
+    let mut cpu = Vec::new();
+    let values: Vec<f64> = samples.iter().map(|s| f64::from(s.cpu_percent)).collect();
+    put_floats(&mut cpu, &values, as_f32);
+    cols.push(cpu);
     for l in 0..3 {
+        let mut load = Vec::new();
         put_floats(
-            &mut raw,
+            &mut load,
             &samples.iter().map(|s| s.load[l]).collect::<Vec<_>>(),
             same,
         );
+        cols.push(load);
     }
-    put_cores(&mut raw, samples);
-    put_processes(&mut raw, samples);
+    let (mut cores, mut processes) = (Vec::new(), Vec::new());
+    put_cores(&mut cores, samples);
+    put_processes(&mut processes, samples);
+    cols.push(cores);
+    cols.push(processes);
+    cols
+}
+
+/// Columns in a block: timestamps, [`INTS`] integers, CPU, three loads, cores, processes.
+const COLUMNS: usize = 1 + INTS + 1 + 3 + 2;
+
+/// Encodes one agent's samples as a versioned columnar block, each column its own zstd frame.
+pub fn encode<S: Borrow<HostSample>>(agent_id: &str, samples: &[S]) -> Vec<u8> {
+    let samples: Vec<&HostSample> = samples.iter().map(Borrow::borrow).collect();
+    let frames: Vec<Vec<u8>> = columns(&samples)
+        .iter()
+        .map(|c| zstd::bulk::compress(c, ZSTD_LEVEL).unwrap_or_default())
+        .collect();
     let mut out = vec![VERSION];
-    out.extend(zstd::bulk::compress(&raw, ZSTD_LEVEL).unwrap_or_default());
+    put_str(&mut out, agent_id);
+    put_varint(&mut out, samples.len() as u64);
+    put_varint(&mut out, frames.len() as u64);
+    for f in &frames {
+        put_varint(&mut out, f.len() as u64);
+    }
+    frames.iter().for_each(|f| out.extend_from_slice(f));
     out
+}
+
+/// A version 4 block's agent, sample count and column frames.
+fn frames(block: &[u8]) -> Result<(String, usize, Vec<&[u8]>), String> {
+    let mut r = Reader::new(&block[1..]);
+    let agent = r.str()?.to_string();
+    let n = r.count()?;
+    let count = r.count()?;
+    if count != COLUMNS {
+        return Err(format!("{count} columns, expected {COLUMNS}"));
+    }
+    let lens: Vec<usize> = (0..count).map(|_| r.count()).collect::<Result<_, _>>()?;
+    let frames = lens
+        .iter()
+        .map(|len| r.bytes(*len))
+        .collect::<Result<_, _>>()?;
+    if !r.is_done() {
+        return Err("trailing bytes after sample block".into());
+    }
+    Ok((agent, n, frames))
+}
+
+fn unpack(frame: &[u8]) -> Result<Vec<u8>, String> {
+    tda_blocks::events::decompress(frame, usize::MAX)
 }
 
 /// Per-core CPU: the core counts, then one float column per core position.
@@ -186,21 +241,88 @@ fn put_processes(raw: &mut Vec<u8>, samples: &[&HostSample]) {
     put_deltas(raw, procs.iter().map(|p| p.uptime_secs));
 }
 
+/// Whether a block is a columnar sample block (of this version or the one-frame one).
+pub fn is_columnar(block: &[u8]) -> bool {
+    matches!(block.first(), Some(&VERSION) | Some(&VERSION_ONE_FRAME))
+}
+
 /// Decodes a block written by [`encode`] (version byte included): the agent and its samples.
 pub fn decode(block: &[u8]) -> Result<(String, Vec<HostSample>), String> {
+    let raw = match block.first() {
+        Some(&VERSION) => {
+            // The frames, unpacked one after another, are the one-frame layout's columns.
+            let (agent, n, frames) = frames(block)?;
+            let mut raw = Vec::new();
+            put_str(&mut raw, &agent);
+            put_varint(&mut raw, n as u64);
+            for f in frames {
+                raw.extend(unpack(f)?);
+            }
+            raw
+        }
+        Some(&VERSION_ONE_FRAME) => unpack(&block[1..])?,
+        _ => return Err("not a columnar sample block".into()),
+    };
+    decode_raw(&raw)
+}
+
+/// Reads `n` values of one column as floats.
+type ReadColumn = fn(&mut Reader, usize) -> Result<Vec<f64>, String>;
+
+/// One agent's values of a series: the agent and (time, value) pairs.
+pub type Series = (String, Vec<(i64, f64)>);
+
+/// The column frame of a host series and how to read its values, if it has one.
+fn series_column(series: &str) -> Option<(usize, ReadColumn)> {
+    let int: ReadColumn = |r, n| Ok(read_deltas(r, n)?.into_iter().map(|v| v as f64).collect());
+    let float: ReadColumn = |r, n| read_floats(r, n, same);
+    let cpu: ReadColumn = |r, n| read_floats(r, n, as_f32);
+    Some(match series {
+        "host.cpu_percent" => (1 + INTS, cpu),
+        "host.mem_used_bytes" => (2, int),
+        "host.swap_used_bytes" => (4, int),
+        "host.load1" => (2 + INTS, float),
+        "host.disk_read_bytes" => (7, int),
+        "host.disk_written_bytes" => (8, int),
+        "host.net_rx_bytes" => (9, int),
+        "host.net_tx_bytes" => (10, int),
+        _ => return None,
+    })
+}
+
+/// One host series of a version 4 block, as (time, value) pairs, reading only the timestamps'
+/// frame and the series' own: the agent and the pairs, or `None` when the block is of an older
+/// version or the series is not a host column (the caller decodes the samples).
+pub fn decode_series(block: &[u8], series: &str) -> Result<Option<Series>, String> {
+    let Some((column, read)) = series_column(series) else {
+        return Ok(None);
+    };
     if block.first() != Some(&VERSION) {
-        return Err("not a columnar sample block".into());
+        return Ok(None);
     }
-    let raw = zstd::decode_all(&block[1..]).map_err(|e| e.to_string())?;
-    let mut r = Reader::new(&raw);
-    let agent = r.str()?.to_string();
-    let n = r.count()?;
+    let (agent, n, frames) = frames(block)?;
+    let times = read_times(&mut Reader::new(&unpack(frames[0])?), n)?;
+    let values = read(&mut Reader::new(&unpack(frames[column])?), n)?;
+    Ok(Some((agent, times.into_iter().zip(values).collect())))
+}
+
+/// The timestamps column of `n` samples.
+fn read_times(r: &mut Reader, n: usize) -> Result<Vec<i64>, String> {
     let (mut prev, mut prev_delta, mut times) = (0i64, 0i64, Vec::with_capacity(n));
     for _ in 0..n {
         prev_delta = prev_delta.wrapping_add(r.signed()?);
         prev = prev.wrapping_add(prev_delta);
         times.push(prev);
     }
+    Ok(times)
+}
+
+/// Decodes the one-frame layout, uncompressed: agent, count, then every column.
+fn decode_raw(raw: &[u8]) -> Result<(String, Vec<HostSample>), String> {
+    let mut r = Reader::new(raw);
+    let agent = r.str()?.to_string();
+    let n = r.count()?;
+    let times = read_times(&mut r, n)?;
     let ints: Vec<Vec<u64>> = (0..INTS)
         .map(|_| read_deltas(&mut r, n))
         .collect::<Result<_, _>>()?;
@@ -325,6 +447,44 @@ mod tests {
             decode(&encode::<HostSample>("a", &[])).unwrap(),
             ("a".to_string(), vec![])
         );
+    }
+
+    /// A version 3 block (one frame) of `samples`, as the build before version 4 wrote it.
+    fn one_frame(agent: &str, samples: &[HostSample]) -> Vec<u8> {
+        let refs: Vec<&HostSample> = samples.iter().collect();
+        let mut raw = Vec::new();
+        put_str(&mut raw, agent);
+        put_varint(&mut raw, samples.len() as u64);
+        columns(&refs).iter().for_each(|c| raw.extend_from_slice(c));
+        let mut out = vec![VERSION_ONE_FRAME];
+        out.extend(zstd::bulk::compress(&raw, ZSTD_LEVEL).unwrap());
+        out
+    }
+
+    #[test]
+    fn one_series_reads_as_the_samples_say_and_version_3_is_still_read() {
+        let samples: Vec<HostSample> = (0..200).map(|i| sample(i, i % 5 != 0)).collect();
+        let block = encode("web-1", &samples);
+        for series in crate::store::SAMPLE_SERIES {
+            let want: Vec<(i64, f64)> = samples
+                .iter()
+                .filter_map(|s| {
+                    Some((
+                        s.timestamp.0,
+                        crate::store::select::sample_value(series, s)?,
+                    ))
+                })
+                .collect();
+            match decode_series(&block, series).unwrap() {
+                Some((agent, got)) => {
+                    assert_eq!((agent.as_str(), got), ("web-1", want), "{series}")
+                }
+                None => assert!(series.starts_with("process."), "{series} has a column"),
+            }
+        }
+        let old = one_frame("web-1", &samples);
+        assert_eq!(decode(&old).unwrap(), ("web-1".to_string(), samples));
+        assert_eq!(decode_series(&old, "host.net_rx_bytes").unwrap(), None);
     }
 
     #[test]

@@ -17,6 +17,7 @@ use part::{corrupt, key_parts, tag_of, Part, Stored};
 use super::columns::Properties;
 use super::facts::{Facts, FactsBuilder};
 use super::rollup::Rollup;
+use super::select::sample_value;
 use super::{columns, parallel, samples, Appended, Compacted, Deleted, Storage, StoreError};
 use tda_schema::timestamp::HOUR_MS;
 
@@ -25,7 +26,7 @@ pub const BLOCK_VERSION: u8 = 1;
 
 /// Sample blocks: columnar (version 3), or JSON (version 1, written before columns).
 fn decode_samples(key: &[u8], value: &[u8]) -> Result<SampleBlock, StoreError> {
-    if value.first() == Some(&samples::VERSION) {
+    if samples::is_columnar(value) {
         let (agent_id, samples) =
             samples::decode(value).map_err(|message| StoreError::Corrupt {
                 key: key.iter().map(|b| format!("{b:02x}")).collect(),
@@ -428,6 +429,45 @@ impl Storage for SledStore {
         Ok(Deleted {
             blocks: events.blocks + samples.blocks,
             batch_ids: events.batch_ids,
+        })
+    }
+
+    /// Reads only the timestamps and the series' column of each block that has one.
+    fn scan_sample_series(
+        &self,
+        (from, to): (i64, i64),
+        agent: Option<&str>,
+        series: &str,
+        visit: &mut dyn FnMut(i64, f64),
+    ) -> Result<(), StoreError> {
+        let part = &self.samples;
+        let _reading = part.reading();
+        part.each_block(from, to, &mut |key, value| {
+            let tag = tag_of(value);
+            if tag.zip(agent).is_some_and(|(t, a)| t != a.as_bytes()) {
+                return Ok(());
+            }
+            let payload = part.payload(key, value)?;
+            let points = samples::decode_series(&payload, series).map_err(|m| corrupt(key, m))?;
+            match points {
+                Some((block_agent, points)) if agent.is_none_or(|a| a == block_agent) => points
+                    .into_iter()
+                    .filter(|(t, _)| (from..to).contains(t))
+                    .for_each(|(t, v)| visit(t, v)),
+                Some(_) => {}
+                None => {
+                    let block = decode_samples(key, &payload)?;
+                    if agent.is_none_or(|a| a == block.agent_id) {
+                        let in_range = |s: &&HostSample| (from..to).contains(&s.timestamp.0);
+                        for s in block.samples.iter().filter(in_range) {
+                            if let Some(v) = sample_value(series, s) {
+                                visit(s.timestamp.0, v);
+                            }
+                        }
+                    }
+                }
+            }
+            Ok(())
         })
     }
 
