@@ -432,7 +432,8 @@ impl Storage for SledStore {
         })
     }
 
-    /// Reads only the timestamps and the series' column of each block that has one.
+    /// Reads only the timestamps and the series' column of each block that has one, blocks
+    /// read and decoded on every core.
     fn scan_sample_series(
         &self,
         (from, to): (i64, i64),
@@ -442,32 +443,34 @@ impl Storage for SledStore {
     ) -> Result<(), StoreError> {
         let part = &self.samples;
         let _reading = part.reading();
+        let mut blocks = Vec::new();
         part.each_block(from, to, &mut |key, value| {
             let tag = tag_of(value);
-            if tag.zip(agent).is_some_and(|(t, a)| t != a.as_bytes()) {
-                return Ok(());
-            }
-            let payload = part.payload(key, value)?;
-            let points = samples::decode_series(&payload, series).map_err(|m| corrupt(key, m))?;
-            match points {
-                Some((block_agent, points)) if agent.is_none_or(|a| a == block_agent) => points
-                    .into_iter()
-                    .filter(|(t, _)| (from..to).contains(t))
-                    .for_each(|(t, v)| visit(t, v)),
-                Some(_) => {}
-                None => {
-                    let block = decode_samples(key, &payload)?;
-                    if agent.is_none_or(|a| a == block.agent_id) {
-                        let in_range = |s: &&HostSample| (from..to).contains(&s.timestamp.0);
-                        for s in block.samples.iter().filter(in_range) {
-                            if let Some(v) = sample_value(series, s) {
-                                visit(s.timestamp.0, v);
-                            }
-                        }
-                    }
-                }
+            if tag.zip(agent).is_none_or(|(t, a)| t == a.as_bytes()) {
+                blocks.push((key.to_vec(), value.to_vec()));
             }
             Ok(())
+        })?;
+        let read = |(key, value): &(Vec<u8>, Vec<u8>)| -> Result<Vec<(i64, f64)>, StoreError> {
+            let payload = part.payload(key, value)?;
+            let points = samples::decode_series(&payload, series).map_err(|m| corrupt(key, m))?;
+            let mut points = match points {
+                Some((block_agent, points)) if agent.is_none_or(|a| a == block_agent) => points,
+                Some(_) => Vec::new(),
+                None => {
+                    let block = decode_samples(key, &payload)?;
+                    let of_agent = agent.is_none_or(|a| a == block.agent_id);
+                    let values = block.samples.iter().filter(|_| of_agent);
+                    values
+                        .filter_map(|s| Some((s.timestamp.0, sample_value(series, s)?)))
+                        .collect()
+                }
+            };
+            points.retain(|(t, _)| (from..to).contains(t));
+            Ok(points)
+        };
+        parallel::in_order(&blocks, read, |points| {
+            points.into_iter().for_each(|(t, v)| visit(t, v))
         })
     }
 
