@@ -147,6 +147,7 @@ pub fn run_service<F>(name: &str, args: &DaemonArgs, main: F) -> std::process::E
 where
     F: std::future::Future<Output = anyhow::Result<()>>,
 {
+    crate::memory::limit_arenas();
     if args.daemon {
         let pid_file = args
             .pid_file
