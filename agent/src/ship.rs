@@ -72,10 +72,17 @@ impl Shipper {
                 t.trim()
                     .eq_ignore_ascii_case(tda_blocks::batch::CONTENT_TYPE)
             });
-        let mut at = self.binary_at.lock().unwrap_or_else(|p| p.into_inner());
         if named {
-            *at = Some(url.to_string());
-        } else if at.as_deref() == Some(url) {
+            *self.binary_at.lock().unwrap_or_else(|p| p.into_inner()) = Some(url.to_string());
+        } else {
+            self.forget_binary(url);
+        }
+    }
+
+    /// Sends JSON to `url` until one of its answers names the binary batch again.
+    fn forget_binary(&self, url: &str) {
+        let mut at = self.binary_at.lock().unwrap_or_else(|p| p.into_inner());
+        if at.as_deref() == Some(url) {
             *at = None;
         }
     }
@@ -127,6 +134,13 @@ impl Shipper {
         }
         let retry_after = retry::retry_after(resp.headers());
         let text = resp.text().await.unwrap_or_default();
+        if content_type == tda_blocks::batch::CONTENT_TYPE && matches!(status.as_u16(), 400 | 415) {
+            // Perhaps a collector that does not take binary batches answers this URL now (an
+            // older one behind the same address): send as JSON until an answer names them.
+            self.forget_binary(&url);
+            tracing::warn!(batch_id = %batch.batch_id, %status, body = %text, "collector refused a binary batch; sending it again as JSON");
+            return Outcome::Retry(None);
+        }
         if retry::retryable(status.as_u16()) {
             tracing::warn!(batch_id = %batch.batch_id, %status, body = %text, "collector failed, will retry");
             Outcome::Retry(retry_after)

@@ -83,6 +83,7 @@ pub fn decode(body: &[u8], max_decompressed: usize) -> Result<ColumnarBatch, Fie
     for (field, value) in [("agent_id", &batch.agent_id), ("batch_id", &batch.batch_id)] {
         check_text(field, value, MAX_ID_LEN).map_err(|(f, m)| FieldError::at(f, m))?;
     }
+    Timestamp::from_ms(batch.created_at.0).map_err(|m| FieldError::at("created_at", m))?;
     batch.events.validate()?;
     for (i, s) in batch.samples.iter().enumerate() {
         s.validate()
@@ -180,6 +181,18 @@ mod tests {
         assert_eq!(
             (e.location.as_str(), e.message.as_str()),
             ("events[1].user_id", "must not be empty")
+        );
+        let mut events = good();
+        events[1]["timestamp"] = serde_json::json!(1_795_860_000_000i64);
+        let mut b = batch(events);
+        b.events[1].timestamp = Timestamp(-5);
+        let e = decode(&encode(&b), 1 << 20).unwrap_err();
+        assert_eq!(e.location, "events[1].timestamp", "{e}");
+        let mut b = batch(good());
+        b.created_at = Timestamp(i64::MAX);
+        assert_eq!(
+            decode(&encode(&b), 1 << 20).unwrap_err().location,
+            "created_at"
         );
         // `parse` reads it all the same (an agent splits a refused batch).
         let mut events = good();

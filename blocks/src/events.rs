@@ -423,6 +423,9 @@ impl EventColumns {
         let at = |row: usize, (field, message): (&str, String)| {
             FieldError::at(format!("events[{row}].{field}"), message)
         };
+        for (row, t) in self.timestamps.iter().enumerate() {
+            Timestamp::from_ms(*t).map_err(|m| at(row, ("timestamp", m)))?;
+        }
         for (row, s) in self.statuses.iter().enumerate() {
             s.map_or(Ok(()), check_status).map_err(|e| at(row, e))?;
         }

@@ -53,11 +53,16 @@ tda_daemon::counters! {
         store_failures => "tda_collector_batches_total" ["outcome" = "store_failed"],
         /// Batches refused with 507 because the store reached `storage.max_disk_bytes`.
         batches_refused_disk_full => "tda_collector_batches_total" ["outcome" = "disk_full"],
+        /// Batches decoded from the binary format (the agent's).
+        batches_binary => "tda_collector_batch_formats_total" ["format" = "binary"],
+        /// Batches decoded from JSON (older agents, replays).
+        batches_json => "tda_collector_batch_formats_total" ["format" = "json"],
         /// Events stored under the overflow feature, past `limits.max_features_per_hour`.
         events_feature_overflowed => "tda_collector_events_feature_overflowed_total",
     }
     families {
         "tda_collector_batches_total" => "Batches received, by outcome.",
+        "tda_collector_batch_formats_total" => "Batches decoded, by wire format.",
     }
     extra {
         /// The newest event time stored (epoch ms; 0 until one is): how far data has arrived,

@@ -337,8 +337,10 @@ fn folded(
         .take(count.max(0) as usize)
         .collect();
     store.scan_sample_series(samples, filter.agent.as_deref(), name, &mut |t, v| {
-        if let Some(step) = steps.get_mut(((t - from) / step_ms) as usize) {
-            add(step, v);
+        if t >= from {
+            if let Some(step) = steps.get_mut(((t - from) / step_ms) as usize) {
+                add(step, v);
+            }
         }
     })?;
     Ok((0..)
@@ -349,26 +351,35 @@ fn folded(
 }
 
 /// At least the first `wanted` events of `range` matching `filter` (all of them if fewer), in
-/// time order: read an hour at a time, oldest first, stopping after the hour that fills the
-/// page, since every event of a later hour comes after every event of this one.
+/// time order: read a window at a time, oldest first, stopping after the window that fills the
+/// page, since every event of a later window comes after every event of this one. A window is
+/// an hour, doubling (up to a day) while windows come back empty, so a range reaching far past
+/// the data costs few reads; the range is bounded by the timestamps an event can have.
 fn first_events_by_hour(
     store: &dyn Storage,
     (from, to): (i64, i64),
     filter: &Filter,
     wanted: usize,
 ) -> Result<Vec<Event>, StoreError> {
+    use tda_schema::timestamp::{DAY_MS, MAX_MS, MIN_MS};
     let mut all = Vec::new();
-    let mut start = from;
+    let (mut start, to) = (from.max(MIN_MS), to.min(MAX_MS));
+    let mut window = HOUR_MS;
     while start < to && all.len() < wanted {
-        let end = ((start.div_euclid(HOUR_MS) + 1) * HOUR_MS).min(to);
-        let hour_begins = all.len();
+        let end = ((start.div_euclid(HOUR_MS) * HOUR_MS).saturating_add(window)).min(to);
+        let began = all.len();
         store.scan_events(start, end, &mut |e| {
             if filter.matches(e) {
                 all.push(e.clone())
             }
         })?;
         // Stable: ties keep the store's (deterministic) order.
-        all[hour_begins..].sort_by_key(|e| e.timestamp);
+        all[began..].sort_by_key(|e| e.timestamp);
+        window = if all.len() == began {
+            (window * 2).min(DAY_MS)
+        } else {
+            HOUR_MS
+        };
         start = end;
     }
     Ok(all)

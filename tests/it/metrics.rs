@@ -140,3 +140,36 @@ fn a_real_prometheus_scrapes_both_daemons() {
         .unwrap();
     assert!(scraped > 50.0, "{scraped} samples from the collector");
 }
+
+#[test]
+fn an_agent_sends_binary_batches_once_the_collector_names_them() {
+    // The agent's first batch goes as JSON (it has not heard from this collector); the answer
+    // names the binary batch in `Accept-Post`, and the next batches go binary.
+    let tmp = tempfile::tempdir().unwrap();
+    let (_setup, collector, agent) = shipped(tmp.path());
+    for round in 1..=3 {
+        let t0 = now_ms() - 30_000 + round;
+        let events: Vec<serde_json::Value> = (0..EVENTS)
+            .map(|i| serde_json::json!({"timestamp": t0 + i as i64, "user_id": format!("r{round}-{i}"), "feature": "export"}))
+            .collect();
+        let body = serde_json::to_vec(&events).unwrap();
+        assert_eq!(post(&format!("{}/v1/events", agent.url), &[], body).0, 202);
+        let want = (EVENTS * (round as usize + 1)) as f64;
+        wait_for("the round stored", || {
+            let text = scrape(&collector.url);
+            (sample(&text, "tda_collector_events_stored_total") == Some(want)).then_some(())
+        });
+    }
+    let c = scrape(&collector.url);
+    let format = |f: &str| {
+        sample(
+            &c,
+            &format!("tda_collector_batch_formats_total{{format=\"{f}\"}}"),
+        )
+        .unwrap()
+    };
+    assert!(format("json") <= 1.0, "only the first batch as JSON: {c}");
+    assert!(format("binary") >= 3.0, "every later batch binary: {c}");
+    let (_, usage) = get_json(&format!("{}/api/v1/stats/usage?from=1h", collector.url));
+    assert_eq!(usage["total_requests"], EVENTS as u64 * 4, "{usage}");
+}

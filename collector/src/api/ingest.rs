@@ -66,6 +66,11 @@ async fn accept(req: Request<Incoming>, app: Arc<App>) -> Result<Response, Refus
     let done = tokio::task::spawn_blocking(move || {
         let _permit = permit;
         let mut batch = decode(&encoding, &content_type, &body, &limits)?;
+        let format = match batch {
+            Batch::Binary(_) => &worker.ingest.batches_binary,
+            Batch::Json(_) => &worker.ingest.batches_json,
+        };
+        add(format, 1);
         worker.observed.batch_bytes.observe(body.len() as f64);
         worker
             .observed

@@ -183,7 +183,8 @@ pub fn encode<S: Borrow<HostSample>>(agent_id: &str, samples: &[S]) -> Vec<u8> {
 fn frames(block: &[u8]) -> Result<(String, usize, Vec<&[u8]>), String> {
     let mut r = Reader::new(&block[1..]);
     let agent = r.str()?.to_string();
-    let n = r.count()?;
+    // Not `count()`: the samples are in the frames, which may compress many into a byte.
+    let n = usize::try_from(r.varint()?).map_err(|_| "sample count out of range")?;
     let count = r.count()?;
     if count != COLUMNS {
         return Err(format!("{count} columns, expected {COLUMNS}"));
@@ -301,7 +302,14 @@ pub fn decode_series(block: &[u8], series: &str) -> Result<Option<Series>, Strin
         return Ok(None);
     }
     let (agent, n, frames) = frames(block)?;
-    let times = read_times(&mut Reader::new(&unpack(frames[0])?), n)?;
+    let times = unpack(frames[0])?;
+    if n > times.len() {
+        return Err(format!(
+            "{n} samples in {} bytes of timestamps",
+            times.len()
+        ));
+    }
+    let times = read_times(&mut Reader::new(&times), n)?;
     let values = read(&mut Reader::new(&unpack(frames[column])?), n)?;
     Ok(Some((agent, times.into_iter().zip(values).collect())))
 }
@@ -485,6 +493,22 @@ mod tests {
         let old = one_frame("web-1", &samples);
         assert_eq!(decode(&old).unwrap(), ("web-1".to_string(), samples));
         assert_eq!(decode_series(&old, "host.net_rx_bytes").unwrap(), None);
+    }
+
+    #[test]
+    fn many_identical_samples_compressing_below_a_byte_each_decode() {
+        let one = sample(1, false);
+        let samples: Vec<HostSample> = (0..5_000)
+            .map(|i| HostSample {
+                timestamp: Timestamp(one.timestamp.0 + i * 1000),
+                ..one.clone()
+            })
+            .collect();
+        let block = encode("quiet", &samples);
+        assert!(block.len() < samples.len(), "{} bytes", block.len());
+        assert_eq!(decode(&block).unwrap().1, samples);
+        let (_, series) = decode_series(&block, "host.cpu_percent").unwrap().unwrap();
+        assert_eq!(series.len(), 5_000);
     }
 
     #[test]

@@ -42,32 +42,66 @@ impl Commits {
         self.queue.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Commits `pending` durably, with whatever other batches wait alongside it. The first
-    /// caller to find no commit running runs them, round after round, until none waits; the
-    /// others wait for their outcome.
+    /// Commits `pending` durably, with whatever other batches wait alongside it: a caller that
+    /// finds no commit running commits everything waiting in one round; the others wait for
+    /// their outcome or their turn to lead.
     pub(super) fn commit(&self, part: &Part, pending: Pending) -> Result<Appended, StoreError> {
         let mut queue = self.lock();
         let ticket = queue.next_ticket;
         queue.next_ticket += 1;
         queue.waiting.push((ticket, pending));
-        if !queue.leading {
-            queue.leading = true;
-            while !queue.waiting.is_empty() {
-                let group = std::mem::take(&mut queue.waiting);
-                drop(queue);
-                let outcomes = commit_group(part, &group);
-                queue = self.lock();
-                queue.outcomes.extend(outcomes);
-                self.done.notify_all();
-            }
-            queue.leading = false;
-        }
         loop {
             if let Some(outcome) = queue.outcomes.remove(&ticket) {
                 return outcome.map_err(StoreError::Commit);
             }
-            queue = self.done.wait(queue).unwrap_or_else(|p| p.into_inner());
+            if queue.leading {
+                queue = self.done.wait(queue).unwrap_or_else(|p| p.into_inner());
+                continue;
+            }
+            // No commit runs and this batch has no outcome: it waits in the queue, so this
+            // thread commits what waits, one round, and hands on (a leader whose own batch is
+            // done returns; another waiter takes the next round).
+            queue.leading = true;
+            let group = std::mem::take(&mut queue.waiting);
+            drop(queue);
+            let round = Round {
+                commits: self,
+                tickets: group.iter().map(|(t, _)| *t).collect(),
+            };
+            let outcomes = commit_group(part, &group);
+            round.finish(outcomes);
+            queue = self.lock();
         }
+    }
+}
+
+/// One round of commits in progress: it records the outcomes and hands the lead on when it
+/// ends, even by a panic (the group's batches then fail, and the next waiter leads), so no
+/// append waits for a leader that is gone.
+struct Round<'a> {
+    commits: &'a Commits,
+    tickets: Vec<u64>,
+}
+
+impl Round<'_> {
+    fn finish(mut self, outcomes: Vec<(u64, Result<Appended, String>)>) {
+        let mut queue = self.commits.lock();
+        queue.outcomes.extend(outcomes);
+        self.tickets.clear();
+        drop(queue);
+    }
+}
+
+impl Drop for Round<'_> {
+    fn drop(&mut self) {
+        let mut queue = self.commits.lock();
+        for t in self.tickets.drain(..) {
+            queue
+                .outcomes
+                .insert(t, Err("the commit stopped (panicked)".into()));
+        }
+        queue.leading = false;
+        self.commits.done.notify_all();
     }
 }
 

@@ -304,7 +304,6 @@ impl Part {
         Ok(self.db.size_on_disk()? + self.segments.bytes())
     }
 
-    /// Visits each block (key, index value) of the hours overlapping `[from, to)`.
     /// [`Part::each_block`], leaving out blocks whose index entry says their events all fall
     /// outside `[from, to)`.
     pub(super) fn each_block_within(
@@ -319,6 +318,7 @@ impl Part {
         })
     }
 
+    /// Visits each block (key, index value) of the hours overlapping `[from, to)`.
     pub(super) fn each_block(
         &self,
         from: i64,
