@@ -1,6 +1,6 @@
 //! The binary batch an agent ships (content type [`CONTENT_TYPE`]): a short header, the events
 //! as one columnar block ([`crate::events`], stored by the collector as it came when the batch
-//! falls in one hour) and the host samples. The JSON batch (`tda_schema::wire`) stays accepted,
+//! falls in one hour) and the host samples as one sample block ([`crate::samples`]). The JSON batch (`tda_schema::wire`) stays accepted,
 //! for older agents and for collectors that do not take this one.
 
 use tda_schema::wire::{check_text, BATCH_FORMAT_VERSION, MAX_ID_LEN};
@@ -16,7 +16,6 @@ pub const CONTENT_TYPE: &str = "application/vnd.tda.batch";
 const MAGIC: &[u8; 4] = b"TDAB";
 /// Version of the binary batch's layout.
 pub const FORMAT_VERSION: u8 = 1;
-const ZSTD_LEVEL: i32 = 3;
 
 /// A decoded, validated binary batch.
 #[derive(Debug, Clone, PartialEq)]
@@ -69,8 +68,7 @@ pub fn encode(batch: &Batch) -> Vec<u8> {
     let samples = if batch.samples.is_empty() {
         Vec::new()
     } else {
-        let json = serde_json::to_vec(&batch.samples).unwrap_or_default();
-        zstd::bulk::compress(&json, ZSTD_LEVEL).unwrap_or_default()
+        crate::samples::encode(&batch.agent_id, &batch.samples)
     };
     put_varint(&mut out, samples.len() as u64);
     out.extend_from_slice(&samples);
@@ -128,13 +126,13 @@ pub fn parse(body: &[u8], max_decompressed: usize) -> Result<ColumnarBatch, Fiel
     })
 }
 
-fn read_samples(packed: &[u8], max_decompressed: usize) -> Result<Vec<HostSample>, FieldError> {
-    if packed.is_empty() {
+fn read_samples(block: &[u8], max_decompressed: usize) -> Result<Vec<HostSample>, FieldError> {
+    if block.is_empty() {
         return Ok(Vec::new());
     }
-    let json =
-        events::decompress(packed, max_decompressed).map_err(|m| FieldError::at("samples", m))?;
-    serde_json::from_slice(&json).map_err(|e| FieldError::at("samples", e.to_string()))
+    let (_, samples) = crate::samples::decode_bounded(block, max_decompressed)
+        .map_err(|m| FieldError::at("samples", m))?;
+    Ok(samples)
 }
 
 #[cfg(test)]
@@ -157,14 +155,37 @@ mod tests {
         ])
     }
 
+    fn host_sample(i: i64) -> HostSample {
+        serde_json::from_value(serde_json::json!({
+            "timestamp": 1_795_860_000_000i64 + i * 1000, "cpu_percent": 12.5 + (i % 7) as f64,
+            "cpu_per_core": [10.0 + i as f64, 15.25], "mem_total_bytes": 8u64 << 30,
+            "mem_used_bytes": (3u64 << 30) + i as u64 * 8192, "swap_total_bytes": 0, "swap_used_bytes": 0,
+            "load": [0.5, 0.25, 0.125], "disk_total_bytes": 1u64 << 40, "disk_available_bytes": 1u64 << 39,
+            "disk_read_bytes": 4096 * (i % 3) as u64, "disk_written_bytes": 65_536, "net_rx_bytes": 1_500 + i as u64 * 37,
+            "net_tx_bytes": 900, "net_rx_packets": 12, "net_tx_packets": 9, "net_rx_errors": 0, "net_tx_errors": 0,
+            "process": {"pid": 4242, "name": "td-generator", "cpu_percent": 3.5, "rss_bytes": 104_857_600,
+                "virtual_bytes": 1_073_741_824, "threads": 12, "open_fds": 40, "uptime_secs": 3600 + i}
+        }))
+        .unwrap()
+    }
+
     #[test]
     fn round_trips_a_batch_and_tells_itself_from_json() {
-        let b = batch(good());
+        let mut b = batch(good());
+        b.samples = (0..10).map(host_sample).collect();
         let body = encode(&b);
         assert!(is_binary(&body));
         let decoded = decode(&body, 1 << 20).unwrap();
         assert_eq!(decoded.to_batch().unwrap(), b);
         assert_eq!(decoded.block, crate::events::encode(&b.events));
+        // Ten host samples (28 values each, with the watched process) in their block.
+        let block = crate::samples::encode("web-1", &b.samples);
+        let per_value = block.len() as f64 / (10.0 * 28.0);
+        eprintln!(
+            "sample block: {} bytes, {per_value:.2} per value",
+            block.len()
+        );
+        assert!(per_value < 3.0, "{per_value:.2} bytes per value");
         let json = zstd::bulk::compress(&serde_json::to_vec(&b).unwrap(), 3).unwrap();
         assert!(!is_binary(&json) && !is_binary(b"{\"version\":1}"));
     }

@@ -6,7 +6,7 @@ pub(crate) mod columns;
 pub mod facts;
 mod parallel;
 pub mod rollup;
-pub(crate) mod samples;
+pub use tda_blocks::samples;
 mod segments;
 pub mod select;
 mod sled_store;

@@ -1,4 +1,5 @@
-//! Columnar encoding of a block of one agent's host samples: timestamps as delta-of-delta,
+//! Columnar encoding of a block of one agent's host samples (what the collector stores, and what
+//! the agent's binary batch carries its samples in): timestamps as delta-of-delta,
 //! integers as deltas, floats as decimal integers with a per-column scale (as they were
 //! sampled: 2 decimals) then deltas, falling back to XOR of the previous value's bits when no
 //! scale of up to 6 decimals is exact; all as zig-zag varints. Version 4 compresses each column
@@ -9,7 +10,7 @@ use std::borrow::Borrow;
 
 use tda_schema::{HostSample, ProcessSample, Timestamp};
 
-use tda_blocks::codec::{put_signed, put_str, put_varint, Reader};
+use crate::codec::{put_signed, put_str, put_varint, Reader};
 
 /// Format version byte of a sample block.
 pub const VERSION: u8 = 4;
@@ -200,8 +201,8 @@ fn frames(block: &[u8]) -> Result<(String, usize, Vec<&[u8]>), String> {
     Ok((agent, n, frames))
 }
 
-fn unpack(frame: &[u8]) -> Result<Vec<u8>, String> {
-    tda_blocks::events::decompress(frame, usize::MAX)
+fn unpack(frame: &[u8], limit: usize) -> Result<Vec<u8>, String> {
+    crate::events::decompress(frame, limit)
 }
 
 /// Per-core CPU: the core counts, then one float column per core position.
@@ -249,6 +250,12 @@ pub fn is_columnar(block: &[u8]) -> bool {
 
 /// Decodes a block written by [`encode`] (version byte included): the agent and its samples.
 pub fn decode(block: &[u8]) -> Result<(String, Vec<HostSample>), String> {
+    decode_bounded(block, usize::MAX)
+}
+
+/// [`decode`] for a block from outside: refused when its columns would decompress to more
+/// than `limit` bytes in all.
+pub fn decode_bounded(block: &[u8], limit: usize) -> Result<(String, Vec<HostSample>), String> {
     let raw = match block.first() {
         Some(&VERSION) => {
             // The frames, unpacked one after another, are the one-frame layout's columns.
@@ -257,11 +264,12 @@ pub fn decode(block: &[u8]) -> Result<(String, Vec<HostSample>), String> {
             put_str(&mut raw, &agent);
             put_varint(&mut raw, n as u64);
             for f in frames {
-                raw.extend(unpack(f)?);
+                let room = limit.saturating_sub(raw.len());
+                raw.extend(unpack(f, room)?);
             }
             raw
         }
-        Some(&VERSION_ONE_FRAME) => unpack(&block[1..])?,
+        Some(&VERSION_ONE_FRAME) => unpack(&block[1..], limit)?,
         _ => return Err("not a columnar sample block".into()),
     };
     decode_raw(&raw)
@@ -302,7 +310,7 @@ pub fn decode_series(block: &[u8], series: &str) -> Result<Option<Series>, Strin
         return Ok(None);
     }
     let (agent, n, frames) = frames(block)?;
-    let times = unpack(frames[0])?;
+    let times = unpack(frames[0], usize::MAX)?;
     if n > times.len() {
         return Err(format!(
             "{n} samples in {} bytes of timestamps",
@@ -310,7 +318,7 @@ pub fn decode_series(block: &[u8], series: &str) -> Result<Option<Series>, Strin
         ));
     }
     let times = read_times(&mut Reader::new(&times), n)?;
-    let values = read(&mut Reader::new(&unpack(frames[column])?), n)?;
+    let values = read(&mut Reader::new(&unpack(frames[column], usize::MAX)?), n)?;
     Ok(Some((agent, times.into_iter().zip(values).collect())))
 }
 
@@ -473,26 +481,32 @@ mod tests {
     fn one_series_reads_as_the_samples_say_and_version_3_is_still_read() {
         let samples: Vec<HostSample> = (0..200).map(|i| sample(i, i % 5 != 0)).collect();
         let block = encode("web-1", &samples);
-        for series in crate::store::SAMPLE_SERIES {
+        let field = |series: &str, s: &HostSample| match series {
+            "host.cpu_percent" => f64::from(s.cpu_percent),
+            "host.mem_used_bytes" => s.mem_used_bytes as f64,
+            "host.load1" => s.load[0],
+            _ => s.net_rx_bytes as f64,
+        };
+        for series in [
+            "host.cpu_percent",
+            "host.mem_used_bytes",
+            "host.load1",
+            "host.net_rx_bytes",
+        ] {
             let want: Vec<(i64, f64)> = samples
                 .iter()
-                .filter_map(|s| {
-                    Some((
-                        s.timestamp.0,
-                        crate::store::select::sample_value(series, s)?,
-                    ))
-                })
+                .map(|s| (s.timestamp.0, field(series, s)))
                 .collect();
-            match decode_series(&block, series).unwrap() {
-                Some((agent, got)) => {
-                    assert_eq!((agent.as_str(), got), ("web-1", want), "{series}")
-                }
-                None => assert!(series.starts_with("process."), "{series} has a column"),
-            }
+            let (agent, got) = decode_series(&block, series).unwrap().unwrap();
+            assert_eq!((agent.as_str(), got), ("web-1", want), "{series}");
         }
+        assert_eq!(decode_series(&block, "process.rss_bytes").unwrap(), None);
         let old = one_frame("web-1", &samples);
         assert_eq!(decode(&old).unwrap(), ("web-1".to_string(), samples));
         assert_eq!(decode_series(&old, "host.net_rx_bytes").unwrap(), None);
+        assert!(decode_bounded(&block, 100)
+            .unwrap_err()
+            .contains("more than"));
     }
 
     #[test]
