@@ -1,6 +1,7 @@
 //! The binary batch an agent ships (content type [`CONTENT_TYPE`]): a short header, the events
 //! as one columnar block ([`crate::events`], stored by the collector as it came when the batch
-//! falls in one hour) and the host samples as one sample block ([`crate::samples`]). The JSON batch (`tda_schema::wire`) stays accepted,
+//! falls in one hour) and the host samples as one sample block ([`crate::samples`], in whichever
+//! layout is smaller). The JSON batch (`tda_schema::wire`) stays accepted,
 //! for older agents and for collectors that do not take this one.
 
 use tda_schema::wire::{check_text, BATCH_FORMAT_VERSION, MAX_ID_LEN};
@@ -68,7 +69,7 @@ pub fn encode(batch: &Batch) -> Vec<u8> {
     let samples = if batch.samples.is_empty() {
         Vec::new()
     } else {
-        crate::samples::encode(&batch.agent_id, &batch.samples)
+        crate::samples::encode_smaller(&batch.agent_id, &batch.samples)
     };
     put_varint(&mut out, samples.len() as u64);
     out.extend_from_slice(&samples);
@@ -178,14 +179,21 @@ mod tests {
         let decoded = decode(&body, 1 << 20).unwrap();
         assert_eq!(decoded.to_batch().unwrap(), b);
         assert_eq!(decoded.block, crate::events::encode(&b.events));
-        // Ten host samples (28 values each, with the watched process) in their block.
-        let block = crate::samples::encode("web-1", &b.samples);
-        let per_value = block.len() as f64 / (10.0 * 28.0);
-        eprintln!(
-            "sample block: {} bytes, {per_value:.2} per value",
-            block.len()
-        );
-        assert!(per_value < 3.0, "{per_value:.2} bytes per value");
+        // Host samples (28 values each, with the watched process) in the smaller layout: one
+        // frame for a few (the agent's usual batch), a frame per column for many.
+        for n in [1, 10, 100] {
+            let samples: Vec<HostSample> = (0..n).map(host_sample).collect();
+            let block = crate::samples::encode_smaller("web-1", &samples);
+            let per_value = block.len() as f64 / (n as f64 * 28.0);
+            eprintln!(
+                "{n} samples: {} bytes, {per_value:.2} per value",
+                block.len()
+            );
+            assert_eq!(crate::samples::decode(&block).unwrap().1, samples);
+            if n >= 10 {
+                assert!(per_value < 3.0, "{n}: {per_value:.2} bytes per value");
+            }
+        }
         let json = zstd::bulk::compress(&serde_json::to_vec(&b).unwrap(), 3).unwrap();
         assert!(!is_binary(&json) && !is_binary(b"{\"version\":1}"));
     }
