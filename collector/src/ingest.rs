@@ -72,61 +72,58 @@ tda_daemon::counters! {
 }
 
 /// A decoded, validated batch: JSON (its events built) or binary (its events in columns).
-pub enum Incoming {
+pub enum Decoded {
     /// A JSON batch (`application/json`, older agents and the replay paths).
     Json(Batch),
     /// A binary batch ([`tda_blocks::batch::CONTENT_TYPE`]).
     Binary(Box<ColumnarBatch>),
 }
 
-impl Incoming {
+impl Decoded {
     /// The batch's id.
     pub fn batch_id(&self) -> &str {
         match self {
-            Incoming::Json(b) => &b.batch_id,
-            Incoming::Binary(b) => &b.batch_id,
+            Decoded::Json(b) => &b.batch_id,
+            Decoded::Binary(b) => &b.batch_id,
         }
     }
 
     /// Events and samples it holds.
     pub fn counts(&self) -> (usize, usize) {
         match self {
-            Incoming::Json(b) => (b.events.len(), b.samples.len()),
-            Incoming::Binary(b) => (b.events.len(), b.samples.len()),
+            Decoded::Json(b) => (b.events.len(), b.samples.len()),
+            Decoded::Binary(b) => (b.events.len(), b.samples.len()),
         }
     }
 
     /// Its newest event time (epoch ms).
     pub fn newest(&self) -> Option<i64> {
         match self {
-            Incoming::Json(b) => b.events.iter().map(|e| e.timestamp.0).max(),
-            Incoming::Binary(b) => b.events.timestamps.iter().copied().max(),
+            Decoded::Json(b) => b.events.iter().map(|e| e.timestamp.0).max(),
+            Decoded::Binary(b) => b.events.timestamps.iter().copied().max(),
         }
     }
 
     /// Applies the feature cap ([`FeatureGuard`]); returns how many events were folded. A
     /// binary batch whose names all fit stays in columns; one that needs folding is built.
     pub fn fold(&mut self, guard: &FeatureGuard, cap: usize) -> Result<u64, Refusal> {
-        if let Incoming::Binary(b) = self {
-            if guard.admit(&b.events, cap) {
-                return Ok(0);
-            }
-            let built = b
-                .to_batch()
-                .map_err(|e| Refusal::new(StatusCode::BAD_REQUEST, format!("events: {e}")))?;
-            *self = Incoming::Json(built);
-        }
-        match self {
-            Incoming::Json(b) => Ok(guard.fold(&mut b.events, cap)),
-            Incoming::Binary(_) => Ok(0),
-        }
+        let built = match self {
+            Decoded::Json(b) => return Ok(guard.fold(&mut b.events, cap)),
+            Decoded::Binary(b) if guard.admit(&b.events, cap) => return Ok(0),
+            Decoded::Binary(b) => b.to_batch(),
+        };
+        let mut built =
+            built.map_err(|e| Refusal::new(StatusCode::BAD_REQUEST, format!("events: {e}")))?;
+        let folded = guard.fold(&mut built.events, cap);
+        *self = Decoded::Json(built);
+        Ok(folded)
     }
 
     /// Stores it.
     pub fn append_to(&self, store: &dyn Storage) -> Result<Appended, StoreError> {
         match self {
-            Incoming::Json(b) => store.append(b),
-            Incoming::Binary(b) => store.append_columns(b),
+            Decoded::Json(b) => store.append(b),
+            Decoded::Binary(b) => store.append_columns(b),
         }
     }
 }
@@ -138,7 +135,7 @@ pub fn decode(
     content_type: &str,
     body: &[u8],
     limits: &LimitsConfig,
-) -> Result<Incoming, Refusal> {
+) -> Result<Decoded, Refusal> {
     let bytes = match encoding {
         "zstd" => decompress(body, limits.max_decompressed_bytes)
             .map_err(|(status, msg)| Refusal::new(status, msg))?,
@@ -151,9 +148,9 @@ pub fn decode(
     let bad = |e: tda_schema::FieldError| Refusal::new(StatusCode::BAD_REQUEST, e.to_string());
     let incoming = if content_type == batch::CONTENT_TYPE {
         let decoded = batch::decode(&bytes, limits.max_decompressed_bytes).map_err(bad)?;
-        Incoming::Binary(Box::new(decoded))
+        Decoded::Binary(Box::new(decoded))
     } else {
-        Incoming::Json(decode_batch(&bytes).map_err(bad)?)
+        Decoded::Json(decode_batch(&bytes).map_err(bad)?)
     };
     let events = incoming.counts().0;
     if events > limits.max_events_per_batch {
@@ -169,6 +166,44 @@ pub fn decode(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_binary_batch_past_the_feature_cap_folds_as_a_json_one_does() {
+        let t = tda_schema::Timestamp::now().0;
+        let events: Vec<tda_schema::Event> = ["a", "b", "c", "a"]
+            .iter()
+            .map(|f| {
+                serde_json::from_value(
+                    serde_json::json!({"timestamp": t, "user_id": "u", "feature": f}),
+                )
+                .unwrap()
+            })
+            .collect();
+        let batch = Batch {
+            version: tda_schema::wire::BATCH_FORMAT_VERSION,
+            agent_id: "a".into(),
+            batch_id: "b".into(),
+            created_at: tda_schema::Timestamp(t),
+            events,
+            samples: Vec::new(),
+        };
+        let limits = LimitsConfig::default();
+        let body = batch::encode(&batch);
+        let mut binary = decode("identity", batch::CONTENT_TYPE, &body, &limits).unwrap();
+        let json = serde_json::to_vec(&batch).unwrap();
+        let mut plain = decode("identity", "application/json", &json, &limits).unwrap();
+        let (binary_guard, json_guard) = (FeatureGuard::default(), FeatureGuard::default());
+        assert_eq!(binary.fold(&binary_guard, 2).unwrap(), 1);
+        assert_eq!(plain.fold(&json_guard, 2).unwrap(), 1);
+        match (binary, plain) {
+            (Decoded::Json(a), Decoded::Json(b)) => assert_eq!(a.events, b.events),
+            _ => panic!("a folded batch is built as events"),
+        }
+        // Within the cap a binary batch stays in columns.
+        let mut fits = decode("identity", batch::CONTENT_TYPE, &body, &limits).unwrap();
+        assert_eq!(fits.fold(&FeatureGuard::default(), 3).unwrap(), 0);
+        assert!(matches!(fits, Decoded::Binary(_)));
+    }
 
     #[test]
     fn decompression_is_bounded() {

@@ -355,7 +355,7 @@ fn folded(
 /// page, since every event of a later window comes after every event of this one. A window is
 /// an hour, doubling (up to a day) while windows come back empty, so a range reaching far past
 /// the data costs few reads; the range is bounded by the timestamps an event can have.
-fn first_events_by_hour(
+fn first_events_by_window(
     store: &dyn Storage,
     (from, to): (i64, i64),
     filter: &Filter,
@@ -417,7 +417,7 @@ pub fn events(
         .map(|p| p.first_events(range, filter, wanted));
     let all = match first.transpose().map_err(|e| e.to_string())? {
         Some(first) => first,
-        None => first_events_by_hour(store, range, filter, wanted).map_err(|e| e.to_string())?,
+        None => first_events_by_window(store, range, filter, wanted).map_err(|e| e.to_string())?,
     };
     let start = all.partition_point(|e| e.timestamp.0 < after_ts) + skip;
     let page: Vec<Event> = all.iter().skip(start).take(limit).cloned().collect();

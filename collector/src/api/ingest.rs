@@ -13,7 +13,7 @@ use tda_schema::config::LimitsConfig;
 
 use super::{Answer, Path};
 use crate::app::App;
-use crate::ingest::{decode, Incoming as Batch};
+use crate::ingest::{decode, Decoded};
 use crate::store::{Appended, StoreError};
 
 /// `POST /v1/batches` (the ingest scope is checked by the route): read the body, take a write
@@ -67,8 +67,8 @@ async fn accept(req: Request<Incoming>, app: Arc<App>) -> Result<Response, Refus
         let _permit = permit;
         let mut batch = decode(&encoding, &content_type, &body, &limits)?;
         let format = match batch {
-            Batch::Binary(_) => &worker.ingest.batches_binary,
-            Batch::Json(_) => &worker.ingest.batches_json,
+            Decoded::Binary(_) => &worker.ingest.batches_binary,
+            Decoded::Json(_) => &worker.ingest.batches_json,
         };
         add(format, 1);
         worker.observed.batch_bytes.observe(body.len() as f64);
@@ -96,7 +96,7 @@ async fn accept(req: Request<Incoming>, app: Arc<App>) -> Result<Response, Refus
 }
 
 /// Folds feature names past the hourly cap into the overflow feature, counting them.
-fn fold(batch: &mut Batch, app: &App, cap: usize) -> Result<(), Refusal> {
+fn fold(batch: &mut Decoded, app: &App, cap: usize) -> Result<(), Refusal> {
     let folded = batch.fold(&app.features, cap)?;
     if folded > 0 {
         add(&app.ingest.events_feature_overflowed, folded);
@@ -130,7 +130,7 @@ async fn read_request(
 }
 
 /// The answer to a stored (or failed) batch, counted.
-fn answer(batch: &Batch, stored: Result<Appended, StoreError>, app: &App) -> Response {
+fn answer(batch: &Decoded, stored: Result<Appended, StoreError>, app: &App) -> Response {
     let (events, samples) = batch.counts();
     let batch_id = batch.batch_id();
     let counters = &app.ingest;
